@@ -1,0 +1,1 @@
+"""Developer tools: binding generation and YANG lint."""
