@@ -1,0 +1,46 @@
+# COMPOSER-NC: the two commands are `make run` and `make test`; both idempotent, both as root.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt setup.cfg pyproject.toml | md5sum | cut -c1-12)
+CONFIG ?=
+PYTEST_ARGS ?=
+
+.PHONY: all run test deps venv bindings check-bindings lint-yang nsf clean
+
+all: venv
+
+deps:
+	@scripts/install-system-deps
+
+$(STAMP): requirements.txt setup.cfg pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -r requirements.txt
+	$(VPY) -m pip install -q --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: deps $(STAMP)
+
+# The agent in the foreground with its embedded defaults (private OVS, native functions).
+run: venv
+	$(VENV)/bin/composer-agent $(if $(CONFIG),--config $(CONFIG))
+
+# The whole suite: unit (no root), integration (root, real daemons), e2e (NETCONF + traffic).
+test: venv
+	@scripts/start-test-daemons
+	$(VPY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
+
+# Regenerate the pyangbind classes in bindings/ from yang/.
+bindings: venv
+	$(VPY) -m agent.tools.bindings generate
+
+check-bindings: venv
+	$(VPY) -m agent.tools.bindings check
+
+lint-yang: venv
+	$(VPY) -m agent.tools.bindings lint
+
+clean:
+	rm -rf $(VENV) build *.egg-info nsf/dist
