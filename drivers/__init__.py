@@ -1,0 +1,1 @@
+"""Drivers for the vSwitch and the compute technologies; they never import the agent."""

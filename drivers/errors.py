@@ -1,0 +1,43 @@
+"""Errors of the driver layer: one root, typed subclasses, structured fields.
+
+The engine turns a DriverError into a failed commit that names the step, the resource
+and this message, so messages say what failed and, where it helps, what to do.
+"""
+
+
+class DriverError(Exception):
+    """Root of every error a driver raises."""
+
+    def __init__(self, message: str, *, resource: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.resource = resource
+        self.detail = detail
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.resource:
+            parts.insert(0, "%s:" % self.resource)
+        if self.detail:
+            parts.append("(%s)" % self.detail.strip())
+        return " ".join(parts)
+
+
+class PrerequisiteError(DriverError):
+    """Something the driver needs is missing on this node; the message says what to install."""
+
+
+class ResourceExists(DriverError):
+    """The resource to create already exists."""
+
+
+class ResourceNotFound(DriverError):
+    """The resource to act on does not exist."""
+
+
+class CommandError(DriverError):
+    """An external command failed; detail holds its stderr."""
+
+
+class UnknownDriver(DriverError):
+    """No driver is registered under that name."""
