@@ -1,0 +1,157 @@
+"""The agent's own configuration: a TOML file over embedded defaults.
+
+Every key has a default, so the agent starts with no file at all (`make run`). See
+examples/composer-agent.toml for the commented reference.
+"""
+
+import copy
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable or holds a bad value."""
+
+
+DEFAULTS = {
+    "node": {
+        "id": "",                       # default: the host name
+        "name": "",
+        "management-address": "",
+    },
+    "netconf": {
+        "address": "0.0.0.0",
+        "port": 830,
+        "max-message-size": 64 * 1024 * 1024,
+        "password-authentication": False,
+        "idle-timeout": 0,              # seconds; 0 keeps idle sessions open
+        "hello-timeout": 30,
+        "extra-yang-dirs": [],          # more modules for the datastores (benchmarks, tests)
+        "extra-yang-modules": [],
+    },
+    "state": {
+        "dir": "/var/lib/composer-agent",
+    },
+    "ovs": {
+        "mode": "private",              # "private": own ovsdb-server + vswitchd; "existing"
+        "db-socket": "unix:/var/run/openvswitch/db.sock",   # used when mode = "existing"
+        "run-dir": "",                  # private mode; default <state>/ovs
+        "datapath-type": "auto",        # "system", "netdev" or "auto"
+        "netns": "",                    # the network namespace the node lives in ("" = this one)
+        "stop-on-exit": True,           # private mode: stop the daemons on a clean exit
+    },
+    "lsi0": {
+        "name": "lsi0",
+        "interfaces": [],
+        "neighbors": {},                # interface -> neighbour domain, for the domain description
+    },
+    "compute": {
+        "execution-environments": ["native"],
+        "parallel-starts": 8,
+        "script-timeout": 30,
+    },
+    "resources": {
+        "prefix": "cnc",                # every node resource the agent creates starts with it
+    },
+    "logging": {
+        "level": "info",
+    },
+}
+
+_KNOWN_ENVIRONMENTS = ("native", "docker", "kvm", "dpdk")
+
+# Tables whose keys are the operator's (interface names), not settings.
+_FREE_FORM_TABLES = {"lsi0.neighbors"}
+
+
+@dataclass
+class AgentConfig:
+    """The effective configuration, as nested dicts keyed like the TOML file."""
+    data: dict = field(default_factory=lambda: copy.deepcopy(DEFAULTS))
+    source: str = "embedded defaults"
+
+    def get(self, section: str, key: str):
+        return self.data[section][key]
+
+    @property
+    def node_id(self) -> str:
+        return self.data["node"]["id"] or socket.gethostname().split(".")[0]
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.data["state"]["dir"])
+
+    @property
+    def ovs_run_dir(self) -> Path:
+        return Path(self.data["ovs"]["run-dir"] or self.state_dir / "ovs")
+
+    @property
+    def prefix(self) -> str:
+        return self.data["resources"]["prefix"]
+
+
+def _merge(base: dict, override: dict, where: str) -> None:
+    for key, value in override.items():
+        if key not in base:
+            raise ConfigError("unknown setting %s%s (known: %s)"
+                              % (where, key, ", ".join(sorted(base))))
+        default = base[key]
+        if isinstance(default, dict) and where + key not in _FREE_FORM_TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError("%s%s must be a table" % (where, key))
+            _merge(default, value, "%s%s." % (where, key))
+            continue
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError("%s%s must be true or false" % (where, key))
+        if isinstance(default, int) and not isinstance(default, bool) and (
+                not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError("%s%s must be an integer" % (where, key))
+        if isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError("%s%s must be a string" % (where, key))
+        if isinstance(default, list) and not isinstance(value, list):
+            raise ConfigError("%s%s must be a list" % (where, key))
+        base[key] = value
+
+
+def _check(config: AgentConfig) -> None:
+    data = config.data
+    if data["ovs"]["mode"] not in ("private", "existing"):
+        raise ConfigError("ovs.mode must be 'private' or 'existing', not %r" % data["ovs"]["mode"])
+    if data["ovs"]["datapath-type"] not in ("auto", "system", "netdev"):
+        raise ConfigError("ovs.datapath-type must be 'auto', 'system' or 'netdev'")
+    for env in data["compute"]["execution-environments"]:
+        if env not in _KNOWN_ENVIRONMENTS:
+            raise ConfigError("unknown execution environment %r in "
+                              "compute.execution-environments (known: %s)"
+                              % (env, ", ".join(_KNOWN_ENVIRONMENTS)))
+    port = data["netconf"]["port"]
+    if not 0 <= port <= 65535:
+        raise ConfigError("netconf.port must be within 0..65535")
+    prefix = data["resources"]["prefix"]
+    if not (1 <= len(prefix) <= 4 and prefix.isalnum() and prefix.islower()):
+        raise ConfigError("resources.prefix must be 1 to 4 lower-case letters or digits, "
+                          "so that interface names stay within 15 characters")
+    for name in data["lsi0"]["interfaces"]:
+        if not isinstance(name, str) or not 1 <= len(name) <= 15:
+            raise ConfigError("lsi0.interfaces holds an invalid interface name %r" % (name,))
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None) -> AgentConfig:
+    """The defaults, updated from the TOML file at path and then from overrides."""
+    config = AgentConfig()
+    if path is not None:
+        try:
+            with open(path, "rb") as stream:
+                from_file = tomllib.load(stream)
+        except OSError as exc:
+            raise ConfigError("cannot read %s: %s" % (path, exc.strerror)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("%s: %s" % (path, exc)) from None
+        _merge(config.data, from_file, "")
+        config.source = str(path)
+    if overrides:
+        _merge(config.data, overrides, "")
+    _check(config)
+    return config

@@ -1,0 +1,69 @@
+"""The agent process: brings its services up in order and down in reverse.
+
+Services are objects with async start() and stop(); each one owns one concern
+(the vSwitch, the datastores, the engine, the NETCONF server, the publishers).
+"""
+
+import asyncio
+import logging
+import signal
+
+from .config import AgentConfig
+
+LOG = logging.getLogger(__name__)
+
+
+class Agent:
+    """The composer agent: a list of services started in order and stopped in reverse."""
+
+    def __init__(self, config: AgentConfig):
+        self.config = config
+        self.services = []
+        self._stopping = asyncio.Event()
+
+    def build_services(self) -> list:
+        """The services, in start order. Imported here so that a unit test can build
+        an Agent without the daemons behind the services."""
+        from .network.service import VSwitchService
+        return [VSwitchService(self.config)]
+
+    async def start(self) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config.state_dir.chmod(0o700)
+        for service in self.build_services():
+            LOG.debug("starting %s", type(service).__name__)
+            await service.start()
+            self.services.append(service)
+
+    async def stop(self) -> None:
+        while self.services:
+            service = self.services.pop()
+            try:
+                await service.stop()
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                LOG.exception("stopping %s failed", type(service).__name__)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Start, wait for SIGINT/SIGTERM, stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            for line in self.banner():
+                print(line, flush=True)
+            await self._stopping.wait()
+            LOG.info("stopping")
+        finally:
+            await self.stop()
+
+    def banner(self) -> list[str]:
+        lines = ["composer-agent %s: node %s is up (state in %s)"
+                 % (__import__("agent").__version__, self.config.node_id, self.config.state_dir)]
+        for service in self.services:
+            lines += getattr(service, "banner", lambda: [])()
+        lines.append("Ctrl-C stops the agent.")
+        return lines

@@ -1,0 +1,1 @@
+"""The network manager: LSI-0, graph-LSIs, virtual links, SAPs and the rule split."""

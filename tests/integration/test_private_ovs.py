@@ -1,0 +1,61 @@
+"""The private Open vSwitch instance starts, switches inside its namespace, and stops clean."""
+
+import os
+import subprocess
+
+from drivers.vswitch.ovs_process import PrivateOVS
+from tests import resources
+from tests.resources import PREFIX
+
+
+def _vsctl(ovs, *args):
+    return subprocess.run(["ovs-vsctl", "--db=%s" % ovs.db_socket, "--timeout=5", *args],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def _in_netns(pid: int, netns: str) -> bool:
+    return os.stat("/proc/%d/ns/net" % pid).st_ino == os.stat("/run/netns/%s" % netns).st_ino
+
+
+def test_private_ovs_starts_reuses_and_stops_cleanly(session_tmp):
+    netns = "%sovs1" % PREFIX
+    bridge = "%sbr" % PREFIX
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    ovs = PrivateOVS(session_tmp / "ovs1", netns=netns)
+    try:
+        ovs.start()
+        ovsdb_pid, vswitchd_pid = ovs.ovsdb_pid(), ovs.vswitchd_pid()
+        assert ovsdb_pid and vswitchd_pid
+        assert _in_netns(vswitchd_pid, netns)
+
+        # A bridge works end to end: vswitchd picks it up, makes its userspace datapath
+        # device in the node namespace (not here), and serves OpenFlow.
+        _vsctl(ovs, "add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev")
+        flows = subprocess.run(["ovs-ofctl", "dump-flows", ovs.bridge_mgmt(bridge)],
+                               capture_output=True, text=True, env=ovs.env())
+        assert flows.returncode == 0, flows.stderr
+        assert "actions=NORMAL" in flows.stdout
+        assert "ovs-netdev" in resources.link_names(netns)
+        assert "ovs-netdev" not in resources.link_names()
+
+        # A second start reuses the running daemons.
+        PrivateOVS(session_tmp / "ovs1", netns=netns).start()
+        assert (ovs.ovsdb_pid(), ovs.vswitchd_pid()) == (ovsdb_pid, vswitchd_pid)
+
+        ovs.stop()
+        assert ovs.ovsdb_pid() is None and ovs.vswitchd_pid() is None
+        assert resources.processes_mentioning(str(ovs.run_dir)) == []
+
+        # The database survives: a restart finds the bridge again.
+        ovs.start()
+        assert bridge in _vsctl(ovs, "list-br").split()
+        ovs.stop()
+        assert resources.processes_mentioning(str(ovs.run_dir)) == []
+    finally:
+        ovs.stop()
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+def test_session_ovs_runs_in_the_node_namespace(private_ovs, node_netns):
+    assert private_ovs.running()
+    assert _in_netns(private_ovs.vswitchd_pid(), node_netns)
