@@ -1,0 +1,1 @@
+"""Native service function packages: lifecycle scripts plus a template, packed as .tgz."""
