@@ -1,0 +1,54 @@
+"""What the datastores ask of the engine, and how managers contribute operational state.
+
+The datastore layer calls, for every change of running (commit, edit-config on running,
+copy-config to running, a confirmed-commit rollback, and at boot with old=None):
+
+    engine.validate(old, new)   # optional checks beyond YANG; no side effect
+    engine.apply(old, new)      # make the node match new; all or nothing
+
+Both take libyang config trees (the first top-level sibling, or None for an empty datastore)
+and must not modify or keep them: convert what you need before returning. apply() runs in
+a worker thread; the caller holds the commit lock, so applies never overlap. Refusal is
+EngineRefused; the node must then be exactly as it was before the call.
+"""
+
+from dataclasses import dataclass, field
+
+
+class EngineRefused(Exception):
+    """The engine cannot make the node match the new configuration.
+
+    message is for the operator; path is the data path of the configuration node at fault
+    (error-path); app_tag an error-app-tag; info extra (name, value) pairs for error-info.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, app_tag: str | None = None,
+                 info: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.app_tag = app_tag
+        self.info = dict(info or {})
+
+
+class TransactionEngine:
+    """Base engine: accepts every change and does nothing."""
+
+    def validate(self, old, new) -> None:
+        """Raise EngineRefused when new cannot be deployed (checks beyond the YANG model)."""
+
+    def apply(self, old, new) -> None:
+        """Make the node match new; on failure undo everything and raise EngineRefused."""
+
+
+class AcceptAllEngine(TransactionEngine):
+    """The default until a real engine is configured: every commit succeeds."""
+
+
+@dataclass
+class StateProvider:
+    """A source of operational state: a callable that, given the libyang context, returns
+    a data tree (config false nodes, possibly with the keys of config lists) to merge into
+    the operational datastore for get/get-data. Called on every read, in a worker thread."""
+    name: str
+    build: object = field(repr=False)     # callable(ctx) -> libyang.DNode | None
