@@ -90,8 +90,11 @@ class VSwitchDriver:
     # --- Management (Table 2) ---
 
     def create_lsi(self, name: str, *, external_ids: dict | None = None,
-                   ports: tuple = ()) -> LsiInfo:
-        """Create an LSI, optionally with existing network interfaces as its first ports."""
+                   ports: tuple = (), may_exist: bool = False) -> LsiInfo:
+        """Create an LSI, optionally with existing network interfaces as its first ports.
+
+        may_exist: an LSI of that name is reused (and given the missing ports) instead of
+        raising ResourceExists; the agent uses it for LSI-0 at boot."""
         raise NotImplementedError
 
     def destroy_lsi(self, name: str) -> None:
@@ -114,6 +117,16 @@ class VSwitchDriver:
 
     def destroy_port(self, lsi: str, name: str) -> None:
         raise NotImplementedError
+
+    def create_ports(self, lsi: str, ports: list[dict]) -> list[PortInfo]:
+        """Several ports in one transaction; each dict holds create_port's arguments
+        (name, kind, options, external_ids, ofport). All or none are created."""
+        return [self.create_port(lsi, **port) for port in ports]
+
+    def destroy_ports(self, lsi: str, names: list[str]) -> None:
+        """Several ports in one transaction."""
+        for name in names:
+            self.destroy_port(lsi, name)
 
     def list_ports(self, lsi: str) -> list[PortInfo]:
         raise NotImplementedError
