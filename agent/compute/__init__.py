@@ -1,0 +1,1 @@
+"""The compute manager: SF repository, resolver, scheduler, and the compute drivers."""

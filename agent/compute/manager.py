@@ -1,0 +1,177 @@
+"""The compute manager: compute drivers per execution environment, and the step handlers
+that create, start, stop, update and destroy functions through them.
+"""
+
+import logging
+import threading
+
+from drivers import registry
+from drivers.compute.base import FunctionPort, FunctionSpec
+from drivers.errors import DriverError
+
+from .repository import Repository
+from .resolver import Resolution, Resolver, ResolveError
+from .scheduler import Scheduler
+from ..engine.plan import Step
+
+LOG = logging.getLogger(__name__)
+
+
+class ComputeManager:
+    """Owns the compute drivers of the enabled environments and the SF repository."""
+
+    def __init__(self, environments, driver_options: dict, repository: Repository,
+                 scheduler: Scheduler | None = None, memory_free=None):
+        self.environments = list(environments)
+        self.driver_options = driver_options      # env -> kwargs for the driver constructor
+        self.repository = repository
+        self.scheduler = scheduler or Scheduler()
+        self.resolver = Resolver(repository, self.availability, memory_free)
+        self._drivers: dict = {}
+        self._driver_errors: dict = {}
+        self._lock = threading.Lock()
+        self.status: dict = {}                    # instance -> status
+
+    # --- drivers ---
+
+    def driver(self, environment: str):
+        """The driver of an environment, created and checked once."""
+        with self._lock:
+            if environment in self._drivers:
+                return self._drivers[environment]
+            if environment in self._driver_errors:
+                raise self._driver_errors[environment]
+            if environment not in self.environments:
+                error = DriverError("execution environment %s is not enabled on this node "
+                                    "(compute.execution-environments)" % environment)
+                self._driver_errors[environment] = error
+                raise error
+            try:
+                driver = registry.create("compute", environment,
+                                         **self.driver_options.get(environment, {}))
+                driver.check()
+            except DriverError as exc:
+                self._driver_errors[environment] = exc
+                raise
+            self._drivers[environment] = driver
+            return driver
+
+    def usable_environments(self) -> list:
+        out = []
+        for env in self.environments:
+            try:
+                self.driver(env)
+                out.append(env)
+            except DriverError:
+                pass
+        return out
+
+    def availability(self, template: dict) -> list:
+        """Why a template cannot run here ([] when it can)."""
+        env = template.get("execution-environment")
+        try:
+            driver = self.driver(env)
+        except DriverError as exc:
+            return [str(exc)]
+        return list(driver.check_template(template))
+
+    def close(self) -> None:
+        for driver in self._drivers.values():
+            try:
+                driver.close()
+            except Exception:  # noqa: BLE001
+                LOG.exception("closing compute driver failed")
+
+    # --- planning ---
+
+    def resolve(self, graph_id: str, function) -> Resolution:
+        from ..engine.planner import PlanningError, function_path
+        try:
+            return self.resolver.resolve(function)
+        except ResolveError as exc:
+            raise PlanningError(exc.message, function_path(graph_id, function.id) + "/config",
+                                "no-implementation") from None
+
+    def place(self, desired: dict, deployed: dict) -> dict:
+        def need(graph_id, function):
+            try:
+                return self.resolver.resolve(function).template.get("cpu", 1)
+            except ResolveError:
+                return 1
+        return self.scheduler.place(desired, deployed, need)
+
+    # --- step handlers ---
+
+    def handlers(self) -> dict:
+        return {
+            "create-function": self.create_function,
+            "destroy-function": self.destroy_function,
+            "start-function": self.start_function,
+            "stop-function": self.stop_function,
+            "update-function": self.update_function,
+        }
+
+    def _spec(self, step: Step) -> FunctionSpec:
+        params = step.params
+        function = params["function"]
+        template = params["template"]
+        if set(template) == {"id"}:
+            template = self.repository.get(template["id"]) or template
+        by_id = {p.id: p for p in function.ports}
+        ports = tuple(FunctionPort(port_id=pid, vswitch_ifname=ifname,
+                                   mac_address=by_id[pid].mac if pid in by_id else None,
+                                   ipv4_address=by_id[pid].ipv4 if pid in by_id else None,
+                                   ipv4_prefix_length=by_id[pid].prefix_length if pid in by_id else None)
+                      for pid, ifname in params["ports"])
+        return FunctionSpec(instance=step.resource, template=template, image=params["image"],
+                            ports=ports, parameters=tuple(function.parameters),
+                            cpu_cores=tuple(params.get("cores", ())), labels=params["labels"])
+
+    def create_function(self, step: Step) -> list:
+        driver = self.driver(step.params["environment"])
+        driver.create(self._spec(step))
+        self.status[step.resource] = "stopped"
+        return [Step("destroy-function", step.graph, step.resource, step.params)]
+
+    def destroy_function(self, step: Step) -> list:
+        driver = self.driver(step.params["environment"])
+        driver.destroy(step.resource)
+        self.status.pop(step.resource, None)
+        return [Step("create-function", step.graph, step.resource, step.params)]
+
+    def start_function(self, step: Step) -> list:
+        self.driver(step.params["environment"]).start(step.resource)
+        self.status[step.resource] = "running"
+        return [Step("stop-function", step.graph, step.resource, step.params)]
+
+    def stop_function(self, step: Step) -> list:
+        self.driver(step.params["environment"]).stop(step.resource)
+        self.status[step.resource] = "stopped"
+        return [Step("start-function", step.graph, step.resource, step.params)]
+
+    def update_function(self, step: Step) -> list:
+        params = step.params
+        add = tuple(FunctionPort(port_id=p.id, vswitch_ifname=params["add_ifnames"][p.id],
+                                 mac_address=p.mac, ipv4_address=p.ipv4,
+                                 ipv4_prefix_length=p.prefix_length) for p in params["add"])
+        self.driver(params["environment"]).update(step.resource, add_ports=add,
+                                                  remove_ports=tuple(params["remove"]))
+        reverse = dict(params)
+        reverse.update(add=tuple(params["removed_ports"]), add_ifnames=params["removed_ifnames"],
+                       remove=tuple(p.id for p in params["add"]), removed_ports=tuple(params["add"]),
+                       removed_ifnames=params["add_ifnames"])
+        return [Step("update-function", step.graph, step.resource, reverse)]
+
+    # --- recovery ---
+
+    def instances(self) -> list:
+        """(environment, InstanceInfo) of every instance the drivers find with our prefix."""
+        out = []
+        for env in self.environments:
+            try:
+                driver = self.driver(env)
+            except DriverError:
+                continue
+            for info in driver.list_instances():
+                out.append((env, info))
+        return out

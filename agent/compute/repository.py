@@ -1,0 +1,51 @@
+"""The SF repository: the templates the node knows, built in and configured.
+
+Built-in templates come from the native function packages shipped in nsf/ (packed into
+the state directory at start); configured ones from composer-templates in running.
+"""
+
+import logging
+from pathlib import Path
+
+LOG = logging.getLogger(__name__)
+
+
+class Repository:
+    def __init__(self, package_dir):
+        self.package_dir = Path(package_dir)
+        self.builtin: dict = {}
+        self.configured: dict = {}
+
+    def load_builtin(self) -> None:
+        """Pack the shipped native functions into package_dir and read their templates."""
+        from nsf import packages
+        self.package_dir.mkdir(parents=True, exist_ok=True)
+        built = packages.build(self.package_dir)
+        self.builtin = {}
+        for name, path in sorted(built.items()):
+            template = dict(packages.load_template(path))
+            template.setdefault("id", name)
+            template["image-uri"] = str(path)
+            template["source"] = "built-in"
+            self.builtin[template["id"]] = template
+        LOG.info("repository: %d built-in native functions (%s)", len(self.builtin),
+                 ", ".join(sorted(self.builtin)))
+
+    def set_configured(self, templates: list) -> None:
+        self.configured = {t["id"]: t for t in templates}
+
+    def templates(self) -> list:
+        """Configured templates override built-in ones with the same id."""
+        merged = dict(self.builtin)
+        merged.update(self.configured)
+        return [merged[k] for k in sorted(merged)]
+
+    def get(self, template_id: str) -> dict | None:
+        return self.configured.get(template_id) or self.builtin.get(template_id)
+
+    def capabilities(self) -> dict:
+        """functional capability -> templates that provide it."""
+        out: dict = {}
+        for template in self.templates():
+            out.setdefault(template["functional-capability"], []).append(template)
+        return out

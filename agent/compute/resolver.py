@@ -1,0 +1,87 @@
+"""The SF resolver: which implementation runs a function here.
+
+Keeps the templates that provide the function's capability (or the one it names), whose
+execution environment is enabled and usable, whose dependencies exist and whose ports and
+memory fit; picks the cheapest footprint (memory, then CPU, then environment weight).
+"""
+
+from dataclasses import dataclass
+
+# Lighter environments first when footprints tie.
+ENVIRONMENT_WEIGHT = {"native": 0, "dpdk": 1, "docker": 2, "kvm": 3}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    template_id: str
+    environment: str
+    image: str
+    template: dict
+
+
+class ResolveError(Exception):
+    """No implementation can run the function; reasons says why, per template."""
+
+    def __init__(self, message: str, reasons=()):
+        super().__init__(message)
+        self.message = message
+        self.reasons = list(reasons)
+
+
+class Resolver:
+    def __init__(self, repository, availability, memory_free=None):
+        self.repository = repository
+        # availability(template) -> list of reasons it cannot run ([] = it can)
+        self.availability = availability
+        self.memory_free = memory_free    # callable() -> bytes, or None
+
+    def candidates(self, function) -> list:
+        return [t for t in self.repository.templates()
+                if t["functional-capability"] == function.capability
+                and (function.template is None or t["id"] == function.template)]
+
+    def resolve(self, function) -> Resolution:
+        candidates = self.candidates(function)
+        if not candidates:
+            if function.template is not None:
+                template = self.repository.get(function.template)
+                if template is None:
+                    raise ResolveError("template %r does not exist in the repository"
+                                       % function.template)
+                raise ResolveError("template %r provides %r, not %r"
+                                   % (function.template, template["functional-capability"],
+                                      function.capability))
+            raise ResolveError("no template provides the functional capability %r (known: %s)"
+                               % (function.capability,
+                                  ", ".join(sorted(self.repository.capabilities())) or "none"))
+        usable, reasons = [], []
+        for template in candidates:
+            why = self.why_not(template, function)
+            if why:
+                reasons.append("%s: %s" % (template["id"], "; ".join(why)))
+            else:
+                usable.append(template)
+        if not usable:
+            raise ResolveError("no implementation of %r can run here (%s)"
+                               % (function.capability, " | ".join(reasons)), reasons)
+        best = min(usable, key=lambda t: (t.get("memory", 0), t.get("cpu", 0),
+                                          ENVIRONMENT_WEIGHT.get(t.get("execution-environment"), 9),
+                                          t["id"]))
+        return Resolution(template_id=best["id"], environment=best["execution-environment"],
+                          image=best.get("image-uri") or "", template=best)
+
+    def why_not(self, template, function) -> list:
+        reasons = []
+        if template.get("decomposition") is not None or not template.get("execution-environment"):
+            return ["decomposition templates are not deployable yet"]
+        ports = len(function.ports)
+        if ports > int(template.get("port-count", 0)):
+            reasons.append("has %s ports, the function needs %d"
+                           % (template.get("port-count"), ports))
+        reasons += self.availability(template)
+        if self.memory_free is not None:
+            need = int(template.get("memory", 0)) * 1024 * 1024
+            free = self.memory_free()
+            if need > free:
+                reasons.append("needs %d MiB of memory, %d MiB free" % (need >> 20, free >> 20))
+        return reasons

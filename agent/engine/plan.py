@@ -1,0 +1,67 @@
+"""Plans are data: an ordered list of steps, printable, testable and fault-injectable.
+
+A step names what to do (kind), for which graph and resource, with plain parameters. The
+managers register a handler per kind; a handler does the step and returns the steps that
+undo it (computed from what it actually did). A Group runs its steps in parallel.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str                     # e.g. "create-lsi", "create-function", "apply-flows"
+    graph: str = ""               # the graph the step serves ("" for node-wide steps)
+    resource: str = ""            # the resource it acts on (LSI, instance, port, link)
+    params: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __str__(self) -> str:
+        where = "%s/%s" % (self.graph, self.resource) if self.graph else self.resource
+        return "%s %s" % (self.kind, where)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Independent steps run in parallel (bounded); all or nothing."""
+    name: str
+    steps: tuple
+
+    def __str__(self) -> str:
+        return "%s (%d in parallel)" % (self.name, len(self.steps))
+
+
+@dataclass
+class Plan:
+    items: list = field(default_factory=list)    # Step or Group, in order
+
+    def add(self, step) -> None:
+        self.items.append(step)
+
+    def extend(self, steps) -> None:
+        self.items.extend(steps)
+
+    def steps(self) -> list:
+        """Every step, groups flattened, in order."""
+        out = []
+        for item in self.items:
+            out.extend(item.steps if isinstance(item, Group) else (item,))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.steps())
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def lines(self) -> list[str]:
+        out = []
+        for number, item in enumerate(self.items, 1):
+            if isinstance(item, Group):
+                out.append("%3d. %s" % (number, item))
+                out.extend("       - %s" % s for s in item.steps)
+            else:
+                out.append("%3d. %s" % (number, item))
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines()) or "(nothing to do)"

@@ -1,0 +1,426 @@
+"""From what is deployed and what running asks for, the plan: only what changed.
+
+Phases, across all graphs of one transaction:
+  A. tear down what is replaced in place (a function whose template or parameters
+     changed keeps its names, so the old one goes first);
+  B. create: graph-LSIs, functions (in parallel), their ports on the graph-LSI, SAP ports,
+     virtual links, port updates of functions that gained or lost ports;
+  C. start the new functions (in parallel);
+  D. flows: one atomic bundle per LSI, removals and additions together (LSI-0 once);
+  E. tear down what is gone: functions, SAP ports, links, graph-LSIs.
+Editing one rule is one flow change in one or two bundles; adding one function to a graph
+of 500 creates that function, its ports, its links and its rules' flows, nothing else.
+"""
+
+import time
+from dataclasses import dataclass, field, replace
+
+from ..network.naming import Naming
+from ..network.split import PortMap, link_ports, split_graph
+from .graph import Graph, graph_from_dict
+from .plan import Group, Plan, Step
+from .state import DeployedFunction, DeployedGraph
+
+
+class PlanningError(Exception):
+    """The change cannot be planned; path is the data path of the node at fault."""
+
+    def __init__(self, message: str, path: str | None = None, app_tag: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.app_tag = app_tag
+
+
+def graph_path(graph_id: str) -> str:
+    return "/composer-sffg:service-graphs/service-graph[id=%s]" % _quote(graph_id)
+
+
+def _quote(value: str) -> str:
+    return "'%s'" % value if "'" not in value else '"%s"' % value
+
+
+def rule_path(graph_id: str, rule_id: str) -> str:
+    return "%s/flow-rules/flow-rule[id=%s]" % (graph_path(graph_id), _quote(rule_id))
+
+
+def function_path(graph_id: str, function_id: str) -> str:
+    return "%s/functions/function[id=%s]" % (graph_path(graph_id), _quote(function_id))
+
+
+def sap_path(graph_id: str, sap_id: str) -> str:
+    return "%s/saps/sap[id=%s]" % (graph_path(graph_id), _quote(sap_id))
+
+
+@dataclass
+class PlanResult:
+    plan: Plan
+    deployed: dict                      # graph id -> DeployedGraph after the plan
+    touched: set = field(default_factory=set)
+    summary: dict = field(default_factory=dict)
+
+
+def _needs_replacement(old, new) -> bool:
+    """A change the function cannot absorb in place (only adding/removing ports can be)."""
+    if (old.capability, old.template, old.parameters) != (new.capability, new.template,
+                                                         new.parameters):
+        return True
+    old_ports = {p.id: p for p in old.ports}
+    for port in new.ports:
+        if port.id in old_ports and old_ports[port.id] != port:
+            return True
+    return False
+
+
+class Planner:
+    """Plans transactions for one node."""
+
+    def __init__(self, naming: Naming, compute, lsi0: str, lsi0_interfaces=()):
+        self.naming = naming
+        self.compute = compute          # resolve(graph_id, function) and place(...)
+        self.lsi0 = lsi0
+        self.lsi0_interfaces = set(lsi0_interfaces)
+
+    # --- checks beyond the YANG model ---
+
+    def check(self, desired: dict) -> dict:
+        """Per graph, the compiled Split; raises PlanningError for what cannot be deployed."""
+        splits = {}
+        lsi0_slots: dict = {}
+        vlan_owner: dict = {}
+        for graph in desired.values():
+            self._check_graph(graph, vlan_owner)
+            try:
+                split = split_graph(graph, self.naming)
+            except Exception as exc:  # SplitError
+                rule_id = getattr(exc, "rule_id", None)
+                raise PlanningError(str(exc), rule_path(graph.id, rule_id) if rule_id else
+                                    graph_path(graph.id), "unsupported-rule") from None
+            splits[graph.id] = split
+            for rule in graph.rules.values():
+                if not PortMap(graph, self.naming).on_lsi0(rule.in_port):
+                    continue
+                flow = split.lsi0_flows[self.naming.rule_cookie(graph.id, rule.id)]
+                slot = (flow.priority, flow.match)
+                other = lsi0_slots.get(slot)
+                if other is not None and other[0] != graph.id:
+                    raise PlanningError(
+                        "rule %s of graph %s has the same priority and match on LSI-0 as rule "
+                        "%s of graph %s; one would replace the other"
+                        % (rule.id, graph.id, other[1], other[0]),
+                        rule_path(graph.id, rule.id), "lsi0-conflict")
+                lsi0_slots[slot] = (graph.id, rule.id)
+        return splits
+
+    def _check_graph(self, graph: Graph, vlan_owner: dict) -> None:
+        seen: dict = {}
+        for rule in sorted(graph.rules.values(), key=lambda r: r.id):
+            key = rule.match_key()
+            if key in seen:
+                raise PlanningError(
+                    "rules %s and %s have the same priority and the same match; the vSwitch "
+                    "would keep only one of them" % (seen[key], rule.id),
+                    rule_path(graph.id, rule.id), "duplicate-match")
+            seen[key] = rule.id
+        for sap in graph.saps.values():
+            if sap.on_lsi0 and self.lsi0_interfaces is not None and \
+                    sap.if_name not in self.lsi0_interfaces:
+                raise PlanningError(
+                    "SAP %s uses interface %s, which is not an interface of LSI-0 (%s)"
+                    % (sap.id, sap.if_name, ", ".join(sorted(self.lsi0_interfaces)) or "none"),
+                    sap_path(graph.id, sap.id) + "/config", "unknown-interface")
+            if sap.type == "vlan":
+                key = (sap.if_name, sap.vlan_id)
+                owner = vlan_owner.get(key)
+                if owner is not None and owner[0] != graph.id:
+                    raise PlanningError(
+                        "VLAN %d on %s is already the SAP %s of graph %s"
+                        % (sap.vlan_id, sap.if_name, owner[1], owner[0]),
+                        sap_path(graph.id, sap.id) + "/config/vlan/vlan-id", "vlan-in-use")
+                vlan_owner[key] = (graph.id, sap.id)
+
+    # --- planning ---
+
+    def plan(self, sources: dict, deployed: dict) -> PlanResult:
+        """sources: graph id -> libyang JSON entry of the graph wanted in running."""
+        desired = {gid: graph_from_dict(src) for gid, src in sources.items()}
+        splits = self.check(desired)
+        phase_a, phase_b_lsi, phase_b_functions, phase_b_rest = [], [], [], []
+        phase_c, phase_e_stop, phase_e_rest, phase_e_destroy = [], [], [], []
+        flow_changes: dict = {}          # lsi -> (add list, remove cookies, removed flows)
+        new_deployed: dict = {}
+        touched: set = set()
+        summary = {"graphs-added": 0, "graphs-removed": 0, "graphs-changed": 0,
+                   "functions-created": 0, "functions-destroyed": 0, "flows-added": 0,
+                   "flows-removed": 0}
+
+        def flows_of(lsi):
+            return flow_changes.setdefault(lsi, ([], [], []))
+
+        # Removed graphs: everything goes.
+        for gid in sorted(set(deployed) - set(desired)):
+            old = deployed[gid]
+            touched.add(gid)
+            summary["graphs-removed"] += 1
+            old_split = split_graph(old.graph, self.naming, old.links)
+            self._teardown_functions(old, old.functions.keys(), phase_e_stop, phase_e_rest,
+                                     phase_e_destroy)
+            for sid, port in sorted(old.sap_ports.items()):
+                phase_e_rest.append(self._destroy_sap_step(old, sid))
+            if old.links:
+                phase_e_rest.append(self._links_step("destroy-links", old, old.links))
+            add, remove, removed = flows_of(self.lsi0)
+            for cookie, flow in old_split.lsi0_flows.items():
+                remove.append(cookie)
+                removed.append(flow)
+            add, remove, removed = flows_of(old.lsi)
+            for cookie, flow in old_split.graph_flows.items():
+                remove.append(cookie)
+                removed.append(flow)
+            phase_e_destroy.append(Step("destroy-lsi", gid, old.lsi,
+                                        {"external_ids": self._lsi_ids(gid)}))
+
+        placements = self._place(desired, deployed)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+        for gid in sorted(desired):
+            graph = desired[gid]
+            old = deployed.get(gid)
+            if old is not None and old.source == sources[gid] and old.status == "running":
+                new_deployed[gid] = old
+                continue
+            touched.add(gid)
+            lsi = old.lsi if old is not None else self.naming.graph_lsi(gid)
+            if old is None:
+                summary["graphs-added"] += 1
+                phase_b_lsi.append(Step("create-lsi", gid, lsi, {"external_ids": self._lsi_ids(gid)}))
+                old_graph = Graph(id=gid)
+                old_functions, old_sap_ports, old_links = {}, {}, ()
+            else:
+                summary["graphs-changed"] += 1
+                old_graph = old.graph
+                old_functions, old_sap_ports, old_links = old.functions, old.sap_ports, old.links
+            recreated_ports: set = set()
+            functions = {}
+            new_ports_to_attach = []
+            ports_to_detach = []
+
+            # functions
+            gone = set(old_graph.functions) - set(graph.functions)
+            if gone:
+                self._teardown_functions(old, gone, phase_e_stop, phase_e_rest, phase_e_destroy)
+                summary["functions-destroyed"] += len(gone)
+            for fid in sorted(graph.functions):
+                function = graph.functions[fid]
+                previous = old_graph.functions.get(fid)
+                if previous is not None and function == previous:
+                    functions[fid] = old_functions[fid]
+                    continue
+                if previous is not None and not _needs_replacement(previous, function):
+                    functions[fid], attach, detach = self._update_ports(
+                        graph, lsi, previous, function, old_functions[fid], phase_b_rest)
+                    new_ports_to_attach += attach
+                    ports_to_detach += detach
+                    continue
+                if previous is not None:
+                    self._teardown_functions(old, [fid], phase_a, phase_a, phase_a)
+                    recreated_ports.update(old_functions[fid].port_map().values())
+                    summary["functions-destroyed"] += 1
+                resolution = self.compute.resolve(gid, function)
+                deployed_fn = DeployedFunction(
+                    id=fid, instance=self.naming.function_instance(gid, fid),
+                    environment=resolution.environment, template=resolution.template_id,
+                    image=resolution.image,
+                    ports=tuple((p.id, self.naming.function_port(gid, fid, p.id))
+                                for p in function.ports),
+                    cores=tuple(placements.get((gid, fid), ())))
+                functions[fid] = deployed_fn
+                summary["functions-created"] += 1
+                phase_b_functions.append(self._create_function_step(gid, function, deployed_fn,
+                                                                    resolution))
+                new_ports_to_attach += [self._port_spec(gid, fid, pid, ifname)
+                                        for pid, ifname in deployed_fn.ports]
+                phase_c.append(Step("start-function", gid, deployed_fn.instance,
+                                    {"environment": deployed_fn.environment}))
+            if new_ports_to_attach:
+                phase_b_rest.append(Step("attach-ports", gid, lsi,
+                                         {"lsi": lsi, "ports": new_ports_to_attach}))
+            if ports_to_detach:
+                phase_e_rest.append(Step("detach-ports", gid, lsi,
+                                         {"lsi": lsi, "ports": ports_to_detach}))
+
+            # SAPs on the graph-LSI (gre, host-stack)
+            sap_ports = {}
+            for sid, sap in sorted(graph.saps.items()):
+                if sap.on_lsi0:
+                    continue
+                previous = old_graph.saps.get(sid)
+                if previous == sap and sid in old_sap_ports:
+                    sap_ports[sid] = old_sap_ports[sid]
+                    continue
+                name = self.naming.sap_port(gid, sid, sap.type)
+                if previous is not None and sid in old_sap_ports:
+                    phase_a.append(self._destroy_sap_step(old, sid))
+                    recreated_ports.add(name)
+                sap_ports[sid] = name
+                phase_b_rest.append(self._create_sap_step(gid, lsi, sap, name))
+            for sid in sorted(set(old_sap_ports) - set(sap_ports)):
+                if sid not in graph.saps or graph.saps[sid].on_lsi0:
+                    phase_e_rest.append(self._destroy_sap_step(old, sid))
+
+            # links and flows
+            split = split_graph(graph, self.naming, old_links)
+            old_split = split_graph(old_graph, self.naming, old_links) if old is not None else None
+            # A link is its patch-port pair: what it carries may change (its flows change
+            # then), the ports only come and go with the name.
+            old_names = {l.name for l in old_links}
+            new_names = {l.name for l in split.links}
+            new_links = [l for l in split.links if l.name not in old_names]
+            dead_links = [l for l in old_links if l.name not in new_names]
+            if new_links:
+                phase_b_rest.append(self._links_step("create-links", None, new_links, gid, lsi))
+            if dead_links:
+                phase_e_rest.append(self._links_step("destroy-links", old, dead_links))
+            for target_lsi, new_flows, old_flows in (
+                    (self.lsi0, split.lsi0_flows, old_split.lsi0_flows if old_split else {}),
+                    (lsi, split.graph_flows, old_split.graph_flows if old_split else {})):
+                add, remove, removed = flows_of(target_lsi)
+                for cookie, flow in old_flows.items():
+                    stale = new_flows.get(cookie) != flow or _references(flow, recreated_ports)
+                    if stale:
+                        remove.append(cookie)
+                        removed.append(flow)
+                for cookie, flow in new_flows.items():
+                    if old_flows.get(cookie) != flow or _references(flow, recreated_ports):
+                        add.append(flow)
+
+            new_deployed[gid] = DeployedGraph(
+                id=gid, source=sources[gid], lsi=lsi, functions=functions, sap_ports=sap_ports,
+                links=split.links, status="running", error="", deployed_at=stamp,
+                _graph=graph)
+
+        # Assemble.
+        plan = Plan()
+        plan.extend(phase_a)
+        plan.extend(phase_b_lsi)
+        if phase_b_functions:
+            plan.add(Group("create functions", tuple(phase_b_functions)))
+        plan.extend(phase_b_rest)
+        if phase_c:
+            plan.add(Group("start functions", tuple(phase_c)))
+        for lsi in sorted(flow_changes, key=lambda name: (name != self.lsi0, name)):
+            add, remove, removed = flow_changes[lsi]
+            if not add and not remove:
+                continue
+            summary["flows-added"] += len(add)
+            summary["flows-removed"] += len(remove)
+            plan.add(Step("apply-flows", "", lsi, {"lsi": lsi, "add": add, "remove": remove,
+                                                   "removed": removed}))
+        if phase_e_stop:
+            plan.add(Group("stop functions", tuple(phase_e_stop)))
+        plan.extend(phase_e_rest)
+        if phase_e_destroy:
+            functions_destroyed = [s for s in phase_e_destroy if s.kind == "destroy-function"]
+            others = [s for s in phase_e_destroy if s.kind != "destroy-function"]
+            if functions_destroyed:
+                plan.add(Group("destroy functions", tuple(functions_destroyed)))
+            plan.extend(others)
+        return PlanResult(plan=plan, deployed=new_deployed, touched=touched, summary=summary)
+
+    # --- step builders ---
+
+    def _lsi_ids(self, gid: str) -> dict:
+        return {"composer-owner": self.naming.prefix, "composer-graph": gid}
+
+    def _port_spec(self, gid, fid, pid, ifname) -> dict:
+        return {"name": ifname, "kind": "system",
+                "external_ids": {"composer-owner": self.naming.prefix, "composer-graph": gid,
+                                 "composer-function": fid, "composer-port": pid}}
+
+    def _create_function_step(self, gid, function, deployed_fn, resolution) -> Step:
+        return Step("create-function", gid, deployed_fn.instance, {
+            "environment": deployed_fn.environment, "template": resolution.template,
+            "image": resolution.image, "function": function, "ports": deployed_fn.ports,
+            "cores": deployed_fn.cores,
+            "labels": {"composer-owner": self.naming.prefix, "composer-graph": gid,
+                       "composer-function": function.id}})
+
+    def _teardown_functions(self, old, fids, stop_list, detach_list, destroy_list) -> None:
+        """Stop, detach and destroy functions of a deployed graph, into the given lists
+        (which may be the same list: the order is then stop, detach, destroy)."""
+        graph = old.graph
+        stops, destroys, detach = [], [], []
+        for fid in sorted(fids):
+            deployed_fn = old.functions[fid]
+            stops.append(Step("stop-function", old.id, deployed_fn.instance,
+                              {"environment": deployed_fn.environment}))
+            detach += [self._port_spec(old.id, fid, pid, ifname) for pid, ifname in deployed_fn.ports]
+            destroys.append(Step("destroy-function", old.id, deployed_fn.instance, {
+                "environment": deployed_fn.environment, "template": {"id": deployed_fn.template},
+                "image": deployed_fn.image, "function": graph.functions[fid],
+                "ports": deployed_fn.ports, "cores": deployed_fn.cores,
+                "labels": {"composer-owner": self.naming.prefix, "composer-graph": old.id,
+                           "composer-function": fid}}))
+        stop_list.extend(stops)
+        if detach:
+            detach_list.append(Step("detach-ports", old.id, old.lsi, {"lsi": old.lsi, "ports": detach}))
+        destroy_list.extend(destroys)
+
+    def _update_ports(self, graph, lsi, previous, function, deployed_fn, steps):
+        gid, fid = graph.id, function.id
+        old_ids = set(previous.port_ids())
+        new_ids = set(function.port_ids())
+        added = [p for p in function.ports if p.id not in old_ids]
+        removed = [pid for pid in previous.port_ids() if pid not in new_ids]
+        ports = tuple((p.id, self.naming.function_port(gid, fid, p.id)) for p in function.ports)
+        updated = replace(deployed_fn, ports=ports)
+        attach = [self._port_spec(gid, fid, p.id, self.naming.function_port(gid, fid, p.id))
+                  for p in added]
+        detach = [self._port_spec(gid, fid, pid, deployed_fn.port_map()[pid]) for pid in removed]
+        if added or removed:
+            steps.append(Step("update-function", gid, deployed_fn.instance, {
+                "environment": deployed_fn.environment, "add": tuple(added),
+                "add_ifnames": {p.id: self.naming.function_port(gid, fid, p.id) for p in added},
+                "remove": tuple(removed), "removed_ports": tuple(
+                    p for p in previous.ports if p.id in removed),
+                "removed_ifnames": {pid: deployed_fn.port_map()[pid] for pid in removed}}))
+        return updated, attach, detach
+
+    def _create_sap_step(self, gid, lsi, sap, name) -> Step:
+        return Step("create-sap", gid, name, {"lsi": lsi, "sap": sap, "lsi0": self.lsi0,
+                                               "external_ids": {
+                                                   "composer-owner": self.naming.prefix,
+                                                   "composer-graph": gid,
+                                                   "composer-sap": sap.id}})
+
+    def _destroy_sap_step(self, old, sid) -> Step:
+        sap = old.graph.saps[sid]
+        return Step("destroy-sap", old.id, old.sap_ports[sid], {
+            "lsi": old.lsi, "sap": sap, "lsi0": self.lsi0,
+            "external_ids": {"composer-owner": self.naming.prefix, "composer-graph": old.id,
+                             "composer-sap": sid}})
+
+    def _links_step(self, kind, old, links, gid=None, lsi=None) -> Step:
+        gid = gid or old.id
+        lsi = lsi or old.lsi
+        return Step(kind, gid, "%d links" % len(links), {
+            "lsi0": self.lsi0, "lsi": lsi, "names": [l.name for l in links],
+            "external_ids": {"composer-owner": self.naming.prefix, "composer-graph": gid}})
+
+    def _place(self, desired: dict, deployed: dict) -> dict:
+        place = getattr(self.compute, "place", None)
+        if place is None:
+            return {}
+        return place(desired, deployed)
+
+
+def _references(flow, ports: set) -> bool:
+    if not ports:
+        return False
+    for field_name, value in flow.match:
+        if field_name == "in_port" and value in ports:
+            return True
+    return any(a.kind == "output" and a.arg in ports for a in flow.actions)
+
+
+__all__ = ["PlanResult", "Planner", "PlanningError", "link_ports"]

@@ -1,0 +1,153 @@
+"""What is deployed on the node, per graph, and its snapshot on disk.
+
+The snapshot is written atomically after every successful transaction; at boot, recovery
+compares it with what it finds on the node and with running. A graph is kept as the JSON
+entry libyang printed (its source), so the snapshot needs no encoder of its own for graphs.
+"""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .graph import Endpoint, Graph, graph_from_dict
+
+
+@dataclass(frozen=True)
+class DeployedFunction:
+    id: str
+    instance: str
+    environment: str
+    template: str
+    image: str
+    ports: tuple = ()            # (port id, vSwitch interface) in order
+    cores: tuple = ()
+    status: str = "running"
+    error: str = ""
+
+    def port_map(self) -> dict:
+        return dict(self.ports)
+
+
+@dataclass(frozen=True)
+class DeployedLink:
+    index: int
+    name: str
+    graph_target: Endpoint | None = None
+    lsi0_target: Endpoint | None = None
+
+
+@dataclass
+class DeployedGraph:
+    id: str
+    source: dict                 # the service-graph entry as libyang prints it (JSON)
+    lsi: str
+    functions: dict = field(default_factory=dict)   # id -> DeployedFunction
+    sap_ports: dict = field(default_factory=dict)   # sap id -> vSwitch port (graph-LSI SAPs)
+    links: tuple = ()                               # split.Link
+    status: str = "running"
+    error: str = ""
+    deployed_at: str = ""
+    _graph: Graph | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            self._graph = graph_from_dict(self.source)
+        return self._graph
+
+
+def _endpoint_out(endpoint: Endpoint | None):
+    if endpoint is None:
+        return None
+    return {"sap": endpoint.sap} if endpoint.sap else {"function": endpoint.function,
+                                                       "port": endpoint.port}
+
+
+def _endpoint_in(data) -> Endpoint | None:
+    if data is None:
+        return None
+    return Endpoint(sap=data.get("sap"), function=data.get("function"), port=data.get("port"))
+
+
+def to_json(graphs: dict, node: dict) -> dict:
+    out = {"version": 1, "node": node, "graphs": {}}
+    for gid, dg in graphs.items():
+        out["graphs"][gid] = {
+            "source": dg.source, "lsi": dg.lsi, "status": dg.status, "error": dg.error,
+            "deployed_at": dg.deployed_at, "sap_ports": dg.sap_ports,
+            "functions": {fid: {"instance": f.instance, "environment": f.environment,
+                                "template": f.template, "image": f.image,
+                                "ports": [list(p) for p in f.ports], "cores": list(f.cores),
+                                "status": f.status, "error": f.error}
+                          for fid, f in dg.functions.items()},
+            "links": [{"index": l.index, "name": l.name,
+                       "graph_target": _endpoint_out(l.graph_target),
+                       "lsi0_target": _endpoint_out(l.lsi0_target)} for l in dg.links],
+        }
+    return out
+
+
+def from_json(data: dict):
+    """(graphs, node) from a snapshot."""
+    from ..network.split import Link
+    graphs = {}
+    for gid, g in data.get("graphs", {}).items():
+        graphs[gid] = DeployedGraph(
+            id=gid, source=g["source"], lsi=g["lsi"], status=g.get("status", "running"),
+            error=g.get("error", ""), deployed_at=g.get("deployed_at", ""),
+            sap_ports=dict(g.get("sap_ports", {})),
+            functions={fid: DeployedFunction(id=fid, instance=f["instance"],
+                                             environment=f["environment"],
+                                             template=f["template"], image=f["image"],
+                                             ports=tuple(tuple(p) for p in f["ports"]),
+                                             cores=tuple(f.get("cores", ())),
+                                             status=f.get("status", "running"),
+                                             error=f.get("error", ""))
+                       for fid, f in g.get("functions", {}).items()},
+            links=tuple(Link(l["index"], l["name"], _endpoint_in(l["graph_target"]),
+                             _endpoint_in(l["lsi0_target"])) for l in g.get("links", ())))
+    return graphs, data.get("node", {})
+
+
+class Snapshot:
+    """The deployed state on disk: written atomically (temp file, fsync, rename)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def load(self):
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                return from_json(json.load(stream))
+        except FileNotFoundError:
+            return {}, {}
+        except ValueError:
+            return {}, {}
+
+    def save(self, graphs: dict, node: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(to_json(graphs, node), sort_keys=True).encode()
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".snapshot-")
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def with_status(dg: DeployedGraph, status: str, error: str = "") -> DeployedGraph:
+    return replace(dg, status=status, error=error)

@@ -1,0 +1,116 @@
+"""The network manager: LSI-0 and the graph-LSIs on the vSwitch driver, and the step
+handlers for LSIs, ports, virtual links, SAPs and flows.
+
+Every handler does one atomic vSwitch call (one OVSDB transaction, one OpenFlow bundle)
+and returns the steps that undo it.
+"""
+
+import logging
+
+from drivers.vswitch.base import VirtualLink
+
+from ..engine.plan import Step
+from .naming import Naming
+from .split import link_ports
+
+LOG = logging.getLogger(__name__)
+
+
+class NetworkManager:
+    def __init__(self, driver, naming: Naming, lsi0: str, lsi0_interfaces=()):
+        self.driver = driver
+        self.naming = naming
+        self.lsi0 = lsi0
+        self.lsi0_interfaces = tuple(lsi0_interfaces)
+
+    def start(self) -> None:
+        """LSI-0 with the configured interfaces (reused if it exists)."""
+        self.driver.create_lsi(self.lsi0, ports=self.lsi0_interfaces, may_exist=True,
+                               external_ids={"composer-owner": self.naming.prefix,
+                                             "composer-role": "lsi0"})
+
+    def owner_ids(self, **more) -> dict:
+        ids = {"composer-owner": self.naming.prefix}
+        ids.update(more)
+        return ids
+
+    # --- step handlers ---
+
+    def handlers(self) -> dict:
+        return {
+            "create-lsi": self.create_lsi,
+            "destroy-lsi": self.destroy_lsi,
+            "attach-ports": self.attach_ports,
+            "detach-ports": self.detach_ports,
+            "create-links": self.create_links,
+            "destroy-links": self.destroy_links,
+            "create-sap": self.create_sap,
+            "destroy-sap": self.destroy_sap,
+            "apply-flows": self.apply_flows,
+        }
+
+    def create_lsi(self, step: Step) -> list:
+        self.driver.create_lsi(step.resource, external_ids=step.params["external_ids"])
+        return [Step("destroy-lsi", step.graph, step.resource, step.params)]
+
+    def destroy_lsi(self, step: Step) -> list:
+        self.driver.destroy_lsi(step.resource)
+        return [Step("create-lsi", step.graph, step.resource, step.params)]
+
+    def attach_ports(self, step: Step) -> list:
+        self.driver.create_ports(step.params["lsi"], step.params["ports"])
+        return [Step("detach-ports", step.graph, step.resource, step.params)]
+
+    def detach_ports(self, step: Step) -> list:
+        self.driver.destroy_ports(step.params["lsi"], [p["name"] for p in step.params["ports"]])
+        return [Step("attach-ports", step.graph, step.resource, step.params)]
+
+    def _links(self, params) -> list:
+        out = []
+        for name in params["names"]:
+            port_a, port_b = link_ports(name)
+            out.append(VirtualLink(name=name, lsi_a=params["lsi0"], port_a=port_a,
+                                   lsi_b=params["lsi"], port_b=port_b))
+        return out
+
+    def create_links(self, step: Step) -> list:
+        params = step.params
+        self.driver.create_virtual_links(params["lsi0"], params["lsi"], list(params["names"]),
+                                         external_ids=params["external_ids"])
+        return [Step("destroy-links", step.graph, step.resource, params)]
+
+    def destroy_links(self, step: Step) -> list:
+        self.driver.destroy_virtual_links(self._links(step.params))
+        return [Step("create-links", step.graph, step.resource, step.params)]
+
+    def _sap_params(self, sap) -> dict:
+        if sap.type == "gre":
+            params = {"local_ip": sap.local_ip, "remote_ip": sap.remote_ip, "key": sap.key}
+            if sap.ttl is not None:
+                params["ttl"] = sap.ttl
+            return params
+        if sap.type == "host-stack":
+            if sap.dhcp:
+                return {"dhcp": True, "mac_address": sap.mac}
+            return {"ipv4_address": sap.ipv4, "prefix_length": sap.prefix_length,
+                    "mac_address": sap.mac}
+        return {"if_name": sap.if_name, "vlan_id": sap.vlan_id}
+
+    def create_sap(self, step: Step) -> list:
+        sap = step.params["sap"]
+        self.driver.create_sap(step.params["lsi"], step.resource, sap.type, self._sap_params(sap),
+                               external_ids=step.params["external_ids"])
+        return [Step("destroy-sap", step.graph, step.resource, step.params)]
+
+    def destroy_sap(self, step: Step) -> list:
+        sap = step.params["sap"]
+        self.driver.destroy_sap(step.params["lsi"], step.resource, sap.type)
+        return [Step("create-sap", step.graph, step.resource, step.params)]
+
+    def apply_flows(self, step: Step) -> list:
+        params = step.params
+        self.driver.apply_flows(params["lsi"], add=list(params["add"]),
+                                remove_cookies=list(params["remove"]))
+        return [Step("apply-flows", step.graph, step.resource, {
+            "lsi": params["lsi"], "add": list(params["removed"]),
+            "remove": [f.cookie for f in params["add"]], "removed": list(params["add"])})]

@@ -1,0 +1,215 @@
+"""The rule split of COMPOSER (paper, section 5.4.1): one graph's flow rules, compiled into
+OpenFlow flows on LSI-0 and on the graph-LSI, with the virtual links between them.
+
+- A rule whose in-port and outputs are all on LSI-0 (interface/vlan SAPs) goes to LSI-0;
+  all on the graph-LSI (function ports, gre and host-stack SAPs) goes to the graph-LSI.
+- A rule that crosses gets, for each distinct output port on the other side, a virtual link:
+  towards the graph-LSI, LSI-0 holds "original match -> actions, output to the link" and the
+  graph-LSI "in from the link -> output to the port"; towards LSI-0 the roles swap. A link
+  carries one graph-LSI target in one direction and one LSI-0 target in the other, so the
+  number of links is the larger of the two counts.
+- vlan SAPs: the tag is popped on LSI-0 as traffic enters and pushed as it leaves, so
+  functions never see it; only that VLAN's traffic enters. An interface SAP, unless the rule
+  matches a vlan-id, takes untagged traffic only, so that it never swallows a vlan SAP's.
+
+Link assignment is stable: a target keeps its link while some rule needs it, so adding or
+removing a rule never rewires traffic of unrelated rules.
+"""
+
+from dataclasses import dataclass
+
+from drivers.vswitch.base import Action, Flow
+
+from ..engine.graph import Endpoint, Graph
+from .naming import Naming
+
+LINK_FLOW_PRIORITY = 65000
+UNTAGGED = ("vlan_tci", "0x0000/0x1000")
+
+
+@dataclass(frozen=True)
+class Link:
+    """One virtual link of a graph and what it carries."""
+    index: int
+    name: str
+    graph_target: Endpoint | None = None    # towards the graph-LSI: output here
+    lsi0_target: Endpoint | None = None     # towards LSI-0: output here
+
+
+@dataclass(frozen=True)
+class Split:
+    """The compiled graph: links, and the flows of each LSI by cookie."""
+    links: tuple
+    lsi0_flows: dict     # cookie -> Flow
+    graph_flows: dict    # cookie -> Flow
+
+    def link_ports(self, link: Link) -> tuple:
+        return link_ports(link.name)
+
+
+def link_ports(link_name: str) -> tuple:
+    """(LSI-0 side, graph-LSI side) patch port names of a link."""
+    return link_name + "-0", link_name + "-g"
+
+
+class SplitError(Exception):
+    """The graph cannot be compiled (a reference the model does not catch)."""
+
+    def __init__(self, message: str, rule_id: str | None = None):
+        super().__init__(message)
+        self.rule_id = rule_id
+
+
+class PortMap:
+    """Where each endpoint of a graph is on the vSwitch."""
+
+    def __init__(self, graph: Graph, naming: Naming):
+        self.graph = graph
+        self.naming = naming
+
+    def on_lsi0(self, endpoint: Endpoint) -> bool:
+        return endpoint.sap is not None and self.graph.saps[endpoint.sap].on_lsi0
+
+    def port(self, endpoint: Endpoint) -> str:
+        """The vSwitch port of an endpoint (the NIC for interface and vlan SAPs)."""
+        if endpoint.sap is not None:
+            sap = self.graph.saps[endpoint.sap]
+            if sap.on_lsi0:
+                return sap.if_name
+            return self.naming.sap_port(self.graph.id, sap.id, sap.type)
+        return self.naming.function_port(self.graph.id, endpoint.function, endpoint.port)
+
+    def vlan(self, endpoint: Endpoint) -> int | None:
+        if endpoint.sap is None:
+            return None
+        sap = self.graph.saps[endpoint.sap]
+        return sap.vlan_id if sap.type == "vlan" else None
+
+
+def assign_links(graph: Graph, ports: PortMap, naming: Naming, previous=()) -> tuple:
+    """The graph's links: previous assignments kept, new targets in free slots."""
+    to_graph, to_lsi0 = set(), set()
+    for rule in graph.rules.values():
+        in_lsi0 = ports.on_lsi0(rule.in_port)
+        for out in rule.outputs():
+            out_lsi0 = ports.on_lsi0(out)
+            if in_lsi0 and not out_lsi0:
+                to_graph.add(out)
+            elif not in_lsi0 and out_lsi0:
+                to_lsi0.add(out)
+
+    slots: dict[int, list] = {}
+    for link in previous:
+        keep_graph = link.graph_target if link.graph_target in to_graph else None
+        keep_lsi0 = link.lsi0_target if link.lsi0_target in to_lsi0 else None
+        slots[link.index] = [keep_graph, keep_lsi0]
+    placed_graph = {s[0] for s in slots.values() if s[0] is not None}
+    placed_lsi0 = {s[1] for s in slots.values() if s[1] is not None}
+
+    def place(targets, side):
+        for target in sorted(targets, key=str):
+            index = next((i for i in sorted(slots) if slots[i][side] is None), None)
+            if index is None:
+                index = max(slots, default=-1) + 1
+                slots[index] = [None, None]
+            slots[index][side] = target
+
+    place(to_graph - placed_graph, 0)
+    place(to_lsi0 - placed_lsi0, 1)
+    return tuple(Link(i, naming.virtual_link(graph.id, i), g, l)
+                 for i, (g, l) in sorted(slots.items()) if g is not None or l is not None)
+
+
+def _output(ports: PortMap, target: Endpoint, in_port: str, lsi0: bool, links_to) -> list:
+    """Actions that send the packet to target from the given LSI."""
+    if ports.on_lsi0(target) == lsi0:
+        port = ports.port(target)
+        out = [Action("in_port")] if port == in_port else [Action("output", port)]
+        vlan = ports.vlan(target)
+        if vlan is not None:
+            return [Action("push_vlan", vlan), *out]
+        return out
+    return [Action("output", links_to[target])]
+
+
+def _rule_flow(graph: Graph, rule, ports: PortMap, naming: Naming, links_to) -> tuple:
+    """(on LSI-0?, Flow) for one rule, on the LSI of its in-port."""
+    in_lsi0 = ports.on_lsi0(rule.in_port)
+    in_port = ports.port(rule.in_port)
+    match = [("in_port", in_port)]
+    actions: list = []
+    in_vlan = ports.vlan(rule.in_port)
+    user_vlan = any(f == "dl_vlan" for f, _ in rule.match)
+    if in_vlan is not None:
+        if user_vlan:
+            raise SplitError("rule %s matches vlan-id on vlan SAP %s, whose tag the node "
+                             "removes; match the VLAN with an interface SAP instead"
+                             % (rule.id, rule.in_port.sap), rule.id)
+        match.append(("dl_vlan", in_vlan))
+        actions.append(Action("pop_vlan"))
+    elif in_lsi0 and not user_vlan:
+        match.append(UNTAGGED)
+    match.extend(rule.match)
+
+    # A vlan push for one output must not leak into the next: pop it again.
+    tagged_by_output = False
+    for kind, arg in rule.actions:
+        if tagged_by_output:
+            actions.append(Action("pop_vlan"))
+            tagged_by_output = False
+        if kind == "output":
+            out = _output(ports, arg, in_port, in_lsi0, links_to)
+            tagged_by_output = out[0].kind == "push_vlan"
+            actions.extend(out)
+        elif kind == "drop":
+            actions = [Action("drop")]
+            break
+        else:
+            actions.append(Action(kind, arg))
+    flow = Flow(cookie=naming.rule_cookie(graph.id, rule.id), priority=rule.priority,
+                match=tuple(match), actions=tuple(actions))
+    return in_lsi0, flow
+
+
+def split_graph(graph: Graph, naming: Naming, previous_links=()) -> Split:
+    """Compile a graph into LSI-0 flows, graph-LSI flows and virtual links."""
+    ports = PortMap(graph, naming)
+    for rule in graph.rules.values():
+        for endpoint in (rule.in_port, *rule.outputs()):
+            if not graph.endpoint_exists(endpoint):
+                raise SplitError("rule %s refers to %s, which the graph does not have"
+                                 % (rule.id, endpoint), rule.id)
+    links = assign_links(graph, ports, naming, previous_links)
+    lsi0_port, graph_port = {}, {}
+    to_graph_link, to_lsi0_link = {}, {}
+    for link in links:
+        lsi0_side, graph_side = link_ports(link.name)
+        if link.graph_target is not None:
+            to_graph_link[link.graph_target] = lsi0_side
+        if link.lsi0_target is not None:
+            to_lsi0_link[link.lsi0_target] = graph_side
+        lsi0_port[link.name], graph_port[link.name] = lsi0_side, graph_side
+
+    lsi0_flows, graph_flows = {}, {}
+    for rule in graph.rules.values():
+        in_lsi0 = ports.on_lsi0(rule.in_port)
+        on_lsi0, flow = _rule_flow(graph, rule, ports, naming,
+                                   to_graph_link if in_lsi0 else to_lsi0_link)
+        (lsi0_flows if on_lsi0 else graph_flows)[flow.cookie] = flow
+
+    for link in links:
+        cookie = naming.link_cookie(graph.id, link.name)
+        if link.graph_target is not None:
+            graph_flows[cookie] = Flow(
+                cookie=cookie, priority=LINK_FLOW_PRIORITY,
+                match=(("in_port", graph_port[link.name]),),
+                actions=(Action("output", ports.port(link.graph_target)),))
+        if link.lsi0_target is not None:
+            out = [Action("output", ports.port(link.lsi0_target))]
+            vlan = ports.vlan(link.lsi0_target)
+            if vlan is not None:
+                out.insert(0, Action("push_vlan", vlan))
+            lsi0_flows[cookie] = Flow(
+                cookie=cookie, priority=LINK_FLOW_PRIORITY,
+                match=(("in_port", lsi0_port[link.name]),), actions=tuple(out))
+    return Split(links=links, lsi0_flows=lsi0_flows, graph_flows=graph_flows)

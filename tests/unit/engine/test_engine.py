@@ -1,0 +1,227 @@
+"""The engine on fake drivers: plans touch only what changed; any failure leaves no trace."""
+
+import pytest
+
+from agent.compute.manager import ComputeManager
+from agent.compute.repository import Repository
+from agent.compute.scheduler import Scheduler
+from agent.engine import EngineRefused
+from agent.engine.engine import ComposerEngine
+from agent.model import create_context, parse_config
+from agent.network.manager import NetworkManager
+from agent.network.naming import Naming
+from drivers import registry
+from tests.unit.engine.fakes import FakeCompute, FakeVSwitch
+
+TEMPLATES = [{"id": "fw-native", "functional-capability": "firewall",
+              "execution-environment": "native", "image-uri": "/nowhere/fw.tgz",
+              "port-count": 4, "cpu": 0.5, "memory": 8, "dependencies": []},
+             {"id": "nat-native", "functional-capability": "nat",
+              "execution-environment": "native", "image-uri": "/nowhere/nat.tgz",
+              "port-count": 2, "cpu": 0.5, "memory": 8, "dependencies": []}]
+
+CTX = create_context()
+
+
+def graph_xml(gid, functions, rules, saps=(("lan", "eth1"), ("wan", "eth2"))):
+    fns = "".join(
+        "<function><id>%s</id><config><id>%s</id><functional-capability>%s</functional-capability>"
+        "</config><ports>%s</ports></function>" % (
+            fid, fid, cap, "".join("<port><id>%s</id><config><id>%s</id></config></port>" % (p, p)
+                                  for p in ports))
+        for fid, cap, ports in functions)
+    sps = "".join("<sap><id>%s</id><config><id>%s</id><interface><if-name>%s</if-name>"
+                  "</interface></config></sap>" % (s, s, nic) for s, nic in saps)
+    rls = ""
+    for rid, prio, in_port, out in rules:
+        if ":" in in_port:
+            f, p = in_port.split(":")
+            match = "<in-function>%s</in-function><in-function-port>%s</in-function-port>" % (f, p)
+        else:
+            match = "<in-sap>%s</in-sap>" % in_port
+        if ":" in out:
+            f, p = out.split(":")
+            action = "<output-function>%s</output-function><output-function-port>%s</output-function-port>" % (f, p)
+        else:
+            action = "<output-sap>%s</output-sap>" % out
+        rls += ("<flow-rule><id>%s</id><config><id>%s</id><priority>%d</priority></config>"
+                "<match><config>%s</config></match><actions><action><index>0</index><config>"
+                "<index>0</index>%s</config></action></actions></flow-rule>" % (
+                    rid, rid, prio, match, action))
+    return ("<service-graph><id>%s</id><config><id>%s</id></config><functions>%s</functions>"
+            "<saps>%s</saps><flow-rules>%s</flow-rules></service-graph>" % (gid, gid, fns, sps, rls))
+
+
+def running(*graphs):
+    if not graphs:
+        return None
+    return parse_config(CTX, '<service-graphs xmlns="urn:composer-nc:yang:composer-sffg">%s'
+                             '</service-graphs>' % "".join(graphs))
+
+
+def chain(gid="g1", middle=None):
+    functions = [("fw", "firewall", ("in", "out"))]
+    rules = [("lan-fw", 10, "lan", "fw:in"), ("fw-lan", 10, "fw:in", "lan")]
+    if middle:
+        functions.append(("nat", "nat", ("in", "out")))
+        rules += [("fw-nat", 10, "fw:out", "nat:in"), ("nat-fw", 10, "nat:in", "fw:out"),
+                  ("nat-wan", 10, "nat:out", "wan"), ("wan-nat", 10, "wan", "nat:out")]
+    else:
+        rules += [("fw-wan", 10, "fw:out", "wan"), ("wan-fw", 10, "wan", "fw:out")]
+    return graph_xml(gid, functions, rules)
+
+
+@pytest.fixture
+def node(tmp_path, monkeypatch):
+    vswitch = FakeVSwitch()
+    compute = FakeCompute()
+    monkeypatch.setattr(registry, "create", lambda kind, name, **kw: compute)
+    naming = Naming("ct")
+    network = NetworkManager(vswitch, naming, "lsi0", ("eth1", "eth2"))
+    network.start()
+    repository = Repository(tmp_path / "nsf")
+    repository.set_configured(TEMPLATES)
+    manager = ComputeManager(["native"], {}, repository, Scheduler(cores=2))
+    engine = ComposerEngine(network, manager, naming, tmp_path, parallelism=4,
+                            lsi0_interfaces=("eth1", "eth2"))
+    engine.compute.repository.set_configured(TEMPLATES)
+
+    class Node:
+        pass
+
+    n = Node()
+    n.vswitch, n.compute, n.engine, n.naming = vswitch, compute, engine, naming
+    n.state = lambda: (vswitch.state(), compute.state())
+    return n
+
+
+def _with_templates(tree):
+    return tree
+
+
+def apply(node, tree):
+    # templates come from running in real use; here they are set on the repository
+    node.engine._plan_templates = TEMPLATES
+    node.engine.apply(None, tree)
+
+
+@pytest.fixture(autouse=True)
+def keep_templates(monkeypatch):
+    import agent.engine.engine as engine_module
+    monkeypatch.setattr(engine_module, "templates_from_tree", lambda root: TEMPLATES)
+
+
+def test_deploy_then_delete_leaves_the_node_as_it_was(node):
+    empty = node.state()
+    node.engine.apply(None, running(chain()))
+    vswitch, compute = node.state()
+    lsi = node.naming.graph_lsi("g1")
+    assert set(vswitch) == {"lsi0", lsi}
+    assert [i["state"] for i in compute.values()] == ["running"]
+    # 2 function ports + 2 links (fw:in, fw:out towards the graph; lan, wan towards LSI-0)
+    assert len(vswitch[lsi]["ports"]) == 4
+    assert len(vswitch["lsi0"]["flows"]) == 2 + 2   # two SAP rules + two link flows
+    node.engine.apply(None, running())
+    assert node.state() == empty
+
+
+def test_an_unchanged_commit_does_nothing(node):
+    node.engine.apply(None, running(chain()))
+    node.vswitch.calls.clear()
+    node.compute.calls.clear()
+    node.engine.apply(None, running(chain()))
+    assert node.vswitch.calls == [] and node.compute.calls == []
+
+
+def test_editing_one_rule_reinstalls_one_flow(node):
+    node.engine.apply(None, running(chain()))
+    node.vswitch.calls.clear()
+    node.compute.calls.clear()
+    node.engine.apply(None, running(chain().replace("<priority>10</priority></config><match>"
+                                                    "<config><in-sap>lan</in-sap>",
+                                                    "<priority>20</priority></config><match>"
+                                                    "<config><in-sap>lan</in-sap>")))
+    assert node.compute.calls == []
+    assert node.vswitch.calls == [("apply_flows", ("lsi0", 1, 1))]
+
+
+def test_adding_a_function_in_the_middle_touches_only_it(node):
+    node.engine.apply(None, running(chain()))
+    fw = node.naming.function_instance("g1", "fw")
+    node.vswitch.calls.clear()
+    node.compute.calls.clear()
+    node.engine.apply(None, running(chain(middle=True)))
+    nat = node.naming.function_instance("g1", "nat")
+    assert node.compute.calls == [("create", nat), ("start", nat)]
+    assert fw not in {i for _, i in node.compute.calls}
+    kinds = [c[0] for c in node.vswitch.calls]
+    assert kinds.count("create_ports") == 1 and "destroy_lsi" not in kinds
+
+
+def test_two_graphs_share_lsi0(node):
+    node.engine.apply(None, running(chain("g1"), graph_xml("g2", [("fw", "firewall", ("a", "b"))], [
+        ("x", 5, "lan", "fw:a")], saps=(("lan", "eth1"),))))
+    vswitch, compute = node.state()
+    assert len(compute) == 2 and len(vswitch) == 3
+
+
+def test_conflicting_lsi0_rules_of_two_graphs_are_refused(node):
+    with pytest.raises(EngineRefused) as refused:
+        node.engine.apply(None, running(chain("g1"), graph_xml("g2", [("fw", "firewall", ("a",))], [
+            ("x", 10, "lan", "fw:a")], saps=(("lan", "eth1"),))))
+    assert refused.value.app_tag == "lsi0-conflict"
+    assert refused.value.path == ("/composer-sffg:service-graphs/service-graph[id='g2']"
+                                  "/flow-rules/flow-rule[id='x']")
+
+
+def test_unknown_interface_is_refused_with_its_path(node):
+    xml = chain().replace("<if-name>eth2</if-name>", "<if-name>eth9</if-name>")
+    with pytest.raises(EngineRefused) as refused:
+        node.engine.apply(None, running(xml))
+    assert refused.value.path == "/composer-sffg:service-graphs/service-graph[id='g1']/saps/sap[id='wan']/config"
+    assert node.vswitch.calls[-1][0] == "create_lsi"  # only LSI-0 at start
+
+
+def test_unresolvable_function_is_refused_with_its_path(node):
+    xml = chain().replace("<functional-capability>firewall", "<functional-capability>dpi")
+    with pytest.raises(EngineRefused) as refused:
+        node.engine.apply(None, running(xml))
+    assert "no template provides the functional capability 'dpi'" in refused.value.message
+    assert refused.value.path.endswith("/functions/function[id='fw']/config")
+
+
+def _every_step(node, before_tree, after_tree):
+    """Names of the steps of the plan from before to after."""
+    node.engine.apply(None, before_tree)
+    return [str(s) for s in node.engine.dry_run(after_tree).steps()]
+
+
+@pytest.mark.parametrize("scenario", ["deploy", "insert-middle", "delete"])
+def test_a_failure_at_any_step_leaves_the_node_exactly_as_before(node, scenario):
+    trees = {
+        "deploy": (running(), running(chain("g1"), chain("g2").replace("eth1", "eth1").replace(
+            "<priority>10</priority>", "<priority>11</priority>"))),
+        "insert-middle": (running(chain()), running(chain(middle=True))),
+        "delete": (running(chain(middle=True)), running()),
+    }
+    before, after = trees[scenario]
+    steps = _every_step(node, before, after)
+    assert steps
+    for index in range(len(steps)):
+        node.engine.apply(None, before)
+        snapshot = node.state()
+        deployed = dict(node.engine.deployed)
+        target = steps[index]
+
+        def fault(step, target=target):
+            if str(step) == target:
+                raise RuntimeError("injected at %s" % step)
+        node.engine.executor.fault = fault
+        try:
+            with pytest.raises(EngineRefused) as refused:
+                node.engine.apply(None, after)
+        finally:
+            node.engine.executor.fault = None
+        assert target in refused.value.message
+        assert node.state() == snapshot, "after a failure at %s" % target
+        assert node.engine.deployed == deployed
