@@ -144,6 +144,118 @@ class ComposerEngine(TransactionEngine):
             return "failed", self.failures[graph_id]
         return "pending", ""
 
+    def recover(self) -> list:
+        """Reconcile the node with the snapshot at boot (see Recovery); returns the report.
+        The caller applies running afterwards."""
+        with self._lock:
+            recovery = Recovery(self)
+            recovery.run()
+            return recovery.report
+
     def mark(self, graph_id: str, status: str, error: str = "") -> None:
         if graph_id in self.deployed:
             self.deployed[graph_id] = with_status(self.deployed[graph_id], status, error)
+
+
+class Recovery:
+    """Boot-time reconciliation of the node with the snapshot and running.
+
+    1. load the snapshot (what the last successful transaction deployed) and the journal's
+       interrupted transactions (graphs that may be half-changed: dirty);
+    2. scan the node for everything carrying the agent's prefix: graph-LSIs, LSI-0 ports
+       and flows, compute instances;
+    3. adopt a graph when it is clean and all its resources are there; its flows are
+       re-installed atomically (one bundle per LSI), so its traffic never stops;
+    4. remove everything else the scan found (orphans of crashes and of dirty graphs);
+    5. the caller then applies running: what is missing is created, what changed converges.
+    """
+
+    def __init__(self, engine: ComposerEngine):
+        self.engine = engine
+        self.report: list = []
+
+    def run(self) -> dict:
+        engine = self.engine
+        network, compute, naming = engine.network, engine.compute, engine.naming
+        snapshot_graphs, _ = engine.snapshot.load()
+        dirty = engine.journal.interrupted()
+        driver = network.driver
+        owner = {"composer-owner": naming.prefix}
+
+        lsis = {info.name: info for info in driver.list_lsis(owner)
+                if info.external_ids.get("composer-role") != "lsi0" and info.name != network.lsi0}
+        instances = {info.instance: (env, info) for env, info in compute.instances()
+                     if info.labels.get("composer-owner", naming.prefix) == naming.prefix}
+
+        adopted = {}
+        for gid, dg in snapshot_graphs.items():
+            reason = None
+            if gid in dirty:
+                reason = "an interrupted transaction touched it"
+            elif dg.lsi not in lsis:
+                reason = "its LSI %s is gone" % dg.lsi
+            else:
+                missing = [f.instance for f in dg.functions.values() if f.instance not in instances]
+                if missing:
+                    reason = "functions %s are gone" % ", ".join(missing)
+                else:
+                    ports = {p.name for p in driver.list_ports(dg.lsi)}
+                    wanted = {ifname for f in dg.functions.values() for _, ifname in f.ports}
+                    wanted |= set(dg.sap_ports.values())
+                    if not wanted <= ports:
+                        reason = "ports %s are gone" % ", ".join(sorted(wanted - ports))
+            if reason is None:
+                adopted[gid] = dg
+            else:
+                self.report.append("graph %s not adopted: %s" % (gid, reason))
+
+        keep_lsis = {dg.lsi for dg in adopted.values()}
+        keep_instances = {f.instance for dg in adopted.values() for f in dg.functions.values()}
+        for name in sorted(set(lsis) - keep_lsis):
+            self._try("destroy orphan LSI %s" % name, driver.destroy_lsi, name)
+        for instance in sorted(set(instances) - keep_instances):
+            env, _ = instances[instance]
+            self._try("destroy orphan instance %s" % instance,
+                      compute.driver(env).destroy, instance)
+
+        from ..network.split import link_ports, split_graph
+        keep_lsi0_ports = set(network.lsi0_interfaces)
+        expected_lsi0 = {}
+        for dg in adopted.values():
+            split = split_graph(dg.graph, naming, dg.links)
+            keep_lsi0_ports |= {link_ports(l.name)[0] for l in dg.links}
+            expected_lsi0.update(split.lsi0_flows)
+            graph_cookies = [f.cookie for f in driver.dump_flows(dg.lsi)
+                             if naming.owns_cookie(f.cookie)]
+            self._try("re-install flows of %s" % dg.lsi, driver.apply_flows, dg.lsi,
+                      list(split.graph_flows.values()), graph_cookies)
+        for port in driver.list_ports(network.lsi0):
+            if port.external_ids.get("composer-owner") == naming.prefix and \
+                    port.name not in keep_lsi0_ports and \
+                    port.external_ids.get("composer-role") not in ("lsi0", "tunnel-endpoint"):
+                self._try("remove orphan port %s" % port.name, driver.destroy_port,
+                          network.lsi0, port.name)
+        ours = [f.cookie for f in driver.dump_flows(network.lsi0) if naming.owns_cookie(f.cookie)
+                and not self._is_endpoint_cookie(f.cookie)]
+        self._try("re-install LSI-0 flows", driver.apply_flows, network.lsi0,
+                  list(expected_lsi0.values()), sorted(set(ours)))
+
+        engine.deployed = adopted
+        engine.snapshot.save(adopted, {"lsi0": network.lsi0})
+        engine.journal.mark_recovered()
+        for line in self.report:
+            LOG.warning("recovery: %s", line)
+        LOG.info("recovery: adopted %d graphs (%s)", len(adopted), ", ".join(sorted(adopted)))
+        return adopted
+
+    def _is_endpoint_cookie(self, cookie: int) -> bool:
+        endpoints = getattr(self.engine.network, "endpoint_cookies", None)
+        return bool(endpoints) and cookie in endpoints()
+
+    def _try(self, what, func, *args) -> None:
+        try:
+            func(*args)
+            self.report.append(what)
+        except Exception as exc:  # noqa: BLE001 - recovery keeps going, and says so
+            LOG.error("recovery: %s failed: %s", what, exc)
+            self.report.append("%s failed: %s" % (what, exc))

@@ -16,6 +16,7 @@ class FakeVSwitch(VSwitchDriver):
         self.lsis: dict = {}        # name -> {"ports": {name: kind}, "flows": {cookie: Flow}, "ids": {}}
         self.calls: list = []
         self.fail_on: set = set()   # method names that raise
+        self.port_ids: dict = {}
 
     def state(self):
         return copy.deepcopy({name: {"ports": l["ports"], "flows": l["flows"]}
@@ -53,7 +54,19 @@ class FakeVSwitch(VSwitchDriver):
                 raise ResourceExists("port exists", resource=p["name"])
         for p in ports:
             self.lsis[lsi]["ports"][p["name"]] = p.get("kind", "system")
+            self.port_ids[(lsi, p["name"])] = dict(p.get("external_ids") or {})
         return [PortInfo(lsi, p["name"], 1) for p in ports]
+
+    def list_ports(self, lsi):
+        return [PortInfo(lsi, name, 1, kind, self.port_ids.get((lsi, name), {}))
+                for name, kind in self.lsis[lsi]["ports"].items()]
+
+    def destroy_port(self, lsi, name):
+        self._call("destroy_port", lsi, name)
+        self.lsis[lsi]["ports"].pop(name)
+
+    def dump_flows(self, lsi):
+        return list(self.lsis[lsi]["flows"].values())
 
     def destroy_ports(self, lsi, names):
         self._call("destroy_ports", lsi, list(names))
@@ -65,6 +78,7 @@ class FakeVSwitch(VSwitchDriver):
         for name in names:
             self.lsis[lsi_a]["ports"][name + "-0"] = "patch"
             self.lsis[lsi_b]["ports"][name + "-g"] = "patch"
+            self.port_ids[(lsi_a, name + "-0")] = dict(external_ids or {})
         return []
 
     def destroy_virtual_links(self, links):

@@ -225,3 +225,71 @@ def test_a_failure_at_any_step_leaves_the_node_exactly_as_before(node, scenario)
         assert target in refused.value.message
         assert node.state() == snapshot, "after a failure at %s" % target
         assert node.engine.deployed == deployed
+
+
+class Crash(BaseException):
+    """Stands for kill -9: no handler runs, no rollback, the journal stays open."""
+
+
+def _restart(node, tmp_path):
+    """A new engine on the same node and state directory, as after a restart."""
+    naming = node.naming
+    network = NetworkManager(node.vswitch, naming, "lsi0", ("eth1", "eth2"))
+    network.start()
+    repository = Repository(tmp_path / "nsf")
+    repository.set_configured(TEMPLATES)
+    manager = ComputeManager(["native"], {}, repository, Scheduler(cores=2))
+    engine = ComposerEngine(network, manager, naming, tmp_path, parallelism=4,
+                            lsi0_interfaces=("eth1", "eth2"))
+    node.engine = engine
+    return engine
+
+
+@pytest.mark.parametrize("crash_at", range(0, 12))
+def test_a_crash_mid_transaction_converges_after_restart(node, tmp_path, crash_at):
+    before, after = running(chain()), running(chain(middle=True), chain("g2").replace(
+        "<priority>10</priority>", "<priority>11</priority>"))
+    node.engine.apply(None, before)
+    steps = [str(s) for s in node.engine.dry_run(after).steps()]
+    if crash_at >= len(steps):
+        pytest.skip("plan has %d steps" % len(steps))
+    target = steps[crash_at]
+
+    def crash(step):
+        if str(step) == target:
+            raise Crash()
+    node.engine.executor.fault = crash
+    with pytest.raises(Crash):
+        node.engine.apply(None, after)
+
+    # Restart: the datastore's running is still `before` (the commit never finished).
+    engine = _restart(node, tmp_path)
+    engine.recover()
+    engine.apply(None, before)
+    recovered = node.state()
+    # The same as a node that only ever deployed `before`.
+    assert _fresh_state(tmp_path / "clean", before) == recovered
+    # And it can go on to `after`.
+    engine.apply(None, after)
+    assert _fresh_state(tmp_path / "clean2", after) == node.state()
+
+
+def _fresh_state(path, tree):
+    vswitch, compute = FakeVSwitch(), FakeCompute()
+    import drivers.registry as reg
+    original = reg.create
+    reg.create = lambda kind, name, **kw: compute
+    try:
+        naming = Naming("ct")
+        network = NetworkManager(vswitch, naming, "lsi0", ("eth1", "eth2"))
+        network.start()
+        repository = Repository(path / "nsf")
+        repository.set_configured(TEMPLATES)
+        manager = ComputeManager(["native"], {}, repository, Scheduler(cores=2))
+        engine = ComposerEngine(network, manager, naming, path, lsi0_interfaces=("eth1", "eth2"))
+        engine.apply(None, tree)
+    finally:
+        reg.create = original
+    state = vswitch.state(), compute.state()
+    # instance states of a fresh node are all running
+    return state
