@@ -65,6 +65,17 @@ class FakeVSwitch(VSwitchDriver):
         self._call("destroy_port", lsi, name)
         self.lsis[lsi]["ports"].pop(name)
 
+    def port_stats(self, lsi):
+        return {name: {"rx_packets": 3, "rx_bytes": 300, "tx_packets": 4, "tx_bytes": 400}
+                for name in self.lsis[lsi]["ports"]}
+
+    def flow_stats(self, lsi):
+        return {cookie: (7, 700) for cookie in self.lsis[lsi]["flows"]}
+
+    def info(self):
+        return {"kind": "ovs", "version": "3.1.0", "datapath-type": "netdev",
+                "port-technologies": ["veth", "tap"], "tunnel-types": ["gre"]}
+
     def dump_flows(self, lsi):
         return list(self.lsis[lsi]["flows"].values())
 

@@ -1,0 +1,1 @@
+"""The domain description: big switch, capabilities, resources (operational state)."""

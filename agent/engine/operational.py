@@ -1,0 +1,137 @@
+"""Operational state of the service graphs: status, implementation, cores, counters.
+
+Built as composer-sffg JSON and parsed into the caller's libyang context. Each state
+container repeats its config (OpenConfig style: the applied configuration) and adds what
+the engine and the vSwitch know. Counters are read once per LSI per request.
+"""
+
+import json
+import logging
+
+from ..model.data import parse
+from ..network.split import PortMap
+
+LOG = logging.getLogger(__name__)
+
+STATUS = "composer-types:%s"
+
+
+def _counters(stats: dict | None) -> dict:
+    stats = stats or {}
+    return {k: str(int(stats.get(k.replace("-", "_"), 0)))
+            for k in ("rx-packets", "rx-bytes", "tx-packets", "tx-bytes")}
+
+
+class GraphState:
+    """A StateProvider for /service-graphs (see agent/engine/interface.py)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def _stats(self, reader, lsi):
+        try:
+            return reader(lsi)
+        except Exception as exc:  # noqa: BLE001 - counters are best effort
+            LOG.debug("cannot read counters of %s: %s", lsi, exc)
+            return {}
+
+    def document(self) -> dict:
+        engine = self.engine
+        driver = engine.network.driver
+        lsi0 = engine.network.lsi0
+        graphs = []
+        lsi0_ports = self._stats(driver.port_stats, lsi0)
+        lsi0_flows = self._stats(driver.flow_stats, lsi0)
+        known = set(engine.deployed) | set(engine.in_progress) | set(engine.failures)
+        for gid in sorted(known):
+            status, error = engine.graph_status(gid)
+            dg = engine.deployed.get(gid)
+            entry = {"id": gid, "state": {"id": gid, "status": STATUS % status}}
+            if error:
+                entry["state"]["last-error"] = error
+            graphs.append(entry)
+            if dg is None:
+                continue
+            source = dg.source
+            entry["state"].update({k: v for k, v in source.get("config", {}).items()})
+            entry["state"].update({"status": STATUS % status, "graph-lsi": dg.lsi,
+                                   "virtual-links": len(dg.links)})
+            if dg.deployed_at:
+                entry["state"]["deployed-at"] = dg.deployed_at
+            port_stats = self._stats(driver.port_stats, dg.lsi)
+            flow_stats = self._stats(driver.flow_stats, dg.lsi)
+            entry.update(self._functions(dg, source, port_stats))
+            entry.update(self._saps(dg, source, port_stats, lsi0_ports))
+            entry.update(self._rules(dg, source, flow_stats, lsi0_flows))
+        return {"composer-sffg:service-graphs": {"service-graph": graphs}} if graphs else {}
+
+    def _functions(self, dg, source, port_stats) -> dict:
+        compute = self.engine.compute
+        out = []
+        for fn in source.get("functions", {}).get("function", ()):
+            fid = fn["id"]
+            deployed = dg.functions.get(fid)
+            state = dict(fn.get("config", {}))
+            if deployed is not None:
+                status = compute.status.get(deployed.instance, deployed.status)
+                state.update({"status": STATUS % status, "implementation": deployed.template,
+                              "execution-environment": STATUS % deployed.environment,
+                              "cpu-core": list(deployed.cores)})
+                if deployed.error:
+                    state["last-error"] = deployed.error
+            ports = []
+            port_map = deployed.port_map() if deployed else {}
+            for port in fn.get("ports", {}).get("port", ()):
+                pstate = dict(port.get("config", {}))
+                ifname = port_map.get(port["id"])
+                if ifname:
+                    pstate.update({"vswitch-port": ifname, "technology": "composer-types:veth",
+                                   "counters": _counters(port_stats.get(ifname))})
+                ports.append({"id": port["id"], "state": pstate})
+            item = {"id": fid, "state": state}
+            if ports:
+                item["ports"] = {"port": ports}
+            out.append(item)
+        return {"functions": {"function": out}} if out else {}
+
+    def _saps(self, dg, source, port_stats, lsi0_ports) -> dict:
+        out = []
+        for sap_entry in source.get("saps", {}).get("sap", ()):
+            sid = sap_entry["id"]
+            sap = dg.graph.saps[sid]
+            state = json.loads(json.dumps(sap_entry.get("config", {})))
+            state.update({"status": STATUS % "running", "sap-type": STATUS % sap.type})
+            if sap.on_lsi0:
+                state["vswitch-port"] = sap.if_name
+                state["counters"] = _counters(lsi0_ports.get(sap.if_name))
+            elif sid in dg.sap_ports:
+                state["vswitch-port"] = dg.sap_ports[sid]
+                state["counters"] = _counters(port_stats.get(dg.sap_ports[sid]))
+            out.append({"id": sid, "state": state})
+        return {"saps": {"sap": out}} if out else {}
+
+    def _rules(self, dg, source, flow_stats, lsi0_flows) -> dict:
+        naming = self.engine.naming
+        ports = PortMap(dg.graph, naming)
+        out = []
+        for rule_entry in source.get("flow-rules", {}).get("flow-rule", ()):
+            rid = rule_entry["id"]
+            rule = dg.graph.rules[rid]
+            cookie = naming.rule_cookie(dg.id, rid)
+            on_lsi0 = ports.on_lsi0(rule.in_port)
+            packets, octets = (lsi0_flows if on_lsi0 else flow_stats).get(cookie, (0, 0))
+            state = dict(rule_entry.get("config", {}))
+            state.update({"status": STATUS % "running",
+                          "installed-on": [self.engine.network.lsi0 if on_lsi0 else dg.lsi],
+                          "packets": str(packets), "bytes": str(octets)})
+            crossing = any(ports.on_lsi0(o) != on_lsi0 for o in rule.outputs())
+            if crossing:
+                state["installed-on"].append(dg.lsi if on_lsi0 else self.engine.network.lsi0)
+            out.append({"id": rid, "state": state})
+        return {"flow-rules": {"flow-rule": out}} if out else {}
+
+    def build(self, ctx):
+        document = self.document()
+        if not document:
+            return None
+        return parse(ctx, json.dumps(document), "json", config_only=False, validate=False)

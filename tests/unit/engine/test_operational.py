@@ -1,0 +1,63 @@
+"""Operational state: graph status and counters, and the domain description, as libyang data."""
+
+import json
+
+from agent.config import load
+from agent.domain.description import DomainDescription, vlan_ranges
+from agent.engine.operational import GraphState
+from agent.model import create_context
+from agent.model.binding import to_xml
+from agent.model.data import parse
+from tests.unit.engine.test_engine import CTX, chain, keep_templates, node, running  # noqa: F401
+
+
+def test_graph_state_parses_and_reports_status_implementation_and_counters(node):
+    node.engine.apply(None, running(chain()))
+    tree = GraphState(node.engine).build(CTX)
+    data = json.loads(tree.print_mem("json", with_siblings=True))
+    graph = data["composer-sffg:service-graphs"]["service-graph"][0]
+    assert graph["state"]["status"] == "composer-types:running"
+    assert graph["state"]["graph-lsi"] == node.naming.graph_lsi("g1")
+    assert graph["state"]["virtual-links"] == 2
+    fw = graph["functions"]["function"][0]
+    assert fw["state"]["implementation"] == "fw-native"
+    assert fw["state"]["execution-environment"] == "composer-types:native"
+    assert fw["ports"]["port"][0]["state"]["counters"]["rx-packets"] == "3"
+    rule = {r["id"]: r for r in graph["flow-rules"]["flow-rule"]}["lan-fw"]
+    assert rule["state"]["packets"] == "7"
+    assert rule["state"]["installed-on"] == ["lsi0", node.naming.graph_lsi("g1")]
+
+
+def test_domain_description_parses(node, tmp_path):
+    node.engine.apply(None, running(chain()))
+    config = load(overrides={"state": {"dir": str(tmp_path)}, "lsi0": {"interfaces": ["eth1", "eth2"]},
+                             "node": {"id": "edge-7"}})
+    description = DomainDescription(config, node.engine.network, node.engine.compute, node.engine)
+    tree = description.build(CTX)
+    data = json.loads(tree.print_mem("json", with_siblings=True))["composer-domain:domain"]
+    assert data["state"]["node-id"] == "edge-7"
+    endpoints = {e["name"]: e for e in data["big-switch"]["endpoints"]["endpoint"]}
+    assert set(endpoints) == {"eth1", "eth2"}
+    assert endpoints["eth1"]["free-vlans"]["range"][0]["state"] == {"first": 1, "last": 4094}
+    caps = {c["name"]: c for c in data["functional-capabilities"]["functional-capability"]}
+    assert set(caps) == {"firewall", "nat"}
+    assert data["infrastructure-capabilities"]["state"]["execution-environment"] == [
+        "composer-types:native"]
+    assert data["resources"]["state"]["cpu-cores-total"] == 2
+
+
+def test_vlan_ranges():
+    assert vlan_ranges({1, 100, 4094}) == [(2, 99), (101, 4093)]
+    assert vlan_ranges(set()) == [(1, 4094)]
+
+
+def test_identityref_leaf_lists_reach_libyang_with_their_module():
+    from bindings import composer_domain
+    model = composer_domain()
+    model.domain.infrastructure_capabilities.state.execution_environment.append("native")
+    model.domain.infrastructure_capabilities.state._set_vswitch("ovs")
+    tree = parse(create_context(), to_xml(model), "xml", config_only=False, validate=False)
+    state = json.loads(tree.print_mem("json"))["composer-domain:domain"][
+        "infrastructure-capabilities"]["state"]
+    assert state == {"execution-environment": ["composer-types:native"],
+                     "vswitch": "composer-types:ovs"}
