@@ -24,8 +24,13 @@ class Agent:
     def build_services(self) -> list:
         """The services, in start order. Imported here so that a unit test can build
         an Agent without the daemons behind the services."""
+        from .compute.service import ComputeService
+        from .engine.service import EngineService
         from .network.service import VSwitchService
-        return [VSwitchService(self.config)]
+        vswitch = VSwitchService(self.config)
+        compute = ComputeService(self.config)
+        engine = EngineService(self.config, vswitch, compute)
+        return [vswitch, compute, engine]
 
     async def start(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The vSwitch service: the private OVS (or an existing one) and LSI-0."""
+"""The vSwitch service: the private OVS (or an existing one), the driver, LSI-0."""
 
 import asyncio
 import logging
@@ -7,23 +7,26 @@ from drivers import registry
 from drivers.vswitch.ovs_process import PrivateOVS, default_datapath_type
 
 from ..config import AgentConfig
+from .manager import NetworkManager
+from .naming import Naming
 
 LOG = logging.getLogger(__name__)
 
 
 class VSwitchService:
-    """Starts the vSwitch the configuration asks for and creates LSI-0 on it.
+    """Starts the vSwitch the configuration asks for and the network manager on it.
 
     1. private mode: start (or reuse) ovsdb-server and ovs-vswitchd under the state dir;
-    2. connect the vSwitch driver;
-    3. create LSI-0 with the configured interfaces.
+    2. connect the vSwitch driver and check it;
+    3. create (or reuse) LSI-0 with the configured interfaces.
     """
 
     def __init__(self, config: AgentConfig):
         self.config = config
         self.ovs: PrivateOVS | None = None
         self.driver = None
-        self.lsi0 = config.get("lsi0", "name")
+        self.network: NetworkManager | None = None
+        self.naming = Naming(config.prefix)
 
     @property
     def datapath_type(self) -> str:
@@ -38,13 +41,13 @@ class VSwitchService:
             self.ovs.start()
             db_socket, run_dir = self.ovs.db_socket, str(self.ovs.run_dir)
         else:
-            db_socket, run_dir = ovs["db-socket"], None
+            db_socket, run_dir = ovs["db-socket"], ovs["run-dir"] or None
         self.driver = registry.create("vswitch", "ovs", db_socket=db_socket, run_dir=run_dir,
                                       netns=netns, datapath_type=self.datapath_type)
         self.driver.check()
-        self.driver.create_lsi(self.lsi0, ports=tuple(self.config.get("lsi0", "interfaces")),
-                               external_ids={"composer-owner": self.config.prefix,
-                                             "composer-role": "lsi0"})
+        self.network = NetworkManager(self.driver, self.naming, self.config.get("lsi0", "name"),
+                                      self.config.get("lsi0", "interfaces"))
+        self.network.start()
 
     def _stop(self) -> None:
         if self.driver is not None:
@@ -63,4 +66,4 @@ class VSwitchService:
             "OVS at %s" % self.config.get("ovs", "db-socket")
         interfaces = ", ".join(self.config.get("lsi0", "interfaces")) or "no interfaces yet"
         return ["vSwitch: %s, datapath %s; LSI-0 '%s' with %s"
-                % (where, self.datapath_type, self.lsi0, interfaces)]
+                % (where, self.datapath_type, self.config.get("lsi0", "name"), interfaces)]
