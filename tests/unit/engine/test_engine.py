@@ -11,6 +11,7 @@ from agent.model import create_context, parse_config
 from agent.network.manager import NetworkManager
 from agent.network.naming import Naming
 from drivers import registry
+from tests.graphxml import GraphXml
 from tests.unit.engine.fakes import FakeCompute, FakeVSwitch
 
 TEMPLATES = [{"id": "fw-native", "functional-capability": "firewall",
@@ -24,32 +25,14 @@ CTX = create_context()
 
 
 def graph_xml(gid, functions, rules, saps=(("lan", "eth1"), ("wan", "eth2"))):
-    fns = "".join(
-        "<function><id>%s</id><config><id>%s</id><functional-capability>%s</functional-capability>"
-        "</config><ports>%s</ports></function>" % (
-            fid, fid, cap, "".join("<port><id>%s</id><config><id>%s</id></config></port>" % (p, p)
-                                  for p in ports))
-        for fid, cap, ports in functions)
-    sps = "".join("<sap><id>%s</id><config><id>%s</id><interface><if-name>%s</if-name>"
-                  "</interface></config></sap>" % (s, s, nic) for s, nic in saps)
-    rls = ""
-    for rid, prio, in_port, out in rules:
-        if ":" in in_port:
-            f, p = in_port.split(":")
-            match = "<in-function>%s</in-function><in-function-port>%s</in-function-port>" % (f, p)
-        else:
-            match = "<in-sap>%s</in-sap>" % in_port
-        if ":" in out:
-            f, p = out.split(":")
-            action = "<output-function>%s</output-function><output-function-port>%s</output-function-port>" % (f, p)
-        else:
-            action = "<output-sap>%s</output-sap>" % out
-        rls += ("<flow-rule><id>%s</id><config><id>%s</id><priority>%d</priority></config>"
-                "<match><config>%s</config></match><actions><action><index>0</index><config>"
-                "<index>0</index>%s</config></action></actions></flow-rule>" % (
-                    rid, rid, prio, match, action))
-    return ("<service-graph><id>%s</id><config><id>%s</id></config><functions>%s</functions>"
-            "<saps>%s</saps><flow-rules>%s</flow-rules></service-graph>" % (gid, gid, fns, sps, rls))
+    g = GraphXml(gid)
+    for fid, capability, ports in functions:
+        g.function(fid, capability, *ports)
+    for sid, nic in saps:
+        g.sap_interface(sid, nic)
+    for rid, priority, in_port, out in rules:
+        g.rule(rid, in_port, out, priority=priority)
+    return g.xml()
 
 
 def running(*graphs):

@@ -1,0 +1,255 @@
+"""A simulated node for end-to-end tests: a network namespace whose interfaces lead to host
+namespaces, and a real composer-agent (subprocess) driving its own private OVS inside it.
+
+    with Node("n1", session_tmp, hosts={"eth1": "10.0.0.1/24", "eth2": "10.0.0.2/24"}) as node:
+        with node.netconf() as m:       # an ncclient manager
+            ...
+        node.ping("eth1", "10.0.0.2")   # from the host behind eth1
+
+Every name starts with the session prefix. The agent listens on 127.0.0.1 in the test's own
+namespace (ovs.netns points it at the node), so ncclient reaches it directly.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests import resources
+from tests.resources import PREFIX
+
+AGENT = [sys.executable, "-m", "agent.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(*argv, check=True, timeout=60, **kw):
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check,
+                          timeout=timeout, **kw)
+
+
+def netns_exec(netns, *argv, check=True, timeout=60):
+    return run("ip", "netns", "exec", netns, *argv, check=check, timeout=timeout)
+
+
+class Host:
+    """A namespace behind one node interface, with one veth and an address."""
+
+    def __init__(self, name: str, address: str | None, mac: str | None = None):
+        self.name = name
+        self.address = address
+        self.mac = mac
+
+    @property
+    def ip(self) -> str | None:
+        return self.address.split("/")[0] if self.address else None
+
+    def run(self, *argv, check=True, timeout=60):
+        return netns_exec(self.name, *argv, check=check, timeout=timeout)
+
+    def ping(self, address, count=3, check=False) -> bool:
+        result = self.run("ping", "-c", str(count), "-i", "0.2", "-W", "1", address, check=check)
+        return result.returncode == 0
+
+    def iperf_server(self, port=5201):
+        return subprocess.Popen(["ip", "netns", "exec", self.name, "iperf3", "-s", "-1", "-p",
+                                 str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def iperf_client(self, server_ip, port=5201, seconds=2, check=False):
+        return self.run("iperf3", "-c", server_ip, "-p", str(port), "-t", str(seconds), "-J",
+                        "--connect-timeout", "3000", check=check, timeout=seconds + 30)
+
+
+class Node:
+    """A namespace with interfaces to hosts, and an agent managing it."""
+
+    def __init__(self, tag: str, tmp: Path, hosts: dict, prefix_suffix: str = "",
+                 extra_config: str = "", environments=("native",)):
+        self.tag = tag
+        self.netns = "%s%s" % (PREFIX, tag)
+        self.dir = Path(tmp) / tag
+        self.hosts = {}
+        self.host_spec = hosts           # node interface -> host address (or None)
+        self.port = free_port()
+        self.extra_config = extra_config
+        self.environments = environments
+        self.agent = None
+        self.log = self.dir / "agent.log"
+        # the agent's resource prefix: the test prefix plus one letter per node, 1-4 chars
+        self.resource_prefix = (PREFIX + prefix_suffix)[:4]
+
+    # --- lifecycle ---
+
+    def __enter__(self):
+        try:
+            self.create()
+            self.start_agent()
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.destroy()
+        return False
+
+    def create(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        run("ip", "netns", "add", self.netns)
+        netns_exec(self.netns, "ip", "link", "set", "lo", "up")
+        for index, (ifname, address) in enumerate(sorted(self.host_spec.items()), 1):
+            host = Host("%s%sh%d" % (PREFIX, self.tag, index), address,
+                        "02:00:00:%02x:%02x:%02x" % (ord(self.tag[-1]) % 256, index, 1))
+            run("ip", "netns", "add", host.name)
+            netns_exec(host.name, "ip", "link", "set", "lo", "up")
+            temp_a, temp_b = "%sv%s%da" % (PREFIX, self.tag, index), "%sv%s%db" % (PREFIX, self.tag, index)
+            run("ip", "link", "add", temp_a, "type", "veth", "peer", "name", temp_b)
+            run("ip", "link", "set", temp_a, "netns", self.netns)
+            run("ip", "link", "set", temp_b, "netns", host.name)
+            netns_exec(self.netns, "ip", "link", "set", temp_a, "name", ifname)
+            netns_exec(self.netns, "ip", "link", "set", ifname, "up")
+            netns_exec(host.name, "ip", "link", "set", temp_b, "name", "eth0")
+            netns_exec(host.name, "ip", "link", "set", "eth0", "address", host.mac)
+            netns_exec(host.name, "ip", "link", "set", "eth0", "up")
+            # The userspace datapath does not fill in checksums: the far ends do not offload.
+            netns_exec(host.name, "ethtool", "-K", "eth0", "tx", "off", check=False)
+            netns_exec(self.netns, "ethtool", "-K", ifname, "tx", "off", check=False)
+            if address:
+                netns_exec(host.name, "ip", "addr", "add", address, "dev", "eth0")
+            self.hosts[ifname] = host
+
+    def config_text(self) -> str:
+        interfaces = ", ".join('"%s"' % name for name in sorted(self.host_spec))
+        envs = ", ".join('"%s"' % e for e in self.environments)
+        return f"""
+[node]
+id = "{self.netns}"
+[netconf]
+address = "127.0.0.1"
+port = {self.port}
+[state]
+dir = "{self.dir / 'state'}"
+[ovs]
+mode = "private"
+run-dir = "{self.dir / 'ovs'}"
+netns = "{self.netns}"
+datapath-type = "netdev"
+[lsi0]
+interfaces = [{interfaces}]
+[compute]
+execution-environments = [{envs}]
+[resources]
+prefix = "{self.resource_prefix}"
+[logging]
+level = "debug"
+{self.extra_config}
+"""
+
+    def start_agent(self, timeout: float = 60.0) -> None:
+        config = self.dir / "agent.toml"
+        config.write_text(self.config_text())
+        self._log_stream = open(self.log, "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.agent = subprocess.Popen(AGENT + ["--config", str(config)], stdout=self._log_stream,
+                                      stderr=subprocess.STDOUT, env=env,
+                                      cwd=Path(__file__).resolve().parents[2])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.agent.poll() is not None:
+                raise RuntimeError("agent exited with %s:\n%s" % (self.agent.returncode,
+                                                                 self.log_tail()))
+            if b"Ctrl-C stops the agent" in self.log.read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError("agent did not come up in %.0f s:\n%s" % (timeout, self.log_tail()))
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop_agent(self, sig=signal.SIGINT, timeout: float = 60.0) -> int | None:
+        if self.agent is None:
+            return None
+        if self.agent.poll() is None:
+            self.agent.send_signal(sig)
+            try:
+                self.agent.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.agent.kill()
+                self.agent.wait()
+        code = self.agent.returncode
+        self.agent = None
+        self._log_stream.close()
+        return code
+
+    def kill_agent(self) -> None:
+        """kill -9: nothing of the agent runs after this."""
+        self.stop_agent(signal.SIGKILL)
+
+    def destroy(self) -> None:
+        self.stop_agent()
+        # A killed agent leaves its private OVS: stop it through its pidfiles.
+        from drivers.vswitch.ovs_process import PrivateOVS
+        ovs_dir = self.dir / "ovs"
+        if ovs_dir.exists():
+            PrivateOVS(ovs_dir, netns=self.netns).stop()
+        for host in self.hosts.values():
+            run("ip", "netns", "del", host.name, check=False)
+        for name in resources.netns_names():
+            if name.startswith(self.resource_prefix) and name != self.netns and \
+                    not name.startswith(PREFIX + self.tag):
+                # a function namespace left by a killed agent
+                run("ip", "netns", "del", name, check=False)
+        run("ip", "netns", "del", self.netns, check=False)
+
+    # --- clients ---
+
+    @property
+    def key_file(self) -> Path:
+        return self.dir / "state" / "users" / "admin" / "id_ed25519"
+
+    def netconf(self, timeout: int = 120):
+        from ncclient import manager
+        return manager.connect(host="127.0.0.1", port=self.port, username="admin",
+                               key_filename=str(self.key_file), hostkey_verify=False,
+                               allow_agent=False, look_for_keys=False, timeout=timeout)
+
+    def ovs(self, *argv) -> str:
+        """An ovs-vsctl / ovs-ofctl command against the node's private OVS."""
+        from drivers.vswitch.ovs_process import PrivateOVS
+        ovs = PrivateOVS(self.dir / "ovs", netns=self.netns)
+        tool, *rest = argv
+        if tool == "ovs-vsctl":
+            rest = ["--db=%s" % ovs.db_socket, *rest]
+        elif tool == "ovs-ofctl" and len(rest) > 1:
+            rest = [rest[0], ovs.bridge_mgmt(rest[1]), *rest[2:]]
+        return run(tool, *rest, env=ovs.env()).stdout
+
+    def node_resources(self) -> dict:
+        """What the agent's prefix names on the node: for before/after comparisons."""
+        from drivers.vswitch.ovs_process import PrivateOVS
+        ovs = PrivateOVS(self.dir / "ovs", netns=self.netns)
+        bridges = run("ovs-vsctl", "--db=%s" % ovs.db_socket, "list-br").stdout.split()
+        out = {"bridges": {}, "netns": sorted(n for n in resources.netns_names()
+                                              if n.startswith(self.resource_prefix)
+                                              and not n.startswith(PREFIX + self.tag)),
+               "links": sorted(resources.link_names(self.netns))}
+        for bridge in bridges:
+            ports = run("ovs-vsctl", "--db=%s" % ovs.db_socket, "list-ports", bridge).stdout.split()
+            flows = run("ovs-ofctl", "-O", "OpenFlow14", "--no-stats", "dump-flows",
+                        ovs.bridge_mgmt(bridge), env=ovs.env()).stdout.splitlines()
+            out["bridges"][bridge] = {"ports": sorted(ports),
+                                      "flows": sorted(line.strip() for line in flows
+                                                      if "cookie" in line or "priority" in line)}
+        out["processes"] = sorted(p.split(":", 1)[1] for p in resources.processes_mentioning(
+            str(self.dir / "state")))
+        return out
