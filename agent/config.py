@@ -58,6 +58,11 @@ DEFAULTS = {
     "logging": {
         "level": "info",
     },
+    "debug": {
+        # Tests only: before each engine step the agent reads this file; a step whose
+        # description equals its content fails as if its driver had failed.
+        "fault-file": "",
+    },
 }
 
 _KNOWN_ENVIRONMENTS = ("native", "docker", "kvm", "dpdk")

@@ -105,6 +105,23 @@ class Executor:
             self.journal.step(step, event="undone")
 
 
+class FaultFile:
+    """A fault hook for tests of the real daemon: fail the step named in a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, step) -> None:
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                wanted = stream.read().strip()
+        except FileNotFoundError:
+            return
+        if wanted and wanted == str(step):
+            from drivers.errors import DriverError
+            raise DriverError("injected fault", resource=str(step))
+
+
 class _GroupFailure(Exception):
     def __init__(self, step, cause):
         super().__init__(str(cause))

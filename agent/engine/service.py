@@ -7,6 +7,7 @@ import time
 from ..config import AgentConfig
 from ..domain.description import DomainDescription
 from .engine import ComposerEngine
+from .executor import FaultFile
 from .interface import StateProvider
 from .operational import GraphState
 
@@ -35,6 +36,10 @@ class EngineService:
             network, compute, self.vswitch.naming, self.config.state_dir / "engine",
             parallelism=int(self.config.get("compute", "parallel-starts")),
             lsi0_interfaces=self.config.get("lsi0", "interfaces"))
+        fault_file = self.config.get("debug", "fault-file")
+        if fault_file:
+            LOG.warning("fault injection is on (debug.fault-file = %s)", fault_file)
+            self.engine.executor.fault = FaultFile(fault_file)
         self.recovery_report = self.engine.recover()
         description = DomainDescription(self.config, network, compute, self.engine, self.started)
         self.providers = [StateProvider("service-graphs", GraphState(self.engine).build),
