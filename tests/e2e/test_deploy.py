@@ -1,0 +1,152 @@
+"""Commit deploys for real: graphs over NETCONF (ncclient), traffic between host namespaces
+through native functions in OVS, and a node left exactly as before when graphs go away.
+"""
+
+import json
+import threading
+import time
+
+import pytest
+from lxml import etree
+
+from tests.e2e.node import Node
+from tests.graphxml import GraphXml, config, delete_graph, firewall_chain
+
+SFFG = {"s": "urn:composer-nc:yang:composer-sffg"}
+
+
+@pytest.fixture(scope="module")
+def node(session_tmp):
+    hosts = {"eth1": "10.10.0.1/24", "eth2": "10.10.0.2/24",
+             "eth3": "10.10.0.3/24", "eth4": "10.10.0.4/24"}
+    with Node("a", session_tmp, hosts, prefix_suffix="a") as n:
+        yield n
+
+
+def commit(m, *graphs):
+    m.edit_config(target="candidate", config=config(*graphs))
+    m.commit()
+
+
+def delete(m, graph_id):
+    m.edit_config(target="candidate", config=delete_graph(graph_id))
+    m.commit()
+
+
+def graph_state(m, graph_id):
+    reply = m.get(filter=("subtree", '<service-graphs xmlns="%s"><service-graph><id>%s</id>'
+                                     "</service-graph></service-graphs>" % (SFFG["s"], graph_id)))
+    root = etree.fromstring(reply.xml.encode())
+    return root
+
+
+def iperf_bits(host, server_host, port):
+    server = server_host.iperf_server(port)
+    try:
+        time.sleep(0.3)
+        result = host.iperf_client(server_host.ip, port, seconds=2)
+    finally:
+        server.kill()
+        server.wait()
+    if result.returncode != 0:
+        return 0.0
+    return json.loads(result.stdout)["end"]["sum_received"]["bits_per_second"]
+
+
+@pytest.fixture
+def clean(node):
+    """The node's resources before the test; the test must leave them so."""
+    before = node.node_resources()
+    yield before
+    with node.netconf() as m:
+        m.discard_changes()
+        running = etree.fromstring(m.get_config(source="running").xml.encode())
+        for gid in running.xpath("//s:service-graph/s:id/text()", namespaces=SFFG):
+            delete(m, gid)
+    assert node.node_resources() == before
+
+
+def test_firewall_between_two_hosts_passes_traffic_and_blocks_a_port(node, clean):
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    assert not h1.ping(h2.ip, count=1)
+    with node.netconf() as m:
+        commit(m, firewall_chain("g1", parameters=["block-tcp-dst=5202"]))
+        assert h1.ping(h2.ip)
+        assert iperf_bits(h1, h2, 5201) > 1e6
+        assert iperf_bits(h1, h2, 5202) == 0.0
+        state = graph_state(m, "g1")
+        assert state.xpath("//s:service-graph/s:state/s:status/text()", namespaces=SFFG) == [
+            "composer-types:running"] or state.xpath(
+            "//s:service-graph/s:state/s:status/text()", namespaces=SFFG)[0].endswith("running")
+        rule_packets = state.xpath("//s:flow-rule[s:id='lan-fwd']/s:state/s:packets/text()",
+                                   namespaces=SFFG)
+        assert int(rule_packets[0]) > 0
+        delete(m, "g1")
+    assert not h1.ping(h2.ip, count=1)
+
+
+def test_two_graphs_at_once_are_isolated(node, clean):
+    h1, h2, h3, h4 = (node.hosts[i] for i in ("eth1", "eth2", "eth3", "eth4"))
+    with node.netconf() as m:
+        commit(m, firewall_chain("ga", "eth1", "eth2"), firewall_chain("gb", "eth3", "eth4"))
+        assert h1.ping(h2.ip) and h3.ping(h4.ip)
+        assert not h1.ping(h3.ip, count=2) and not h1.ping(h4.ip, count=2)
+        assert not h2.ping(h3.ip, count=2)
+
+
+def _continuous_ping(host, target, stop, results):
+    while not stop.is_set():
+        results.append(host.ping(target, count=1))
+
+
+def test_updating_a_running_graph_does_not_interrupt_unrelated_flows(node, clean):
+    h1, h2, h3, h4 = (node.hosts[i] for i in ("eth1", "eth2", "eth3", "eth4"))
+    main = firewall_chain("g1", "eth1", "eth2")
+    other = firewall_chain("g2", "eth3", "eth4")
+    with node.netconf() as m:
+        commit(m, main, other)
+        assert h3.ping(h4.ip)
+        stop, results = threading.Event(), []
+        pinger = threading.Thread(target=_continuous_ping, args=(h3, h4.ip, stop, results))
+        pinger.start()
+        try:
+            # add a function in the middle of g1's chain: lan -- fw -- br -- wan
+            longer = GraphXml("g1")
+            longer.function("fw", "firewall", "lan", "wan")
+            longer.function("br", "bridge", "a", "b")
+            longer.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+            longer.bidirectional("lan", "lan", "fw:lan")
+            longer.bidirectional("mid", "fw:wan", "br:a")
+            longer.bidirectional("wan", "br:b", "wan")
+            commit(m, longer, other)
+            assert h1.ping(h2.ip)
+            # change a rule: block ICMP by pointing lan at nothing but drop
+            dropping = GraphXml("g1")
+            dropping.function("fw", "firewall", "lan", "wan")
+            dropping.function("br", "bridge", "a", "b")
+            dropping.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+            dropping.rule("lan-fwd", "lan", actions=[("drop", None)])
+            dropping.rule("lan-rev", "fw:lan", "lan")
+            dropping.bidirectional("mid", "fw:wan", "br:a")
+            dropping.bidirectional("wan", "br:b", "wan")
+            commit(m, dropping, other)
+            assert not h1.ping(h2.ip, count=2)
+            # remove the function again
+            commit(m, main, other)
+            assert h1.ping(h2.ip)
+        finally:
+            stop.set()
+            pinger.join()
+        assert results and all(results), "unrelated graph lost %d of %d pings" % (
+            results.count(False), len(results))
+
+
+def test_deleting_the_graph_leaves_nothing(node):
+    before = node.node_resources()
+    with node.netconf() as m:
+        commit(m, firewall_chain("g1"))
+        during = node.node_resources()
+        assert during != before
+        assert len(during["netns"]) == len(before["netns"]) + 1
+        delete(m, "g1")
+    assert node.node_resources() == before
