@@ -357,15 +357,15 @@ def veth_add(ifname: str, peer: str, *, netns: str | None = None, peer_netns: st
     spec = {"ifname": ifname, "kind": "veth", "peer": peer_spec}
     if mac:
         spec["address"] = mac
+    if up:
+        spec["state"] = "up"      # the peer's flags cannot ride along: set below
     try:
         ipr.link("add", **spec)
     finally:
         if fd is not None:
             os.close(fd)
     if up:
-        ipr.link("set", index=_index(ipr, ifname, netns), state="up")
-        peer_ipr = _WORKER.route(peer_netns)
-        peer_ipr.link("set", index=_index(peer_ipr, peer, peer_netns), state="up")
+        _WORKER.route(peer_netns).link("set", ifname=peer, state="up")
 
 
 @_on_worker

@@ -101,14 +101,23 @@ class Lab:
         raise AssertionError("iperf3 server in %s did not listen on %d: %s"
                              % (ns, port, proc.stderr.read() if proc.poll() is not None else ""))
 
-    def iperf3(self, ns: str, address: str, port: int = 5201, seconds: int = 1,
-               udp: bool = False) -> subprocess.CompletedProcess:
-        """An iperf3 client run; fails fast (2 s) when it cannot connect."""
-        argv = ["iperf3", "-c", address, "-p", str(port), "-t", str(seconds),
-                "--connect-timeout", "2000", "-J"]
-        if udp:
-            argv.append("-u")
-        return self.run(ns, *argv, timeout=30)
+    def iperf3(self, ns: str, address: str, port: int = 5201, seconds: int = 1) -> dict:
+        """An iperf3 TCP client run: its JSON report ("error" set when it failed; iperf3 -J
+        exits 0 even then). Gives up connecting after 2 s."""
+        result = self.run(ns, "iperf3", "-c", address, "-p", str(port), "-t", str(seconds),
+                          "--connect-timeout", "2000", "-J", timeout=30)
+        try:
+            report = json.loads(result.stdout)
+        except ValueError:
+            report = {"error": result.stderr or result.stdout or "no output"}
+        if result.returncode != 0:
+            report.setdefault("error", "exit status %d" % result.returncode)
+        return report
+
+    def transfers(self, ns: str, address: str, port: int = 5201) -> bool:
+        """Whether an iperf3 TCP run from ns to address:port moves data."""
+        report = self.iperf3(ns, address, port)
+        return "error" not in report and report["end"]["sum_received"]["bytes"] > 0
 
     @staticmethod
     def server_report(proc: subprocess.Popen, timeout: float = 15) -> dict:
