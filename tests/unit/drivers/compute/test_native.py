@@ -82,7 +82,7 @@ def test_port_count_limits(template, count, ok):
             NativeDriver._check_port_count(template, count, "nfx")
 
 
-@pytest.mark.parametrize("instance", ["", ".x", "-x", "a/b", "a" * 65, "a b"])
+@pytest.mark.parametrize("instance", ["", ".x", "-x", "a/b", "a" * 65, "a b", "ab\n"])
 def test_instance_names_are_checked(tmp_path, instance):
     with pytest.raises(ValueError):
         NativeDriver(str(tmp_path))._dir(instance)
