@@ -7,6 +7,8 @@ for the vSwitch. Every name starts with the session's PREFIX.
 """
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,7 +62,10 @@ class Lab:
             proc.wait()
         for ns in self.namespaces:
             for pid in netlink.netns_pids(ns):
-                subprocess.run(["kill", "-9", str(pid)], check=False)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for node, link in self.node_links:
             if netlink.netns_exists(node):
                 netlink.link_delete(link, node)
