@@ -42,5 +42,9 @@ check-bindings: venv
 lint-yang: venv
 	$(VPY) -m agent.tools.bindings lint
 
+# Pack the native function packages (nsf/<name>/) into nsf/dist/<name>.tgz, reproducibly.
+nsf: venv
+	$(VPY) -m nsf.packages nsf/dist
+
 clean:
 	rm -rf $(VENV) build *.egg-info nsf/dist

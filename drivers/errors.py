@@ -41,3 +41,28 @@ class CommandError(DriverError):
 
 class UnknownDriver(DriverError):
     """No driver is registered under that name."""
+
+
+class NetlinkError(DriverError):
+    """The kernel refused a netlink request; errno holds its error number."""
+
+    def __init__(self, message: str, *, errno: int | None = None, resource: str | None = None,
+                 detail: str | None = None):
+        super().__init__(message, resource=resource, detail=detail)
+        self.errno = errno
+
+
+class ScriptError(CommandError):
+    """A lifecycle script of a function failed or timed out.
+
+    script is the lifecycle step (create, start, ...), status its exit status (None when it
+    was killed at the timeout), output the tail of what it printed.
+    """
+
+    def __init__(self, message: str, *, script: str, status: int | None, output: str = "",
+                 timed_out: bool = False, resource: str | None = None):
+        super().__init__(message, resource=resource, detail=output or None)
+        self.script = script
+        self.status = status
+        self.output = output
+        self.timed_out = timed_out

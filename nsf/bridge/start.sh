@@ -1,0 +1,3 @@
+#!/bin/sh
+set -eu
+ip link set br0 up

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Bridge the ports (down until start) and load the rules made from the parameters.
+set -eu
+. ./lib.sh
+rules=$(ruleset "$@")
+{
+    echo "link add $BRIDGE type bridge stp_state 0"
+    for ifname in $COMPOSER_PORTS; do
+        echo "link set $ifname master $BRIDGE"
+    done
+} | ip -batch -
+# Bridged IPv4 traverses the inet hooks (and conntrack) through br_netfilter.
+if [ ! -w /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+    fail "br_netfilter is not available (modprobe br_netfilter)"
+fi
+echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
+printf '%s\n' "$rules" | nft -f -
