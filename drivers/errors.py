@@ -41,3 +41,7 @@ class CommandError(DriverError):
 
 class UnknownDriver(DriverError):
     """No driver is registered under that name."""
+
+
+class InvalidArgument(DriverError):
+    """A value given to a driver is malformed or out of range; nothing was changed."""
