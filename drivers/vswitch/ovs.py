@@ -417,6 +417,10 @@ class OVSDriver(VSwitchDriver):
         return self.db.read(lambda t: self._lsi_info(self._bridge(t, name)))
 
     def destroy_lsi(self, name: str) -> None:
+        """Remove the bridge with all its ports (and the OVS routes of tunnel endpoints on
+        it; its flows go with it)."""
+        endpoints = self.list_tunnel_endpoints(name)
+
         def build(txn, t):
             bridge = self._bridge(t, name)
             root = t.root
@@ -429,6 +433,8 @@ class OVSDriver(VSwitchDriver):
             bridge.delete()
 
         self.db.transact(build, what="destroy LSI %s" % name)
+        for endpoint in endpoints:
+            self._route(endpoint, add=False)
 
     def list_lsis(self, external_ids: dict | None = None) -> list[LsiInfo]:
         wanted = dict(external_ids or {})

@@ -156,12 +156,15 @@ class OvsdbConnection:
 
     def _loop(self) -> None:
         while True:
+            poller = ovs.poller.Poller()
             with self.lock:
                 if self._closed:
                     return
-                self.idl.run()
-                poller = ovs.poller.Poller()
-                self.idl.wait(poller)
+                try:
+                    self.idl.run()
+                    self.idl.wait(poller)
+                except Exception:       # noqa: BLE001 - keep the replica alive; calls run too
+                    LOG.exception("OVSDB connection to %s", self.remote)
             poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
             poller.timer_wait(IDLE_WAKE_MS)
             poller.block()
@@ -195,6 +198,7 @@ class OvsdbConnection:
         with self.lock:
             for _ in range(MAX_ATTEMPTS):
                 self.idl.run()
+                seqno = self.idl.change_seqno
                 tables = Tables(self.idl)
                 txn = ovs.db.idl.Transaction(self.idl)
                 try:
@@ -207,7 +211,10 @@ class OvsdbConnection:
                 txn.add_comment("composer: %s" % what)
                 status = self._commit(txn, deadline, what)
                 if status == ovs.db.idl.Transaction.TRY_AGAIN:
+                    # A verified column changed, or the connection dropped: wait for the
+                    # replica to change (or come back) before building again.
                     LOG.debug("OVSDB transaction (%s): try again", what)
+                    self._wait_change(seqno, deadline, what)
                     continue
                 if status == ovs.db.idl.Transaction.UNCHANGED:
                     return result
@@ -233,6 +240,18 @@ class OvsdbConnection:
             poller = ovs.poller.Poller()
             self.idl.wait(poller)
             txn.wait(poller)
+            _block(poller, deadline)
+
+    def _wait_change(self, seqno: int, deadline: float, what: str) -> None:
+        while True:
+            self.idl.run()
+            if self.idl.change_seqno != seqno:
+                return
+            if time.monotonic() > deadline:
+                raise CommandError("the OVS database did not come back within %.0f s (%s)"
+                                   % (self.timeout, what), resource=self.remote)
+            poller = ovs.poller.Poller()
+            self.idl.wait(poller)
             _block(poller, deadline)
 
     def _wait_applied(self, next_cfg: int, deadline: float, what: str) -> None:

@@ -110,6 +110,8 @@ def test_gre_tunnel_between_two_nodes(driver, lab, node_netns, node2, private_ov
     user_routes = [line for line in driver.appctl("ovs/route/show").splitlines()
                    if line.startswith("User:")]
     assert user_routes == []
-    driver2.destroy_tunnel_endpoint(lsi0_2, ep2.name)
-    for lsi in (graph2, lsi0_2):
-        driver2.destroy_lsi(lsi)
+    # Destroying LSI-0 takes its endpoints along, OVS route included.
+    driver2.destroy_lsi(lsi0_2)
+    assert driver2.list_tunnel_endpoints() == []
+    assert "User:" not in driver2.appctl("ovs/route/show")
+    driver2.destroy_lsi(graph2)
