@@ -252,6 +252,18 @@ class OVSDriver(VSwitchDriver):
         port.external_ids = spec.external_ids
         return port
 
+    @staticmethod
+    def _spec_of(port) -> _PortSpec:
+        """A port description (create_port's arguments as a dict), checked."""
+        if not isinstance(port, dict):
+            raise InvalidArgument("a port is described by a dict of create_port's arguments, "
+                                  "not %r" % (port,))
+        try:
+            return _port_spec(**port)
+        except TypeError:
+            raise InvalidArgument("bad port description %r (keys: name, kind, options, "
+                                  "external_ids, ofport)" % (port,)) from None
+
     def _check_netdevs(self, specs: list) -> None:
         wanted = [s.name for s in specs if s.kind == "system"]
         if not wanted:
@@ -275,6 +287,8 @@ class OVSDriver(VSwitchDriver):
                     continue
                 error = _scalar(iface.error)
                 ofport = _scalar(iface.ofport, -1)
+                if iface.type == "patch" and error and error.startswith("No usable peer"):
+                    error = None        # the peer may come in a later call; it has its ofport
                 if error or ofport is None or ofport <= 0:
                     problems.append("%s: %s" % (name, error or "no OpenFlow port number"))
             return problems
@@ -351,7 +365,7 @@ class OVSDriver(VSwitchDriver):
         name = validate.name(name, "LSI name")
         ext = validate.external_ids(external_ids)
         specs = [_port_spec(p, "system", external_ids=ext) if isinstance(p, str)
-                 else _port_spec(**{"external_ids": ext, **p}) for p in ports]
+                 else self._spec_of({"external_ids": ext, **p}) for p in ports]
         self._check_netdevs(specs)
         outcome = {}
 
@@ -458,7 +472,7 @@ class OVSDriver(VSwitchDriver):
     def create_ports(self, lsi: str, ports: list[dict]) -> list[PortInfo]:
         """One OVSDB transaction; a system port's netdev must exist in the node namespace.
         If vswitchd rejects any interface, all are removed again and CommandError says why."""
-        specs = [_port_spec(**port) for port in ports]
+        specs = [self._spec_of(port) for port in ports]
         if not specs:
             return []
         return self._add_ports(lsi, specs, "create %d port(s) on %s" % (len(specs), lsi))

@@ -12,8 +12,10 @@ import time
 import pytest
 from pyroute2 import IPRoute
 
+from drivers import registry
 from drivers.errors import CommandError, ResourceExists, ResourceNotFound
 from drivers.vswitch.base import LsiInfo, PortInfo, VirtualLink
+from drivers.vswitch.ovs_process import PrivateOVS
 from tests.resources import PREFIX
 
 from .lab import in_ns
@@ -144,6 +146,14 @@ def test_virtual_links(driver, private_ovs):
         driver.create_virtual_links(lsi0, graph, [PREFIX + "vk3", PREFIX + "vk1"])
     assert len(driver.list_ports(lsi0)) == 2
 
+    # A patch port whose peer comes later (here on another LSI, in a later call).
+    half = driver.create_port(lsi0, PREFIX + "vh-a", "patch", options={"peer": PREFIX + "vh-b"})
+    assert half.ofport > 0
+    driver.create_port(graph, PREFIX + "vh-b", "patch", options={"peer": PREFIX + "vh-a"})
+    assert vsctl(private_ovs, "get", "Interface", PREFIX + "vh-a", "error") == "[]"
+    driver.destroy_port(lsi0, PREFIX + "vh-a")
+    driver.destroy_port(graph, PREFIX + "vh-b")
+
     driver.destroy_virtual_links(links[:1])
     assert [p.name for p in driver.list_ports(lsi0)] == [PREFIX + "vk2-a"]
     assert [p.name for p in driver.list_ports(graph)] == [PREFIX + "vk2-b"]
@@ -213,3 +223,25 @@ def test_unknown_lsi(driver):
         driver.create_ports(PREFIX + "none", [dict(name=PREFIX + "x", kind="internal")])
     assert isinstance(driver.create_lsi(PREFIX + "mu"), LsiInfo)
     assert isinstance(driver.create_port(PREFIX + "mu", PREFIX + "mu1", "internal"), PortInfo)
+
+
+def test_survives_an_ovsdb_server_restart(session_tmp, lab):
+    """The IDL reconnects by itself; a call made meanwhile waits for it and succeeds."""
+    netns = lab.netns(PREFIX + "rc")
+    ovs = PrivateOVS(session_tmp / "ovs-rc", netns=netns)
+    ovs.start()
+    driver = registry.create("vswitch", "ovs", db_socket=ovs.db_socket,
+                             run_dir=str(ovs.run_dir), netns=netns)
+    try:
+        driver.check()
+        driver.create_lsi(PREFIX + "rc0")
+        subprocess.run(["ovs-appctl", "-t", str(ovs.ovsdb_ctl), "exit"], check=True)
+        while ovs.ovsdb_pid() is not None:
+            time.sleep(0.05)
+        ovs.start()                     # a new ovsdb-server; vswitchd kept running
+        port = driver.create_port(PREFIX + "rc0", PREFIX + "rc1", "internal")
+        assert port.ofport > 0
+        assert [p.name for p in driver.list_ports(PREFIX + "rc0")] == [PREFIX + "rc1"]
+    finally:
+        driver.close()
+        ovs.stop()

@@ -73,6 +73,15 @@ def test_bad_saps_are_refused(driver, sap_type, params, message):
         driver.create_sap("lsi", "sap1", sap_type, params)
 
 
+def test_bad_port_descriptions_are_refused(driver):
+    with pytest.raises(InvalidArgument, match="bad port description"):
+        driver.create_ports("lsi", [dict(name="p", kinds="internal")])
+    with pytest.raises(InvalidArgument, match="described by a dict"):
+        driver.create_ports("lsi", ["p"])
+    with pytest.raises(InvalidArgument, match="bad port description"):
+        driver.create_lsi("lsi", ports=[dict(nam="p")])
+
+
 def test_bad_lsis_links_and_endpoints_are_refused(driver):
     with pytest.raises(InvalidArgument, match="bad LSI name"):
         driver.create_lsi("br/0")
