@@ -2,12 +2,10 @@
 where the netdevs of its ports live.
 
 One short-lived rtnetlink socket per driver call, opened inside the namespace; never one
-per port. Offload settings have no netlink call: they go through `ethtool` run inside the
-namespace (argv, no shell).
+per port.
 """
 
 import ipaddress
-import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from ..errors import CommandError, PrerequisiteError, ResourceNotFound
 
 
 class NodeNetlink:
-    """rtnetlink and ethtool in one network namespace (None: the agent's own)."""
+    """rtnetlink in one network namespace (None: the agent's own)."""
 
     def __init__(self, netns: str | None = None):
         self.netns = netns
@@ -69,10 +67,6 @@ class NodeNetlink:
                 raise CommandError("cannot configure %s on %s" % (interface, ifname),
                                    resource=ifname, detail=str(err)) from None
 
-    def set_up(self, ifname: str) -> None:
-        with self._ipr() as ipr:
-            ipr.link("set", index=self._index(ipr, ifname), state="up")
-
     def _index(self, ipr, ifname: str) -> int:
         found = ipr.link_lookup(ifname=ifname)
         if not found:
@@ -80,14 +74,3 @@ class NodeNetlink:
                                    % (ifname, " in namespace %s" % self.netns
                                       if self.netns else ""), resource=ifname)
         return found[0]
-
-    def disable_tx_offload(self, ifname: str) -> None:
-        """`ethtool -K <if> tx off`: the userspace datapath does not complete the partial
-        checksums a kernel leaves to the NIC, so TCP sent into it needs them computed."""
-        argv = ["ethtool", "-K", ifname, "tx", "off"]
-        if self.netns:
-            argv = ["ip", "netns", "exec", self.netns, *argv]
-        result = subprocess.run(argv, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise CommandError("ethtool -K %s tx off failed" % ifname, resource=ifname,
-                               detail=result.stderr)
