@@ -5,6 +5,7 @@ examples/composer-agent.toml for the commented reference.
 """
 
 import copy
+import ipaddress
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ DEFAULTS = {
         "name": "lsi0",
         "interfaces": [],
         "neighbors": {},                # interface -> neighbour domain, for the domain description
+        "addresses": {},                # interface -> "a.b.c.d/len": the node's tunnel endpoints
     },
     "compute": {
         "execution-environments": ["native"],
@@ -68,7 +70,7 @@ DEFAULTS = {
 _KNOWN_ENVIRONMENTS = ("native", "docker", "kvm", "dpdk")
 
 # Tables whose keys are the operator's (interface names), not settings.
-_FREE_FORM_TABLES = {"lsi0.neighbors"}
+_FREE_FORM_TABLES = {"lsi0.neighbors", "lsi0.addresses"}
 
 
 @dataclass
@@ -141,6 +143,16 @@ def _check(config: AgentConfig) -> None:
     for name in data["lsi0"]["interfaces"]:
         if not isinstance(name, str) or not 1 <= len(name) <= 15:
             raise ConfigError("lsi0.interfaces holds an invalid interface name %r" % (name,))
+    for name, address in data["lsi0"]["addresses"].items():
+        if name not in data["lsi0"]["interfaces"]:
+            raise ConfigError("lsi0.addresses names %s, which is not in lsi0.interfaces" % name)
+        try:
+            interface = ipaddress.IPv4Interface(address)
+        except (ValueError, TypeError):
+            raise ConfigError("lsi0.addresses.%s must be an IPv4 address with its prefix "
+                              "length, such as \"10.0.0.1/24\"" % name) from None
+        if "/" not in str(address) or interface.network.prefixlen == 32:
+            raise ConfigError("lsi0.addresses.%s needs a prefix length shorter than /32" % name)
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None) -> AgentConfig:

@@ -39,6 +39,8 @@ class Agent:
             LOG.debug("starting %s", type(service).__name__)
             await service.start()
             self.services.append(service)
+        # A service that fails to start cleans up after itself; the ones started before it
+        # are stopped by run() (or the caller) through stop().
 
     async def stop(self) -> None:
         while self.services:

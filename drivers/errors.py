@@ -66,3 +66,7 @@ class ScriptError(CommandError):
         self.status = status
         self.output = output
         self.timed_out = timed_out
+
+
+class InvalidArgument(DriverError):
+    """A value given to a driver is malformed or out of range; nothing was changed."""

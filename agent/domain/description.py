@@ -53,28 +53,12 @@ def _cpu_load_percent() -> float:
     return round(min(100.0, load1 / cores * 100.0), 2)
 
 
-def _interfaces(netns: str | None) -> dict:
-    """name -> (first IPv4 address, up?) in the node's namespace."""
-    from pyroute2 import IPRoute, NetNS
-    out = {}
+def _interface_up(name: str, netns: str | None) -> bool:
+    from drivers import netlink
     try:
-        ip = NetNS(netns) if netns else IPRoute()
-    except Exception as exc:  # noqa: BLE001 - the description is best effort
-        LOG.debug("cannot read interfaces: %s", exc)
-        return out
-    try:
-        names = {}
-        for link in ip.get_links():
-            names[link["index"]] = (link.get_attr("IFLA_IFNAME"),
-                                    bool(link["flags"] & 1))
-        addresses = {}
-        for addr in ip.get_addr(family=2):
-            addresses.setdefault(addr["index"], addr.get_attr("IFA_ADDRESS"))
-        for index, (name, up) in names.items():
-            out[name] = (addresses.get(index), up)
-    finally:
-        ip.close()
-    return out
+        return bool(netlink.link_info(name, netns=netns)["up"])
+    except Exception:  # noqa: BLE001 - the description is best effort
+        return False
 
 
 def vlan_ranges(used) -> list:
@@ -120,9 +104,11 @@ class DomainDescription:
             for sap in dg.graph.saps.values():
                 if sap.type == "vlan":
                     used_vlans.setdefault(sap.if_name, set()).add(sap.vlan_id)
-        facts = _interfaces(self.config.get("ovs", "netns") or None)
+        netns = self.config.get("ovs", "netns") or None
         neighbours = self.config.get("lsi0", "neighbors")
-        gre = "gre" in (self.network.driver.info() or {}).get("tunnel-types", ("gre",))
+        addresses = self.config.get("lsi0", "addresses")
+        info = self.network.driver.info() or {}
+        gre = "gre" in info.get("tunnel_types", info.get("tunnel-types", ()))
         for name in self.network.lsi0_interfaces:
             endpoint = domain.big_switch.endpoints.endpoint.add(name)
             es = endpoint.state
@@ -130,11 +116,10 @@ class DomainDescription:
             es._set_interface(name)
             if name in neighbours:
                 es._set_neighbor_domain(neighbours[name])
-            address, up = facts.get(name, (None, False))
-            if address:
-                es._set_ipv4_address(address)
-            es._set_gre_support(gre)
-            es._set_oper_up(up)
+            if name in addresses:
+                es._set_ipv4_address(addresses[name].partition("/")[0])
+            es._set_gre_support(gre and name in addresses)
+            es._set_oper_up(_interface_up(name, netns))
             for first, last in vlan_ranges(used_vlans.get(name, set())):
                 vr = endpoint.free_vlans.range.add(first)
                 vr.state._set_first(first)
@@ -170,14 +155,18 @@ class DomainDescription:
             infra._set_cpu_model(model_name)
         for env in self.compute.usable_environments():
             infra.execution_environment.append(env)
-        info = self.network.driver.info() or {}
         infra._set_vswitch(info.get("kind", "ovs"))
         if info.get("version"):
             infra._set_vswitch_version(info["version"])
-        if info.get("datapath-type"):
-            infra._set_datapath_type(info["datapath-type"])
-        for technology in info.get("port-technologies", ()):
-            infra.port_technology.append(technology)
+        datapath = info.get("datapath_type", info.get("datapath-type"))
+        if datapath:
+            infra._set_datapath_type(datapath)
+        # the driver's port kinds, as composer-types port technologies
+        kinds = set(info.get("port_technologies", info.get("port-technologies", ())))
+        for technology, kind in (("veth", "system"), ("tap", "tap"),
+                                 ("vhost-user", "vhost-user"), ("dpdk-port", "dpdk")):
+            if kind in kinds or technology in kinds:
+                infra.port_technology.append(technology)
 
         # resources
         res = domain.resources.state

@@ -42,7 +42,8 @@ class ComposerEngine(TransactionEngine):
         self.compute = compute
         self.naming = naming
         self.state_dir = Path(state_dir)
-        self.planner = Planner(naming, compute, network.lsi0, lsi0_interfaces)
+        self.planner = Planner(naming, compute, network.lsi0, lsi0_interfaces,
+                               getattr(network, "tunnel_ips", dict)())
         self.journal = Journal(self.state_dir / "journal.log")
         self.snapshot = Snapshot(self.state_dir / "deployed.json")
         handlers = {}

@@ -75,11 +75,12 @@ def _needs_replacement(old, new) -> bool:
 class Planner:
     """Plans transactions for one node."""
 
-    def __init__(self, naming: Naming, compute, lsi0: str, lsi0_interfaces=()):
+    def __init__(self, naming: Naming, compute, lsi0: str, lsi0_interfaces=(), tunnel_ips=()):
         self.naming = naming
         self.compute = compute          # resolve(graph_id, function) and place(...)
         self.lsi0 = lsi0
         self.lsi0_interfaces = set(lsi0_interfaces)
+        self.tunnel_ips = set(tunnel_ips)
 
     # --- checks beyond the YANG model ---
 
@@ -129,6 +130,11 @@ class Planner:
                     "SAP %s uses interface %s, which is not an interface of LSI-0 (%s)"
                     % (sap.id, sap.if_name, ", ".join(sorted(self.lsi0_interfaces)) or "none"),
                     sap_path(graph.id, sap.id) + "/config", "unknown-interface")
+            if sap.type == "gre" and sap.local_ip not in self.tunnel_ips:
+                raise PlanningError(
+                    "GRE SAP %s: %s is not a tunnel endpoint of this node (lsi0.addresses: %s)"
+                    % (sap.id, sap.local_ip, ", ".join(sorted(self.tunnel_ips)) or "none"),
+                    sap_path(graph.id, sap.id) + "/config/gre/local-ip", "unknown-local-ip")
             if sap.type == "vlan":
                 key = (sap.if_name, sap.vlan_id)
                 owner = vlan_owner.get(key)

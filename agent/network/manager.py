@@ -17,17 +17,35 @@ LOG = logging.getLogger(__name__)
 
 
 class NetworkManager:
-    def __init__(self, driver, naming: Naming, lsi0: str, lsi0_interfaces=()):
+    def __init__(self, driver, naming: Naming, lsi0: str, lsi0_interfaces=(), addresses=None):
         self.driver = driver
         self.naming = naming
         self.lsi0 = lsi0
         self.lsi0_interfaces = tuple(lsi0_interfaces)
+        # interface -> "address/len": where GRE tunnels of the node end
+        self.addresses = dict(addresses or {})
 
     def start(self) -> None:
-        """LSI-0 with the configured interfaces (reused if it exists)."""
+        """LSI-0 with the configured interfaces (reused if it exists), and a tunnel endpoint
+        for each configured address (re-applied: a restarted vswitchd forgets routes)."""
         self.driver.create_lsi(self.lsi0, ports=self.lsi0_interfaces, may_exist=True,
                                external_ids={"composer-owner": self.naming.prefix,
                                              "composer-role": "lsi0"})
+        for nic, address in sorted(self.addresses.items()):
+            ip, _, length = address.partition("/")
+            name = self.naming.tunnel_endpoint(ip)
+            self.driver.create_tunnel_endpoint(
+                self.lsi0, name, ip, int(length), nic, cookie=self.naming.endpoint_cookie(name),
+                external_ids={"composer-owner": self.naming.prefix,
+                              "composer-role": "tunnel-endpoint"}, may_exist=True)
+
+    def tunnel_ips(self) -> dict:
+        """endpoint IPv4 address -> interface."""
+        return {address.partition("/")[0]: nic for nic, address in self.addresses.items()}
+
+    def endpoint_cookies(self) -> set:
+        return {self.naming.endpoint_cookie(self.naming.tunnel_endpoint(ip))
+                for ip in self.tunnel_ips()}
 
     def owner_ids(self, **more) -> dict:
         ids = {"composer-owner": self.naming.prefix}

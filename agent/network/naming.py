@@ -9,6 +9,17 @@ restarts; the ids themselves are kept in the resources' tags (external_ids, labe
 import hashlib
 
 IFNAME_MAX = 15
+LINK_NAME_MAX = IFNAME_MAX - 2       # the patch ports add "-a" / "-b"
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def base36(number: int) -> str:
+    out = ""
+    while True:
+        number, digit = divmod(number, 36)
+        out = _BASE36[digit] + out
+        if number == 0:
+            return out
 
 
 def digest(*parts: str, length: int = 8) -> str:
@@ -50,8 +61,13 @@ class Naming:
         return "%sf%s" % (self.prefix, digest(graph_id, function_id, length=12))
 
     def virtual_link(self, graph_id: str, index: int) -> str:
-        """A patch-port pair; patch ports are not netdevs, so no length limit applies."""
-        return "%sl%s-%d" % (self.prefix, digest(graph_id, length=8), index)
+        """A patch-port pair: prefix, 'l', the graph in 4 base-36 characters, the index in
+        base 36 (at most 13 characters up to 36^4 links per graph)."""
+        graph = base36(int(digest(graph_id, length=8), 16))[-4:].rjust(4, "0")
+        name = "%sl%s%s" % (self.prefix, graph, base36(index))
+        if len(name) > LINK_NAME_MAX:
+            raise ValueError("graph %s has too many virtual links" % graph_id)
+        return name
 
     # --- cookies ---
 

@@ -34,6 +34,14 @@ class VSwitchService:
         return default_datapath_type() if configured == "auto" else configured
 
     def _start(self) -> None:
+        try:
+            self._bring_up()
+        except BaseException:
+            # Not in the daemon's list of started services yet: undo here.
+            self._stop()
+            raise
+
+    def _bring_up(self) -> None:
         ovs = self.config.data["ovs"]
         netns = ovs["netns"] or None
         if ovs["mode"] == "private":
@@ -46,7 +54,8 @@ class VSwitchService:
                                       netns=netns, datapath_type=self.datapath_type)
         self.driver.check()
         self.network = NetworkManager(self.driver, self.naming, self.config.get("lsi0", "name"),
-                                      self.config.get("lsi0", "interfaces"))
+                                      self.config.get("lsi0", "interfaces"),
+                                      self.config.get("lsi0", "addresses"))
         self.network.start()
 
     def _stop(self) -> None:

@@ -18,7 +18,7 @@ removing a rule never rewires traffic of unrelated rules.
 
 from dataclasses import dataclass
 
-from drivers.vswitch.base import Action, Flow
+from drivers.vswitch.base import Action, Flow, VSwitchDriver
 
 from ..engine.graph import Endpoint, Graph
 from .naming import Naming
@@ -48,8 +48,9 @@ class Split:
 
 
 def link_ports(link_name: str) -> tuple:
-    """(LSI-0 side, graph-LSI side) patch port names of a link."""
-    return link_name + "-0", link_name + "-g"
+    """(LSI-0 side, graph-LSI side) patch port names of a link: links are created with
+    LSI-0 as their first LSI."""
+    return VSwitchDriver.link_port_names(link_name)
 
 
 class SplitError(Exception):

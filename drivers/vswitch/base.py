@@ -131,6 +131,12 @@ class VSwitchDriver:
     def list_ports(self, lsi: str) -> list[PortInfo]:
         raise NotImplementedError
 
+    @staticmethod
+    def link_port_names(name: str) -> tuple[str, str]:
+        """The patch ports of virtual link `name`: (<name>-a on lsi_a, <name>-b on lsi_b).
+        Port names are netdev-like (15 characters), so link names have at most 13."""
+        return name + "-a", name + "-b"
+
     def create_virtual_links(self, lsi_a: str, lsi_b: str, names: list[str], *,
                              external_ids: dict | None = None) -> list[VirtualLink]:
         """Connect two LSIs with one patch-port pair per name, in one transaction."""

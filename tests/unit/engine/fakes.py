@@ -87,9 +87,10 @@ class FakeVSwitch(VSwitchDriver):
     def create_virtual_links(self, lsi_a, lsi_b, names, *, external_ids=None):
         self._call("create_virtual_links", lsi_a, lsi_b, list(names))
         for name in names:
-            self.lsis[lsi_a]["ports"][name + "-0"] = "patch"
-            self.lsis[lsi_b]["ports"][name + "-g"] = "patch"
-            self.port_ids[(lsi_a, name + "-0")] = dict(external_ids or {})
+            port_a, port_b = self.link_port_names(name)
+            self.lsis[lsi_a]["ports"][port_a] = "patch"
+            self.lsis[lsi_b]["ports"][port_b] = "patch"
+            self.port_ids[(lsi_a, port_a)] = dict(external_ids or {})
         return []
 
     def destroy_virtual_links(self, links):

@@ -1,0 +1,268 @@
+"""One OVSDB connection through the `ovs` IDL, shared safely between threads.
+
+The IDL keeps an in-memory replica of the tables the driver uses. It is not thread-safe,
+so every use holds one lock; a background thread keeps the replica fresh (and answers
+keepalives) while nobody else holds it.
+
+Lifecycle:
+  1. OvsdbConnection(remote).connect(): fetch the schema from the server, register the
+     columns below, start the IDL and wait for its first full copy of the database;
+  2. transact(build): run build(txn, tables) on a fresh IDL transaction, commit, retry on
+     TRY_AGAIN, then wait until ovs-vswitchd has applied the change (its cur_cfg reaches
+     the next_cfg this transaction incremented) so that ofport numbers are known;
+  3. read(fn): run fn(tables) on the replica under the lock;
+  4. close(): stop the thread and the connection.
+"""
+
+import errno
+import logging
+import os
+import threading
+import time
+
+import ovs.db.idl
+import ovs.jsonrpc
+import ovs.poller
+import ovs.stream
+
+from ..errors import CommandError, PrerequisiteError
+
+LOG = logging.getLogger(__name__)
+
+DATABASE = "Open_vSwitch"
+COLUMNS = {
+    "Open_vSwitch": ["bridges", "next_cfg", "cur_cfg", "ovs_version", "datapath_types",
+                     "iface_types"],
+    "Bridge": ["name", "ports", "datapath_type", "datapath_id", "protocols", "fail_mode",
+               "external_ids", "other_config"],
+    "Port": ["name", "interfaces", "external_ids"],
+    "Interface": ["name", "type", "options", "ofport", "ofport_request", "external_ids",
+                  "error", "mac"],
+}
+MAX_ATTEMPTS = 20
+IDLE_WAKE_MS = 1000
+
+
+def _block(poller: ovs.poller.Poller, deadline: float) -> None:
+    remaining = deadline - time.monotonic()
+    poller.timer_wait(max(0, int(remaining * 1000)))
+    poller.block()
+
+
+def fetch_schema(remote: str, timeout: float) -> dict:
+    """The Open_vSwitch schema as the server has it (it may be older or newer than ours)."""
+    deadline = time.monotonic() + timeout
+    error, stream = ovs.stream.Stream.open_block(ovs.stream.Stream.open(remote),
+                                                 int(timeout * 1000))
+    if error:
+        raise PrerequisiteError("cannot reach the OVS database at %s (%s); is ovsdb-server "
+                                "running?" % (remote, os.strerror(error)))
+    rpc = ovs.jsonrpc.Connection(stream)
+    try:
+        request = ovs.jsonrpc.Message.create_request("get_schema", [DATABASE])
+        error = rpc.send(request)
+        while not error:
+            rpc.run()
+            error, msg = rpc.recv()
+            if error == errno.EAGAIN:
+                if time.monotonic() > deadline:
+                    error = errno.ETIMEDOUT
+                    break
+                poller = ovs.poller.Poller()
+                rpc.wait(poller)
+                rpc.recv_wait(poller)
+                _block(poller, deadline)
+                error = 0
+                continue
+            if error:
+                break
+            if msg.id == request.id:
+                if msg.type == ovs.jsonrpc.Message.T_ERROR:
+                    raise PrerequisiteError("the database at %s has no %s database: %s"
+                                            % (remote, DATABASE, msg.error))
+                return msg.result
+        raise PrerequisiteError("cannot read the OVS schema from %s (%s)"
+                                % (remote, os.strerror(error)))
+    finally:
+        rpc.close()
+
+
+class Tables:
+    """Rows of the replica by table name, plus lookups by the `name` column."""
+
+    def __init__(self, idl):
+        self._idl = idl
+
+    def rows(self, table: str):
+        return self._idl.tables[table].rows.values()
+
+    def table(self, table: str):
+        return self._idl.tables[table]
+
+    def by_name(self, table: str) -> dict:
+        return {row.name: row for row in self.rows(table)}
+
+    def find(self, table: str, name: str):
+        for row in self.rows(table):
+            if row.name == name:
+                return row
+        return None
+
+    @property
+    def root(self):
+        for row in self.rows("Open_vSwitch"):
+            return row
+        raise CommandError("the OVS database has no Open_vSwitch row (run ovs-vsctl init)")
+
+
+class OvsdbConnection:
+    """A thread-safe IDL connection with one-call transactions; see the module docstring."""
+
+    def __init__(self, remote: str, timeout: float = 30.0):
+        self.remote = remote
+        self.timeout = timeout
+        self.lock = threading.RLock()
+        self.idl = None
+        self._thread = None
+        self._closed = False
+        self._wake_r, self._wake_w = None, None
+
+    # --- connection ---
+
+    def connect(self) -> None:
+        schema = fetch_schema(self.remote, min(self.timeout, 10.0))
+        helper = ovs.db.idl.SchemaHelper(schema_json=schema)
+        for table, columns in COLUMNS.items():
+            present = [c for c in columns if c in schema["tables"].get(table, {})
+                       .get("columns", {})]
+            helper.register_columns(table, present)
+        idl = ovs.db.idl.Idl(self.remote, helper)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            idl.run()
+            if idl.tables["Open_vSwitch"].rows:
+                break
+            if time.monotonic() > deadline:
+                idl.close()
+                raise PrerequisiteError("the OVS database at %s sent no Open_vSwitch row "
+                                        "within %.0f s" % (self.remote, self.timeout))
+            poller = ovs.poller.Poller()
+            idl.wait(poller)
+            _block(poller, deadline)
+        self.idl = idl
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._loop, name="ovsdb-idl", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            poller = ovs.poller.Poller()
+            with self.lock:
+                if self._closed:
+                    return
+                try:
+                    self.idl.run()
+                    self.idl.wait(poller)
+                except Exception:       # noqa: BLE001 - keep the replica alive; calls run too
+                    LOG.exception("OVSDB connection to %s", self.remote)
+            poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+            poller.timer_wait(IDLE_WAKE_MS)
+            poller.block()
+
+    def close(self) -> None:
+        if self.idl is None:
+            return
+        with self.lock:
+            self._closed = True
+        os.write(self._wake_w, b"x")
+        self._thread.join()
+        self.idl.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self.idl = None
+
+    # --- use ---
+
+    def read(self, fn):
+        """fn(tables) on the replica, under the lock (run the IDL first to be current)."""
+        with self.lock:
+            self.idl.run()
+            return fn(Tables(self.idl))
+
+    def transact(self, build, *, wait_applied: bool = True, what: str = "change"):
+        """Run build(txn, tables) in one transaction and commit it; returns build's result.
+
+        build may raise (a DriverError) to abort without writing anything. It is called
+        again when the server answers TRY_AGAIN (someone else changed what it verified)."""
+        deadline = time.monotonic() + self.timeout
+        with self.lock:
+            for _ in range(MAX_ATTEMPTS):
+                self.idl.run()
+                seqno = self.idl.change_seqno
+                tables = Tables(self.idl)
+                txn = ovs.db.idl.Transaction(self.idl)
+                try:
+                    result = build(txn, tables)
+                    if wait_applied:
+                        tables.root.increment("next_cfg")
+                except BaseException:
+                    txn.abort()
+                    raise
+                txn.add_comment("composer: %s" % what)
+                status = self._commit(txn, deadline, what)
+                if status == ovs.db.idl.Transaction.TRY_AGAIN:
+                    # A verified column changed, or the connection dropped: wait for the
+                    # replica to change (or come back) before building again.
+                    LOG.debug("OVSDB transaction (%s): try again", what)
+                    self._wait_change(seqno, deadline, what)
+                    continue
+                if status == ovs.db.idl.Transaction.UNCHANGED:
+                    return result
+                if status != ovs.db.idl.Transaction.SUCCESS:
+                    raise CommandError("OVSDB transaction failed (%s): %s" % (what, status),
+                                       resource=self.remote, detail=txn.get_error())
+                if wait_applied:
+                    self._wait_applied(txn.get_increment_new_value(), deadline, what)
+                return result
+        raise CommandError("OVSDB transaction (%s) kept conflicting with other clients"
+                           % what, resource=self.remote)
+
+    def _commit(self, txn, deadline: float, what: str):
+        while True:
+            status = txn.commit()
+            if status != ovs.db.idl.Transaction.INCOMPLETE:
+                return status
+            if time.monotonic() > deadline:
+                txn.abort()
+                raise CommandError("ovsdb-server did not answer within %.0f s (%s)"
+                                   % (self.timeout, what), resource=self.remote)
+            self.idl.run()
+            poller = ovs.poller.Poller()
+            self.idl.wait(poller)
+            txn.wait(poller)
+            _block(poller, deadline)
+
+    def _wait_change(self, seqno: int, deadline: float, what: str) -> None:
+        while True:
+            self.idl.run()
+            if self.idl.change_seqno != seqno:
+                return
+            if time.monotonic() > deadline:
+                raise CommandError("the OVS database did not come back within %.0f s (%s)"
+                                   % (self.timeout, what), resource=self.remote)
+            poller = ovs.poller.Poller()
+            self.idl.wait(poller)
+            _block(poller, deadline)
+
+    def _wait_applied(self, next_cfg: int, deadline: float, what: str) -> None:
+        while True:
+            self.idl.run()
+            if Tables(self.idl).root.cur_cfg >= next_cfg:
+                return
+            if time.monotonic() > deadline:
+                raise CommandError("ovs-vswitchd has not applied the change (%s) within %.0f s;"
+                                   " is it running?" % (what, self.timeout),
+                                   resource=self.remote)
+            poller = ovs.poller.Poller()
+            self.idl.wait(poller)
+            _block(poller, deadline)
