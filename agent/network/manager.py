@@ -79,9 +79,21 @@ class NetworkManager:
         self.driver.create_ports(step.params["lsi"], step.params["ports"])
         return [Step("detach-ports", step.graph, step.resource, step.params)]
 
+    def _ofports(self, lsi: str, names) -> dict:
+        """The OpenFlow port numbers of ports about to go, so that an undo recreates them
+        with the same numbers (and the node is exactly as it was)."""
+        wanted = set(names)
+        return {p.name: p.ofport for p in self.driver.list_ports(lsi)
+                if p.name in wanted and isinstance(p.ofport, int) and p.ofport > 0}
+
     def detach_ports(self, step: Step) -> list:
-        self.driver.destroy_ports(step.params["lsi"], [p["name"] for p in step.params["ports"]])
-        return [Step("attach-ports", step.graph, step.resource, step.params)]
+        lsi = step.params["lsi"]
+        names = [p["name"] for p in step.params["ports"]]
+        numbers = self._ofports(lsi, names)
+        self.driver.destroy_ports(lsi, names)
+        ports = [dict(p, ofport=numbers[p["name"]]) if p["name"] in numbers else p
+                 for p in step.params["ports"]]
+        return [Step("attach-ports", step.graph, step.resource, dict(step.params, ports=ports))]
 
     def _links(self, params) -> list:
         out = []
@@ -94,12 +106,17 @@ class NetworkManager:
     def create_links(self, step: Step) -> list:
         params = step.params
         self.driver.create_virtual_links(params["lsi0"], params["lsi"], list(params["names"]),
-                                         external_ids=params["external_ids"])
+                                         external_ids=params["external_ids"],
+                                         ofports=params.get("ofports"))
         return [Step("destroy-links", step.graph, step.resource, params)]
 
     def destroy_links(self, step: Step) -> list:
-        self.driver.destroy_virtual_links(self._links(step.params))
-        return [Step("create-links", step.graph, step.resource, step.params)]
+        links = self._links(step.params)
+        numbers = self._ofports(step.params["lsi0"], [l.port_a for l in links])
+        numbers.update(self._ofports(step.params["lsi"], [l.port_b for l in links]))
+        self.driver.destroy_virtual_links(links)
+        return [Step("create-links", step.graph, step.resource,
+                     dict(step.params, ofports=numbers))]
 
     def _sap_params(self, sap) -> dict:
         if sap.type == "gre":
@@ -116,14 +133,19 @@ class NetworkManager:
 
     def create_sap(self, step: Step) -> list:
         sap = step.params["sap"]
-        self.driver.create_sap(step.params["lsi"], step.resource, sap.type, self._sap_params(sap),
+        params = self._sap_params(sap)
+        if step.params.get("ofport"):
+            params["ofport"] = step.params["ofport"]
+        self.driver.create_sap(step.params["lsi"], step.resource, sap.type, params,
                                external_ids=step.params["external_ids"])
         return [Step("destroy-sap", step.graph, step.resource, step.params)]
 
     def destroy_sap(self, step: Step) -> list:
         sap = step.params["sap"]
+        numbers = self._ofports(step.params["lsi"], [step.resource])
         self.driver.destroy_sap(step.params["lsi"], step.resource, sap.type)
-        return [Step("create-sap", step.graph, step.resource, step.params)]
+        return [Step("create-sap", step.graph, step.resource,
+                     dict(step.params, ofport=numbers.get(step.resource)))]
 
     def apply_flows(self, step: Step) -> list:
         params = step.params

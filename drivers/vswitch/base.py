@@ -138,8 +138,10 @@ class VSwitchDriver:
         return name + "-a", name + "-b"
 
     def create_virtual_links(self, lsi_a: str, lsi_b: str, names: list[str], *,
-                             external_ids: dict | None = None) -> list[VirtualLink]:
-        """Connect two LSIs with one patch-port pair per name, in one transaction."""
+                             external_ids: dict | None = None,
+                             ofports: dict | None = None) -> list[VirtualLink]:
+        """Connect two LSIs with one patch-port pair per name, in one transaction; ofports
+        optionally requests OpenFlow port numbers by port name."""
         raise NotImplementedError
 
     def destroy_virtual_links(self, links: list[VirtualLink]) -> None:

@@ -501,8 +501,11 @@ class OVSDriver(VSwitchDriver):
         return name + "-a", name + "-b"
 
     def create_virtual_links(self, lsi_a: str, lsi_b: str, names: list[str], *,
-                             external_ids: dict | None = None) -> list[VirtualLink]:
-        """One patch-port pair per name, all in one transaction."""
+                             external_ids: dict | None = None,
+                             ofports: dict | None = None) -> list[VirtualLink]:
+        """One patch-port pair per name, all in one transaction. ofports: port name ->
+        OpenFlow port number to request (to recreate links exactly as they were)."""
+        ofports = dict(ofports or {})
         if lsi_a == lsi_b:
             raise InvalidArgument("a virtual link joins two different LSIs", resource=lsi_a)
         ext = validate.external_ids(external_ids)
@@ -527,10 +530,12 @@ class OVSDriver(VSwitchDriver):
             new_a, new_b = [], []
             for link in links:
                 tags = {**ext, TAG_LINK: link.name}
-                new_a.append(self._insert_port(txn, t, _PortSpec(
-                    link.port_a, "patch", {"peer": link.port_b}, tags)))
-                new_b.append(self._insert_port(txn, t, _PortSpec(
-                    link.port_b, "patch", {"peer": link.port_a}, tags)))
+                new_a.append(self._insert_port(txn, t, _port_spec(
+                    link.port_a, "patch", {"peer": link.port_b}, tags,
+                    ofports.get(link.port_a))))
+                new_b.append(self._insert_port(txn, t, _port_spec(
+                    link.port_b, "patch", {"peer": link.port_a}, tags,
+                    ofports.get(link.port_b))))
             bridge_a.verify("ports")
             bridge_a.ports = list(bridge_a.ports) + new_a
             bridge_b.verify("ports")
@@ -603,7 +608,8 @@ class OVSDriver(VSwitchDriver):
         gre (local_ip, remote_ip, key, ttl): a gre port on lsi; local_ip must be the address
         of a tunnel endpoint made by create_tunnel_endpoint.
         host-stack (ipv4_address, prefix_length, mac_address): an internal port `name` on
-        lsi, a netdev of the node namespace with that address and MAC. dhcp is refused."""
+        lsi, a netdev of the node namespace with that address and MAC. dhcp is refused.
+        gre and host-stack accept ofport: the OpenFlow port number to request."""
         p = _params(params)
         if sap_type in ("interface", "vlan"):
             if_name = validate.name(p.get("if_name"), "if_name")
@@ -619,7 +625,7 @@ class OVSDriver(VSwitchDriver):
             for required in ("local_ip", "remote_ip", "key"):
                 if required not in options:
                     raise InvalidArgument("a gre SAP needs %s" % required, resource=name)
-            spec = _port_spec(name, "gre", options, external_ids)
+            spec = _port_spec(name, "gre", options, external_ids, p.get("ofport"))
             local_ip = spec.options["local_ip"]
             if not any(ep.ip == local_ip for ep in self.list_tunnel_endpoints()):
                 raise ResourceNotFound("no tunnel endpoint has the address %s; "
@@ -637,7 +643,7 @@ class OVSDriver(VSwitchDriver):
             options = {}
             if p.get("mac_address"):
                 options["mac"] = p["mac_address"]
-            spec = _port_spec(name, "internal", options, external_ids)
+            spec = _port_spec(name, "internal", options, external_ids, p.get("ofport"))
             info = self._add_ports(lsi, [spec], "create host-stack SAP %s" % name)[0]
             try:
                 self.netlink.set_address(name, address, prefix_length)

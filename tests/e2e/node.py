@@ -253,3 +253,12 @@ level = "debug"
         out["processes"] = sorted(p.split(":", 1)[1] for p in resources.processes_mentioning(
             str(self.dir / "state")))
         return out
+
+
+def resources_diff(expected: dict, actual: dict) -> str:
+    """A unified diff of two node_resources() results, for assertion messages."""
+    import difflib
+    import json
+    a = json.dumps(expected, indent=1, sort_keys=True).splitlines()
+    b = json.dumps(actual, indent=1, sort_keys=True).splitlines()
+    return "\n".join(difflib.unified_diff(a, b, "expected", "actual", lineterm="", n=1))

@@ -84,7 +84,7 @@ class FakeVSwitch(VSwitchDriver):
         for name in names:
             self.lsis[lsi]["ports"].pop(name)
 
-    def create_virtual_links(self, lsi_a, lsi_b, names, *, external_ids=None):
+    def create_virtual_links(self, lsi_a, lsi_b, names, *, external_ids=None, ofports=None):
         self._call("create_virtual_links", lsi_a, lsi_b, list(names))
         for name in names:
             port_a, port_b = self.link_port_names(name)

@@ -1,0 +1,119 @@
+"""The engine on the real drivers: a private OVS in a node namespace, native functions,
+host namespaces with traffic. Every step of a deploy plan is made to fail in turn; after
+each failure the node (OVSDB rows, flows, namespaces, links, processes) is as before.
+"""
+
+import asyncio
+
+import pytest
+
+from agent.compute.service import ComputeService
+from agent.config import load
+from agent.engine.executor import StepFailed  # noqa: F401 - documents what apply wraps
+from agent.engine.interface import EngineRefused
+from agent.engine.service import EngineService
+from agent.model import create_context, parse_config
+from agent.network.service import VSwitchService
+from tests.e2e.node import Node, resources_diff
+from tests.graphxml import GraphXml, firewall_chain, service_graphs
+
+CTX = create_context()
+
+
+class InProcessNode(Node):
+    """A node whose agent services run in this process (no NETCONF)."""
+
+    def start_agent(self, timeout=60.0):
+        self.config = load(overrides={
+            "node": {"id": self.netns},
+            "state": {"dir": str(self.dir / "state")},
+            "ovs": {"mode": "private", "run-dir": str(self.dir / "ovs"), "netns": self.netns,
+                    "datapath-type": "netdev"},
+            "lsi0": {"interfaces": sorted(self.host_spec)},
+            "resources": {"prefix": self.resource_prefix},
+        })
+        self.vswitch = VSwitchService(self.config)
+        self.compute = ComputeService(self.config)
+        self.engine_service = EngineService(self.config, self.vswitch, self.compute)
+        self.services = [self.vswitch, self.compute, self.engine_service]
+        for service in self.services:
+            asyncio.run(service.start())
+        self.engine = self.engine_service.engine
+
+    def stop_agent(self, *args, **kwargs):
+        for service in reversed(getattr(self, "services", [])):
+            asyncio.run(service.stop())
+        self.services = []
+
+    def apply(self, *graphs):
+        tree = parse_config(CTX, service_graphs(*graphs)) if graphs else None
+        self.engine.apply(None, tree)
+
+
+@pytest.fixture(scope="module")
+def node(session_tmp):
+    with InProcessNode("e", session_tmp, {"eth1": "10.20.0.1/24", "eth2": "10.20.0.2/24"},
+                       prefix_suffix="e") as n:
+        yield n
+
+
+def test_deploy_passes_traffic_and_delete_restores_the_node(node):
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    before = node.node_resources()
+    node.apply(firewall_chain("g1", parameters=["block-icmp"]))
+    assert not h1.ping(h2.ip, count=2)
+    node.apply(firewall_chain("g1"))
+    assert h1.ping(h2.ip)
+    node.apply()
+    assert not h1.ping(h2.ip, count=1)
+    assert node.node_resources() == before
+
+
+def _chain_with_bridge():
+    g = GraphXml("g1")
+    g.function("fw", "firewall", "lan", "wan")
+    g.function("br", "bridge", "a", "b")
+    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+    g.bidirectional("lan", "lan", "fw:lan")
+    g.bidirectional("mid", "fw:wan", "br:a")
+    g.bidirectional("wan", "br:b", "wan")
+    return g
+
+
+@pytest.mark.parametrize("scenario", ["deploy", "insert", "delete"])
+def test_a_failure_at_every_step_leaves_the_node_as_before(node, scenario):
+    before_graphs, after_graphs = {
+        "deploy": ((), (firewall_chain("g1"),)),
+        "insert": ((firewall_chain("g1"),), (_chain_with_bridge(),)),
+        "delete": ((_chain_with_bridge(),), ()),
+    }[scenario]
+    after_tree = parse_config(CTX, service_graphs(*after_graphs)) if after_graphs else None
+    node.apply(*before_graphs)
+    steps = [str(s) for s in node.engine.dry_run(after_tree).steps()]
+    assert steps
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    try:
+        for target in steps:
+            node.apply(*before_graphs)
+            expected = node.node_resources()
+
+            def fault(step, target=target):
+                if str(step) == target:
+                    raise RuntimeError("injected at %s" % step)
+            node.engine.executor.fault = fault
+            try:
+                with pytest.raises(EngineRefused) as refused:
+                    node.engine.apply(None, after_tree)
+            finally:
+                node.engine.executor.fault = None
+            assert target in refused.value.message
+            actual = node.node_resources()
+            assert actual == expected, "after a failure at %s:\n%s" % (
+                target, resources_diff(expected, actual))
+            if before_graphs:
+                assert h1.ping(h2.ip, count=2), "traffic broken after a failure at %s" % target
+        # and without a fault the change goes through
+        node.engine.apply(None, after_tree)
+        assert h1.ping(h2.ip, count=2) == bool(after_graphs)
+    finally:
+        node.apply()
