@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from tests.e2e.node import Node
-from tests.graphxml import GraphXml, config, delete_graph, firewall_chain
+from agent.tools.graphxml import GraphXml, config, delete_graph, firewall_chain
 
 SFFG = {"s": "urn:composer-nc:yang:composer-sffg"}
 

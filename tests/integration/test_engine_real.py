@@ -15,7 +15,7 @@ from agent.engine.service import EngineService
 from agent.model import create_context, parse_config
 from agent.network.service import VSwitchService
 from tests.e2e.node import Node, resources_diff
-from tests.graphxml import GraphXml, firewall_chain, service_graphs
+from agent.tools.graphxml import GraphXml, firewall_chain, service_graphs
 
 CTX = create_context()
 

@@ -11,7 +11,7 @@ from agent.model import create_context, parse_config
 from agent.network.manager import NetworkManager
 from agent.network.naming import Naming
 from drivers import registry
-from tests.graphxml import GraphXml
+from agent.tools.graphxml import GraphXml
 from tests.unit.engine.fakes import FakeCompute, FakeVSwitch
 
 TEMPLATES = [{"id": "fw-native", "functional-capability": "firewall",

@@ -1,4 +1,5 @@
-"""Service graphs as XML text for tests: functions, SAPs and rules in a few lines.
+"""Service graphs as XML text for clients, tests and benchmarks: functions, SAPs and rules
+in a few lines.
 
     g = GraphXml("g1")
     g.function("fw", "firewall", "in", "out", parameters=["block-tcp-dst=5202"])

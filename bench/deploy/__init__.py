@@ -1,0 +1,1 @@
+"""The deploy benchmark: N personal firewalls over NETCONF against a plain shell script."""

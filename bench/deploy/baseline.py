@@ -1,0 +1,125 @@
+"""The baseline: a plain shell script that creates the same resources as the agent for N
+personal firewalls, one command after another (ip netns / veth, ovs-vsctl, ovs-ofctl), and
+runs the same firewall package scripts inside each namespace.
+
+Resources per firewall: a namespace, two veth pairs (tx offload off), the package's create
+and start scripts, two ports on the graph bridge, two patch-port pairs to the LSI-0 bridge,
+six flows (two on LSI-0, four on the graph bridge); plus the graph bridge itself. The
+script uses its own bridges, so it never touches the agent's; its LSI-0 flows name the NICs
+by number (the NICs are the agent's).
+"""
+
+import shlex
+
+from .graphs import host_mac
+
+
+def _q(*argv) -> str:
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+class Baseline:
+    def __init__(self, ovs_env: dict, db_socket: str, mgmt, node_netns: str, package_dir: str,
+                 prefix: str = "bl"):
+        self.env = ovs_env
+        self.db = db_socket
+        self.mgmt = mgmt                # bridge -> "unix:..." management socket
+        self.netns = node_netns
+        self.package = package_dir
+        self.prefix = prefix
+        self.lsi0 = prefix + "0"
+        self.graph = prefix + "g"
+
+    def _vsctl(self, *args) -> str:
+        return _q("ovs-vsctl", "--db=" + self.db, *args)
+
+    def _ofctl(self, bridge, *args) -> str:
+        return _q("ovs-ofctl", "-O", "OpenFlow14", args[0], self.mgmt(bridge), *args[1:])
+
+    def _node(self, *argv) -> str:
+        return _q("ip", "netns", "exec", self.netns, *argv)
+
+    def setup(self) -> str:
+        """The stand-in for LSI-0 (not timed)."""
+        return "\n".join([
+            "set -e",
+            self._vsctl("--may-exist", "add-br", self.lsi0, "--", "set", "bridge", self.lsi0,
+                        "datapath_type=netdev", "fail_mode=secure"),
+        ])
+
+    def deploy(self, count: int) -> str:
+        lines = ["set -e",
+                 self._vsctl("add-br", self.graph, "--", "set", "bridge", self.graph,
+                             "datapath_type=netdev", "fail_mode=secure")]
+        for i in range(count):
+            ns = "%sf%d" % (self.prefix, i)
+            a, b = "%sa%d" % (self.prefix, i), "%sb%d" % (self.prefix, i)
+            lines += [
+                _q("ip", "netns", "add", ns),
+                _q("ip", "-n", self.netns, "link", "add", a, "type", "veth", "peer", "name",
+                   "eth0", "netns", ns),
+                _q("ip", "-n", self.netns, "link", "add", b, "type", "veth", "peer", "name",
+                   "eth1", "netns", ns),
+                _q("ip", "-n", self.netns, "link", "set", a, "up"),
+                _q("ip", "-n", self.netns, "link", "set", b, "up"),
+                _q("ip", "-n", ns, "link", "set", "lo", "up"),
+                _q("ip", "-n", ns, "link", "set", "eth0", "up"),
+                _q("ip", "-n", ns, "link", "set", "eth1", "up"),
+                self._node("ethtool", "-K", a, "tx", "off") + " >/dev/null",
+                self._node("ethtool", "-K", b, "tx", "off") + " >/dev/null",
+                _q("ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off") + " >/dev/null",
+                _q("ip", "netns", "exec", ns, "ethtool", "-K", "eth1", "tx", "off") + " >/dev/null",
+                _q("ip", "netns", "exec", ns, "env", "-C", self.package,
+                   "COMPOSER_PORTS=eth0 eth1", "COMPOSER_ACTION=create", "sh", "./create.sh"),
+                _q("ip", "netns", "exec", ns, "env", "-C", self.package,
+                   "COMPOSER_PORTS=eth0 eth1", "COMPOSER_ACTION=start", "sh", "./start.sh"),
+                self._vsctl("add-port", self.graph, a),
+                self._vsctl("add-port", self.graph, b),
+            ]
+            for side in ("a", "b"):
+                link = "%sl%s%d" % (self.prefix, side, i)
+                lines.append(self._vsctl(
+                    "add-port", self.lsi0, link + "-a", "--", "set", "interface", link + "-a",
+                    "type=patch", "options:peer=" + link + "-b", "--",
+                    "add-port", self.graph, link + "-b", "--", "set", "interface", link + "-b",
+                    "type=patch", "options:peer=" + link + "-a"))
+            mac = host_mac(i)
+            la, lb = "%sla%d" % (self.prefix, i), "%slb%d" % (self.prefix, i)
+            cookie = "0x%x" % (0xB1000000 + i)
+            lines += [
+                self._ofctl(self.lsi0, "add-flow", "cookie=%s,priority=10,in_port=1,"
+                            "dl_src=%s,actions=output:%s-a" % (cookie, mac, la)),
+                self._ofctl(self.lsi0, "add-flow", "cookie=%s,priority=10,in_port=2,"
+                            "dl_dst=%s,actions=output:%s-a" % (cookie, mac, lb)),
+                self._ofctl(self.graph, "add-flow", "cookie=%s,priority=65000,in_port=%s-b,"
+                            "actions=output:%s" % (cookie, la, a)),
+                self._ofctl(self.graph, "add-flow", "cookie=%s,priority=65000,in_port=%s-b,"
+                            "actions=output:%s" % (cookie, lb, b)),
+                self._ofctl(self.graph, "add-flow", "cookie=%s,priority=10,in_port=%s,"
+                            "actions=output:%s-b" % (cookie, a, la)),
+                self._ofctl(self.graph, "add-flow", "cookie=%s,priority=10,in_port=%s,"
+                            "actions=output:%s-b" % (cookie, b, lb)),
+            ]
+        return "\n".join(lines)
+
+    def teardown(self, count: int) -> str:
+        lines = ["set -e"]
+        for i in range(count):
+            cookie = "0x%x/-1" % (0xB1000000 + i)
+            lines.append(self._ofctl(self.lsi0, "del-flows", "cookie=" + cookie))
+            for side in ("a", "b"):
+                link = "%sl%s%d" % (self.prefix, side, i)
+                lines.append(self._vsctl("del-port", self.lsi0, link + "-a", "--",
+                                         "del-port", self.graph, link + "-b"))
+            lines += [
+                _q("ip", "netns", "exec", "%sf%d" % (self.prefix, i), "env", "-C", self.package,
+                   "COMPOSER_PORTS=eth0 eth1", "COMPOSER_ACTION=stop", "sh", "./stop.sh"),
+                self._vsctl("del-port", self.graph, "%sa%d" % (self.prefix, i)),
+                self._vsctl("del-port", self.graph, "%sb%d" % (self.prefix, i)),
+                _q("ip", "netns", "del", "%sf%d" % (self.prefix, i)),
+            ]
+        lines.append(self._vsctl("del-br", self.graph))
+        return "\n".join(lines)
+
+    def cleanup(self) -> str:
+        return self._vsctl("--if-exists", "del-br", self.lsi0)

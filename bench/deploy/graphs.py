@@ -1,0 +1,24 @@
+"""The paper's scenario: N personal firewalls (one per host MAC) between two interface SAPs."""
+
+from agent.tools.graphxml import GraphXml
+
+
+def host_mac(index: int) -> str:
+    return "02:aa:00:00:%02x:%02x" % (index >> 8, index & 0xFF)
+
+
+def personal_firewalls(count: int, graph_id: str = "pf", first_mac: str | None = None) -> GraphXml:
+    """lan --[eth-src MAC_i]--> fw_i --> wan, and back by eth-dst MAC_i.
+
+    first_mac replaces host_mac(0), so that a real host's traffic crosses firewall 0."""
+    g = GraphXml(graph_id)
+    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+    for i in range(count):
+        mac = first_mac if (i == 0 and first_mac) else host_mac(i)
+        fw = "fw%d" % i
+        g.function(fw, "firewall", "lan", "wan")
+        g.rule("in%d" % i, "lan", fw + ":lan", match={"eth-src": mac})
+        g.rule("out%d" % i, fw + ":wan", "wan")
+        g.rule("ret%d" % i, "wan", fw + ":wan", match={"eth-dst": mac})
+        g.rule("back%d" % i, fw + ":lan", "lan")
+    return g
