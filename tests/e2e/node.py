@@ -71,12 +71,15 @@ class Node:
     """A namespace with interfaces to hosts, and an agent managing it."""
 
     def __init__(self, tag: str, tmp: Path, hosts: dict, prefix_suffix: str = "",
-                 extra_config: str = "", environments=("native",)):
+                 extra_config: str = "", environments=("native",), underlay: dict | None = None):
         self.tag = tag
         self.netns = "%s%s" % (PREFIX, tag)
         self.dir = Path(tmp) / tag
         self.hosts = {}
         self.host_spec = hosts           # node interface -> host address (or None)
+        # node interface -> the node's own address on it (a tunnel endpoint); the interface
+        # itself is made by the test (link_nodes) between create() and start_agent()
+        self.underlay = dict(underlay or {})
         self.port = free_port()
         self.extra_config = extra_config
         self.environments = environments
@@ -126,7 +129,9 @@ class Node:
             self.hosts[ifname] = host
 
     def config_text(self) -> str:
-        interfaces = ", ".join('"%s"' % name for name in sorted(self.host_spec))
+        interfaces = ", ".join('"%s"' % name for name in sorted(set(self.host_spec) |
+                                                              set(self.underlay)))
+        addresses = ", ".join('%s = "%s"' % item for item in sorted(self.underlay.items()))
         envs = ", ".join('"%s"' % e for e in self.environments)
         return f"""
 [node]
@@ -143,6 +148,7 @@ netns = "{self.netns}"
 datapath-type = "netdev"
 [lsi0]
 interfaces = [{interfaces}]
+addresses = {{ {addresses} }}
 [compute]
 execution-environments = [{envs}]
 [resources]
@@ -253,6 +259,19 @@ level = "debug"
         out["processes"] = sorted(p.split(":", 1)[1] for p in resources.processes_mentioning(
             str(self.dir / "state")))
         return out
+
+
+def link_nodes(a: Node, a_ifname: str, b: Node, b_ifname: str, mtu: int = 1600) -> None:
+    """A veth between two nodes (their underlay), with room for GRE's overhead."""
+    temp_a, temp_b = "%su%sa" % (PREFIX, a.tag), "%su%sb" % (PREFIX, b.tag)
+    run("ip", "link", "add", temp_a, "mtu", str(mtu), "type", "veth", "peer", "name", temp_b,
+        "mtu", str(mtu))
+    run("ip", "link", "set", temp_a, "netns", a.netns)
+    run("ip", "link", "set", temp_b, "netns", b.netns)
+    for node, temp, ifname in ((a, temp_a, a_ifname), (b, temp_b, b_ifname)):
+        netns_exec(node.netns, "ip", "link", "set", temp, "name", ifname)
+        netns_exec(node.netns, "ip", "link", "set", ifname, "up")
+        netns_exec(node.netns, "ethtool", "-K", ifname, "tx", "off", check=False)
 
 
 def resources_diff(expected: dict, actual: dict) -> str:
