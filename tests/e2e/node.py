@@ -240,8 +240,10 @@ level = "debug"
             rest = [rest[0], ovs.bridge_mgmt(rest[1]), *rest[2:]]
         return run(tool, *rest, env=ovs.env()).stdout
 
-    def node_resources(self) -> dict:
-        """What the agent's prefix names on the node: for before/after comparisons."""
+    def node_resources(self, port_names: bool = False) -> dict:
+        """What the agent's prefix names on the node: for before/after comparisons.
+        port_names: flows name their ports instead of numbering them (for comparing nodes
+        that made the same ports in a different order)."""
         from drivers.vswitch.ovs_process import PrivateOVS
         ovs = PrivateOVS(self.dir / "ovs", netns=self.netns)
         bridges = run("ovs-vsctl", "--db=%s" % ovs.db_socket, "list-br").stdout.split()
@@ -251,7 +253,8 @@ level = "debug"
                "links": sorted(resources.link_names(self.netns))}
         for bridge in bridges:
             ports = run("ovs-vsctl", "--db=%s" % ovs.db_socket, "list-ports", bridge).stdout.split()
-            flows = run("ovs-ofctl", "-O", "OpenFlow14", "--no-stats", "dump-flows",
+            flows = run("ovs-ofctl", "-O", "OpenFlow14", "--no-stats",
+                        "--names" if port_names else "--no-names", "dump-flows",
                         ovs.bridge_mgmt(bridge), env=ovs.env()).stdout.splitlines()
             out["bridges"][bridge] = {"ports": sorted(ports),
                                       "flows": sorted(line.strip() for line in flows
