@@ -161,6 +161,7 @@ level = "debug"
     def start_agent(self, timeout: float = 60.0) -> None:
         config = self.dir / "agent.toml"
         config.write_text(self.config_text())
+        offset = self.log.stat().st_size if self.log.exists() else 0
         self._log_stream = open(self.log, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.agent = subprocess.Popen(AGENT + ["--config", str(config)], stdout=self._log_stream,
@@ -171,7 +172,7 @@ level = "debug"
             if self.agent.poll() is not None:
                 raise RuntimeError("agent exited with %s:\n%s" % (self.agent.returncode,
                                                                  self.log_tail()))
-            if b"Ctrl-C stops the agent" in self.log.read_bytes():
+            if b"Ctrl-C stops the agent" in self.log.read_bytes()[offset:]:
                 return
             time.sleep(0.1)
         raise RuntimeError("agent did not come up in %.0f s:\n%s" % (timeout, self.log_tail()))
