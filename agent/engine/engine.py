@@ -219,11 +219,11 @@ class Recovery:
             self._try("destroy orphan instance %s" % instance,
                       compute.driver(env).destroy, instance)
 
-        from ..network.split import link_ports, split_graph
+        from ..network.split import link_ports
         keep_lsi0_ports = set(network.lsi0_interfaces)
         expected_lsi0 = {}
         for dg in adopted.values():
-            split = split_graph(dg.graph, naming, dg.links)
+            split = dg.split(naming)
             keep_lsi0_ports |= {link_ports(l.name)[0] for l in dg.links}
             expected_lsi0.update(split.lsi0_flows)
             graph_cookies = [f.cookie for f in driver.dump_flows(dg.lsi)

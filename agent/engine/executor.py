@@ -8,6 +8,7 @@
 """
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .plan import Group, Plan, Step
@@ -46,9 +47,12 @@ class Executor:
             handler = self.handlers[step.kind]
         except KeyError:
             raise RuntimeError("no handler for step kind %r" % step.kind) from None
+        started = time.perf_counter()
         undo = handler(step) or []
+        elapsed = (time.perf_counter() - started) * 1000
+        LOG.debug("step %s done in %.1f ms", step, elapsed)
         if self.journal is not None:
-            self.journal.step(step)
+            self.journal.step(step, ms=elapsed)
         return list(undo)
 
     def _run_group(self, group: Group, undo_stack: list) -> None:

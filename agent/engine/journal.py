@@ -43,8 +43,11 @@ class Journal:
                      "plan": plan_lines, "time": time.time()}, sync=True)
         return self._txn
 
-    def step(self, step, event: str = "done") -> None:
-        self._write({"txn": self._txn, "event": event, "step": str(step)})
+    def step(self, step, event: str = "done", ms: float | None = None) -> None:
+        record = {"txn": self._txn, "event": event, "step": str(step)}
+        if ms is not None:
+            record["ms"] = round(ms, 1)
+        self._write(record)
 
     def end(self, event: str, message: str = "") -> None:
         record = {"txn": self._txn, "event": event, "time": time.time()}

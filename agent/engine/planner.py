@@ -84,38 +84,55 @@ class Planner:
 
     # --- checks beyond the YANG model ---
 
-    def check(self, desired: dict) -> dict:
-        """Per graph, the compiled Split; raises PlanningError for what cannot be deployed."""
+    def check(self, desired: dict, deployed: dict | None = None, changed=None) -> dict:
+        """Per graph, the compiled Split; raises PlanningError for what cannot be deployed.
+
+        Graphs not in changed are deployed as they are: their checks passed when they were
+        deployed and their split is reused; only their LSI-0 rules and VLANs are compared
+        with the changed graphs'."""
+        deployed = deployed or {}
+        changed = set(desired) if changed is None else set(changed)
         splits = {}
         lsi0_slots: dict = {}
         vlan_owner: dict = {}
-        for graph in desired.values():
+        # Deployed graphs first: a conflict is the changed graph's fault.
+        for graph in sorted(desired.values(), key=lambda g: (g.id in changed, g.id)):
+            old = deployed.get(graph.id)
+            if graph.id not in changed and old is not None:
+                splits[graph.id] = old.split(self.naming)
+                self._check_graph(graph, vlan_owner, rules=False)
+                continue
             self._check_graph(graph, vlan_owner)
             try:
-                split = split_graph(graph, self.naming)
+                split = split_graph(graph, self.naming, old.links if old is not None else ())
             except Exception as exc:  # SplitError
                 rule_id = getattr(exc, "rule_id", None)
                 raise PlanningError(str(exc), rule_path(graph.id, rule_id) if rule_id else
                                     graph_path(graph.id), "unsupported-rule") from None
             splits[graph.id] = split
+        # LSI-0 is shared: two graphs' rules in the same flow slot would replace each other.
+        for gid in sorted(desired, key=lambda g: (g in changed, g)):
+            graph = desired[gid]
+            ports = PortMap(graph, self.naming)
+            lsi0_flows = splits[gid].lsi0_flows
             for rule in graph.rules.values():
-                if not PortMap(graph, self.naming).on_lsi0(rule.in_port):
+                if not ports.on_lsi0(rule.in_port):
                     continue
-                flow = split.lsi0_flows[self.naming.rule_cookie(graph.id, rule.id)]
+                flow = lsi0_flows[self.naming.rule_cookie(gid, rule.id)]
                 slot = (flow.priority, flow.match)
                 other = lsi0_slots.get(slot)
-                if other is not None and other[0] != graph.id:
+                if other is not None and other[0] != gid:
                     raise PlanningError(
                         "rule %s of graph %s has the same priority and match on LSI-0 as rule "
                         "%s of graph %s; one would replace the other"
-                        % (rule.id, graph.id, other[1], other[0]),
-                        rule_path(graph.id, rule.id), "lsi0-conflict")
-                lsi0_slots[slot] = (graph.id, rule.id)
+                        % (rule.id, gid, other[1], other[0]),
+                        rule_path(gid, rule.id), "lsi0-conflict")
+                lsi0_slots[slot] = (gid, rule.id)
         return splits
 
-    def _check_graph(self, graph: Graph, vlan_owner: dict) -> None:
+    def _check_graph(self, graph: Graph, vlan_owner: dict, rules: bool = True) -> None:
         seen: dict = {}
-        for rule in sorted(graph.rules.values(), key=lambda r: r.id):
+        for rule in sorted(graph.rules.values(), key=lambda r: r.id) if rules else ():
             key = rule.match_key()
             if key in seen:
                 raise PlanningError(
@@ -124,13 +141,13 @@ class Planner:
                     rule_path(graph.id, rule.id), "duplicate-match")
             seen[key] = rule.id
         for sap in graph.saps.values():
-            if sap.on_lsi0 and self.lsi0_interfaces is not None and \
+            if rules and sap.on_lsi0 and self.lsi0_interfaces is not None and \
                     sap.if_name not in self.lsi0_interfaces:
                 raise PlanningError(
                     "SAP %s uses interface %s, which is not an interface of LSI-0 (%s)"
                     % (sap.id, sap.if_name, ", ".join(sorted(self.lsi0_interfaces)) or "none"),
                     sap_path(graph.id, sap.id) + "/config", "unknown-interface")
-            if sap.type == "gre" and sap.local_ip not in self.tunnel_ips:
+            if rules and sap.type == "gre" and sap.local_ip not in self.tunnel_ips:
                 raise PlanningError(
                     "GRE SAP %s: %s is not a tunnel endpoint of this node (lsi0.addresses: %s)"
                     % (sap.id, sap.local_ip, ", ".join(sorted(self.tunnel_ips)) or "none"),
@@ -149,8 +166,15 @@ class Planner:
 
     def plan(self, sources: dict, deployed: dict) -> PlanResult:
         """sources: graph id -> libyang JSON entry of the graph wanted in running."""
-        desired = {gid: graph_from_dict(src) for gid, src in sources.items()}
-        splits = self.check(desired)
+        desired, changed = {}, set()
+        for gid, src in sources.items():
+            old = deployed.get(gid)
+            if old is not None and old.source == src and old.status == "running":
+                desired[gid] = old.graph
+            else:
+                desired[gid] = graph_from_dict(src)
+                changed.add(gid)
+        splits = self.check(desired, deployed, changed)
         phase_a, phase_b_lsi, phase_b_functions, phase_b_rest = [], [], [], []
         phase_c, phase_e_stop, phase_e_rest, phase_e_destroy = [], [], [], []
         flow_changes: dict = {}          # lsi -> (add list, remove cookies, removed flows)
@@ -168,7 +192,7 @@ class Planner:
             old = deployed[gid]
             touched.add(gid)
             summary["graphs-removed"] += 1
-            old_split = split_graph(old.graph, self.naming, old.links)
+            old_split = old.split(self.naming)
             self._teardown_functions(old, old.functions.keys(), phase_e_stop, phase_e_rest,
                                      phase_e_destroy)
             for sid, port in sorted(old.sap_ports.items()):
@@ -275,8 +299,8 @@ class Planner:
                     phase_e_rest.append(self._destroy_sap_step(old, sid))
 
             # links and flows
-            split = split_graph(graph, self.naming, old_links)
-            old_split = split_graph(old_graph, self.naming, old_links) if old is not None else None
+            split = splits[gid]
+            old_split = old.split(self.naming) if old is not None else None
             # A link is its patch-port pair: what it carries may change (its flows change
             # then), the ports only come and go with the name.
             old_names = {l.name for l in old_links}
@@ -303,7 +327,7 @@ class Planner:
             new_deployed[gid] = DeployedGraph(
                 id=gid, source=sources[gid], lsi=lsi, functions=functions, sap_ports=sap_ports,
                 links=split.links, status="running", error="", deployed_at=stamp,
-                _graph=graph)
+                _graph=graph, _split=split)
 
         # Assemble.
         plan = Plan()
@@ -314,14 +338,21 @@ class Planner:
         plan.extend(phase_b_rest)
         if phase_c:
             plan.add(Group("start functions", tuple(phase_c)))
+        flow_steps = []
         for lsi in sorted(flow_changes, key=lambda name: (name != self.lsi0, name)):
             add, remove, removed = flow_changes[lsi]
             if not add and not remove:
                 continue
             summary["flows-added"] += len(add)
             summary["flows-removed"] += len(remove)
-            plan.add(Step("apply-flows", "", lsi, {"lsi": lsi, "add": add, "remove": remove,
-                                                   "removed": removed}))
+            flow_steps.append(Step("apply-flows", "", lsi, {"lsi": lsi, "add": add,
+                                                            "remove": remove,
+                                                            "removed": removed}))
+        # One bundle per LSI; bundles of different LSIs are independent of each other.
+        if len(flow_steps) > 1:
+            plan.add(Group("apply flows", tuple(flow_steps)))
+        else:
+            plan.extend(flow_steps)
         if phase_e_stop:
             plan.add(Group("stop functions", tuple(phase_e_stop)))
         plan.extend(phase_e_rest)

@@ -50,12 +50,20 @@ class DeployedGraph:
     error: str = ""
     deployed_at: str = ""
     _graph: Graph | None = field(default=None, repr=False, compare=False)
+    _split: object = field(default=None, repr=False, compare=False)
 
     @property
     def graph(self) -> Graph:
         if self._graph is None:
             self._graph = graph_from_dict(self.source)
         return self._graph
+
+    def split(self, naming):
+        """The compiled flows and links of the graph as deployed (computed once)."""
+        if self._split is None:
+            from ..network.split import split_graph
+            self._split = split_graph(self.graph, naming, self.links)
+        return self._split
 
 
 def _endpoint_out(endpoint: Endpoint | None):
@@ -150,4 +158,4 @@ class Snapshot:
 
 
 def with_status(dg: DeployedGraph, status: str, error: str = "") -> DeployedGraph:
-    return replace(dg, status=status, error=error)
+    return replace(dg, status=status, error=error, _graph=dg._graph, _split=dg._split)

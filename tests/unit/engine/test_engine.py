@@ -276,3 +276,29 @@ def _fresh_state(path, tree):
     state = vswitch.state(), compute.state()
     # instance states of a fresh node are all running
     return state
+
+
+def test_a_new_graph_conflicting_with_a_deployed_one_is_the_one_refused(node):
+    node.engine.apply(None, running(chain("g1")))
+    calls = len(node.vswitch.calls)
+    with pytest.raises(EngineRefused) as refused:
+        node.engine.apply(None, running(chain("g1"), graph_xml(
+            "g2", [("fw", "firewall", ("a",))], [("x", 10, "lan", "fw:a")],
+            saps=(("lan", "eth1"),))))
+    assert refused.value.path.startswith("/composer-sffg:service-graphs/service-graph[id='g2']")
+    assert len(node.vswitch.calls) == calls
+
+
+def test_a_vlan_claimed_by_a_deployed_graph_is_refused_to_another(node):
+    def vlan_graph(gid):
+        g = GraphXml(gid)
+        g.function("fw", "firewall", "a")
+        g.sap_vlan("v", "eth1", 300)
+        g.rule("in", "v", "fw:a", priority=20 if gid == "g1" else 30)
+        return g.xml()
+    node.engine.apply(None, running(vlan_graph("g1")))
+    with pytest.raises(EngineRefused) as refused:
+        node.engine.apply(None, running(vlan_graph("g1"), vlan_graph("g2")))
+    assert refused.value.app_tag == "vlan-in-use"
+    assert refused.value.path == ("/composer-sffg:service-graphs/service-graph[id='g2']"
+                                  "/saps/sap[id='v']/config/vlan/vlan-id")
