@@ -188,12 +188,15 @@ class DataTree:
             raise_from(self.ctx, "cannot merge data")
         self.first = target[0]
 
-    def merge_node(self, node, recursive: bool = True) -> None:
+    def merge_node(self, node, recursive: bool = True, keep_flags: bool = False) -> None:
         """Merge one node of another tree (with its subtree when recursive), creating its
-        ancestors here as needed; metadata (edit attributes) is not copied."""
+        ancestors here as needed; metadata (edit attributes) is not copied; keep_flags
+        keeps libyang's node flags (which nodes are defaults)."""
         out = ffi.new("struct lyd_node **")
-        if lib.lyd_dup_single(node, NULL, _DUP_SUBTREE if recursive else _DUP_NODE,
-                              out) != lib.LY_SUCCESS:
+        flags = _DUP_SUBTREE if recursive else _DUP_NODE
+        if keep_flags:
+            flags |= lib.LYD_DUP_WITH_FLAGS
+        if lib.lyd_dup_single(node, NULL, flags, out) != lib.LY_SUCCESS:
             raise_from(self.ctx, "cannot copy data")
         self.merge_forest(top_of(out[0]), destruct=True)
 
