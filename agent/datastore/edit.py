@@ -68,8 +68,16 @@ class Edit:
         agent.model.ValidationError for data that does not fit the model."""
         annotated = bool(config.xpath("boolean(.//@*)"))
         detached = []
+        index = schema_index(ctx)
+        for child in config:
+            namespace = etree.QName(child).namespace if isinstance(child.tag, str) else ""
+            if namespace is None or (namespace and index.module_by_namespace(namespace) is None):
+                raise EditError(Problem(
+                    "unknown-namespace", "no YANG module has the namespace %s" % namespace,
+                    error_type="application",
+                    info=(("bad-element", etree_local(child)),
+                          ("bad-namespace", namespace or ""))))
         if annotated:
-            index = schema_index(ctx)
             for element in config.iterdescendants():
                 if not isinstance(element.tag, str):
                     continue

@@ -148,12 +148,16 @@ class DataTree:
         finally:
             lib.ly_set_free(out[0], NULL)
 
-    def print(self, with_defaults: str = "explicit", node=None, pretty: bool = False) -> bytes:
-        """XML of all top-level nodes (or of one subtree)."""
+    def print(self, with_defaults: str = "explicit", node=None, pretty: bool = False,
+              keep_empty: bool = False) -> bytes:
+        """XML of all top-level nodes (or of one subtree); keep_empty prints empty
+        non-presence containers too."""
         start = self.first if node is None else node
         if start == NULL:
             return b""
         flags = WD_FLAGS[with_defaults] | (0 if pretty else lib.LYD_PRINT_SHRINK)
+        if keep_empty:
+            flags |= lib.LYD_PRINT_KEEPEMPTYCONT
         if node is None:
             flags |= lib.LYD_PRINT_WITHSIBLINGS
         buf = ffi.new("char **")

@@ -128,7 +128,12 @@ def _subtree(element, parent, base: str, index, out: list) -> None:
                                           xpath.quote(_value(kid, s, _content(kid), index)))
                             for s in found]
             predicates += "[%s]" % " or ".join(alternatives)
-            match_steps.extend("/%s:%s" % (module_name_of(s), name_of(s)) for s in found)
+            # the content match node is part of the output (the matching instance only,
+            # for a leaf-list)
+            match_steps.extend(
+                "/%s:%s" % (module_name_of(s), name_of(s)) +
+                ("[.=%s]" % xpath.quote(_value(kid, s, _content(kid), index))
+                 if s.nodetype == lib.LYS_LEAFLIST else "") for s in found)
         if impossible:
             continue
         here = step + predicates

@@ -2,8 +2,9 @@
 
 Messages are parsed with lxml with entity resolution, DTD loading and network access
 off; a message with a document type declaration is refused (RFC 6241 section 3 forbids
-them), which also rules out entity expansion (billion laughs) and external entities
-(XXE). libxml2's own limits (depth, text node size) stay on (huge_tree off).
+them) as soon as its root element starts, which also rules out entity expansion
+(billion laughs) and external entities (XXE). libxml2's own limits (depth, text node
+size) stay on (huge_tree off).
 
 Replies are assembled as bytes: the <rpc-reply> start and end tags (carrying the rpc's
 attributes, message-id first) around content that libyang printed (data) or lxml built.
@@ -26,24 +27,42 @@ class MalformedMessage(Exception):
     """Not a well-formed, DTD-free UTF-8 XML document."""
 
 
+_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                collect_ids=False, remove_comments=True, remove_pis=True)
+_PROLOG_SLICE = 4096
+
+
 def parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                           dtd_validation=False, huge_tree=False, collect_ids=False,
-                           remove_comments=True, remove_pis=True)
+    return etree.XMLParser(dtd_validation=False, **_OPTIONS)
 
 
 def parse(message: bytes, xml_parser: etree.XMLParser | None = None):
-    """The root element of a message; raises MalformedMessage."""
+    """The root element of a message; raises MalformedMessage.
+
+    The document type declaration, if any, sits before the root element: the message
+    is fed to a pull parser until the root element starts, and refused there if it has
+    one, before any entity in the content could be expanded."""
+    del xml_parser
+    pull = etree.XMLPullParser(events=("start",), **_OPTIONS)
     try:
-        document = etree.fromstring(message, xml_parser or parser()).getroottree()
+        position, started = 0, False
+        while not started and position < len(message):
+            pull.feed(message[position:position + _PROLOG_SLICE])
+            position += _PROLOG_SLICE
+            for _, element in pull.read_events():
+                info = element.getroottree().docinfo
+                if info.doctype or info.internalDTD is not None:
+                    raise MalformedMessage("document type declarations are not allowed")
+                if info.encoding and info.encoding.upper() not in ("UTF-8", "UTF8"):
+                    raise MalformedMessage("messages must be UTF-8, not %s" % info.encoding)
+                started = True
+                break
+        if position < len(message):
+            pull.feed(message[position:])
+        root = pull.close()
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise MalformedMessage(str(exc)) from None
-    info = document.docinfo
-    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
-        raise MalformedMessage("document type declarations are not allowed")
-    if info.encoding and info.encoding.upper() not in ("UTF-8", "UTF8"):
-        raise MalformedMessage("messages must be UTF-8, not %s" % info.encoding)
-    return document.getroot()
+    return root
 
 
 def qname(element) -> tuple[str | None, str]:

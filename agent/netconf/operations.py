@@ -414,7 +414,7 @@ async def op_get_data(session, op):
             try:
                 _prune(tree, config_filter, max_depth, origins, negated, with_origin,
                        datastore == "operational")
-                return _data(tree.print(mode), NMDA_NS)
+                return _data(tree.print(mode, keep_empty=max_depth != "unbounded"), NMDA_NS)
             finally:
                 tree.free()
         finally:

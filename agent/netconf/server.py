@@ -35,17 +35,24 @@ class _Channel:
         self.process = process
 
     async def read(self) -> bytes:
+        """The next bytes; b"" when the client is gone."""
         try:
             return await self.process.stdin.read(READ_SIZE)
-        except (asyncssh.BreakReceived, asyncssh.SignalReceived,
+        except (asyncssh.Error, asyncssh.BreakReceived, asyncssh.SignalReceived,
                 asyncssh.TerminalSizeChanged):
             return b""
 
     def write(self, data: bytes) -> None:
-        self.process.stdout.write(data)
+        try:
+            self.process.stdout.write(data)
+        except asyncssh.Error as exc:
+            raise ConnectionError(str(exc)) from None
 
     async def drain(self) -> None:
-        await self.process.stdout.drain()
+        try:
+            await self.process.stdout.drain()
+        except asyncssh.Error as exc:
+            raise ConnectionError(str(exc)) from None
 
     def close(self) -> None:
         self.process.exit(0)
