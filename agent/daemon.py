@@ -24,8 +24,9 @@ class Agent:
     def build_services(self) -> list:
         """The services, in start order. Imported here so that a unit test can build
         an Agent without the daemons behind the services."""
+        from .netconf import NetconfService
         from .network.service import VSwitchService
-        return [VSwitchService(self.config)]
+        return [VSwitchService(self.config), NetconfService(self.config)]
 
     async def start(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
