@@ -39,7 +39,8 @@ from ..engine.interface import AcceptAllEngine, EngineRefused, StateProvider
 from ..model.errors import ValidationError
 from . import persistence
 from .edit import Edit, Plan, execute, plan
-from .errors import CommitError, DatastoreError, EditError, LockError, Problem
+from .errors import (CommitError, DatastoreError, EditError, LockError, Problem,
+                     lock_denied)
 from .locks import Locks
 from .tree import NULL, DataTree
 
@@ -75,6 +76,7 @@ class Datastores:
         self._journal: list[Plan] | None = []    # plans applied to candidate since it was running
         self._dirty = False
         self._candidate_in_flight = False        # candidate is being turned into running
+        self._in_transaction = False             # the engine is reading trees in a thread
         self._serial = asyncio.Lock()
         self._confirm: PendingConfirm | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -91,11 +93,13 @@ class Datastores:
                 LOG.error("%s; starting with an empty configuration (the file is left as "
                           "it is)", self.boot_problem)
         running = self.startup.dup()
+        running.validate()          # valid already; this adds the default nodes
         try:
             await self._transaction(None, running)
         except CommitError as exc:
             running.free()
             running = DataTree(self.ctx)
+            running.validate()
             self.boot_problem = "the engine refused the startup configuration: %s" % exc
             LOG.error("%s; starting with an empty configuration", self.boot_problem)
         self.running = running
@@ -123,6 +127,14 @@ class Datastores:
     @property
     def candidate_dirty(self) -> bool:
         return self._dirty
+
+    def candidate_with_defaults(self) -> DataTree:
+        """The candidate with its default nodes (edits add none until the candidate is
+        validated), for with-defaults report-all."""
+        tree = self.tree("candidate")
+        if not self._in_transaction:
+            tree.add_defaults()
+        return tree
 
     @property
     def confirmed_commit(self) -> PendingConfirm | None:
@@ -160,11 +172,9 @@ class Datastores:
         self._check_name(name)
         held = self.locks.holder(name)
         if held is None and name == "candidate" and self._dirty:
-            from .errors import lock_denied
             raise LockError(lock_denied("the candidate has uncommitted changes", 0))
         if held is None and name == "running" and self._confirm is not None and \
                 self._confirm.session_id != session_id:
-            from .errors import lock_denied
             raise LockError(lock_denied("a confirmed commit of session %d is pending"
                                         % self._confirm.session_id, self._confirm.session_id))
         self.locks.acquire(name, session_id)
@@ -526,6 +536,7 @@ class Datastores:
             engine.validate(old_root, new_root)
             if apply:
                 engine.apply(old_root, new_root)
+        self._in_transaction = True
         try:
             await asyncio.to_thread(run)
         except EngineRefused as exc:
@@ -537,6 +548,8 @@ class Datastores:
             LOG.exception("the transaction engine failed")
             raise CommitError(Problem("operation-failed", "the transaction engine failed: %s"
                                       % exc)) from exc
+        finally:
+            self._in_transaction = False
 
     def _record(self, done: Plan) -> None:
         self._dirty = True

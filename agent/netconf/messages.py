@@ -11,6 +11,7 @@ attributes, message-id first) around content that libyang printed (data) or lxml
 """
 
 import uuid
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
@@ -42,7 +43,16 @@ def parse(message: bytes, xml_parser: etree.XMLParser | None = None):
     The document type declaration, if any, sits before the root element: the message
     is fed to a pull parser until the root element starts, and refused there if it has
     one, before any entity in the content could be expanded."""
-    del xml_parser
+    if b"<!" not in message:
+        # no document type declaration (nor comment or CDATA): parse in one go
+        try:
+            root = etree.fromstring(message, xml_parser or parser())
+        except (etree.XMLSyntaxError, ValueError) as exc:
+            raise MalformedMessage(str(exc)) from None
+        info = root.getroottree().docinfo
+        if info.encoding and info.encoding.upper() not in ("UTF-8", "UTF8"):
+            raise MalformedMessage("messages must be UTF-8, not %s" % info.encoding)
+        return root
     pull = etree.XMLPullParser(events=("start",), **_OPTIONS)
     try:
         position, started = 0, False
@@ -75,8 +85,16 @@ def elements(parent):
     return [child for child in parent if isinstance(child.tag, str)]
 
 
+_REPLY_START = b'<rpc-reply xmlns="%s"' % BASE_NS.encode()
+_REPLY_END = b"</rpc-reply>"
+
+
 def reply_envelope(rpc=None) -> tuple[bytes, bytes]:
     """The start and end tags of the <rpc-reply> to rpc (its attributes copied)."""
+    if rpc is not None and len(rpc.attrib) == 1 and "message-id" in rpc.attrib:
+        # the common case, without building an element
+        return (_REPLY_START + b" message-id=" + quoteattr(rpc.get("message-id")).encode()
+                + b">", _REPLY_END)
     reply = etree.Element("{%s}rpc-reply" % BASE_NS, nsmap={None: BASE_NS})
     if rpc is not None:
         for name, value in rpc.attrib.items():

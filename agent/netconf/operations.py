@@ -188,10 +188,9 @@ async def op_get(session, op):
 
 
 def _conventional(session, name, mode) -> DataTree:
-    tree = session.server.datastores.tree(name)
     if mode in ("report-all", "report-all-tagged") and name == "candidate":
-        tree.add_defaults()           # edits to the candidate are validated at commit
-    return tree
+        return session.server.datastores.candidate_with_defaults()
+    return session.server.datastores.tree(name)
 
 
 @register(BASE_NS, "get-config")

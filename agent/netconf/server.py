@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 import asyncssh
+from asyncssh.constants import MSG_IGNORE
 
 from ..datastore.schema import schema_index
 from . import monitoring
@@ -58,6 +59,24 @@ class _Channel:
         self.process.exit(0)
 
 
+# asyncssh's defaults without the CBC modes (which asyncssh does not enable either)
+ENCRYPTION_ALGS = ("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com",
+                   "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr", "aes128-ctr")
+_EMPTY_STRING = b"\0\0\0\0"
+
+
+class _Connection(asyncssh.SSHServerConnection):
+    """asyncssh's server connection, minus the empty SSH_MSG_IGNORE packet it sends
+    before every packet: that is a countermeasure for CBC ciphers, which this server
+    never negotiates (ENCRYPTION_ALGS), and it doubles the packets a client processes
+    for each reply."""
+
+    def send_packet(self, pkttype, *args, handler=None):
+        if pkttype == MSG_IGNORE and args == (_EMPTY_STRING,):
+            return
+        super().send_packet(pkttype, *args, handler=handler)
+
+
 class _SSHServer(asyncssh.SSHServer):
     """Authentication callbacks of one SSH connection."""
 
@@ -67,6 +86,10 @@ class _SSHServer(asyncssh.SSHServer):
 
     def connection_made(self, conn):
         self._conn = conn
+        self._netconf.connections.add(conn)
+
+    def connection_lost(self, exc):
+        self._netconf.connections.discard(self._conn)
 
     def begin_auth(self, username: str) -> bool:
         if valid_name(username):
@@ -114,6 +137,7 @@ class NetconfServer:
         self.capabilities = server_capabilities(ctx)
         self.statistics = monitoring.ServerStatistics()
         self.sessions: dict[int, Session] = {}
+        self.connections: set = set()
         self.yang_library = monitoring.yang_library(ctx, content_id(ctx))
         self._next_id = 0
         self._listener = None
@@ -123,12 +147,16 @@ class NetconfServer:
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
         key = await asyncio.to_thread(host_key, self.host_key_path)
-        self._listener = await asyncssh.create_server(
-            lambda: _SSHServer(self), self.address, self.port, server_host_keys=[key],
-            process_factory=self._process, encoding=None, allow_scp=False,
-            sftp_factory=None, agent_forwarding=False, x11_forwarding=False,
+        loop = asyncio.get_running_loop()
+        options = await asyncssh.SSHServerConnectionOptions.construct(
+            None, host=self.address, port=self.port, server_factory=lambda: _SSHServer(self),
+            server_host_keys=[key], process_factory=self._process, encoding=None,
+            allow_scp=False, sftp_factory=None, agent_forwarding=False, x11_forwarding=False,
             allow_pty=False, line_editor=False, keepalive_interval=60,
-            server_version="composer-agent")
+            encryption_algs=ENCRYPTION_ALGS, server_version="composer-agent")
+        self._listener = await loop.create_server(lambda: _Connection(loop, options),
+                                                  self.address, self.port, backlog=100,
+                                                  reuse_address=True)
         sockets = self._listener.sockets
         if sockets:
             self.port = sockets[0].getsockname()[1]
@@ -141,6 +169,8 @@ class NetconfServer:
             self._listener = None
         for session in list(self.sessions.values()):
             await session.terminate()
+        for conn in list(self.connections):
+            conn.close()
         self.yang_library.free()
 
     async def _process(self, process) -> None:

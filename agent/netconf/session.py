@@ -69,7 +69,10 @@ class Session:
             LOG.info("session %d: %s from %s, %s framing", self.id, self.username,
                      self.info.source_host or "?", "chunked" if self.chunked else "EOM")
             while True:
-                message = await asyncio.wait_for(self._receive(), server.idle_timeout or None)
+                if server.idle_timeout:
+                    message = await asyncio.wait_for(self._receive(), server.idle_timeout)
+                else:
+                    message = await self._receive()
                 if message is None:
                     if self.framer.pending:
                         LOG.warning("session %d: closed in the middle of a message", self.id)

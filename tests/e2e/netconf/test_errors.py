@@ -6,7 +6,7 @@ import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
-from .conftest import BASE, NS, config, connect
+from .conftest import BASE, config, connect
 
 B = "{%s}" % BASE
 

@@ -5,7 +5,7 @@ import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
-from .conftest import BASE, NS, config, connect
+from .conftest import NS, connect
 
 NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 YL = "urn:ietf:params:xml:ns:yang:ietf-yang-library"

@@ -10,7 +10,7 @@ from agent.datastore import CommitError, DataTree, Datastores, EditError, LockEr
 from agent.model import ValidationError
 from tests.engines import FailingEngine, RecordingEngine
 
-from .conftest import NS, edit, run, text, top, tree
+from .conftest import edit, run, text, top, tree
 
 T = "/nc-test:top"
 
@@ -32,8 +32,10 @@ def test_boot_without_startup(ctx, tmp_path):
     async def main():
         engine = RecordingEngine()
         ds = await started(store(ctx, tmp_path, engine))
-        assert ds.running.empty and not ds.candidate_dirty
-        assert engine.applied == [(None, None)]
+        # nothing configured; running holds the default nodes only
+        assert text(ds.running) == "" and not ds.candidate_dirty
+        assert "<count>3</count>" in text(ds.running, "report-all")
+        assert len(engine.applied) == 1 and engine.applied[0][0] is None
     run(main())
 
 
@@ -53,7 +55,7 @@ def test_boot_with_refused_startup_starts_empty(ctx, tmp_path):
         engine = FailingEngine("no way")
         engine.fail("no way")
         ds = await started(store(ctx, tmp_path, engine, startup=top("<name>s</name>")))
-        assert ds.running.empty and "no way" in ds.boot_problem
+        assert text(ds.running) == "" and "no way" in ds.boot_problem
         assert (tmp_path / "startup.xml").read_text() == top("<name>s</name>")
     run(main())
 
@@ -61,7 +63,7 @@ def test_boot_with_refused_startup_starts_empty(ctx, tmp_path):
 def test_boot_with_invalid_startup_starts_empty(ctx, tmp_path):
     async def main():
         ds = await started(store(ctx, tmp_path, startup=top("<limited>7</limited>")))
-        assert ds.running.empty and "seven is not allowed" in ds.boot_problem
+        assert text(ds.running) == "" and "seven is not allowed" in ds.boot_problem
     run(main())
 
 
@@ -114,7 +116,7 @@ def test_invalid_candidate_is_refused_at_commit(ctx, tmp_path):
         with pytest.raises(ValidationError) as caught:
             await ds.commit()
         assert caught.value.items[0].path == T + "/item[name='a']/ref"
-        assert ds.running.empty
+        assert text(ds.running) == ""
     run(main())
 
 
