@@ -42,6 +42,8 @@ class FailingEngine(RecordingEngine):
         self.app_tag = app_tag
         self.info = info or {}
         self.refused = 0
+        self.gate = None               # a threading.Event apply() waits for, when set
+        self.entered = threading.Event()
 
     def fail(self, message=None, path=None, app_tag=None):
         self.failing = True
@@ -55,6 +57,9 @@ class FailingEngine(RecordingEngine):
         self.when = None
 
     def apply(self, old, new):
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(60)
         xml = self._xml(new) or ""
         if self.failing or (self.when is not None and self.when in xml):
             with self._lock:

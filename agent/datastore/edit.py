@@ -404,9 +404,10 @@ def plan(target: DataTree, edit: Edit, default_operation: str = "merge",
          error_option: str = "rollback-on-error") -> Plan:
     """The actions and problems of applying edit to target (target is not changed).
 
-    rollback-on-error and stop-on-error end the walk at the first problem (the caller
-    applies nothing, or the actions before the problem); continue-on-error skips the
-    node in error and goes on."""
+    rollback-on-error and stop-on-error end the walk at the first problem (the
+    datastores then apply nothing); continue-on-error skips the node in error and goes
+    on, the walk following libyang's order of the edit (schema order, instances of a
+    list in document order)."""
     if default_operation not in DEFAULT_OPERATIONS:
         raise ValueError("default-operation %r" % default_operation)
     return _Planner(target, edit, default_operation, error_option).run()

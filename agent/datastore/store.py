@@ -222,9 +222,9 @@ class Datastores:
                    session_id: int = 0) -> None:
         """<edit-config> on running or candidate. The datastores own edit from now on.
 
-        Raises EditError (with every problem found; with stop-on-error and
-        continue-on-error the changes without problems are applied first),
-        ValidationError, LockError or CommitError."""
+        stop-on-error (the default) and rollback-on-error stop at the first problem and
+        change nothing; continue-on-error applies every node without a problem and
+        reports them all. Raises EditError, ValidationError, LockError or CommitError."""
         if target not in ("running", "candidate"):
             edit.free()
             raise EditError(Problem("invalid-value", "edit-config targets running or "
@@ -247,7 +247,7 @@ class Datastores:
             edit.free()
             raise
         problems = the_plan.problems
-        if problems and error_option == "rollback-on-error":
+        if problems and error_option != "continue-on-error":
             edit.free()
             raise EditError(problems)
         if test_option == "test-only":

@@ -155,3 +155,33 @@ def test_50_readers_and_one_writer(server, monkeypatch):
         values = {e.text for e in m.get_config(source="running").data_ele.iterfind(
             "%stop/%sitem/%svalue" % (T, T, T))}
         assert values == {"10"}
+
+
+def test_reads_during_a_commit_see_the_old_running(server):
+    with connect(server) as m:
+        m.edit_config(target="candidate", config=config("<name>old</name>"))
+        m.commit()
+        m.edit_config(target="candidate", config=config("<name>new</name>"))
+    server.engine.gate = threading.Event()
+    server.engine.entered.clear()
+    committed = []
+
+    def commit():
+        with connect(server) as c:
+            c.commit()
+            committed.append(True)
+    committer = threading.Thread(target=commit)
+    committer.start()
+    try:
+        assert server.engine.entered.wait(60)        # the engine is applying
+        with connect(server) as reader:
+            name = "%stop/%sname" % (T, T)
+            assert reader.get_config(source="running").data_ele.findtext(name) == "old"
+            assert reader.get(filter=("subtree", '<top xmlns="%s"/>' % NS)) \
+                .data_ele.findtext(name) == "old"
+    finally:
+        server.engine.gate.set()
+        committer.join(60)
+    assert committed == [True]
+    with connect(server) as m:
+        assert m.get_config(source="running").data_ele.findtext("%stop/%sname" % (T, T)) == "new"

@@ -14,7 +14,7 @@ def apply(ctx, base_xml, edit_xml, default_operation="merge", error_option="roll
     target = tree(ctx, base_xml) if base_xml else tree(ctx, "")
     e = edit(ctx, edit_xml, default_operation)
     p = plan(target, e, default_operation, error_option)
-    if not p.problems or error_option != "rollback-on-error":
+    if not p.problems or error_option == "continue-on-error":
         execute(target, p.actions)
     return target, p
 
@@ -140,6 +140,9 @@ def test_error_options(ctx):
             '<name nc:operation="merge">n</name>')
     t, p = apply(ctx, base, e, error_option="stop-on-error")
     assert [x.tag for x in p.problems] == ["data-exists"]
+    # the walk stopped there (nothing after it planned); the datastores apply nothing
+    assert t.find(T + "/name") is None
+    execute(t, p.actions)
     assert t.find(T + "/name") is not None and t.find(T + "/radius") is None
     t, p = apply(ctx, base, e, error_option="continue-on-error")
     assert [x.tag for x in p.problems] == ["data-exists"]

@@ -159,9 +159,10 @@ def test_error_options_on_the_candidate(ctx, tmp_path):
     async def main():
         ds = await started(store(ctx, tmp_path))
         e = top('<item nc:operation="delete"><name>nope</name></item><name>n</name>')
-        with pytest.raises(EditError):
-            await ds.edit("candidate", edit(ctx, e), error_option="rollback-on-error")
-        assert not ds.candidate_dirty
+        for option in ("rollback-on-error", "stop-on-error"):
+            with pytest.raises(EditError):
+                await ds.edit("candidate", edit(ctx, e), error_option=option)
+            assert not ds.candidate_dirty
         with pytest.raises(EditError) as caught:
             await ds.edit("candidate", edit(ctx, e), error_option="continue-on-error")
         assert [p.tag for p in caught.value.problems] == ["data-missing"]
