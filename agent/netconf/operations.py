@@ -151,9 +151,10 @@ async def operational_sources(session, flt):
     """(select sources, trees to free) for the operational state: running, the state
     providers' trees and the protocol's own state."""
     server = session.server
-    trees = [server.datastores.running]
     owned = await server.datastores.state_trees()
-    trees += owned
+    # running is taken after the last await: a commit may swap trees while we wait, and
+    # from here until the reply is printed nothing yields to the event loop
+    trees = [server.datastores.running] + owned
     if _touches(flt, "ietf-netconf-monitoring"):
         state = server.netconf_state()
         owned.append(state)
