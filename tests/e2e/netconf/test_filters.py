@@ -113,3 +113,26 @@ def test_bad_xpath_is_invalid_value(loaded):
     with pytest.raises(RPCError) as caught:
         loaded.get_config(source="running", filter=("xpath", "/zz:top"))
     assert caught.value.tag == "invalid-value"
+
+
+def test_state_from_a_provider_merged_with_running(server, loaded):
+    from agent.datastore import DataTree
+    from agent.engine import StateProvider
+
+    def counters(ctx):
+        tree = DataTree.parse(ctx, '<top xmlns="%s"><counters><hits>42</hits></counters></top>'
+                              % NS, config_only=False, validate=False)
+        return tree.root()
+    server.datastores.register_state_provider(StateProvider("counters", counters))
+    data = loaded.get().data_ele
+    tops = data.findall(T + "top")
+    assert len(tops) == 1                               # one container, both sources
+    assert tops[0].findtext(T + "name") == "n"
+    assert tops[0].findtext("%scounters/%shits" % (T, T)) == "42"
+    # a content match on configuration selecting state
+    data = subtree(loaded, '<top xmlns="%s"><name>n</name><counters/></top>' % NS, source=None)
+    assert data.findtext("%stop/%scounters/%shits" % (T, T, T)) == "42"
+    data = subtree(loaded, '<top xmlns="%s"><name>zz</name><counters/></top>' % NS, source=None)
+    assert len(data) == 0
+    # get-config shows no state
+    assert loaded.get_config(source="running").data_ele.find("%stop/%scounters" % (T, T)) is None
