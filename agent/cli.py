@@ -1,13 +1,12 @@
 """The `composer-agent` command."""
 
 import argparse
-import asyncio
 import getpass
 import logging
 import os
 import sys
 
-from . import __version__
+from . import __version__, eventloop
 from .config import ConfigError, load
 from .daemon import Agent
 
@@ -82,7 +81,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     try:
-        asyncio.run(Agent(config).run())
+        eventloop.run(Agent(config).run())
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator, details in the log

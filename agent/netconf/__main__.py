@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 
+from .. import eventloop
 from ..config import ConfigError, load
 from .service import NetconfService
 
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
             await stop.wait()
         finally:
             await service.stop()
-    asyncio.run(run())
+    eventloop.run(run())
     return 0
 
 

@@ -55,41 +55,54 @@ def timed(action) -> float:
     return time.perf_counter() - start
 
 
-def measure(server, sizes, repeat_for) -> dict:
-    """{size: {operation: median seconds}} for one server. Each operation runs its rounds
-    back to back (steady state), after one warm-up round for the sizes up to 1,000."""
-    results = {}
-    with connect(server) as m:
-        m.timeout = 3600
+def _actions(m, n):
+    flt = '<entries xmlns="%s"><entry><name>e%d</name></entry></entries>' % (NAMESPACE, n // 2)
+    return {
+        "get-config": lambda i: m.get_config(source="running"),
+        "get (subtree)": lambda i: m.get(filter=("subtree", flt)),
+        "edit+commit (1 leaf)": lambda i: (
+            m.edit_config(target="candidate", config=one_leaf(n, 1000000 + i)), m.commit()),
+        "edit+commit (bulk)": lambda i: (
+            m.edit_config(target="candidate", config=entries_config(n, i + 1),
+                          default_operation="replace"), m.commit()),
+    }, flt
+
+
+def measure(servers, sizes, repeat_for) -> dict:
+    """{server name: {size: {operation: median seconds}}}. The servers are measured
+    turn about, round by round (the order alternating), so that they see the same load
+    on the machine; each operation runs its rounds back to back, after a warm-up round
+    for the sizes up to 1,000."""
+    managers = {server.name: connect(server) for server in servers}
+    results = {name: {} for name in managers}
+    try:
         for n in sizes:
             repeat = repeat_for(n)
             rounds = range(repeat + 1) if n <= 1000 else range(1, repeat + 1)
-            m.edit_config(target="candidate", config=entries_config(n, 0),
-                          default_operation="replace")
-            m.commit()
-            flt = ('<entries xmlns="%s"><entry><name>e%d</name></entry></entries>'
-                   % (NAMESPACE, n // 2))
-            actions = {
-                "get-config": lambda i: m.get_config(source="running"),
-                "get (subtree)": lambda i: m.get(filter=("subtree", flt)),
-                "edit+commit (1 leaf)": lambda i: (
-                    m.edit_config(target="candidate", config=one_leaf(n, 1000000 + i)),
-                    m.commit()),
-                "edit+commit (bulk)": lambda i: (
-                    m.edit_config(target="candidate", config=entries_config(n, i + 1),
-                                  default_operation="replace"),
-                    m.commit()),
-            }
-            results[n] = {}
+            actions = {}
+            for name, m in managers.items():
+                m.timeout = 3600
+                m.edit_config(target="candidate", config=entries_config(n, 0),
+                              default_operation="replace")
+                m.commit()
+                actions[name] = _actions(m, n)
             for op in OPERATIONS:
-                samples = [timed(lambda: actions[op](i)) for i in rounds]
-                if n <= 1000:
-                    samples = samples[1:]
-                results[n][op] = statistics.median(samples)
-            reply = m.get(filter=("subtree", flt))
-            assert "<name>e%d</name>" % (n // 2) in reply.xml, reply.xml[:500]
-            print("  %s: %d entries done (%d rounds)" % (server.name, n, repeat),
-                  file=sys.stderr, flush=True)
+                samples = {name: [] for name in managers}
+                for i in rounds:
+                    order = list(managers) if i % 2 else list(reversed(managers))
+                    for name in order:
+                        samples[name].append(timed(lambda: actions[name][0][op](i)))
+                for name in managers:
+                    values = samples[name][1:] if n <= 1000 else samples[name]
+                    results[name].setdefault(n, {})[op] = statistics.median(values)
+                print("  %d entries: %s done (%d rounds)" % (n, op, repeat), file=sys.stderr,
+                      flush=True)
+            for name, m in managers.items():
+                reply = m.get(filter=("subtree", actions[name][1]))
+                assert "<name>e%d</name>" % (n // 2) in reply.xml, reply.xml[:500]
+    finally:
+        for m in managers.values():
+            m.close_session()
     return results
 
 
@@ -112,7 +125,7 @@ def main(argv=None) -> int:
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,1000,10000")
-    parser.add_argument("--repeat", type=int, default=15,
+    parser.add_argument("--repeat", type=int, default=31,
                         help="measured rounds per size up to 1,000 entries")
     parser.add_argument("--repeat-large", type=int, default=3,
                         help="measured rounds per size above 1,000 entries (netconfd takes "
@@ -126,15 +139,11 @@ def main(argv=None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="ncbench-"))
     servers = [Composer(workdir)] + ([] if args.no_netconfd else [Netconfd(workdir)])
-    results = {}
     try:
         for server in servers:
             print("starting %s" % server.name, file=sys.stderr, flush=True)
             server.start()
-            try:
-                results[server.name] = measure(server, sizes, repeat_for)
-            finally:
-                server.stop()
+        results = measure(servers, sizes, repeat_for)
     except BenchError as exc:
         print("bench: %s" % exc, file=sys.stderr)
         return 1

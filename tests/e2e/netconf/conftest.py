@@ -13,6 +13,7 @@ from ncclient import manager
 from ncclient.devices.default import DefaultDeviceHandler
 import ncclient.transport.session
 
+from agent import eventloop
 from agent.config import load
 from agent.netconf import NetconfService
 from tests.engines import FailingEngine
@@ -37,7 +38,7 @@ class ServerThread:
         self.config = load(None, {"state": {"dir": str(state_dir)}, "netconf": settings})
         self.engine = engine if engine is not None else FailingEngine()
         self.service = NetconfService(self.config, self.engine)
-        self.loop = asyncio.new_event_loop()
+        self.loop = eventloop.new_event_loop()      # the agent's loop (uvloop)
         self.thread = threading.Thread(target=self.loop.run_forever, name="%s-netconf" % PREFIX,
                                        daemon=True)
 
