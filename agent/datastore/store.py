@@ -150,6 +150,8 @@ class Datastores:
     async def state_trees(self) -> list[DataTree]:
         """The trees of every state provider, built in worker threads; the caller owns
         (and frees) them. A provider that fails is logged and left out."""
+        if not self.providers:
+            return []
         async def build(provider):
             node = await asyncio.to_thread(provider.build, self.ctx)
             if node is None:

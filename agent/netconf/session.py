@@ -29,6 +29,9 @@ from .operations import OPERATIONS
 LOG = logging.getLogger(__name__)
 
 
+_RPC = "{%s}rpc" % BASE_NS
+
+
 class _Close(Exception):
     """End the session after what was sent."""
 
@@ -200,8 +203,8 @@ class Session:
                 await self._error_reply([RpcError("malformed-message", str(exc),
                                                   error_type="rpc")])
             raise _Close() from None
-        ns, name = qname(root)
-        if (ns, name) != (BASE_NS, "rpc"):
+        if root.tag != _RPC:
+            name = qname(root)[1]
             self._bad_rpc()
             await self._error_reply([RpcError("unknown-element", "expected an rpc, got %s"
                                               % name, error_type="rpc",
