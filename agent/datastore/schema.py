@@ -32,6 +32,8 @@ class SchemaIndex:
         self._cases = {}
         self._choice_below = {}
         self._keys = {}
+        self._children = {}
+        self._steps = {}
 
     # -- modules --------------------------------------------------------------------
     def _load_modules(self):
@@ -79,6 +81,23 @@ class SchemaIndex:
     def child(self, parent, namespace: str | None, name: str) -> list:
         """The data schema nodes named name under parent (None: top level) in the module
         of namespace; any module when namespace is None (subtree filter wildcard)."""
+        k = (_key(parent) if parent is not None else 0, namespace, name)
+        found = self._children.get(k)
+        if found is None:
+            found = self._child(parent, namespace, name)
+            if found:                   # names of the schema only: a bounded cache
+                self._children[k] = found
+        return found
+
+    def step(self, snode) -> str:
+        """'/module:name' for a schema node (a path step with its module prefix)."""
+        k = _key(snode)
+        found = self._steps.get(k)
+        if found is None:
+            found = self._steps[k] = "/%s:%s" % (module_name_of(snode), name_of(snode))
+        return found
+
+    def _child(self, parent, namespace, name) -> list:
         if namespace is not None:
             module = self.module_by_namespace(namespace)
             if module is None:

@@ -16,7 +16,7 @@ from _libyang import ffi, lib
 from lxml import etree
 
 from ..datastore import xpath
-from ..datastore.schema import module_name_of, name_of, schema_index
+from ..datastore.schema import schema_index
 from ..datastore.tree import NULL, DataTree, key, top_of
 from .errors import RpcError
 from .messages import BASE_NS, elements
@@ -92,14 +92,10 @@ def subtree_selections(children, ctx) -> list[str]:
     return out
 
 
-def _step(snode) -> str:
-    return "/%s:%s" % (module_name_of(snode), name_of(snode))
-
-
 def _subtree(element, parent, base: str, index, out: list) -> None:
     q = etree.QName(element)
     for snode in index.child(parent, q.namespace, q.localname):
-        step = base + _step(snode)
+        step = base + index.step(snode)
         kids = elements(element)
         if not kids:
             text = _content(element)
@@ -124,16 +120,15 @@ def _subtree(element, parent, base: str, index, out: list) -> None:
             if not found:
                 impossible = True     # a content match on nothing never matches
                 break
-            alternatives = ["%s:%s=%s" % (module_name_of(s), name_of(s),
-                                          xpath.quote(_value(kid, s, _content(kid), index)))
+            alternatives = ["%s=%s" % (index.step(s)[1:],
+                                       xpath.quote(_value(kid, s, _content(kid), index)))
                             for s in found]
             predicates += "[%s]" % " or ".join(alternatives)
             # the content match node is part of the output (the matching instance only,
             # for a leaf-list)
             match_steps.extend(
-                "/%s:%s" % (module_name_of(s), name_of(s)) +
-                ("[.=%s]" % xpath.quote(_value(kid, s, _content(kid), index))
-                 if s.nodetype == lib.LYS_LEAFLIST else "") for s in found)
+                index.step(s) + ("[.=%s]" % xpath.quote(_value(kid, s, _content(kid), index))
+                                 if s.nodetype == lib.LYS_LEAFLIST else "") for s in found)
         if impossible:
             continue
         here = step + predicates
@@ -143,7 +138,7 @@ def _subtree(element, parent, base: str, index, out: list) -> None:
         out.extend(here + m for m in match_steps)
         for kid in selections:
             kq = etree.QName(kid)
-            out.extend(here + _step(s) for s in index.child(snode, kq.namespace, kq.localname))
+            out.extend(here + index.step(s) for s in index.child(snode, kq.namespace, kq.localname))
         for kid in containers:
             _subtree(kid, snode, here, index, out)
 

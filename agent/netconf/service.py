@@ -68,13 +68,14 @@ class NetconfService:
                                                                                "port")
 
     def banner(self) -> list[str]:
+        """How to connect: address, port, user admin and its key."""
         address = self.config.get("netconf", "address")
         host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
-        lines = ["NETCONF: ssh -s -p %d %s@%s netconf  (listening on %s port %d)"
-                 % (self.port, ADMIN, host, address or "*", self.port)]
         key = self.users.admin_key() if self.users is not None else None
+        lines = ["NETCONF over SSH on %s port %d: user %s%s"
+                 % (address or "*", self.port, ADMIN, ", key %s" % key if key else "")]
         if key is not None:
-            lines.append("  admin key: %s  (ncclient: key_filename=%r)" % (key, str(key)))
+            lines.append("  ssh -i %s -p %d -s %s@%s netconf" % (key, self.port, ADMIN, host))
         if self.datastores is not None and self.datastores.boot_problem:
             lines.append("  WARNING: %s; running is empty" % self.datastores.boot_problem)
         return lines

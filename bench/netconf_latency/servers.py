@@ -74,11 +74,11 @@ class Composer:
                 "--yang-module", MODULE]
         self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE,
                                         stderr=open(self.dir / "server.log", "wb"), text=True)
-        line = self.process.stdout.readline()
-        if "port" not in line:
+        line = self.process.stdout.readline()      # NETCONF over SSH on <addr> port <n>: ...
+        if " port " not in line:
             raise BenchError("composer NETCONF server did not start: %s (see %s)"
                              % (line.strip(), self.dir / "server.log"))
-        self.port = int(line.split("listening on")[1].split("port")[1].split(")")[0])
+        self.port = int(line.split(" port ")[1].split(":")[0])
         self.key = str(self.dir / "state" / "users" / "admin" / "id_ed25519")
 
     def stop(self) -> None:

@@ -24,8 +24,10 @@ def test_start_banner_stop(tmp_path):
         try:
             assert service.port > 0
             banner = service.banner()
-            assert "-p %d admin@127.0.0.1" % service.port in banner[0]
-            assert str(tmp_path / "users" / "admin" / "id_ed25519") in banner[1]
+            key = tmp_path / "users" / "admin" / "id_ed25519"
+            assert banner[0] == "NETCONF over SSH on 127.0.0.1 port %d: user admin, key %s" \
+                % (service.port, key)
+            assert banner[1] == "  ssh -i %s -p %d -s admin@127.0.0.1 netconf" % (key, service.port)
             assert service.datastores.running.print() == b""
         finally:
             await service.stop()
