@@ -1,27 +1,60 @@
 """The `composer-agent` command."""
 
 import argparse
-import asyncio
+import getpass
 import logging
 import os
 import sys
 
-from . import __version__
+from . import __version__, eventloop
 from .config import ConfigError, load
 from .daemon import Agent
+
+
+def _common(parser, default=None):
+    parser.add_argument("-c", "--config", default=default, help="TOML configuration file "
+                        "(default: embedded defaults; see examples/composer-agent.toml)")
+    parser.add_argument("--state-dir", default=default, help="override state.dir")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="composer-agent",
         description="COMPOSER-NC network element agent: NETCONF/YANG in, service graphs out.")
-    parser.add_argument("-c", "--config", help="TOML configuration file (default: embedded "
-                        "defaults; see examples/composer-agent.toml)")
-    parser.add_argument("--state-dir", help="override state.dir")
+    _common(parser)
     parser.add_argument("--port", type=int, help="override netconf.port")
     parser.add_argument("--log-level", help="override logging.level (debug, info, warning)")
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    passwd = commands.add_parser("passwd", help="set the NETCONF password of a user (stored "
+                                 "as a salted hash in <state>/users/<user>/password)")
+    _common(passwd, default=argparse.SUPPRESS)
+    passwd.add_argument("user")
+    passwd.add_argument("--stdin", action="store_true",
+                        help="read the password from the first line of standard input")
     return parser.parse_args(argv)
+
+
+def passwd(args, config) -> int:
+    """composer-agent passwd <user>: prompt twice (or read stdin), store a salted hash."""
+    from .netconf.users import UserError, Users
+    if args.stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("New NETCONF password for %s: " % args.user)
+        if getpass.getpass("Again: ") != password:
+            print("composer-agent: the passwords differ", file=sys.stderr)
+            return 1
+    try:
+        path = Users(config.state_dir / "users").set_password(args.user, password)
+    except (UserError, OSError) as exc:
+        print("composer-agent: %s" % exc, file=sys.stderr)
+        return 1
+    print("password of %s stored as a salted hash in %s" % (args.user, path))
+    if not config.get("netconf", "password-authentication"):
+        print("note: password authentication is off; set netconf.password-authentication "
+              "= true to use it")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -38,6 +71,8 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print("composer-agent: %s" % exc, file=sys.stderr)
         return 2
+    if args.command == "passwd":
+        return passwd(args, config)
     logging.basicConfig(
         level=getattr(logging, config.get("logging", "level").upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -46,7 +81,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     try:
-        asyncio.run(Agent(config).run())
+        eventloop.run(Agent(config).run())
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator, details in the log

@@ -26,11 +26,15 @@ class Agent:
         an Agent without the daemons behind the services."""
         from .compute.service import ComputeService
         from .engine.service import EngineService
+        from .netconf import NetconfService
         from .network.service import VSwitchService
         vswitch = VSwitchService(self.config)
         compute = ComputeService(self.config)
         engine = EngineService(self.config, vswitch, compute)
-        return [vswitch, compute, engine]
+        # The datastores boot running through the engine, so they start after it.
+        netconf = NetconfService(self.config, engine=engine.transaction_engine(),
+                                 providers=engine.providers)
+        return [vswitch, compute, engine, netconf]
 
     async def start(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from ..config import AgentConfig
 from ..domain.description import DomainDescription
 from .engine import ComposerEngine
 from .executor import FaultFile
-from .interface import StateProvider
+from .interface import StateProvider, TransactionEngine
 from .operational import GraphState
 
 LOG = logging.getLogger(__name__)
@@ -42,8 +42,13 @@ class EngineService:
             self.engine.executor.fault = FaultFile(fault_file)
         self.recovery_report = self.engine.recover()
         description = DomainDescription(self.config, network, compute, self.engine, self.started)
-        self.providers = [StateProvider("service-graphs", GraphState(self.engine).build),
-                          StateProvider("domain", description.build)]
+        # In place: the NETCONF service holds this list from before the engine existed.
+        self.providers[:] = [StateProvider("service-graphs", GraphState(self.engine).build),
+                             StateProvider("domain", description.build)]
+
+    def transaction_engine(self) -> TransactionEngine:
+        """The engine as the datastores see it, usable before this service has started."""
+        return _Deferred(self)
 
     def teardown(self) -> None:
         """On a clean exit: remove every deployed graph, so the node is left as found."""
@@ -64,3 +69,21 @@ class EngineService:
     def banner(self) -> list[str]:
         graphs = len(self.engine.deployed) if self.engine else 0
         return ["engine: %d graphs adopted after recovery" % graphs]
+
+
+class _Deferred(TransactionEngine):
+    """Hands the datastores' calls to the engine the service builds when it starts."""
+
+    def __init__(self, service: EngineService):
+        self.service = service
+
+    def _engine(self) -> ComposerEngine:
+        if self.service.engine is None:
+            raise RuntimeError("the engine service has not started")
+        return self.service.engine
+
+    def validate(self, old, new) -> None:
+        self._engine().validate(old, new)
+
+    def apply(self, old, new) -> None:
+        self._engine().apply(old, new)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import libyang
+from _libyang import ffi, lib
 
 COMPOSER_MODULES = (
     "composer-types",
@@ -57,20 +58,26 @@ def create_context(extra_dirs=(), extra_modules=(), protocol=True) -> libyang.Co
     """A libyang context with the composer modules (and, by default, the NETCONF protocol
     modules) loaded and implemented; extra_modules are names found in extra_dirs."""
     search_path = ":".join(str(d) for d in search_dirs(extra_dirs))
-    # Compiled once at the end, so that features depending on each other
-    # (confirmed-commit on candidate) can be enabled one by one.
+    # Compiled once at the end. A module's features are given all at once: libyang's
+    # lys_set_implemented() (behind Module.feature_enable) replaces the enabled set, so
+    # enabling them one by one would leave only the last.
     ctx = libyang.Context(search_path, disable_searchdir_cwd=True, explicit_compile=True)
     if protocol:
         for name, features in PROTOCOL_MODULES:
-            module = ctx.load_module(name)
-            for feature in features:
-                module.feature_enable(feature)
+            _load_with_features(ctx, name, features)
     for name in COMPOSER_MODULES:
         ctx.load_module(name)
     for name in extra_modules:
         ctx.load_module(name)
     ctx.compile_schema()
     return ctx
+
+
+def _load_with_features(ctx: libyang.Context, name: str, features) -> None:
+    keep = [ffi.new("char[]", f.encode()) for f in features]
+    array = ffi.new("char *[]", [*keep, ffi.NULL])
+    if lib.ly_ctx_load_module(ctx.cdata, name.encode(), ffi.NULL, array) == ffi.NULL:
+        raise ctx.error("cannot load module %s" % name)
 
 
 def module_files() -> list[Path]:

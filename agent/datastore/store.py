@@ -1,0 +1,589 @@
+"""The conventional datastores (running, candidate, startup), their locks, commit and
+confirmed commit, and the sources of the operational datastore.
+
+Lifecycle:
+1. Datastores(ctx, engine, startup_path): nothing is read yet.
+2. await start(): startup is read from its file into running, then engine.apply(None,
+   running) runs once. If the file does not fit the model, or the engine refuses it,
+   the agent starts with an empty running (logged; the file is left untouched, so the
+   operator can fix it) -- the engine is not asked to apply anything else.
+3. Reads: tree(name) gives the current tree of a datastore; use it before the next
+   await, never keep it (a commit swaps trees).
+4. Changes: edit(), copy(), delete(), commit(), cancel_commit(), discard_changes(),
+   validate(). They run one at a time (one asyncio lock); each runs as its own task,
+   so a caller that is cancelled (a killed session) never leaves one half done.
+5. session_ended(session_id): releases the session's locks, discards the candidate if
+   it held its lock (RFC 6241 8.3.5.2), rolls back its confirmed commit unless that
+   one was given persist.
+6. await stop(): cancels the confirmed-commit timer (the pending commit stays applied).
+
+Every change of running goes through the same transaction: libyang validation of the
+new tree, then engine.validate(old, new) and engine.apply(old, new) in a worker thread;
+EngineRefused leaves running as it was and becomes a CommitError (operation-failed).
+
+Keeping candidate and running apart without copying: while the candidate has no
+changes it holds the same content as running. The edits made to it are kept (as
+edit.Plan); on commit, the candidate tree *becomes* running and the same plans are
+replayed on the old running tree, which becomes the candidate. A one-leaf commit thus
+costs libyang's validation of the datastore plus work proportional to the change. When
+the candidate was replaced wholesale (copy-config) or running changed under it, the
+new candidate is a copy of running instead.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine.interface import AcceptAllEngine, EngineRefused, StateProvider
+from ..model.errors import ValidationError
+from . import persistence
+from .edit import Edit, Plan, execute, plan
+from .errors import (CommitError, DatastoreError, EditError, LockError, Problem,
+                     lock_denied)
+from .locks import Locks
+from .tree import NULL, DataTree
+
+LOG = logging.getLogger(__name__)
+
+CONVENTIONAL = ("running", "candidate", "startup")
+DEFAULT_CONFIRM_TIMEOUT = 600
+
+
+@dataclass
+class PendingConfirm:
+    """A confirmed commit waiting for its confirming commit (RFC 6241 8.4)."""
+    session_id: int
+    persist: str | None
+    rollback: DataTree                 # running before the first confirmed commit
+    timeout: int
+    timer: asyncio.TimerHandle | None = None
+
+
+class Datastores:
+    """running, candidate and startup, with locks, commit and confirmed commit."""
+
+    def __init__(self, ctx, engine=None, startup_path: Path | None = None):
+        self.ctx = ctx
+        self.engine = engine if engine is not None else AcceptAllEngine()
+        self.startup_path = Path(startup_path) if startup_path is not None else None
+        self.running = DataTree(ctx)
+        self.candidate = DataTree(ctx)
+        self.startup = DataTree(ctx)
+        self.locks = Locks()
+        self.providers: list[StateProvider] = []
+        self.boot_problem: str | None = None
+        self._journal: list[Plan] | None = []    # plans applied to candidate since it was running
+        self._dirty = False
+        self._candidate_in_flight = False        # candidate is being turned into running
+        self._in_transaction = False             # the engine is reading trees in a thread
+        self._serial = asyncio.Lock()
+        self._confirm: PendingConfirm | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.startup_path is not None:
+            try:
+                self.startup = await asyncio.to_thread(persistence.load, self.startup_path,
+                                                       self.ctx)
+            except ValidationError as exc:
+                self.boot_problem = "startup datastore %s is invalid: %s" % (self.startup_path,
+                                                                            exc)
+                LOG.error("%s; starting with an empty configuration (the file is left as "
+                          "it is)", self.boot_problem)
+        running = self.startup.dup()
+        running.validate()          # valid already; this adds the default nodes
+        try:
+            await self._transaction(None, running)
+        except CommitError as exc:
+            running.free()
+            running = DataTree(self.ctx)
+            running.validate()
+            self.boot_problem = "the engine refused the startup configuration: %s" % exc
+            LOG.error("%s; starting with an empty configuration", self.boot_problem)
+        self.running = running
+        self.candidate = running.dup()
+
+    async def stop(self) -> None:
+        if self._confirm is not None and self._confirm.timer is not None:
+            self._confirm.timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- reading --------------------------------------------------------------------
+    def tree(self, name: str) -> DataTree:
+        """The tree of a conventional datastore, to read before the next await."""
+        if name == "running":
+            return self.running
+        if name == "candidate":
+            # while a clean candidate carries an edit of running being applied, it
+            # holds that change already: show running, which it equals otherwise
+            return self.running if self._candidate_in_flight else self.candidate
+        if name == "startup":
+            return self.startup
+        raise ValueError("unknown datastore %r" % name)
+
+    @property
+    def candidate_dirty(self) -> bool:
+        return self._dirty
+
+    def candidate_with_defaults(self) -> DataTree:
+        """The candidate with its default nodes (edits add none until the candidate is
+        validated), for with-defaults report-all."""
+        tree = self.tree("candidate")
+        if not self._in_transaction:
+            tree.add_defaults()
+        return tree
+
+    @property
+    def confirmed_commit(self) -> PendingConfirm | None:
+        return self._confirm
+
+    def register_state_provider(self, provider: StateProvider) -> None:
+        """Add a source of operational state (see agent.engine.interface)."""
+        self.providers.append(provider)
+
+    def unregister_state_provider(self, name: str) -> None:
+        self.providers = [p for p in self.providers if p.name != name]
+
+    async def state_trees(self) -> list[DataTree]:
+        """The trees of every state provider, built in worker threads; the caller owns
+        (and frees) them. A provider that fails is logged and left out."""
+        if not self.providers:
+            return []
+        async def build(provider):
+            node = await asyncio.to_thread(provider.build, self.ctx)
+            if node is None:
+                return None
+            from _libyang import lib
+            return DataTree(self.ctx, lib.lyd_first_sibling(node.cdata))
+        results = await asyncio.gather(*(build(p) for p in self.providers),
+                                       return_exceptions=True)
+        trees = []
+        for provider, result in zip(self.providers, results):
+            if isinstance(result, BaseException):
+                LOG.warning("state provider %s failed: %s", provider.name, result)
+            elif result is not None:
+                trees.append(result)
+        return trees
+
+    # -- locks ----------------------------------------------------------------------
+    def lock(self, name: str, session_id: int) -> None:
+        """Take the global lock of a datastore (RFC 6241 7.5)."""
+        self._check_name(name)
+        held = self.locks.holder(name)
+        if held is None and name == "candidate" and self._dirty:
+            raise LockError(lock_denied("the candidate has uncommitted changes", 0))
+        if held is None and name == "running" and self._confirm is not None and \
+                self._confirm.session_id != session_id:
+            raise LockError(lock_denied("a confirmed commit of session %d is pending"
+                                        % self._confirm.session_id, self._confirm.session_id))
+        self.locks.acquire(name, session_id)
+
+    async def unlock(self, name: str, session_id: int) -> None:
+        self._check_name(name)
+        self.locks.release(name, session_id)
+        if name == "candidate" and self._dirty:
+            await self.discard_changes(session_id)
+
+    async def session_ended(self, session_id: int) -> None:
+        """Release what a finished session held (locks, candidate changes under its
+        lock, its non-persistent confirmed commit)."""
+        released = self.locks.release_all(session_id)
+        if "candidate" in released and self._dirty:
+            await self.discard_changes(session_id)
+        pending = self._confirm
+        if pending is not None and pending.persist is None and pending.session_id == session_id:
+            LOG.info("session %d ended before confirming its commit: rolling back", session_id)
+            await self._run(self._rollback(quiet=True))
+
+    # -- changes --------------------------------------------------------------------
+    async def _run(self, coro):
+        """Run a change as its own task, one at a time, shielded from the caller's
+        cancellation."""
+        async def serial():
+            async with self._serial:
+                return await coro
+        task = self._spawn(serial())
+        return await asyncio.shield(task)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(finished):
+            self._tasks.discard(finished)
+            if not finished.cancelled():
+                finished.exception()        # retrieved here; the awaiting caller re-raises
+        task.add_done_callback(done)
+        return task
+
+    async def edit(self, target: str, edit: Edit, *, default_operation: str = "merge",
+                   error_option: str = "stop-on-error", test_option: str = "test-then-set",
+                   session_id: int = 0) -> None:
+        """<edit-config> on running or candidate. The datastores own edit from now on.
+
+        stop-on-error (the default) and rollback-on-error stop at the first problem and
+        change nothing; continue-on-error applies every node without a problem and
+        reports them all. Raises EditError, ValidationError, LockError or CommitError."""
+        if target not in ("running", "candidate"):
+            edit.free()
+            raise EditError(Problem("invalid-value", "edit-config targets running or "
+                                    "candidate, not %s" % target, error_type="protocol"))
+        try:
+            self.locks.check(target, session_id)
+        except LockError:
+            edit.free()
+            raise
+        return await self._run(self._edit(target, edit, default_operation, error_option,
+                                          test_option, session_id))
+
+    async def _edit(self, target, edit, default_operation, error_option, test_option,
+                    session_id):
+        try:
+            self.locks.check(target, session_id)
+            source = self.candidate if target == "candidate" else self.running
+            the_plan = plan(source, edit, default_operation, error_option)
+        except BaseException:
+            edit.free()
+            raise
+        problems = the_plan.problems
+        if problems and error_option != "continue-on-error":
+            edit.free()
+            raise EditError(problems)
+        if test_option == "test-only":
+            work = source.dup()
+            try:
+                execute(work, the_plan.actions)
+                work.validate()
+                if target == "running":
+                    await self._transaction(self.running, work, apply=False)
+            finally:
+                work.free()
+                edit.free()
+            if problems:
+                raise EditError(problems)
+            return
+        if not the_plan.actions:
+            edit.free()
+        elif target == "candidate":
+            execute(self.candidate, the_plan.actions)
+            self._record(the_plan)
+        else:
+            await self._edit_running(the_plan)
+        if problems:
+            raise EditError(problems)
+
+    async def _edit_running(self, the_plan: Plan) -> None:
+        clean = not self._dirty
+        work = self.candidate if clean else self.running.dup()
+        if clean:
+            self._candidate_in_flight = True
+        try:
+            execute(work, the_plan.actions)
+            work.validate()
+            await self._transaction(self.running, work)
+        except BaseException:
+            if clean:
+                self.candidate.free()
+                self.candidate = self.running.dup()
+            else:
+                work.free()
+            self._free_plan(the_plan)
+            raise
+        finally:
+            self._candidate_in_flight = False
+        old = self.running
+        self.running = work
+        if clean:
+            execute(old, the_plan.actions)
+            self.candidate = old
+        else:
+            old.free()
+            self._journal_lost()
+        self._free_plan(the_plan)
+
+    async def copy(self, source, target: str, session_id: int = 0) -> None:
+        """<copy-config>: source is a datastore name or a DataTree (taken over)."""
+        if isinstance(source, str):
+            self._check_name(source)
+        self._check_name(target)
+        if source == target:
+            raise EditError(Problem("invalid-value", "source and target are the same "
+                                    "datastore", error_type="protocol"))
+        try:
+            self.locks.check(target, session_id)
+        except LockError:
+            if isinstance(source, DataTree):
+                source.free()
+            raise
+        await self._run(self._copy(source, target, session_id))
+
+    async def _copy(self, source, target, session_id):
+        new = self.tree(source).dup() if isinstance(source, str) else source
+        try:
+            self.locks.check(target, session_id)
+            if target == "candidate":
+                self.candidate.free()
+                self.candidate = new
+                if source == "running":
+                    self._clear_journal()
+                else:
+                    self._journal_lost()
+                return
+            new.validate()
+            if target == "running":
+                await self._transaction(self.running, new)
+                old, self.running = self.running, new
+                old.free()
+                if not self._dirty:
+                    self.candidate.free()
+                    self.candidate = self.running.dup()
+                else:
+                    self._journal_lost()
+            else:
+                await self._save_startup(new)
+        except BaseException:
+            if new is not self.candidate and new is not self.running and new is not self.startup:
+                new.free()
+            raise
+
+    async def delete(self, target: str, session_id: int = 0) -> None:
+        """<delete-config>: only startup can be deleted (RFC 6241 7.4)."""
+        if target != "startup":
+            raise EditError(Problem("invalid-value", "the %s datastore cannot be deleted"
+                                    % target, error_type="protocol"))
+        self.locks.check(target, session_id)
+        await self._run(self._save_startup(DataTree(self.ctx)))
+
+    async def _save_startup(self, new: DataTree) -> None:
+        if self.startup_path is not None:
+            try:
+                await asyncio.to_thread(persistence.save, self.startup_path, new)
+            except OSError as exc:
+                raise DatastoreError(Problem("operation-failed", "cannot write the startup "
+                                             "datastore: %s" % exc)) from exc
+        old, self.startup = self.startup, new
+        old.free()
+
+    async def discard_changes(self, session_id: int = 0) -> None:
+        """<discard-changes>: candidate := running."""
+        self.locks.check("candidate", session_id)
+        await self._run(self._discard())
+
+    async def _discard(self):
+        if not self._dirty:
+            return
+        self.candidate.free()
+        self.candidate = self.running.dup()
+        self._clear_journal()
+
+    async def validate(self, source, session_id: int = 0) -> None:
+        """<validate>: source is a datastore name or a DataTree (taken over)."""
+        if isinstance(source, DataTree):
+            try:
+                source.validate()
+            finally:
+                source.free()
+            return
+        self._check_name(source)
+        if source != "candidate":
+            return                      # running and startup are valid by construction
+        await self._run(self._validate_candidate())
+
+    async def _validate_candidate(self):
+        if not self._dirty:
+            return
+        self.candidate.validate()
+        await self._transaction(self.running, self.candidate, apply=False)
+
+    # -- commit ---------------------------------------------------------------------
+    async def commit(self, session_id: int = 0, *, confirmed: bool = False,
+                     timeout: int = DEFAULT_CONFIRM_TIMEOUT, persist: str | None = None,
+                     persist_id: str | None = None) -> None:
+        """<commit> (RFC 6241 8.3 and 8.4): candidate becomes running.
+
+        With confirmed, running goes back to what it was unless a confirming commit
+        comes within timeout seconds (from the same session, or from any session with
+        persist_id when persist was given)."""
+        self.locks.check("running", session_id)
+        self.locks.check("candidate", session_id)
+        await self._run(self._commit(session_id, confirmed, timeout, persist, persist_id))
+
+    def _check_confirm(self, session_id, persist_id):
+        pending = self._confirm
+        if pending is None:
+            if persist_id is not None:
+                raise CommitError(Problem("invalid-value", "no confirmed commit with this "
+                                          "persist-id is pending", error_type="protocol"))
+            return None
+        if pending.persist is not None:
+            if persist_id != pending.persist:
+                raise CommitError(Problem(
+                    "invalid-value", "a persistent confirmed commit is pending; "
+                    "give its persist-id" if persist_id is None else
+                    "persist-id does not match the pending confirmed commit",
+                    error_type="protocol"))
+        elif persist_id is not None:
+            raise CommitError(Problem("invalid-value", "the pending confirmed commit has no "
+                                      "persist-id", error_type="protocol"))
+        elif pending.session_id != session_id:
+            raise CommitError(Problem("in-use", "a confirmed commit of session %d is pending"
+                                      % pending.session_id, error_type="protocol",
+                                      info=(("session-id", str(pending.session_id)),)))
+        return pending
+
+    async def _commit(self, session_id, confirmed, timeout, persist, persist_id):
+        self.locks.check("running", session_id)
+        pending = self._check_confirm(session_id, persist_id)
+        snapshot = None
+        if confirmed and pending is None:
+            snapshot = self.running.dup()
+        try:
+            await self._commit_candidate()
+        except BaseException:
+            if snapshot is not None:
+                snapshot.free()
+            raise
+        if confirmed:
+            if pending is None:
+                pending = self._confirm = PendingConfirm(session_id, persist, snapshot, timeout)
+            else:
+                pending.persist = persist
+                pending.session_id = session_id
+                pending.timeout = timeout
+            self._arm(pending)
+        elif pending is not None:
+            self._finish_confirm()
+
+    async def _commit_candidate(self) -> None:
+        if not self._dirty:
+            return
+        candidate = self.candidate
+        candidate.validate()
+        await self._transaction(self.running, candidate)
+        old, self.running = self.running, candidate
+        if self._journal is not None:
+            for done in self._journal:
+                execute(old, done.actions)
+            self.candidate = old
+        else:
+            old.free()
+            self.candidate = self.running.dup()
+        self._clear_journal()
+
+    async def cancel_commit(self, session_id: int = 0, persist_id: str | None = None) -> None:
+        """<cancel-commit>: roll a pending confirmed commit back now."""
+        await self._run(self._cancel(session_id, persist_id))
+
+    async def _cancel(self, session_id, persist_id):
+        if self._confirm is None:
+            raise CommitError(Problem("operation-failed", "no confirmed commit is pending",
+                                      error_type="protocol"))
+        self._check_confirm(session_id, persist_id)
+        await self._rollback()
+
+    def _arm(self, pending: PendingConfirm) -> None:
+        if pending.timer is not None:
+            pending.timer.cancel()
+        loop = asyncio.get_running_loop()
+
+        def expired():
+            LOG.warning("confirmed commit not confirmed within %d s: rolling back",
+                        pending.timeout)
+            self._spawn(self._run(self._rollback(pending, quiet=True)))
+        pending.timer = loop.call_later(pending.timeout, expired)
+
+    def _finish_confirm(self) -> None:
+        pending, self._confirm = self._confirm, None
+        if pending.timer is not None:
+            pending.timer.cancel()
+        pending.rollback.free()
+
+    async def _rollback(self, expected: PendingConfirm | None = None, quiet: bool = False):
+        pending = self._confirm
+        if pending is None or (expected is not None and pending is not expected):
+            return
+        self._confirm = None
+        if pending.timer is not None:
+            pending.timer.cancel()
+        target = pending.rollback
+        try:
+            await self._transaction(self.running, target)
+        except CommitError as exc:
+            LOG.error("the engine refused the rollback of the confirmed commit (%s); "
+                      "running stays as committed", exc)
+            target.free()
+            if quiet:
+                return
+            raise
+        old, self.running = self.running, target
+        old.free()
+        if not self._dirty:
+            self.candidate.free()
+            self.candidate = self.running.dup()
+        else:
+            self._journal_lost()
+
+    # -- internals ------------------------------------------------------------------
+    async def _transaction(self, old: DataTree | None, new: DataTree, apply: bool = True):
+        """engine.validate then engine.apply, in a worker thread; EngineRefused becomes
+        CommitError (operation-failed with the engine's message, path and app tag)."""
+        old_root = old.root() if old is not None else None
+        new_root = new.root()
+        engine = self.engine
+
+        def run():
+            engine.validate(old_root, new_root)
+            if apply:
+                engine.apply(old_root, new_root)
+        self._in_transaction = True
+        try:
+            await asyncio.to_thread(run)
+        except EngineRefused as exc:
+            raise CommitError(Problem("operation-failed", exc.message, path=exc.path,
+                                      app_tag=exc.app_tag,
+                                      info=tuple((k, str(v)) for k, v in exc.info.items()))
+                              ) from exc
+        except Exception as exc:  # noqa: BLE001 - an engine bug must not take the server down
+            LOG.exception("the transaction engine failed")
+            raise CommitError(Problem("operation-failed", "the transaction engine failed: %s"
+                                      % exc)) from exc
+        finally:
+            self._in_transaction = False
+
+    def _record(self, done: Plan) -> None:
+        self._dirty = True
+        if self._journal is not None:
+            self._journal.append(done)
+        else:
+            self._free_plan(done)
+
+    def _clear_journal(self) -> None:
+        for done in self._journal or ():
+            self._free_plan(done)
+        self._journal = []
+        self._dirty = False
+
+    def _journal_lost(self) -> None:
+        """The candidate no longer derives from running by the recorded edits."""
+        for done in self._journal or ():
+            self._free_plan(done)
+        self._journal = None
+        self._dirty = True
+
+    @staticmethod
+    def _free_plan(done: Plan) -> None:
+        for edit in done.edits:
+            edit.free()
+        done.edits = []
+
+    @staticmethod
+    def _check_name(name) -> None:
+        if name not in CONVENTIONAL:
+            raise EditError(Problem("invalid-value", "unknown datastore %r" % (name,),
+                                    error_type="protocol"))
+
+
+__all__ = ["CONVENTIONAL", "Datastores", "PendingConfirm", "NULL"]

@@ -1,0 +1,526 @@
+"""The RPC operations: RFC 6241 (with :candidate, :confirmed-commit:1.1, :validate:1.1,
+:startup, :xpath, :writable-running, :rollback-on-error), RFC 6243 with-defaults,
+RFC 6022 get-schema, RFC 8526 get-data/edit-data, RFC 5277 create-subscription.
+
+Each handler gets the session and the operation element and returns the content of
+the <rpc-reply> (b"<ok/>" or a <data> element); it raises RpcError (or a datastore or
+validation error, converted by the session) for an <rpc-error>. Handlers are found by
+(namespace, name) in OPERATIONS; register() adds more (other parts of the agent).
+"""
+
+import logging
+
+from _libyang import ffi, lib
+from lxml import etree
+
+from ..datastore import DataTree, Edit
+from ..datastore.tree import children, is_default
+from ..model.errors import collect
+from . import filters
+from .capabilities import WITH_DEFAULTS_ALSO, WITH_DEFAULTS_BASIC_MODE
+from .errors import RpcError
+from .messages import (BASE_NS, DATASTORES_NS, MONITORING_NS, NMDA_NS, NOTIFICATION_NS,
+                       WITH_DEFAULTS_NS, elements, qname)
+from .monitoring import get_schema
+
+LOG = logging.getLogger(__name__)
+
+OPERATIONS: dict = {}
+WITH_DEFAULTS_MODES = (WITH_DEFAULTS_BASIC_MODE, *WITH_DEFAULTS_ALSO)
+ORIGIN_NS = "urn:ietf:params:xml:ns:yang:ietf-origin"
+
+
+def register(namespace: str, name: str):
+    """Decorator: the handler of the RPC {namespace}name."""
+    def decorate(handler):
+        OPERATIONS[(namespace, name)] = handler
+        return handler
+    return decorate
+
+
+OK = b"<ok/>"
+
+
+# -- parameters ---------------------------------------------------------------------
+class Params:
+    """The parameters (child elements) of an operation, checked against the allowed
+    (namespace, name) pairs: unknown ones are unknown-element, repeated ones
+    bad-element, missing mandatory ones missing-element."""
+
+    def __init__(self, op, allowed):
+        self.op = op
+        self.found = {}
+        allowed = set(allowed)
+        for child in elements(op):
+            ns, name = qname(child)
+            if (ns, name) not in allowed:
+                raise RpcError("unknown-element", "unexpected parameter %s" % name,
+                               error_type="protocol", info=(("bad-element", name),))
+            if name in self.found:
+                raise RpcError("bad-element", "parameter %s given twice" % name,
+                               error_type="protocol", info=(("bad-element", name),))
+            self.found[name] = child
+
+    def get(self, name):
+        return self.found.get(name)
+
+    def require(self, name):
+        element = self.found.get(name)
+        if element is None:
+            raise RpcError("missing-element", "missing parameter %s" % name,
+                           error_type="protocol", info=(("bad-element", name),))
+        return element
+
+    def text(self, name, default=None):
+        element = self.found.get(name)
+        return (element.text or "").strip() if element is not None else default
+
+
+def _base(*names):
+    return [(BASE_NS, n) for n in names]
+
+
+def datastore_name(element, allowed=("running", "candidate", "startup"), inline=False):
+    """The datastore a <target>/<source> names, or the inline <config> element."""
+    kids = elements(element)
+    ename = qname(element)[1]
+    if len(kids) != 1:
+        raise RpcError("missing-element" if not kids else "bad-element",
+                       "%s must name exactly one datastore" % ename, error_type="protocol",
+                       info=(("bad-element", ename),))
+    ns, name = qname(kids[0])
+    if ns == BASE_NS and name == "url":
+        raise RpcError("operation-not-supported", "the :url capability is not supported",
+                       error_type="protocol")
+    if ns == BASE_NS and name == "config" and inline:
+        return kids[0]
+    if ns != BASE_NS or name not in allowed:
+        raise RpcError("invalid-value" if ns == BASE_NS else "unknown-element",
+                       "%s is not a valid %s here" % (name, ename), error_type="protocol",
+                       info=(("bad-element", name),))
+    return name
+
+
+def with_defaults(params, name="with-defaults") -> str:
+    mode = params.text(name)
+    if mode is None:
+        return WITH_DEFAULTS_BASIC_MODE
+    if mode not in WITH_DEFAULTS_MODES:
+        raise RpcError("invalid-value", "with-defaults mode %s is not supported" % mode,
+                       error_type="protocol", info=(("bad-element", name),))
+    return mode
+
+
+def _enum(params, name, values, default):
+    value = params.text(name, default)
+    if value not in values:
+        raise RpcError("invalid-value", "%s must be one of %s" % (name, ", ".join(values)),
+                       error_type="protocol", info=(("bad-element", name),))
+    return value
+
+
+def _inline_tree(session, config) -> DataTree:
+    """An inline <config> as a tree (no validation yet, attributes dropped)."""
+    ctx = session.server.ctx
+    body = b"".join(etree.tostring(c) for c in elements(config))
+    tree = DataTree.parse(ctx, body, config_only=True, validate=False)
+    if config.xpath("boolean(.//@*)") and not tree.empty:
+        clean = DataTree(ctx)
+        for node in tree.top_nodes():
+            clean.merge_node(node, recursive=True)
+        tree.free()
+        tree = clean
+    return tree
+
+
+# -- retrieval ------------------------------------------------------------------------
+def _data(content: bytes, namespace: str | None = None) -> bytes:
+    if namespace:
+        return b'<data xmlns="%s">%s</data>' % (namespace.encode(), content)
+    return b"<data>" + content + b"</data>"
+
+
+def _touches(flt, module: str) -> bool:
+    if flt.selections is None:
+        return True
+    return any(("%s:" % module) in s or not s.startswith("/") or s.startswith("//")
+               for s in flt.selections)
+
+
+async def operational_sources(session, flt):
+    """(select sources, trees to free) for the operational state: running, the state
+    providers' trees and the protocol's own state."""
+    server = session.server
+    owned = await server.datastores.state_trees()
+    # running is taken after the last await: a commit may swap trees while we wait, and
+    # from here until the reply is printed nothing yields to the event loop
+    trees = [server.datastores.running] + owned
+    if _touches(flt, "ietf-netconf-monitoring"):
+        state = server.netconf_state()
+        owned.append(state)
+        trees.append(state)
+    if _touches(flt, "ietf-yang-library"):
+        trees.append(server.yang_library)
+    sources, merged = filters.merged_sources(server.ctx, trees)
+    if merged is not None:
+        owned.append(merged)
+    return sources, owned
+
+
+def _retrieve(session, sources, flt, mode) -> bytes:
+    selected = filters.select(session.server.ctx, sources, flt)
+    try:
+        return selected.print(mode)
+    finally:
+        selected.release()
+
+
+@register(BASE_NS, "get")
+async def op_get(session, op):
+    params = Params(op, _base("filter") + [(WITH_DEFAULTS_NS, "with-defaults")])
+    flt = filters.parse(params.get("filter"), session.server.ctx)
+    mode = with_defaults(params)
+    sources, owned = await operational_sources(session, flt)
+    try:
+        return _data(_retrieve(session, sources, flt, mode))
+    finally:
+        for tree in owned:
+            tree.free()
+
+
+def _conventional(session, name, mode) -> DataTree:
+    if mode in ("report-all", "report-all-tagged") and name == "candidate":
+        return session.server.datastores.candidate_with_defaults()
+    return session.server.datastores.tree(name)
+
+
+@register(BASE_NS, "get-config")
+async def op_get_config(session, op):
+    params = Params(op, _base("source", "filter") + [(WITH_DEFAULTS_NS, "with-defaults")])
+    source = datastore_name(params.require("source"))
+    flt = filters.parse(params.get("filter"), session.server.ctx)
+    mode = with_defaults(params)
+    tree = _conventional(session, source, mode)
+    return _data(_retrieve(session, [(tree, None)], flt, mode))
+
+
+# -- changes --------------------------------------------------------------------------
+@register(BASE_NS, "edit-config")
+async def op_edit_config(session, op):
+    params = Params(op, _base("target", "default-operation", "test-option", "error-option",
+                              "config", "url"))
+    target = datastore_name(params.require("target"), ("running", "candidate"))
+    default_operation = _enum(params, "default-operation", ("merge", "replace", "none"),
+                              "merge")
+    test_option = _enum(params, "test-option", ("test-then-set", "set", "test-only"),
+                        "test-then-set")
+    error_option = _enum(params, "error-option", ("stop-on-error", "continue-on-error",
+                                                  "rollback-on-error"), "stop-on-error")
+    if params.get("url") is not None:
+        raise RpcError("operation-not-supported", "the :url capability is not supported",
+                       error_type="protocol")
+    config = params.require("config")
+    edit = Edit.from_xml(session.server.ctx, config, default_operation)
+    await session.server.datastores.edit(
+        target, edit, default_operation=default_operation, error_option=error_option,
+        test_option=test_option, session_id=session.id)
+    return OK
+
+
+@register(BASE_NS, "copy-config")
+async def op_copy_config(session, op):
+    params = Params(op, _base("target", "source") + [(WITH_DEFAULTS_NS, "with-defaults")])
+    target = datastore_name(params.require("target"))
+    source = datastore_name(params.require("source"), inline=True)
+    if not isinstance(source, str):
+        source = _inline_tree(session, source)
+    await session.server.datastores.copy(source, target, session.id)
+    return OK
+
+
+@register(BASE_NS, "delete-config")
+async def op_delete_config(session, op):
+    params = Params(op, _base("target"))
+    target = datastore_name(params.require("target"))
+    await session.server.datastores.delete(target, session.id)
+    return OK
+
+
+@register(BASE_NS, "lock")
+async def op_lock(session, op):
+    params = Params(op, _base("target"))
+    session.server.datastores.lock(datastore_name(params.require("target")), session.id)
+    return OK
+
+
+@register(BASE_NS, "unlock")
+async def op_unlock(session, op):
+    params = Params(op, _base("target"))
+    await session.server.datastores.unlock(datastore_name(params.require("target")),
+                                           session.id)
+    return OK
+
+
+@register(BASE_NS, "close-session")
+async def op_close_session(session, op):
+    Params(op, [])
+    session.close_after_reply = True
+    return OK
+
+
+@register(BASE_NS, "kill-session")
+async def op_kill_session(session, op):
+    params = Params(op, _base("session-id"))
+    text = params.text("session-id")
+    if text is None:
+        params.require("session-id")
+    if not text.isdigit() or int(text) == 0:
+        raise RpcError("invalid-value", "session-id must be a positive number",
+                       error_type="protocol", info=(("bad-element", "session-id"),))
+    target = int(text)
+    if target == session.id:
+        raise RpcError("invalid-value", "use close-session to end this session",
+                       error_type="protocol", info=(("bad-element", "session-id"),))
+    if not await session.server.kill(target):
+        raise RpcError("invalid-value", "no session %d" % target, error_type="protocol",
+                       info=(("bad-element", "session-id"),))
+    return OK
+
+
+@register(BASE_NS, "commit")
+async def op_commit(session, op):
+    params = Params(op, _base("confirmed", "confirm-timeout", "persist", "persist-id"))
+    confirmed = params.get("confirmed") is not None
+    timeout_text = params.text("confirm-timeout")
+    timeout = 600
+    if timeout_text is not None:
+        if not timeout_text.isdigit() or not 1 <= int(timeout_text) <= 4294967295:
+            raise RpcError("invalid-value", "confirm-timeout must be 1..4294967295 seconds",
+                           error_type="protocol", info=(("bad-element", "confirm-timeout"),))
+        timeout = int(timeout_text)
+    persist = params.text("persist")
+    persist_id = params.text("persist-id")
+    if not confirmed and (timeout_text is not None or persist is not None):
+        raise RpcError("invalid-value", "confirm-timeout and persist need confirmed",
+                       error_type="protocol",
+                       info=(("bad-element", "confirm-timeout" if timeout_text else "persist"),))
+    await session.server.datastores.commit(session.id, confirmed=confirmed, timeout=timeout,
+                                           persist=persist, persist_id=persist_id)
+    return OK
+
+
+@register(BASE_NS, "discard-changes")
+async def op_discard_changes(session, op):
+    Params(op, [])
+    await session.server.datastores.discard_changes(session.id)
+    return OK
+
+
+@register(BASE_NS, "cancel-commit")
+async def op_cancel_commit(session, op):
+    params = Params(op, _base("persist-id"))
+    await session.server.datastores.cancel_commit(session.id, params.text("persist-id"))
+    return OK
+
+
+@register(BASE_NS, "validate")
+async def op_validate(session, op):
+    params = Params(op, _base("source"))
+    source = datastore_name(params.require("source"), inline=True)
+    if not isinstance(source, str):
+        source = _inline_tree(session, source)
+    await session.server.datastores.validate(source, session.id)
+    return OK
+
+
+# -- monitoring -----------------------------------------------------------------------
+def _local_identity(text: str | None) -> str | None:
+    return text.rpartition(":")[2] if text else text
+
+
+@register(MONITORING_NS, "get-schema")
+async def op_get_schema(session, op):
+    params = Params(op, [(MONITORING_NS, n) for n in ("identifier", "version", "format")])
+    identifier = params.text("identifier")
+    if not identifier:
+        params.require("identifier")
+        raise RpcError("invalid-value", "identifier is empty", error_type="protocol")
+    text = get_schema(session.server.ctx, identifier, params.text("version") or None,
+                      _local_identity(params.text("format")))
+    data = etree.Element("{%s}data" % MONITORING_NS, nsmap={None: MONITORING_NS})
+    data.text = text
+    return etree.tostring(data)
+
+
+# -- NMDA -------------------------------------------------------------------------------
+def _datastore_identity(element) -> str:
+    text = (element.text or "").strip()
+    prefix, sep, local = text.rpartition(":")
+    namespace = element.nsmap.get(prefix if sep else None)
+    if namespace != DATASTORES_NS or local not in ("running", "candidate", "startup",
+                                                   "operational"):
+        raise RpcError("invalid-value", "unknown datastore %s" % text, error_type="protocol",
+                       info=(("bad-element", "datastore"),))
+    return local
+
+
+@register(NMDA_NS, "get-data")
+async def op_get_data(session, op):
+    params = Params(op, [(NMDA_NS, n) for n in (
+        "datastore", "subtree-filter", "xpath-filter", "config-filter", "max-depth",
+        "origin-filter", "negated-origin-filter", "with-origin", "with-defaults")])
+    server = session.server
+    datastore = _datastore_identity(params.require("datastore"))
+    if params.get("subtree-filter") is not None and params.get("xpath-filter") is not None:
+        raise RpcError("bad-element", "give subtree-filter or xpath-filter, not both",
+                       error_type="protocol", info=(("bad-element", "xpath-filter"),))
+    if params.get("subtree-filter") is not None:
+        flt = filters.Filter(filters.subtree_selections(elements(params.get("subtree-filter")),
+                                                        server.ctx))
+    elif params.get("xpath-filter") is not None:
+        element = params.get("xpath-filter")
+        flt = filters.Filter([filters.xpath_selection((element.text or "").strip(),
+                                                      element.nsmap, server.ctx)])
+    else:
+        flt = filters.EVERYTHING
+    config_filter = params.text("config-filter")
+    if config_filter not in (None, "true", "false"):
+        raise RpcError("invalid-value", "config-filter is true or false", error_type="protocol",
+                       info=(("bad-element", "config-filter"),))
+    max_depth = params.text("max-depth", "unbounded")
+    if max_depth != "unbounded" and not (max_depth.isdigit() and 1 <= int(max_depth) <= 65535):
+        raise RpcError("invalid-value", "max-depth is unbounded or 1..65535",
+                       error_type="protocol", info=(("bad-element", "max-depth"),))
+    origins = [_origin_identity(e) for n in ("origin-filter", "negated-origin-filter")
+               for e in op.iterchildren("{%s}%s" % (NMDA_NS, n))]
+    negated = any(True for _ in op.iterchildren("{%s}negated-origin-filter" % NMDA_NS))
+    with_origin = params.get("with-origin") is not None
+    if (origins or with_origin) and datastore != "operational":
+        raise RpcError("invalid-value", "origin applies to the operational datastore only",
+                       error_type="protocol", info=(("bad-element", "with-origin"),))
+    mode = with_defaults(params)
+    owned = []
+    if datastore == "operational":
+        sources, owned = await operational_sources(session, flt)
+    else:
+        sources = [(_conventional(session, datastore, mode), None)]
+    try:
+        selected = filters.select(server.ctx, sources, flt)
+        try:
+            if config_filter is None and max_depth == "unbounded" and not origins and \
+                    not with_origin:
+                return _data(selected.print(mode), NMDA_NS)
+            tree = _materialise(selected)
+            try:
+                _prune(tree, config_filter, max_depth, origins, negated, with_origin,
+                       datastore == "operational")
+                return _data(tree.print(mode, keep_empty=max_depth != "unbounded"), NMDA_NS)
+            finally:
+                tree.free()
+        finally:
+            selected.release()
+    finally:
+        for tree in owned:
+            tree.free()
+
+
+def _origin_identity(element) -> str:
+    text = (element.text or "").strip()
+    prefix, sep, local = text.rpartition(":")
+    if element.nsmap.get(prefix if sep else None) != ORIGIN_NS:
+        raise RpcError("invalid-value", "unknown origin %s" % text, error_type="protocol",
+                       info=(("bad-element", qname(element)[1]),))
+    return local
+
+
+def _materialise(selected) -> DataTree:
+    """A tree of its own holding everything a selection holds."""
+    tree = DataTree(selected.ctx)
+    for _, node in selected.borrowed:
+        tree.merge_node(node, recursive=True, keep_flags=True)
+    if not selected.copies.empty:
+        tree.merge_forest(selected.copies.take().first, destruct=True)
+    return tree
+
+
+def _prune(tree, config_filter, max_depth, origins, negated, with_origin, operational):
+    """get-data's config-filter, max-depth, origin-filter and with-origin (RFC 8526) on a
+    tree of its own. In the operational datastore, configuration comes from running
+    (origin intended) or is a default (origin default); state carries no origin."""
+    depth_limit = None if max_depth == "unbounded" else int(max_depth)
+    ctx = tree.ctx
+
+    def keep(node, depth, parent_origin):
+        """Prune below node; whether node itself stays."""
+        if node.schema.flags & lib.LYS_KEY:
+            return True
+        if depth_limit is not None and depth > depth_limit:
+            return False
+        config = bool(node.schema.flags & lib.LYS_CONFIG_W)
+        mine = ("default" if is_default(node) else "intended") if config and operational \
+            else None
+        kept_child = False
+        for child in list(children(node)):
+            if child.schema.flags & lib.LYS_KEY:
+                continue
+            if keep(child, depth + 1, mine or parent_origin):
+                kept_child = True
+            else:
+                tree.delete(child)
+        if config_filter == "true" and not config:
+            return False
+        if config_filter == "false" and config and not kept_child:
+            return False
+        if origins and config and ((mine in origins) == negated) and not kept_child:
+            return False
+        if with_origin and mine is not None and mine != parent_origin:
+            if lib.lyd_new_meta(ctx.cdata, node, ffi.NULL, b"ietf-origin:origin",
+                                ("ietf-origin:%s" % mine).encode(), 0, ffi.NULL) \
+                    != lib.LY_SUCCESS:
+                collect(ctx)
+        return True
+
+    for node in tree.top_nodes():
+        if not keep(node, 1, None):
+            tree.delete(node)
+
+
+@register(NMDA_NS, "edit-data")
+async def op_edit_data(session, op):
+    params = Params(op, [(NMDA_NS, n) for n in ("datastore", "default-operation", "config",
+                                                "url")])
+    datastore = _datastore_identity(params.require("datastore"))
+    if datastore not in ("running", "candidate"):
+        raise RpcError("invalid-value", "edit-data targets running or candidate",
+                       error_type="protocol", info=(("bad-element", "datastore"),))
+    if params.get("url") is not None:
+        raise RpcError("operation-not-supported", "the :url capability is not supported",
+                       error_type="protocol")
+    default_operation = _enum(params, "default-operation", ("merge", "replace", "none"),
+                              "merge")
+    edit = Edit.from_xml(session.server.ctx, params.require("config"), default_operation)
+    await session.server.datastores.edit(datastore, edit, default_operation=default_operation,
+                                         error_option="rollback-on-error",
+                                         session_id=session.id)
+    return OK
+
+
+# -- notifications ------------------------------------------------------------------------
+@register(NOTIFICATION_NS, "create-subscription")
+async def op_create_subscription(session, op):
+    params = Params(op, [(NOTIFICATION_NS, n) for n in ("stream", "filter", "startTime",
+                                                        "stopTime")])
+    stream = params.text("stream", "NETCONF")
+    if stream != "NETCONF":
+        raise RpcError("invalid-value", "no stream %s (there is NETCONF)" % stream,
+                       error_type="protocol", info=(("bad-element", "stream"),))
+    if params.get("startTime") is not None or params.get("stopTime") is not None:
+        raise RpcError("operation-failed", "replay is not supported", error_type="protocol")
+    if session.subscribed:
+        raise RpcError("operation-failed", "this session already has a subscription",
+                       error_type="protocol")
+    session.subscribed = True
+    return OK
+
+
+__all__ = ["OPERATIONS", "Params", "register"]

@@ -1,0 +1,215 @@
+"""The NETCONF server: SSH (asyncssh, subsystem netconf), authentication, sessions.
+
+Lifecycle:
+1. NetconfServer(ctx, datastores, users, host_key_path, ...): nothing listens yet.
+2. await start(): the host key is read or generated, the listener bound (port 0: the
+   OS picks one; see .port).
+3. Each SSH connection that authenticates (public key from the user's authorized_keys,
+   or password when enabled) and opens the netconf subsystem becomes a Session; other
+   channel requests (shell, exec, other subsystems, forwarding) are refused.
+4. await stop(): stops listening and ends every session (which releases their locks).
+"""
+
+import asyncio
+import logging
+from pathlib import Path
+
+import asyncssh
+from asyncssh.constants import MSG_IGNORE
+
+from ..datastore.schema import schema_index
+from . import monitoring
+from .capabilities import content_id, server_capabilities
+from .session import Session
+from .users import Users, host_key, valid_name
+
+LOG = logging.getLogger(__name__)
+
+SUBSYSTEM = "netconf"
+READ_SIZE = 256 * 1024
+
+
+class _Channel:
+    """A Session's view of an asyncssh subsystem process (bytes in, bytes out)."""
+
+    def __init__(self, process):
+        self.process = process
+
+    async def read(self) -> bytes:
+        """The next bytes; b"" when the client is gone."""
+        try:
+            return await self.process.stdin.read(READ_SIZE)
+        except (asyncssh.Error, asyncssh.BreakReceived, asyncssh.SignalReceived,
+                asyncssh.TerminalSizeChanged):
+            return b""
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.process.stdout.write(data)
+        except asyncssh.Error as exc:
+            raise ConnectionError(str(exc)) from None
+
+    async def drain(self) -> None:
+        try:
+            await self.process.stdout.drain()
+        except asyncssh.Error as exc:
+            raise ConnectionError(str(exc)) from None
+
+    def close(self) -> None:
+        self.process.exit(0)
+
+
+# asyncssh's defaults without the CBC modes (which asyncssh does not enable either)
+ENCRYPTION_ALGS = ("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com",
+                   "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr", "aes128-ctr")
+_EMPTY_STRING = b"\0\0\0\0"
+
+
+class _Connection(asyncssh.SSHServerConnection):
+    """asyncssh's server connection, minus the empty SSH_MSG_IGNORE packet it sends
+    before every packet: that is a countermeasure for CBC ciphers, which this server
+    never negotiates (ENCRYPTION_ALGS), and it doubles the packets a client processes
+    for each reply."""
+
+    def send_packet(self, pkttype, *args, handler=None):
+        if pkttype == MSG_IGNORE and args == (_EMPTY_STRING,):
+            return
+        super().send_packet(pkttype, *args, handler=handler)
+
+
+class _SSHServer(asyncssh.SSHServer):
+    """Authentication callbacks of one SSH connection."""
+
+    def __init__(self, netconf: "NetconfServer"):
+        self._netconf = netconf
+        self._conn = None
+
+    def connection_made(self, conn):
+        self._conn = conn
+        self._netconf.connections.add(conn)
+
+    def connection_lost(self, exc):
+        self._netconf.connections.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        if valid_name(username):
+            keys = self._netconf.users.authorized_keys(username)
+            if keys is not None:
+                self._conn.set_authorized_keys(keys)
+        return True                      # authentication is always required
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return self._netconf.password_authentication
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        if not self._netconf.password_authentication or not valid_name(username):
+            return False
+        return await asyncio.to_thread(self._netconf.users.check_password, username, password)
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+
+class NetconfServer:
+    """SSH listener and sessions over the datastores."""
+
+    def __init__(self, ctx, datastores, users: Users, host_key_path: Path, *,
+                 address: str = "0.0.0.0", port: int = 830,
+                 max_message_size: int = 64 * 1024 * 1024,
+                 password_authentication: bool = False, hello_timeout: float = 30,
+                 idle_timeout: float = 0):
+        self.ctx = ctx
+        self.datastores = datastores
+        self.users = users
+        self.host_key_path = Path(host_key_path)
+        self.address = address
+        self.port = port
+        self.max_message_size = max_message_size
+        self.password_authentication = password_authentication
+        self.hello_timeout = hello_timeout
+        self.idle_timeout = idle_timeout
+        self.capabilities = server_capabilities(ctx)
+        self.statistics = monitoring.ServerStatistics()
+        self.sessions: dict[int, Session] = {}
+        self.connections: set = set()
+        self.yang_library = monitoring.yang_library(ctx, content_id(ctx))
+        self._next_id = 0
+        self._listener = None
+        self._index = schema_index(ctx)
+        self._tasks: set = set()
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        key = await asyncio.to_thread(host_key, self.host_key_path)
+        loop = asyncio.get_running_loop()
+        options = await asyncssh.SSHServerConnectionOptions.construct(
+            None, host=self.address, port=self.port, server_factory=lambda: _SSHServer(self),
+            server_host_keys=[key], process_factory=self._process, encoding=None,
+            allow_scp=False, sftp_factory=None, agent_forwarding=False, x11_forwarding=False,
+            allow_pty=False, line_editor=False, keepalive_interval=60,
+            encryption_algs=ENCRYPTION_ALGS, server_version="composer-agent")
+        self._listener = await loop.create_server(lambda: _Connection(loop, options),
+                                                  self.address, self.port, backlog=100,
+                                                  reuse_address=True)
+        sockets = self._listener.sockets
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        LOG.info("NETCONF over SSH on %s port %d", self.address, self.port)
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+            self._listener = None
+        for session in list(self.sessions.values()):
+            await session.terminate()
+        for conn in list(self.connections):
+            conn.close()
+        self.yang_library.free()
+
+    async def _process(self, process) -> None:
+        if process.subsystem != SUBSYSTEM:
+            process.stderr.write(b"composer-agent: only the netconf subsystem is available\n")
+            process.exit(1)
+            return
+        peer = process.get_extra_info("peername")
+        session = Session(self, _Channel(process), process.get_extra_info("username") or "",
+                          peer[0] if peer else "")
+        await session.run()
+
+    # -- sessions -------------------------------------------------------------------
+    def new_session_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    async def kill(self, session_id: int) -> bool:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return False
+        await session.terminate()
+        return True
+
+    async def notify(self, notification: bytes) -> None:
+        """Send a <notification> to every subscribed session."""
+        for session in list(self.sessions.values()):
+            try:
+                await session.notify(notification)
+            except Exception:  # noqa: BLE001 - a dead session is cleaned up by its task
+                LOG.debug("notification to session %d failed", session.id, exc_info=True)
+
+    # -- protocol state -------------------------------------------------------------
+    def prefix_of_module(self, module: str):
+        return self._index.prefix_and_namespace(module)
+
+    def netconf_state(self):
+        locks = {name: self.datastores.locks.holder(name)
+                 for name in ("running", "candidate", "startup")}
+        return monitoring.netconf_state(self.ctx, self.capabilities, locks,
+                                        [s.info for s in self.sessions.values()],
+                                        self.statistics)

@@ -1,0 +1,81 @@
+"""The agent service that runs the datastores and the NETCONF server.
+
+1. start(): the libyang context (composer modules, protocol modules, the configured
+   extra modules); the datastores, booted from <state>/startup.xml through the engine;
+   the users (admin created on a first start); the SSH listener.
+2. stop(): the listener and every session, then the datastores' timers.
+
+The engine is injected (AcceptAllEngine by default); state providers can be passed at
+construction or registered later on .datastores.
+"""
+
+import logging
+
+from ..config import AgentConfig
+from ..datastore import Datastores
+from ..model import create_context
+from .server import NetconfServer
+from .users import ADMIN, Users
+
+LOG = logging.getLogger(__name__)
+
+
+class NetconfService:
+    """Datastores plus NETCONF server, as one agent service."""
+
+    def __init__(self, config: AgentConfig, engine=None, providers=()):
+        self.config = config
+        self.engine = engine
+        self.providers = list(providers)
+        self.ctx = None
+        self.datastores: Datastores | None = None
+        self.users: Users | None = None
+        self.server: NetconfServer | None = None
+
+    @property
+    def startup_path(self):
+        return self.config.state_dir / "startup.xml"
+
+    async def start(self) -> None:
+        netconf = self.config.data["netconf"]
+        self.ctx = create_context(extra_dirs=netconf["extra-yang-dirs"],
+                                  extra_modules=netconf["extra-yang-modules"])
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.datastores = Datastores(self.ctx, self.engine, self.startup_path)
+        for provider in self.providers:
+            self.datastores.register_state_provider(provider)
+        await self.datastores.start()
+        self.users = Users(self.config.state_dir / "users")
+        self.users.ensure_admin()
+        self.server = NetconfServer(
+            self.ctx, self.datastores, self.users,
+            self.config.state_dir / "ssh_host_ed25519_key",
+            address=netconf["address"], port=netconf["port"],
+            max_message_size=netconf["max-message-size"],
+            password_authentication=netconf["password-authentication"],
+            hello_timeout=netconf["hello-timeout"], idle_timeout=netconf["idle-timeout"])
+        await self.server.start()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+        if self.datastores is not None:
+            await self.datastores.stop()
+
+    @property
+    def port(self) -> int:
+        return self.server.port if self.server is not None else self.config.get("netconf",
+                                                                               "port")
+
+    def banner(self) -> list[str]:
+        """How to connect: address, port, user admin and its key."""
+        address = self.config.get("netconf", "address")
+        host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+        key = self.users.admin_key() if self.users is not None else None
+        lines = ["NETCONF over SSH on %s port %d: user %s%s"
+                 % (address or "*", self.port, ADMIN, ", key %s" % key if key else "")]
+        if key is not None:
+            lines.append("  ssh -i %s -p %d -s %s@%s netconf" % (key, self.port, ADMIN, host))
+        if self.datastores is not None and self.datastores.boot_problem:
+            lines.append("  WARNING: %s; running is empty" % self.datastores.boot_problem)
+        return lines

@@ -1,0 +1,249 @@
+"""One NETCONF session: hellos, framing, RPCs in order, replies, notifications.
+
+Lifecycle:
+1. The server sends its <hello> (capabilities, session-id) as soon as the session opens.
+2. The client's <hello> must arrive within hello-timeout, carry base:1.0 or base:1.1 and
+   no session-id; chunked framing is used from then on when both sides speak base:1.1.
+3. RPCs are handled one at a time, replies sent in order. A framing error, a message
+   above max-message-size or a message that is not XML closes this session only (for
+   a base:1.1 session a malformed-message rpc-error is sent first), with a log line.
+4. When the session ends (close-session, kill-session, idle timeout, transport closed)
+   the datastores release what it held (locks, candidate changes under its lock, its
+   confirmed commit unless persisted).
+"""
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+from lxml import etree
+
+from . import messages
+from .capabilities import BASE_1_0, BASE_1_1
+from .errors import RpcError, convert
+from .framing import Framer, FramingError, encode
+from .messages import BASE_NS, MalformedMessage, elements, qname
+from .monitoring import SessionInfo
+from .operations import OPERATIONS
+
+LOG = logging.getLogger(__name__)
+
+
+_RPC = "{%s}rpc" % BASE_NS
+
+
+class _Close(Exception):
+    """End the session after what was sent."""
+
+
+class Session:
+    """A session over a channel: async read() -> bytes (b'' at the end), write(bytes),
+    async drain(), close()."""
+
+    def __init__(self, server, channel, username: str, peer: str = ""):
+        self.server = server
+        self.channel = channel
+        self.id = server.new_session_id()
+        self.username = username
+        self.info = SessionInfo(self.id, username, peer, datetime.now(timezone.utc))
+        self.framer = Framer(server.max_message_size)
+        self.chunked = False
+        self.close_after_reply = False
+        self.subscribed = False
+        self.task: asyncio.Task | None = None
+        self.finished = asyncio.Event()
+        self.killed = False
+        self._parser = messages.parser()
+        self._write = asyncio.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def run(self) -> None:
+        self.task = asyncio.current_task()
+        server = self.server
+        server.sessions[self.id] = self
+        server.statistics.in_sessions += 1
+        clean = False
+        try:
+            await self._send(self._hello(), chunked=False)
+            hello = await asyncio.wait_for(self._receive(), server.hello_timeout or None)
+            if hello is None or not self._accept_hello(hello):
+                server.statistics.in_bad_hellos += 1
+                return
+            LOG.info("session %d: %s from %s, %s framing", self.id, self.username,
+                     self.info.source_host or "?", "chunked" if self.chunked else "EOM")
+            while True:
+                if server.idle_timeout:
+                    message = await asyncio.wait_for(self._receive(), server.idle_timeout)
+                else:
+                    message = await self._receive()
+                if message is None:
+                    if self.framer.pending:
+                        LOG.warning("session %d: closed in the middle of a message", self.id)
+                    break
+                await self._handle(message)
+                if self.close_after_reply:
+                    clean = True
+                    break
+        except _Close:
+            pass
+        except FramingError as exc:
+            LOG.warning("session %d: framing error (%s): closing it", self.id, exc)
+        except asyncio.TimeoutError:
+            LOG.info("session %d: no message in time: closing it", self.id)
+        except asyncio.CancelledError:
+            if not self.killed:
+                raise
+        except (ConnectionError, OSError, EOFError) as exc:
+            LOG.info("session %d: transport closed (%s)", self.id, exc)
+        except Exception:  # noqa: BLE001 - one broken session must not affect the others
+            LOG.exception("session %d failed", self.id)
+        finally:
+            await asyncio.shield(self._end(clean))
+
+    async def _end(self, clean: bool) -> None:
+        server = self.server
+        server.sessions.pop(self.id, None)
+        if not clean:
+            server.statistics.dropped_sessions += 1
+        try:
+            await server.datastores.session_ended(self.id)
+        except Exception:  # noqa: BLE001
+            LOG.exception("session %d: releasing its datastore state failed", self.id)
+        try:
+            self.channel.close()
+        except Exception:  # noqa: BLE001
+            pass
+        LOG.info("session %d ended", self.id)
+        self.finished.set()
+
+    async def terminate(self) -> None:
+        """kill-session: abort what the session does and end it."""
+        self.killed = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        await self.finished.wait()
+
+    # -- I/O ------------------------------------------------------------------------
+    async def _receive(self) -> bytes | None:
+        while True:
+            message = self.framer.pop()
+            if message is not None:
+                return message
+            data = await self.channel.read()
+            if not data:
+                return None
+            self.framer.feed(data)
+
+    async def _send(self, message: bytes, chunked: bool | None = None) -> None:
+        framed = encode(message, self.chunked if chunked is None else chunked)
+        async with self._write:
+            self.channel.write(framed)
+            await self.channel.drain()
+
+    async def notify(self, notification: bytes) -> None:
+        """Send a <notification> (RFC 5277) if the session subscribed."""
+        if self.subscribed:
+            self.info.counters.out_notifications += 1
+            self.server.statistics.counters.out_notifications += 1
+            await self._send(notification)
+
+    # -- hellos ---------------------------------------------------------------------
+    def _hello(self) -> bytes:
+        hello = etree.Element("{%s}hello" % BASE_NS, nsmap={None: BASE_NS})
+        caps = etree.SubElement(hello, "{%s}capabilities" % BASE_NS)
+        for cap in self.server.capabilities:
+            etree.SubElement(caps, "{%s}capability" % BASE_NS).text = cap
+        etree.SubElement(hello, "{%s}session-id" % BASE_NS).text = str(self.id)
+        return etree.tostring(hello, xml_declaration=True, encoding="UTF-8")
+
+    def _accept_hello(self, message: bytes) -> bool:
+        try:
+            root = messages.parse(message, self._parser)
+        except MalformedMessage as exc:
+            LOG.warning("session %d: the client hello is not XML (%s): closing", self.id, exc)
+            return False
+        if qname(root) != (BASE_NS, "hello"):
+            LOG.warning("session %d: expected a hello, got %s: closing", self.id,
+                        etree.QName(root).localname)
+            return False
+        if root.find("{%s}session-id" % BASE_NS) is not None:
+            LOG.warning("session %d: the client hello has a session-id: closing", self.id)
+            return False
+        caps = {(c.text or "").strip() for c in root.iterfind(
+            "{%s}capabilities/{%s}capability" % (BASE_NS, BASE_NS))}
+        if BASE_1_1 in caps:
+            self.chunked = True
+            self.framer.use_chunked()
+        elif BASE_1_0 not in caps:
+            LOG.warning("session %d: the client supports neither base:1.0 nor base:1.1: "
+                        "closing", self.id)
+            return False
+        return True
+
+    # -- RPCs -----------------------------------------------------------------------
+    async def _error_reply(self, errors, rpc=None) -> None:
+        head, tail = messages.reply_envelope(rpc)
+        self.info.counters.out_rpc_errors += 1
+        self.server.statistics.counters.out_rpc_errors += 1
+        body = b"".join(etree.tostring(e.element(self.server.prefix_of_module)) for e in errors)
+        await self._send(head + body + tail)
+
+    def _bad_rpc(self) -> None:
+        self.info.counters.in_bad_rpcs += 1
+        self.server.statistics.counters.in_bad_rpcs += 1
+
+    async def _handle(self, message: bytes) -> None:
+        try:
+            root = messages.parse(message, self._parser)
+        except MalformedMessage as exc:
+            self._bad_rpc()
+            LOG.warning("session %d: message is not well-formed XML (%s): closing it",
+                        self.id, exc)
+            if self.chunked:
+                await self._error_reply([RpcError("malformed-message", str(exc),
+                                                  error_type="rpc")])
+            raise _Close() from None
+        if root.tag != _RPC:
+            name = qname(root)[1]
+            self._bad_rpc()
+            await self._error_reply([RpcError("unknown-element", "expected an rpc, got %s"
+                                              % name, error_type="rpc",
+                                              info=(("bad-element", name),))])
+            return
+        if root.get("message-id") is None:
+            self._bad_rpc()
+            await self._error_reply([RpcError("missing-attribute", "the rpc has no "
+                                              "message-id", error_type="rpc",
+                                              info=(("bad-attribute", "message-id"),
+                                                    ("bad-element", "rpc")))], root)
+            return
+        operations = elements(root)
+        if len(operations) != 1:
+            self._bad_rpc()
+            await self._error_reply([RpcError(
+                "missing-element" if not operations else "bad-element",
+                "an rpc holds exactly one operation", error_type="rpc",
+                info=(("bad-element", "rpc"),))], root)
+            return
+        op = operations[0]
+        self.info.counters.in_rpcs += 1
+        self.server.statistics.counters.in_rpcs += 1
+        handler = OPERATIONS.get(qname(op))
+        if handler is None:
+            await self._error_reply([RpcError(
+                "operation-not-supported", "operation %s is not supported"
+                % etree.QName(op).localname, error_type="protocol")], root)
+            return
+        try:
+            content = await handler(self, op)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes rpc-errors
+            errors = convert(exc)
+            if len(errors) == 1 and errors[0].message and \
+                    errors[0].message.startswith("internal error"):
+                LOG.exception("session %d: %s failed", self.id, etree.QName(op).localname)
+            await self._error_reply(errors, root)
+            return
+        head, tail = messages.reply_envelope(root)
+        await self._send(head + content + tail)

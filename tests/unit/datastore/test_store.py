@@ -1,0 +1,304 @@
+"""The datastores: boot from startup, commit through the engine, refusals, writable
+running, copy/delete, locks, confirmed commit, and the candidate kept apart from
+running without copies."""
+
+import asyncio
+
+import pytest
+
+from agent.datastore import CommitError, DataTree, Datastores, EditError, LockError
+from agent.model import ValidationError
+from tests.engines import FailingEngine, RecordingEngine
+
+from .conftest import edit, run, text, top, tree
+
+T = "/nc-test:top"
+
+
+def store(ctx, tmp_path, engine=None, startup=None):
+    path = tmp_path / "startup.xml"
+    if startup is not None:
+        path.write_text(startup)
+    ds = Datastores(ctx, engine or RecordingEngine(), path)
+    return ds
+
+
+async def started(ds):
+    await ds.start()
+    return ds
+
+
+def test_boot_without_startup(ctx, tmp_path):
+    async def main():
+        engine = RecordingEngine()
+        ds = await started(store(ctx, tmp_path, engine))
+        # nothing configured; running holds the default nodes only
+        assert text(ds.running) == "" and not ds.candidate_dirty
+        assert "<count>3</count>" in text(ds.running, "report-all")
+        assert len(engine.applied) == 1 and engine.applied[0][0] is None
+    run(main())
+
+
+def test_boot_applies_startup_once(ctx, tmp_path):
+    async def main():
+        engine = RecordingEngine()
+        ds = await started(store(ctx, tmp_path, engine, startup=top("<name>s</name>")))
+        assert ds.running.find(T + "/name") is not None
+        assert ds.candidate.find(T + "/name") is not None
+        assert len(engine.applied) == 1 and engine.applied[0][0] is None
+        assert "<name>s</name>" in engine.applied[0][1]
+    run(main())
+
+
+def test_boot_with_refused_startup_starts_empty(ctx, tmp_path):
+    async def main():
+        engine = FailingEngine("no way")
+        engine.fail("no way")
+        ds = await started(store(ctx, tmp_path, engine, startup=top("<name>s</name>")))
+        assert text(ds.running) == "" and "no way" in ds.boot_problem
+        assert (tmp_path / "startup.xml").read_text() == top("<name>s</name>")
+    run(main())
+
+
+def test_boot_with_invalid_startup_starts_empty(ctx, tmp_path):
+    async def main():
+        ds = await started(store(ctx, tmp_path, startup=top("<limited>7</limited>")))
+        assert text(ds.running) == "" and "seven is not allowed" in ds.boot_problem
+    run(main())
+
+
+def test_commit_and_candidate_follow_running(ctx, tmp_path):
+    async def main():
+        engine = RecordingEngine()
+        ds = await started(store(ctx, tmp_path, engine))
+        for n in range(4):
+            await ds.edit("candidate", edit(ctx, top("<item><name>i%d</name><value>%d</value>"
+                                                  "</item><name>n%d</name>" % (n, n, n))))
+            assert ds.candidate_dirty
+            await ds.commit()
+            assert not ds.candidate_dirty
+            assert text(ds.running, "report-all") == text(ds.candidate, "report-all") or \
+                text(ds.running) == text(ds.candidate)
+        assert text(ds.running).count("<item>") == 4
+        assert len(engine.applied) == 5
+        old, new = engine.applied[-1]
+        assert "<name>n2</name>" in old and "<name>n3</name>" in new
+    run(main())
+
+
+def test_refused_commit_leaves_running(ctx, tmp_path):
+    async def main():
+        engine = FailingEngine()
+        ds = await started(store(ctx, tmp_path, engine))
+        await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
+        await ds.commit()
+        before = text(ds.running)
+        await ds.edit("candidate", edit(ctx, top("<name>b</name>")))
+        engine.fail("port eth9 does not exist", path=T + "/name", app_tag="no-port")
+        with pytest.raises(CommitError) as caught:
+            await ds.commit()
+        problem = caught.value.problems[0]
+        assert (problem.tag, problem.message, problem.path, problem.app_tag) == \
+            ("operation-failed", "port eth9 does not exist", T + "/name", "no-port")
+        assert text(ds.running) == before
+        assert ds.candidate_dirty and ds.candidate.find(T + "/name") is not None
+        engine.succeed()
+        await ds.commit()
+        assert "<name>b</name>" in text(ds.running)
+    run(main())
+
+
+def test_invalid_candidate_is_refused_at_commit(ctx, tmp_path):
+    async def main():
+        ds = await started(store(ctx, tmp_path))
+        # constraints of the candidate are checked at commit (RFC 7950 8.3.3)
+        await ds.edit("candidate", edit(ctx, top("<item><name>a</name><ref>zz</ref></item>")))
+        with pytest.raises(ValidationError) as caught:
+            await ds.commit()
+        assert caught.value.items[0].path == T + "/item[name='a']/ref"
+        assert text(ds.running) == ""
+    run(main())
+
+
+def test_edit_running(ctx, tmp_path):
+    async def main():
+        engine = FailingEngine()
+        ds = await started(store(ctx, tmp_path, engine))
+        await ds.edit("running", edit(ctx, top("<name>r</name>")))
+        assert ds.running.find(T + "/name") is not None
+        assert ds.candidate.find(T + "/name") is not None and not ds.candidate_dirty
+        engine.fail("no")
+        with pytest.raises(CommitError):
+            await ds.edit("running", edit(ctx, top("<name>q</name>")))
+        assert "<name>r</name>" in text(ds.running) and "<name>r</name>" in text(ds.candidate)
+        engine.succeed()
+        with pytest.raises(ValidationError):
+            await ds.edit("running", edit(ctx, top("<limited>7</limited>")))
+        assert ds.running.find(T + "/limited") is None
+        assert ds.candidate.find(T + "/limited") is None
+        # a dirty candidate is left alone
+        await ds.edit("candidate", edit(ctx, top("<limited>2</limited>")))
+        await ds.edit("running", edit(ctx, top("<name>z</name>")))
+        assert "<name>z</name>" in text(ds.running)
+        assert "<name>r</name>" in text(ds.candidate) and ds.candidate_dirty
+    run(main())
+
+
+def test_test_only_changes_nothing(ctx, tmp_path):
+    async def main():
+        ds = await started(store(ctx, tmp_path))
+        await ds.edit("candidate", edit(ctx, top("<name>a</name>")), test_option="test-only")
+        assert not ds.candidate_dirty and ds.candidate.find(T + "/name") is None
+        with pytest.raises(ValidationError):
+            await ds.edit("candidate", edit(ctx, top("<limited>7</limited>")),
+                          test_option="test-only")
+    run(main())
+
+
+def test_error_options_on_the_candidate(ctx, tmp_path):
+    async def main():
+        ds = await started(store(ctx, tmp_path))
+        e = top('<item nc:operation="delete"><name>nope</name></item><name>n</name>')
+        for option in ("rollback-on-error", "stop-on-error"):
+            with pytest.raises(EditError):
+                await ds.edit("candidate", edit(ctx, e), error_option=option)
+            assert not ds.candidate_dirty
+        with pytest.raises(EditError) as caught:
+            await ds.edit("candidate", edit(ctx, e), error_option="continue-on-error")
+        assert [p.tag for p in caught.value.problems] == ["data-missing"]
+        assert ds.candidate.find(T + "/name") is not None
+    run(main())
+
+
+def test_copy_and_delete_config(ctx, tmp_path):
+    async def main():
+        ds = await started(store(ctx, tmp_path))
+        await ds.edit("running", edit(ctx, top("<name>r</name>")))
+        await ds.copy("running", "startup")
+        saved = (tmp_path / "startup.xml").read_text()
+        assert "<name>r</name>" in saved
+        assert DataTree.parse(ctx, saved).find(T + "/name") is not None
+        await ds.copy(tree(ctx, top("<name>inline</name>"), validate=False), "candidate")
+        assert ds.candidate_dirty and "inline" in text(ds.candidate)
+        await ds.commit()
+        assert "inline" in text(ds.running) and "inline" in text(ds.candidate)
+        await ds.copy("startup", "running")
+        assert "<name>r</name>" in text(ds.running) and "<name>r</name>" in text(ds.candidate)
+        with pytest.raises(EditError):
+            await ds.copy("running", "running")
+        with pytest.raises(ValidationError):
+            await ds.copy(tree(ctx, top("<limited>7</limited>"), validate=False), "startup")
+        with pytest.raises(EditError):
+            await ds.delete("running")
+        await ds.delete("startup")
+        assert ds.startup.empty and (tmp_path / "startup.xml").read_text() == ""
+    run(main())
+
+
+def test_locks(ctx, tmp_path):
+    async def main():
+        ds = await started(store(ctx, tmp_path))
+        ds.lock("running", 1)
+        with pytest.raises(LockError) as caught:
+            ds.lock("running", 2)
+        assert caught.value.problems[0].tag == "lock-denied"
+        assert caught.value.problems[0].info == (("session-id", "1"),)
+        with pytest.raises(LockError) as caught:
+            await ds.edit("running", edit(ctx, top("<name>x</name>")), session_id=2)
+        assert caught.value.problems[0].tag == "in-use"
+        await ds.edit("running", edit(ctx, top("<name>x</name>")), session_id=1)
+        with pytest.raises(LockError):
+            await ds.unlock("running", 2)
+        await ds.unlock("running", 1)
+        # a dirty candidate cannot be locked; a candidate lock's changes go with it
+        await ds.edit("candidate", edit(ctx, top("<limited>1</limited>")), session_id=3)
+        with pytest.raises(LockError) as caught:
+            ds.lock("candidate", 3)
+        assert caught.value.problems[0].info == (("session-id", "0"),)
+        await ds.discard_changes(3)
+        ds.lock("candidate", 3)
+        await ds.edit("candidate", edit(ctx, top("<limited>2</limited>")), session_id=3)
+        await ds.session_ended(3)
+        assert not ds.candidate_dirty and ds.locks.holder("candidate") is None
+    run(main())
+
+
+def test_confirmed_commit_rolls_back_on_timeout(ctx, tmp_path):
+    async def main():
+        engine = RecordingEngine()
+        ds = await started(store(ctx, tmp_path, engine))
+        await ds.edit("candidate", edit(ctx, top("<name>keep</name>")))
+        await ds.commit()
+        await ds.edit("candidate", edit(ctx, top("<name>try</name>")))
+        await ds.commit(1, confirmed=True, timeout=1)
+        assert "try" in text(ds.running)
+        for _ in range(100):
+            if ds.confirmed_commit is None:
+                break
+            await asyncio.sleep(0.05)
+        assert ds.confirmed_commit is None
+        assert "keep" in text(ds.running) and "keep" in text(ds.candidate)
+        assert "keep" in engine.applied[-1][1]
+    run(main())
+
+
+def test_confirmed_commit_confirmed_and_session_end(ctx, tmp_path):
+    async def main():
+        ds = await started(store(ctx, tmp_path))
+        await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
+        await ds.commit(1, confirmed=True, timeout=60)
+        with pytest.raises(CommitError) as caught:
+            await ds.commit(2)
+        assert caught.value.problems[0].tag == "in-use"
+        await ds.commit(1)                       # confirming commit
+        assert ds.confirmed_commit is None and "<name>a</name>" in text(ds.running)
+        await ds.edit("candidate", edit(ctx, top("<name>b</name>")))
+        await ds.commit(1, confirmed=True, timeout=60)
+        await ds.session_ended(1)
+        assert ds.confirmed_commit is None and "<name>a</name>" in text(ds.running)
+        await ds.stop()
+    run(main())
+
+
+def test_persistent_confirmed_commit(ctx, tmp_path):
+    async def main():
+        ds = await started(store(ctx, tmp_path))
+        await ds.edit("candidate", edit(ctx, top("<name>p</name>")))
+        await ds.commit(1, confirmed=True, timeout=60, persist="tok")
+        await ds.session_ended(1)
+        assert ds.confirmed_commit is not None
+        with pytest.raises(CommitError) as caught:
+            await ds.commit(2, persist_id="wrong")
+        assert caught.value.problems[0].tag == "invalid-value"
+        await ds.commit(2, persist_id="tok")
+        assert ds.confirmed_commit is None and "<name>p</name>" in text(ds.running)
+        await ds.edit("candidate", edit(ctx, top("<name>q</name>")))
+        await ds.commit(2, confirmed=True, timeout=60, persist="t2")
+        with pytest.raises(CommitError):
+            await ds.cancel_commit(3)
+        await ds.cancel_commit(3, persist_id="t2")
+        assert "<name>p</name>" in text(ds.running)
+        with pytest.raises(CommitError):
+            await ds.cancel_commit(3)
+    run(main())
+
+
+def test_state_providers(ctx, tmp_path):
+    from agent.engine import StateProvider
+
+    def good(c):
+        return DataTree.parse(c, top("<counters><hits>5</hits></counters>"), config_only=False,
+                              validate=False).root()
+
+    def bad(c):
+        raise RuntimeError("broken")
+
+    async def main():
+        ds = await started(store(ctx, tmp_path))
+        ds.register_state_provider(StateProvider("good", good))
+        ds.register_state_provider(StateProvider("bad", bad))
+        trees = await ds.state_trees()
+        assert len(trees) == 1 and "<hits>5</hits>" in text(trees[0])
+        for t in trees:
+            t.free()
+    run(main())

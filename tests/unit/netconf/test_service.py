@@ -1,0 +1,35 @@
+"""The NETCONF service in the agent: its place among the services, start, banner, stop."""
+
+import asyncio
+
+from agent.config import load
+from agent.daemon import Agent
+from agent.netconf import NetconfService
+from agent.network.service import VSwitchService
+
+
+def test_the_agent_starts_netconf_after_the_vswitch(tmp_path):
+    config = load(None, {"state": {"dir": str(tmp_path)}})
+    services = Agent(config).build_services()
+    assert [type(s) for s in services] == [VSwitchService, NetconfService]
+
+
+def test_start_banner_stop(tmp_path):
+    config = load(None, {"state": {"dir": str(tmp_path)},
+                         "netconf": {"address": "127.0.0.1", "port": 0}})
+
+    async def main():
+        service = NetconfService(config)
+        await service.start()
+        try:
+            assert service.port > 0
+            banner = service.banner()
+            key = tmp_path / "users" / "admin" / "id_ed25519"
+            assert banner[0] == "NETCONF over SSH on 127.0.0.1 port %d: user admin, key %s" \
+                % (service.port, key)
+            assert banner[1] == "  ssh -i %s -p %d -s admin@127.0.0.1 netconf" % (key, service.port)
+            assert service.datastores.running.print() == b""
+        finally:
+            await service.stop()
+    asyncio.run(main())
+    assert (tmp_path / "ssh_host_ed25519_key").exists()
