@@ -8,10 +8,16 @@ from agent.netconf import NetconfService
 from agent.network.service import VSwitchService
 
 
-def test_the_agent_starts_netconf_after_the_vswitch(tmp_path):
+def test_the_agent_starts_netconf_after_the_vswitch_compute_and_engine(tmp_path):
+    from agent.compute.service import ComputeService
+    from agent.engine.service import EngineService
     config = load(None, {"state": {"dir": str(tmp_path)}})
     services = Agent(config).build_services()
-    assert [type(s) for s in services] == [VSwitchService, NetconfService]
+    assert [type(s) for s in services] == [VSwitchService, ComputeService, EngineService,
+                                           NetconfService]
+    engine, netconf = services[2], services[3]
+    # the datastores see the engine's providers list, filled in when the engine starts
+    assert netconf.providers is engine.providers
 
 
 def test_start_banner_stop(tmp_path):
