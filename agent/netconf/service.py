@@ -23,10 +23,11 @@ LOG = logging.getLogger(__name__)
 class NetconfService:
     """Datastores plus NETCONF server, as one agent service."""
 
-    def __init__(self, config: AgentConfig, engine=None, providers=()):
+    def __init__(self, config: AgentConfig, engine=None, providers=None):
         self.config = config
         self.engine = engine
-        self.providers = list(providers)
+        # Kept by reference: the engine service fills its list in when it starts.
+        self.providers = providers if providers is not None else []
         self.ctx = None
         self.datastores: Datastores | None = None
         self.users: Users | None = None
