@@ -54,14 +54,16 @@ class Agent:
             except Exception:  # noqa: BLE001 - keep stopping the others
                 LOG.exception("stopping %s failed", type(service).__name__)
 
-    def request_stop(self) -> None:
+    def request_stop(self, signum: int | None = None) -> None:
+        if signum is not None:
+            LOG.info("received %s", signal.Signals(signum).name)
         self._stopping.set()
 
     async def run(self) -> None:
         """Start, wait for SIGINT/SIGTERM, stop."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.request_stop)
+            loop.add_signal_handler(sig, self.request_stop, sig)
         try:
             await self.start()
             for line in self.banner():

@@ -50,7 +50,10 @@ def iperf_bits(host, server_host, port):
         server.wait()
     if result.returncode != 0:
         return 0.0
-    return json.loads(result.stdout)["end"]["sum_received"]["bits_per_second"]
+    data = json.loads(result.stdout)
+    if "error" in data:          # iperf3 -J exits 0 when it could not connect
+        return 0.0
+    return data["end"]["sum_received"]["bits_per_second"]
 
 
 @pytest.fixture
