@@ -211,9 +211,9 @@ level = "debug"
             PrivateOVS(ovs_dir, netns=self.netns).stop()
         for host in self.hosts.values():
             run("ip", "netns", "del", host.name, check=False)
+        own = {self.netns} | {host.name for host in self.hosts.values()}
         for name in resources.netns_names():
-            if name.startswith(self.resource_prefix) and name != self.netns and \
-                    not name.startswith(PREFIX + self.tag):
+            if name.startswith(self.resource_prefix) and name not in own:
                 # a function namespace left by a killed agent
                 run("ip", "netns", "del", name, check=False)
         run("ip", "netns", "del", self.netns, check=False)
@@ -248,9 +248,10 @@ level = "debug"
         from drivers.vswitch.ovs_process import PrivateOVS
         ovs = PrivateOVS(self.dir / "ovs", netns=self.netns)
         bridges = run("ovs-vsctl", "--db=%s" % ovs.db_socket, "list-br").stdout.split()
+        own = {self.netns} | {host.name for host in self.hosts.values()}
         out = {"bridges": {}, "netns": sorted(n for n in resources.netns_names()
                                               if n.startswith(self.resource_prefix)
-                                              and not n.startswith(PREFIX + self.tag)),
+                                              and n not in own),
                "links": sorted(resources.link_names(self.netns))}
         for bridge in bridges:
             ports = run("ovs-vsctl", "--db=%s" % ovs.db_socket, "list-ports", bridge).stdout.split()

@@ -23,8 +23,9 @@ def node(session_tmp):
         yield n
 
 
-def commit(m, *graphs):
-    m.edit_config(target="candidate", config=config(*graphs))
+def commit(m, *graphs, replace=False):
+    m.edit_config(target="candidate",
+                  config=config(*graphs, operation="replace" if replace else None))
     m.commit()
 
 
@@ -121,7 +122,7 @@ def test_updating_a_running_graph_does_not_interrupt_unrelated_flows(node, clean
             longer.bidirectional("lan", "lan", "fw:lan")
             longer.bidirectional("mid", "fw:wan", "br:a")
             longer.bidirectional("wan", "br:b", "wan")
-            commit(m, longer, other)
+            commit(m, longer, other, replace=True)
             assert h1.ping(h2.ip)
             # change a rule: block ICMP by pointing lan at nothing but drop
             dropping = GraphXml("g1")
@@ -132,10 +133,10 @@ def test_updating_a_running_graph_does_not_interrupt_unrelated_flows(node, clean
             dropping.rule("lan-rev", "fw:lan", "lan")
             dropping.bidirectional("mid", "fw:wan", "br:a")
             dropping.bidirectional("wan", "br:b", "wan")
-            commit(m, dropping, other)
+            commit(m, dropping, other, replace=True)
             assert not h1.ping(h2.ip, count=2)
             # remove the function again
-            commit(m, main, other)
+            commit(m, main, other, replace=True)
             assert h1.ping(h2.ip)
         finally:
             stop.set()

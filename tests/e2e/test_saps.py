@@ -63,9 +63,9 @@ def _gre_graph(local, remote):
 
 
 def test_gre_sap_between_two_agents(session_tmp):
-    a = Node("ga", session_tmp, {"eth1": "10.30.0.1/24"}, prefix_suffix="a",
+    a = Node("ga", session_tmp, {"eth1": "10.30.0.1/24"}, prefix_suffix="g",
              underlay={"eth9": "192.0.2.1/24"})
-    b = Node("gb", session_tmp, {"eth1": "10.30.0.2/24"}, prefix_suffix="b",
+    b = Node("gb", session_tmp, {"eth1": "10.30.0.2/24"}, prefix_suffix="h",
              underlay={"eth9": "192.0.2.2/24"})
     try:
         a.create()
