@@ -63,10 +63,13 @@ class PendingConfirm:
 class Datastores:
     """running, candidate and startup, with locks, commit and confirmed commit."""
 
-    def __init__(self, ctx, engine=None, startup_path: Path | None = None):
+    def __init__(self, ctx, engine=None, startup_path: Path | None = None,
+                 running_path: Path | None = None):
         self.ctx = ctx
         self.engine = engine if engine is not None else AcceptAllEngine()
         self.startup_path = Path(startup_path) if startup_path is not None else None
+        # running as the node last had it, for a restart after a crash (see start())
+        self.running_path = Path(running_path) if running_path is not None else None
         self.running = DataTree(ctx)
         self.candidate = DataTree(ctx)
         self.startup = DataTree(ctx)
@@ -83,15 +86,32 @@ class Datastores:
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
-        if self.startup_path is not None:
+        """Boot: running from startup, through the engine. After a crash (the running
+        file of the last run is still there) running is that file instead: an agent process
+        that died is not a device that rebooted, and the node still carries that running.
+        A confirmed commit pending at the crash is not in the file (RFC 6241 8.4)."""
+        if self.running_path is not None and self.running_path.exists():
             try:
-                self.startup = await asyncio.to_thread(persistence.load, self.startup_path,
-                                                       self.ctx)
+                crashed = await asyncio.to_thread(persistence.load, self.running_path, self.ctx)
             except ValidationError as exc:
-                self.boot_problem = "startup datastore %s is invalid: %s" % (self.startup_path,
-                                                                            exc)
-                LOG.error("%s; starting with an empty configuration (the file is left as "
-                          "it is)", self.boot_problem)
+                LOG.error("the running configuration left by the last run is invalid (%s); "
+                          "booting from startup", exc)
+            else:
+                LOG.warning("the last run did not stop cleanly: restoring its running "
+                            "configuration from %s", self.running_path)
+                crashed.validate()
+                try:
+                    await self._transaction(None, crashed)
+                except CommitError as exc:
+                    crashed.free()
+                    LOG.error("the engine refused the running configuration of the last run "
+                              "(%s); booting from startup", exc)
+                else:
+                    await self._boot_startup_file()
+                    self.running = crashed
+                    self.candidate = crashed.dup()
+                    return
+        await self._boot_startup_file()
         running = self.startup.dup()
         running.validate()          # valid already; this adds the default nodes
         try:
@@ -104,12 +124,42 @@ class Datastores:
             LOG.error("%s; starting with an empty configuration", self.boot_problem)
         self.running = running
         self.candidate = running.dup()
+        await self._persist_running()
 
-    async def stop(self) -> None:
+    async def _boot_startup_file(self) -> None:
+        if self.startup_path is not None:
+            try:
+                self.startup = await asyncio.to_thread(persistence.load, self.startup_path,
+                                                       self.ctx)
+            except ValidationError as exc:
+                self.boot_problem = "startup datastore %s is invalid: %s" % (self.startup_path,
+                                                                            exc)
+                LOG.error("%s; starting with an empty configuration (the file is left as "
+                          "it is)", self.boot_problem)
+
+    async def stop(self, forget_running: bool = False) -> None:
+        """forget_running: the node is being emptied (a clean exit that removes the graphs),
+        so the next start boots from startup."""
         if self._confirm is not None and self._confirm.timer is not None:
             self._confirm.timer.cancel()
         for task in list(self._tasks):
             task.cancel()
+        if forget_running and self.running_path is not None:
+            try:
+                self.running_path.unlink()
+            except FileNotFoundError:
+                pass
+
+    async def _persist_running(self) -> None:
+        """Write what a crash restart must restore: running, or, while a confirmed commit
+        waits for its confirmation, the configuration it would roll back to."""
+        if self.running_path is None:
+            return
+        tree = self._confirm.rollback if self._confirm is not None else self.running
+        try:
+            await asyncio.to_thread(persistence.save, self.running_path, tree)
+        except OSError as exc:
+            LOG.error("cannot write %s: %s", self.running_path, exc)
 
     # -- reading --------------------------------------------------------------------
     def tree(self, name: str) -> DataTree:
@@ -303,6 +353,7 @@ class Datastores:
             old.free()
             self._journal_lost()
         self._free_plan(the_plan)
+        await self._persist_running()
 
     async def copy(self, source, target: str, session_id: int = 0) -> None:
         """<copy-config>: source is a datastore name or a DataTree (taken over)."""
@@ -342,6 +393,7 @@ class Datastores:
                     self.candidate = self.running.dup()
                 else:
                     self._journal_lost()
+                await self._persist_running()
             else:
                 await self._save_startup(new)
         except BaseException:
@@ -456,6 +508,7 @@ class Datastores:
             self._arm(pending)
         elif pending is not None:
             self._finish_confirm()
+        await self._persist_running()
 
     async def _commit_candidate(self) -> None:
         if not self._dirty:
@@ -525,6 +578,7 @@ class Datastores:
             self.candidate = self.running.dup()
         else:
             self._journal_lost()
+        await self._persist_running()
 
     # -- internals ------------------------------------------------------------------
     async def _transaction(self, old: DataTree | None, new: DataTree, apply: bool = True):

@@ -42,7 +42,8 @@ class NetconfService:
         self.ctx = create_context(extra_dirs=netconf["extra-yang-dirs"],
                                   extra_modules=netconf["extra-yang-modules"])
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.datastores = Datastores(self.ctx, self.engine, self.startup_path)
+        self.datastores = Datastores(self.ctx, self.engine, self.startup_path,
+                                     self.config.state_dir / "running.xml")
         for provider in self.providers:
             self.datastores.register_state_provider(provider)
         await self.datastores.start()
@@ -61,7 +62,8 @@ class NetconfService:
         if self.server is not None:
             await self.server.stop()
         if self.datastores is not None:
-            await self.datastores.stop()
+            # A clean exit that empties the node (the default) starts from startup next time.
+            await self.datastores.stop(forget_running=self.config.get("ovs", "stop-on-exit"))
 
     @property
     def port(self) -> int:

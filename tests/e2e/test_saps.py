@@ -111,5 +111,9 @@ def test_gre_sap_with_an_unknown_local_ip_is_refused_with_its_path(session_tmp):
             with pytest.raises(RPCError) as refused:
                 m.commit()
             assert refused.value.tag == "operation-failed"
-            assert refused.value.path.strip().endswith("saps/sap[id='dc']/config/gre/local-ip")
+            assert refused.value.path.strip() == (
+                "/sffg:service-graphs/sffg:service-graph[sffg:id='tun']/sffg:saps"
+                "/sffg:sap[sffg:id='dc']/sffg:config/sffg:gre/sffg:local-ip")
+            assert refused.value.message == ("GRE SAP dc: 192.0.2.9 is not a tunnel endpoint "
+                                             "of this node (lsi0.addresses: none)")
             m.discard_changes()

@@ -302,3 +302,61 @@ def test_state_providers(ctx, tmp_path):
         for t in trees:
             t.free()
     run(main())
+
+
+def crash_safe_store(ctx, tmp_path, engine=None, startup=None):
+    path = tmp_path / "startup.xml"
+    if startup is not None:
+        path.write_text(startup)
+    return Datastores(ctx, engine or RecordingEngine(), path, tmp_path / "running.xml")
+
+
+def test_after_a_crash_running_is_restored_not_startup(ctx, tmp_path):
+    async def main():
+        ds = await started(crash_safe_store(ctx, tmp_path, startup=top("<name>boot</name>")))
+        await ds.edit("candidate", edit(ctx, top("<name>committed</name>")))
+        await ds.commit()
+        # no stop(): the process died; a new one starts on the same files
+        engine = RecordingEngine()
+        again = await started(crash_safe_store(ctx, tmp_path, engine))
+        assert "committed" in text(again.running) and "committed" in text(again.candidate)
+        assert "boot" in text(again.startup)
+        assert len(engine.applied) == 1 and "committed" in engine.applied[0][1]
+    run(main())
+
+
+def test_a_clean_stop_that_empties_the_node_boots_from_startup(ctx, tmp_path):
+    async def main():
+        ds = await started(crash_safe_store(ctx, tmp_path, startup=top("<name>boot</name>")))
+        await ds.edit("candidate", edit(ctx, top("<name>committed</name>")))
+        await ds.commit()
+        await ds.stop(forget_running=True)
+        again = await started(crash_safe_store(ctx, tmp_path))
+        assert "boot" in text(again.running)
+    run(main())
+
+
+def test_a_crash_during_a_pending_confirmed_commit_restores_the_rollback(ctx, tmp_path):
+    async def main():
+        ds = await started(crash_safe_store(ctx, tmp_path))
+        await ds.edit("candidate", edit(ctx, top("<name>keep</name>")))
+        await ds.commit()
+        await ds.edit("candidate", edit(ctx, top("<name>try</name>")))
+        await ds.commit(1, confirmed=True, timeout=600)
+        assert "try" in text(ds.running)
+        again = await started(crash_safe_store(ctx, tmp_path))
+        assert "keep" in text(again.running) and "try" not in text(again.running)
+        await ds.stop()
+    run(main())
+
+
+def test_a_refused_crash_configuration_falls_back_to_startup(ctx, tmp_path):
+    async def main():
+        ds = await started(crash_safe_store(ctx, tmp_path, startup=top("<name>boot</name>")))
+        await ds.edit("candidate", edit(ctx, top("<name>committed</name>")))
+        await ds.commit()
+        engine = FailingEngine("not that one")
+        engine.when = "committed"
+        again = await started(crash_safe_store(ctx, tmp_path, engine))
+        assert "boot" in text(again.running)
+    run(main())
