@@ -3,8 +3,11 @@ through native functions in OVS, and a node left exactly as before when graphs g
 """
 
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -154,3 +157,18 @@ def test_deleting_the_graph_leaves_nothing(node):
         assert len(during["netns"]) == len(before["netns"]) + 1
         delete(m, "g1")
     assert node.node_resources() == before
+
+
+def test_the_readme_example_deploys_with_netconf_console2(node, clean):
+    """README.md: netconf-console2 --edit-config examples/firewall-chain.xml --commit."""
+    console = Path(sys.executable).with_name("netconf-console2")
+    example = Path(__file__).resolve().parents[2] / "examples" / "firewall-chain.xml"
+    argv = [str(console), "--host", "127.0.0.1", "--port", str(node.port), "-u", "admin",
+            "--privKeyFile", str(node.key_file), "--ssh-config", "/dev/null",
+            "--db", "candidate", "--edit-config", str(example), "--commit"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    assert h1.ping(h2.ip)
+    assert iperf_bits(h1, h2, 5201) > 1e6
+    assert iperf_bits(h1, h2, 23) == 0.0          # block-tcp-dst=23
