@@ -32,6 +32,10 @@ def parse_args(argv=None):
     passwd.add_argument("user")
     passwd.add_argument("--stdin", action="store_true",
                         help="read the password from the first line of standard input")
+    plan = commands.add_parser("plan", help="print the steps a commit of a configuration "
+                               "(XML with service-graphs) would run against what is deployed")
+    _common(plan, default=argparse.SUPPRESS)
+    plan.add_argument("file", help="configuration XML, e.g. examples/firewall-chain.xml")
     return parser.parse_args(argv)
 
 
@@ -57,6 +61,28 @@ def passwd(args, config) -> int:
     return 0
 
 
+def plan(args, config) -> int:
+    """composer-agent plan <file>: the plan, one step per line, without touching the node."""
+    from .engine.dryrun import offline_plan
+    from .engine.planner import PlanningError
+    from .model import ValidationError
+    try:
+        with open(args.file, "rb") as stream:
+            text = stream.read()
+        result = offline_plan(config, text)
+    except OSError as exc:
+        print("composer-agent: %s: %s" % (args.file, exc.strerror), file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        print("composer-agent: %s" % exc, file=sys.stderr)
+        return 1
+    except PlanningError as exc:
+        print("composer-agent: %s (%s)" % (exc.message, exc.path), file=sys.stderr)
+        return 1
+    print(result)
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = {}
@@ -73,6 +99,8 @@ def main(argv=None) -> int:
         return 2
     if args.command == "passwd":
         return passwd(args, config)
+    if args.command == "plan":
+        return plan(args, config)
     logging.basicConfig(
         level=getattr(logging, config.get("logging", "level").upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

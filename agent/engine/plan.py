@@ -58,10 +58,29 @@ class Plan:
         for number, item in enumerate(self.items, 1):
             if isinstance(item, Group):
                 out.append("%3d. %s" % (number, item))
-                out.extend("       - %s" % s for s in item.steps)
+                out.extend("       - %s%s" % (s, detail(s)) for s in item.steps)
             else:
-                out.append("%3d. %s" % (number, item))
+                out.append("%3d. %s%s" % (number, item, detail(item)))
         return out
 
     def __str__(self) -> str:
         return "\n".join(self.lines()) or "(nothing to do)"
+
+
+def detail(step: Step) -> str:
+    """What a step carries, for people reading a plan (not part of its identity)."""
+    p = step.params or {}
+    if step.kind in ("create-function", "destroy-function"):
+        template = p.get("template") or {}
+        return "  [%s, %s, %d ports]" % (template.get("id", "?"), p.get("environment", "?"),
+                                         len(p.get("ports", ())))
+    if step.kind in ("attach-ports", "detach-ports"):
+        return "  [%s]" % ", ".join(port["name"] for port in p.get("ports", ()))
+    if step.kind in ("create-links", "destroy-links"):
+        return "  [%s]" % ", ".join(p.get("names", ()))
+    if step.kind in ("create-sap", "destroy-sap"):
+        sap = p.get("sap")
+        return "  [%s SAP %s]" % (getattr(sap, "type", "?"), getattr(sap, "id", "?"))
+    if step.kind == "apply-flows":
+        return "  [+%d flows, -%d]" % (len(p.get("add", ())), len(p.get("remove", ())))
+    return ""
