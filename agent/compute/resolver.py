@@ -19,6 +19,13 @@ class Resolution:
     template: dict
 
 
+def port_range(template: dict) -> tuple:
+    """(fewest, most) ports an implementation takes: min-ports/max-ports when the template
+    gives them, else exactly port-count."""
+    count = int(template.get("port-count", 1))
+    return (int(template.get("min-ports", count)), int(template.get("max-ports", count)))
+
+
 class ResolveError(Exception):
     """No implementation can run the function; reasons says why, per template."""
 
@@ -75,9 +82,10 @@ class Resolver:
         if template.get("decomposition") is not None or not template.get("execution-environment"):
             return ["decomposition templates are not deployable yet"]
         ports = len(function.ports)
-        if ports > int(template.get("port-count", 0)):
-            reasons.append("has %s ports, the function needs %d"
-                           % (template.get("port-count"), ports))
+        low, high = port_range(template)
+        if not low <= ports <= high:
+            reasons.append("takes %s ports, the function has %d"
+                           % (low if low == high else "%d to %d" % (low, high), ports))
         reasons += self.availability(template)
         if self.memory_free is not None:
             need = int(template.get("memory", 0)) * 1024 * 1024

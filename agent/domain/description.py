@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from bindings import composer_domain
 
+from ..compute.resolver import port_range
 from ..model.binding import to_xml
 from ..model.data import parse
 
@@ -129,9 +130,9 @@ class DomainDescription:
         for capability, templates in sorted(self.compute.repository.capabilities().items()):
             fc = domain.functional_capabilities.functional_capability.add(capability)
             fc.state._set_name(capability)
-            counts = [int(t.get("port-count", 0)) for t in templates]
-            fc.state._set_min_ports(min(counts))
-            fc.state._set_max_ports(max(counts))
+            ranges = [port_range(t) for t in templates]
+            fc.state._set_min_ports(min(low for low, _ in ranges))
+            fc.state._set_max_ports(max(high for _, high in ranges))
             for template in templates:
                 impl = fc.implementations.implementation.add(template["id"])
                 s = impl.state

@@ -16,7 +16,8 @@ from tests.unit.engine.fakes import FakeCompute, FakeVSwitch
 
 TEMPLATES = [{"id": "fw-native", "functional-capability": "firewall",
               "execution-environment": "native", "image-uri": "/nowhere/fw.tgz",
-              "port-count": 4, "cpu": 0.5, "memory": 8, "dependencies": []},
+              "port-count": 2, "min-ports": 1, "max-ports": 4, "cpu": 0.5, "memory": 8,
+              "dependencies": []},
              {"id": "nat-native", "functional-capability": "nat",
               "execution-environment": "native", "image-uri": "/nowhere/nat.tgz",
               "port-count": 2, "cpu": 0.5, "memory": 8, "dependencies": []}]
@@ -302,3 +303,18 @@ def test_a_vlan_claimed_by_a_deployed_graph_is_refused_to_another(node):
     assert refused.value.app_tag == "vlan-in-use"
     assert refused.value.path == ("/composer-sffg:service-graphs/service-graph[id='g2']"
                                   "/saps/sap[id='v']/config/vlan/vlan-id")
+
+
+def test_the_resolver_honours_a_template_port_range(node):
+    from agent.compute.resolver import ResolveError
+    from agent.engine.graph import Function, Port
+    resolver = node.engine.compute.resolver
+    node.engine.compute.repository.set_configured(TEMPLATES + [{
+        "id": "br", "functional-capability": "bridge", "execution-environment": "native",
+        "port-count": 2, "min-ports": 2, "max-ports": 64, "memory": 4, "cpu": 0.1}])
+    three = Function(id="b", capability="bridge", ports=tuple(Port(p) for p in "xyz"))
+    assert resolver.resolve(three).template_id == "br"
+    one = Function(id="b", capability="bridge", ports=(Port("x"),))
+    with pytest.raises(ResolveError) as refused:
+        resolver.resolve(one)
+    assert "br: takes 2 to 64 ports, the function has 1" in refused.value.message
