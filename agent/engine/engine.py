@@ -245,7 +245,7 @@ class Recovery:
         engine.snapshot.save(adopted, {"lsi0": network.lsi0})
         engine.journal.mark_recovered()
         for line in self.report:
-            routine = line.startswith("re-install") and not line.endswith(")")
+            routine = line.startswith("re-install") and " failed: " not in line
             LOG.log(logging.INFO if routine else logging.WARNING, "recovery: %s", line)
         LOG.info("recovery: adopted %d graphs (%s)", len(adopted), ", ".join(sorted(adopted)))
         return adopted
