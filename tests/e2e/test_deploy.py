@@ -172,3 +172,53 @@ def test_the_readme_example_deploys_with_netconf_console2(node, clean):
     assert h1.ping(h2.ip)
     assert iperf_bits(h1, h2, 5201) > 1e6
     assert iperf_bits(h1, h2, 23) == 0.0          # block-tcp-dst=23
+
+
+def test_a_chain_firewall_then_nat(node, clean):
+    """lan host -> firewall -> NAT -> wan host: the wan host sees the NAT's address."""
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    h1.run("ip", "addr", "flush", "dev", "eth0")
+    h1.run("ip", "addr", "add", "192.168.61.10/24", "dev", "eth0")
+    h1.run("ip", "route", "add", "default", "via", "192.168.61.1")
+    h2.run("ip", "addr", "flush", "dev", "eth0")
+    h2.run("ip", "addr", "add", "203.0.113.2/24", "dev", "eth0")
+    try:
+        g = GraphXml("chain")
+        g.function("fw", "firewall", "lan", "wan", parameters=["block-tcp-dst=5202"])
+        g.function("nat", "nat", "inside", "outside", port_config={
+            "inside": {"ipv4-address": "192.168.61.1", "ipv4-prefix-length": 24},
+            "outside": {"ipv4-address": "203.0.113.1", "ipv4-prefix-length": 24}})
+        g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+        g.bidirectional("lan", "lan", "fw:lan")
+        g.bidirectional("mid", "fw:wan", "nat:inside")
+        g.bidirectional("wan", "nat:outside", "wan")
+        with node.netconf() as m:
+            commit(m, g)
+            assert h1.ping("203.0.113.2")
+            server = subprocess.Popen(["ip", "netns", "exec", h2.name, "iperf3", "-s", "-1",
+                                       "-J", "-p", "5201"], stdout=subprocess.PIPE, text=True)
+            try:
+                time.sleep(0.3)
+                client = h1.iperf_client("203.0.113.2", 5201, seconds=2)
+                report, _ = server.communicate(timeout=30)
+            finally:
+                if server.poll() is None:
+                    server.kill()
+                    server.wait()
+            assert "error" not in json.loads(client.stdout)
+            assert json.loads(report)["start"]["connected"][0]["remote_host"] == "203.0.113.1"
+            # the firewall in front of the NAT still blocks its port
+            blocked = subprocess.Popen(["ip", "netns", "exec", h2.name, "iperf3", "-s", "-1",
+                                        "-p", "5202"], stdout=subprocess.DEVNULL)
+            try:
+                time.sleep(0.3)
+                attempt = h1.iperf_client("203.0.113.2", 5202, seconds=1)
+            finally:
+                blocked.kill()
+                blocked.wait()
+            assert "error" in json.loads(attempt.stdout)
+            delete(m, "chain")
+    finally:
+        for host, address in ((h1, "10.10.0.1/24"), (h2, "10.10.0.2/24")):
+            host.run("ip", "addr", "flush", "dev", "eth0")
+            host.run("ip", "addr", "add", address, "dev", "eth0")

@@ -117,3 +117,22 @@ def test_gre_sap_with_an_unknown_local_ip_is_refused_with_its_path(session_tmp):
             assert refused.value.message == ("GRE SAP dc: 192.0.2.9 is not a tunnel endpoint "
                                              "of this node (lsi0.addresses: none)")
             m.discard_changes()
+
+
+def test_host_stack_sap_reaches_the_nodes_own_stack(session_tmp):
+    with Node("hs", session_tmp, {"eth1": "10.52.0.1/24"}, prefix_suffix="s") as node:
+        g = GraphXml("hs")
+        g.function("fw", "firewall", "lan", "me", parameters=["block-tcp-dst=5202"])
+        g.sap_interface("lan", "eth1").sap_host_stack("stack", "10.52.0.100", 24,
+                                                      mac="02:00:00:52:00:64")
+        g.bidirectional("lan", "lan", "fw:lan")
+        g.bidirectional("me", "fw:me", "stack")
+        h1 = node.hosts["eth1"]
+        with node.netconf() as m:
+            m.edit_config(target="candidate", config=config(g))
+            m.commit()
+            # the node's own stack answers through the firewall
+            assert h1.ping("10.52.0.100")
+            m.edit_config(target="candidate", config=delete_graph("hs"))
+            m.commit()
+            assert not h1.ping("10.52.0.100", count=1)
