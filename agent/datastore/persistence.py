@@ -12,8 +12,11 @@ from pathlib import Path
 from .tree import DataTree
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace path with data: temp file, fsync, rename, fsync of the directory."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, sync: bool = True) -> None:
+    """Replace path with data: temp file, fsync, rename, fsync of the directory.
+
+    sync=False skips both fsyncs: the rename is still atomic for any process crash (the
+    kernel keeps what was written); only a machine crash could lose the new content."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % path.name, dir=path.parent)
@@ -22,7 +25,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.fchmod(stream.fileno(), mode)
             stream.write(data)
             stream.flush()
-            os.fsync(stream.fileno())
+            if sync:
+                os.fsync(stream.fileno())
         os.rename(tmp, path)
     except BaseException:
         try:
@@ -30,6 +34,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
+    if not sync:
+        return
     dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dirfd)
@@ -37,10 +43,42 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(dirfd)
 
 
-def save(path: Path, tree: DataTree) -> None:
+def save(path: Path, tree: DataTree, sync: bool = True) -> None:
     """Write a configuration tree (explicit values only) as the startup file: the
     top-level nodes as libyang prints them (what yanglint reads too)."""
-    atomic_write(path, tree.print("explicit", pretty=True))
+    atomic_write(path, tree.print("explicit", pretty=True), sync=sync)
+
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    """This boot of the machine (a reboot changes it)."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+def save_running(path: Path, tree: DataTree) -> None:
+    """The running configuration, for a restart of the agent within this boot: written
+    atomically but not synced (it only has to survive the process), tagged with the boot."""
+    atomic_write(path.with_name(path.name + ".boot"), boot_id().encode(), sync=False)
+    save(path, tree, sync=False)
+
+
+def load_running(path: Path, ctx) -> DataTree | None:
+    """The running configuration an agent of this boot left, or None (none was left, or
+    the machine rebooted since: then the node is empty and startup is what boots)."""
+    if not Path(path).exists():
+        return None
+    try:
+        tag = path.with_name(path.name + ".boot").read_text().strip()
+    except OSError:
+        tag = ""
+    if tag != boot_id():
+        return None
+    return load(path, ctx)
 
 
 def load(path: Path, ctx) -> DataTree:

@@ -86,31 +86,13 @@ class Datastores:
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
-        """Boot: running from startup, through the engine. After a crash (the running
-        file of the last run is still there) running is that file instead: an agent process
+        """Boot: running from startup, through the engine. After a crash of the agent within
+        this boot of the machine, running is what the crashed run had instead: a process
         that died is not a device that rebooted, and the node still carries that running.
-        A confirmed commit pending at the crash is not in the file (RFC 6241 8.4)."""
-        if self.running_path is not None and self.running_path.exists():
-            try:
-                crashed = await asyncio.to_thread(persistence.load, self.running_path, self.ctx)
-            except ValidationError as exc:
-                LOG.error("the running configuration left by the last run is invalid (%s); "
-                          "booting from startup", exc)
-            else:
-                LOG.warning("the last run did not stop cleanly: restoring its running "
-                            "configuration from %s", self.running_path)
-                crashed.validate()
-                try:
-                    await self._transaction(None, crashed)
-                except CommitError as exc:
-                    crashed.free()
-                    LOG.error("the engine refused the running configuration of the last run "
-                              "(%s); booting from startup", exc)
-                else:
-                    await self._boot_startup_file()
-                    self.running = crashed
-                    self.candidate = crashed.dup()
-                    return
+        A confirmed commit pending at the crash is not in it (RFC 6241 8.4)."""
+        if await self._restore_running():
+            await self._boot_startup_file()
+            return
         await self._boot_startup_file()
         running = self.startup.dup()
         running.validate()          # valid already; this adds the default nodes
@@ -125,6 +107,33 @@ class Datastores:
         self.running = running
         self.candidate = running.dup()
         await self._persist_running()
+
+    async def _restore_running(self) -> bool:
+        """Running from the file the last run of this boot left, through the engine."""
+        if self.running_path is None:
+            return False
+        try:
+            crashed = await asyncio.to_thread(persistence.load_running, self.running_path,
+                                              self.ctx)
+        except ValidationError as exc:
+            LOG.error("the running configuration left by the last run is invalid (%s); "
+                      "booting from startup", exc)
+            return False
+        if crashed is None:
+            return False
+        LOG.warning("the last run did not stop cleanly: restoring its running configuration "
+                    "from %s", self.running_path)
+        crashed.validate()
+        try:
+            await self._transaction(None, crashed)
+        except CommitError as exc:
+            crashed.free()
+            LOG.error("the engine refused the running configuration of the last run (%s); "
+                      "booting from startup", exc)
+            return False
+        self.running = crashed
+        self.candidate = crashed.dup()
+        return True
 
     async def _boot_startup_file(self) -> None:
         if self.startup_path is not None:
@@ -145,10 +154,12 @@ class Datastores:
         for task in list(self._tasks):
             task.cancel()
         if forget_running and self.running_path is not None:
-            try:
-                self.running_path.unlink()
-            except FileNotFoundError:
-                pass
+            for path in (self.running_path,
+                         self.running_path.with_name(self.running_path.name + ".boot")):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
 
     async def _persist_running(self) -> None:
         """Write what a crash restart must restore: running, or, while a confirmed commit
@@ -157,7 +168,7 @@ class Datastores:
             return
         tree = self._confirm.rollback if self._confirm is not None else self.running
         try:
-            await asyncio.to_thread(persistence.save, self.running_path, tree)
+            await asyncio.to_thread(persistence.save_running, self.running_path, tree)
         except OSError as exc:
             LOG.error("cannot write %s: %s", self.running_path, exc)
 

@@ -56,18 +56,31 @@ class ComposerEngine(TransactionEngine):
         self.last_plan: Plan | None = None
         self.last_summary: dict = {}
         self._lock = threading.Lock()
+        self._generation = 0           # bumped whenever what is deployed changes
+        self._validated = None         # (tree key, generation, PlanResult) of validate()
 
     # --- TransactionEngine ---
 
     def validate(self, old, new) -> None:
-        self._plan(new)
+        with self._lock:
+            # The datastores call apply(old, new) right after validate(old, new): keep the
+            # plan for it, valid as long as nothing was deployed in between.
+            self._validated = (self._key(new), self._generation, self._plan(new))
+
+    def _key(self, tree):
+        return tree.cdata if tree is not None else None
 
     def apply(self, old, new) -> None:
         with self._lock:
-            result = self._plan(new)
+            cached, self._validated = self._validated, None
+            if cached is not None and cached[:2] == (self._key(new), self._generation):
+                result = cached[2]
+            else:
+                result = self._plan(new)
             self.last_plan, self.last_summary = result.plan, result.summary
             if not result.plan:
                 self.deployed = result.deployed
+                self._generation += 1
                 return
             for gid in result.touched:
                 self.in_progress[gid] = "deploying" if gid in result.deployed else "removing"
@@ -87,6 +100,7 @@ class ComposerEngine(TransactionEngine):
                 for gid in result.touched:
                     self.in_progress.pop(gid, None)
             self.deployed = result.deployed
+            self._generation += 1
             for gid in result.touched:
                 self.failures.pop(gid, None)
             self.snapshot.save(self.deployed, {"lsi0": self.network.lsi0})
@@ -242,6 +256,7 @@ class Recovery:
                   list(expected_lsi0.values()), sorted(set(ours)))
 
         engine.deployed = adopted
+        engine._generation += 1
         engine.snapshot.save(adopted, {"lsi0": network.lsi0})
         engine.journal.mark_recovered()
         for line in self.report:

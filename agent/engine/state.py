@@ -120,7 +120,8 @@ def from_json(data: dict):
 
 
 class Snapshot:
-    """The deployed state on disk: written atomically (temp file, fsync, rename)."""
+    """The deployed state on disk, replaced atomically (temp file, rename). Not synced: it
+    describes resources that do not outlive a machine crash either."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -141,8 +142,6 @@ class Snapshot:
         try:
             with os.fdopen(fd, "wb") as stream:
                 stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
             os.replace(tmp, self.path)
         except BaseException:
             try:
@@ -150,11 +149,6 @@ class Snapshot:
             except FileNotFoundError:
                 pass
             raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def with_status(dg: DeployedGraph, status: str, error: str = "") -> DeployedGraph:

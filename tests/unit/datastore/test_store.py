@@ -360,3 +360,16 @@ def test_a_refused_crash_configuration_falls_back_to_startup(ctx, tmp_path):
         again = await started(crash_safe_store(ctx, tmp_path, engine))
         assert "boot" in text(again.running)
     run(main())
+
+
+def test_after_a_machine_reboot_running_comes_from_startup(ctx, tmp_path, monkeypatch):
+    from agent.datastore import persistence
+
+    async def main():
+        ds = await started(crash_safe_store(ctx, tmp_path, startup=top("<name>boot</name>")))
+        await ds.edit("candidate", edit(ctx, top("<name>committed</name>")))
+        await ds.commit()
+        monkeypatch.setattr(persistence, "boot_id", lambda: "another-boot")
+        again = await started(crash_safe_store(ctx, tmp_path))
+        assert "boot" in text(again.running) and "committed" not in text(again.running)
+    run(main())

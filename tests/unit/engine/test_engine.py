@@ -318,3 +318,16 @@ def test_the_resolver_honours_a_template_port_range(node):
     with pytest.raises(ResolveError) as refused:
         resolver.resolve(one)
     assert "br: takes 2 to 64 ports, the function has 1" in refused.value.message
+
+
+def test_apply_after_validate_reuses_the_plan(node, monkeypatch):
+    tree = running(chain())
+    node.engine.validate(None, tree)
+    calls = []
+    monkeypatch.setattr(node.engine.planner, "plan",
+                        lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError))
+    node.engine.apply(None, tree)                 # no second planning
+    assert calls == [] and node.engine.deployed
+    other = running(chain("g2"))
+    with pytest.raises(AssertionError):
+        node.engine.apply(None, other)            # another tree: planned again
