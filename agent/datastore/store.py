@@ -397,14 +397,7 @@ class Datastores:
             new.validate()
             if target == "running":
                 await self._transaction(self.running, new)
-                old, self.running = self.running, new
-                old.free()
-                if not self._dirty:
-                    self.candidate.free()
-                    self.candidate = self.running.dup()
-                else:
-                    self._journal_lost()
-                await self._persist_running()
+                await self._replace_running(new)
             else:
                 await self._save_startup(new)
         except BaseException:
@@ -582,7 +575,13 @@ class Datastores:
             if quiet:
                 return
             raise
-        old, self.running = self.running, target
+        await self._replace_running(target)
+
+    # -- internals ------------------------------------------------------------------
+    async def _replace_running(self, new: DataTree) -> None:
+        """new (applied by the engine already) becomes running; a clean candidate follows
+        it, a dirty one keeps its edits but loses its journal."""
+        old, self.running = self.running, new
         old.free()
         if not self._dirty:
             self.candidate.free()
@@ -591,7 +590,6 @@ class Datastores:
             self._journal_lost()
         await self._persist_running()
 
-    # -- internals ------------------------------------------------------------------
     async def _transaction(self, old: DataTree | None, new: DataTree, apply: bool = True):
         """engine.validate then engine.apply, in a worker thread; EngineRefused becomes
         CommitError (operation-failed with the engine's message, path and app tag)."""

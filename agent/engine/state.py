@@ -6,11 +6,10 @@ entry libyang printed (its source), so the snapshot needs no encoder of its own 
 """
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..files import atomic_write
 from .graph import Endpoint, Graph, graph_from_dict
 
 
@@ -136,19 +135,8 @@ class Snapshot:
             return {}, {}
 
     def save(self, graphs: dict, node: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(to_json(graphs, node), sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".snapshot-")
-        try:
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(data)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write(self.path, json.dumps(to_json(graphs, node), sort_keys=True).encode(),
+                     sync=False)
 
 
 def with_status(dg: DeployedGraph, status: str, error: str = "") -> DeployedGraph:

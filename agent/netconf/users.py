@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncssh
 
-from ..datastore.persistence import atomic_write
+from ..files import atomic_write
 
 LOG = logging.getLogger(__name__)
 
