@@ -357,11 +357,12 @@ class Planner:
             plan.add(Group("stop functions", tuple(phase_e_stop)))
         plan.extend(phase_e_rest)
         if phase_e_destroy:
-            functions_destroyed = [s for s in phase_e_destroy if s.kind == "destroy-function"]
-            others = [s for s in phase_e_destroy if s.kind != "destroy-function"]
-            if functions_destroyed:
-                plan.add(Group("destroy functions", tuple(functions_destroyed)))
-            plan.extend(others)
+            # Functions and graph-LSIs go together: by now nothing joins them any more (ports
+            # and links are gone), and their undos (recreate) come before the re-attaching.
+            if len(phase_e_destroy) > 1:
+                plan.add(Group("destroy functions and LSIs", tuple(phase_e_destroy)))
+            else:
+                plan.extend(phase_e_destroy)
         return PlanResult(plan=plan, deployed=new_deployed, touched=touched, summary=summary)
 
     # --- step builders ---

@@ -22,7 +22,10 @@ SFFG = {"s": "urn:composer-nc:yang:composer-sffg"}
 def node(session_tmp):
     hosts = {"eth1": "10.10.0.1/24", "eth2": "10.10.0.2/24",
              "eth3": "10.10.0.3/24", "eth4": "10.10.0.4/24"}
-    with Node("a", session_tmp, hosts, prefix_suffix="a") as n:
+    fault_file = session_tmp / "a-fault"
+    with Node("a", session_tmp, hosts, prefix_suffix="a",
+              extra_config='[debug]\nfault-file = "%s"\n' % fault_file) as n:
+        n.fault_file = fault_file
         yield n
 
 
@@ -222,3 +225,34 @@ def test_a_chain_firewall_then_nat(node, clean):
         for host, address in ((h1, "10.10.0.1/24"), (h2, "10.10.0.2/24")):
             host.run("ip", "addr", "flush", "dev", "eth0")
             host.run("ip", "addr", "add", address, "dev", "eth0")
+
+
+def test_a_failed_step_is_an_rpc_error_and_the_node_is_untouched(node, clean):
+    """The real daemon, a fault injected into one step of the deploy (debug.fault-file)."""
+    from ncclient.operations.rpc import RPCError
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    before = node.node_resources()
+    instance = "%sf" % node.resource_prefix
+    with node.netconf() as m:
+        m.edit_config(target="candidate", config=config(firewall_chain("g1")))
+        node.fault_file.write_text("attach-ports g1/%s" % node_graph_lsi(node, "g1"))
+        try:
+            with pytest.raises(RPCError) as refused:
+                m.commit()
+        finally:
+            node.fault_file.unlink()
+        error = refused.value
+        assert error.tag == "operation-failed"
+        assert error.message.startswith("deployment failed at step 'attach-ports g1/")
+        assert "injected fault" in error.message and "rolled back" in error.message
+        assert error.path.strip() == "/sffg:service-graphs/sffg:service-graph[sffg:id='g1']"
+        assert node.node_resources() == before
+        assert not any(n.startswith(instance) for n in node.node_resources()["netns"])
+        # running did not change; the candidate still holds the graph: commit it for real
+        m.commit()
+        assert h1.ping(h2.ip)
+
+
+def node_graph_lsi(node, graph_id):
+    from agent.network.naming import Naming
+    return Naming(node.resource_prefix).graph_lsi(graph_id)
