@@ -5,6 +5,7 @@ A write goes to a temporary file in the same directory, is flushed to the disk
 leaves either the old or the new startup, never a mix.
 """
 
+import os
 from pathlib import Path
 
 from ..files import atomic_write
@@ -29,11 +30,20 @@ def boot_id() -> str:
         return ""
 
 
-def save_running(path: Path, tree: DataTree) -> None:
-    """The running configuration, for a restart of the agent within this boot: written
-    atomically but not synced (it only has to survive the process), tagged with the boot."""
+def tag_boot(path: Path) -> None:
+    """Mark the running file of this process as belonging to this boot (once per start)."""
     atomic_write(path.with_name(path.name + ".boot"), boot_id().encode(), sync=False)
-    save(path, tree, sync=False)
+
+
+def save_running(path: Path, tree: DataTree) -> None:
+    """The running configuration, for a restart of the agent within this boot: replaced
+    atomically but not synced (it only has to outlive the process). One writer at a time
+    (the datastores' serial lock), so the temporary file has a fixed name."""
+    path = Path(path)
+    tmp = path.with_name("." + path.name + ".tmp")
+    with open(tmp, "wb", opener=lambda name, flags: os.open(name, flags, 0o600)) as stream:
+        stream.write(tree.print("explicit"))
+    os.replace(tmp, path)
 
 
 def load_running(path: Path, ctx) -> DataTree | None:

@@ -31,6 +31,7 @@ new candidate is a copy of running instead.
 """
 
 import asyncio
+import time
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,7 @@ class Datastores:
         self._serial = asyncio.Lock()
         self._confirm: PendingConfirm | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._persist_inline = True
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -92,6 +94,7 @@ class Datastores:
         A confirmed commit pending at the crash is not in it (RFC 6241 8.4)."""
         if await self._restore_running():
             await self._boot_startup_file()
+            await asyncio.to_thread(persistence.tag_boot, self.running_path)
             return
         await self._boot_startup_file()
         running = self.startup.dup()
@@ -107,6 +110,8 @@ class Datastores:
         self.running = running
         self.candidate = running.dup()
         await self._persist_running()
+        if self.running_path is not None:
+            await asyncio.to_thread(persistence.tag_boot, self.running_path)
 
     async def _restore_running(self) -> bool:
         """Running from the file the last run of this boot left, through the engine."""
@@ -167,10 +172,17 @@ class Datastores:
         if self.running_path is None:
             return
         tree = self._confirm.rollback if self._confirm is not None else self.running
+        started = time.perf_counter()
         try:
-            await asyncio.to_thread(persistence.save_running, self.running_path, tree)
+            # Small configurations are written in the loop (a thread hop costs more than
+            # the write); once a write has taken long, later ones go to a worker thread.
+            if self._persist_inline:
+                persistence.save_running(self.running_path, tree)
+            else:
+                await asyncio.to_thread(persistence.save_running, self.running_path, tree)
         except OSError as exc:
             LOG.error("cannot write %s: %s", self.running_path, exc)
+        self._persist_inline = time.perf_counter() - started < 0.002
 
     # -- reading --------------------------------------------------------------------
     def tree(self, name: str) -> DataTree:
