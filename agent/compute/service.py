@@ -28,7 +28,6 @@ class ComputeService:
         self.compute = ComputeManager(self.config.get("compute", "execution-environments"),
                                       self.driver_options(), repository, Scheduler(),
                                       memory_free=memory_available)
-        self.compute.prefix = self.config.prefix
 
     def _stop(self) -> None:
         if self.compute is not None:

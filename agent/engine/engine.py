@@ -43,7 +43,7 @@ class ComposerEngine(TransactionEngine):
         self.naming = naming
         self.state_dir = Path(state_dir)
         self.planner = Planner(naming, compute, network.lsi0, lsi0_interfaces,
-                               getattr(network, "tunnel_ips", dict)())
+                               network.tunnel_ips())
         self.journal = Journal(self.state_dir / "journal.log")
         self.snapshot = Snapshot(self.state_dir / "deployed.json")
         handlers = {}
@@ -57,23 +57,22 @@ class ComposerEngine(TransactionEngine):
         self.last_summary: dict = {}
         self._lock = threading.Lock()
         self._generation = 0           # bumped whenever what is deployed changes
-        self._validated = None         # (tree key, generation, PlanResult) of validate()
+        self._validated = None         # (tree, generation, PlanResult) of the last validate()
 
     # --- TransactionEngine ---
 
     def validate(self, old, new) -> None:
         with self._lock:
-            # The datastores call apply(old, new) right after validate(old, new): keep the
-            # plan for it, valid as long as nothing was deployed in between.
-            self._validated = (self._key(new), self._generation, self._plan(new))
-
-    def _key(self, tree):
-        return tree.cdata if tree is not None else None
+            # The datastores call apply(old, new) right after validate(old, new) with the same
+            # tree object: keep the plan for it, valid while nothing is deployed in between.
+            # The object itself is held, so no later tree can take its identity.
+            self._validated = (new, self._generation, self._plan(new))
 
     def apply(self, old, new) -> None:
         with self._lock:
             cached, self._validated = self._validated, None
-            if cached is not None and cached[:2] == (self._key(new), self._generation):
+            if cached is not None and new is not None and cached[0] is new \
+                    and cached[1] == self._generation:
                 result = cached[2]
             else:
                 result = self._plan(new)
