@@ -60,27 +60,31 @@ def node(tmp_path, monkeypatch):
     return make_node(tmp_path, monkeypatch)
 
 
+class Node:
+    """Fake drivers and an engine on them; the engine can be rebuilt as after a restart."""
+
+    def __init__(self, state_dir, monkeypatch):
+        self.vswitch, self.compute = FakeVSwitch(), FakeCompute()
+        self.naming = Naming("ct")
+        self.state_dir = state_dir
+        monkeypatch.setattr(registry, "create", lambda kind, name, **kw: self.compute)
+        self.engine = self.new_engine()
+
+    def new_engine(self) -> ComposerEngine:
+        network = NetworkManager(self.vswitch, self.naming, "lsi0", ("eth1", "eth2"))
+        network.start()
+        repository = Repository(self.state_dir / "nsf")
+        repository.set_configured(TEMPLATES)
+        manager = ComputeManager(["native"], {}, repository, Scheduler(cores=2))
+        return ComposerEngine(network, manager, self.naming, self.state_dir, parallelism=4,
+                              lsi0_interfaces=("eth1", "eth2"))
+
+    def state(self):
+        return self.vswitch.state(), self.compute.state()
+
+
 def make_node(tmp_path, monkeypatch):
-    vswitch = FakeVSwitch()
-    compute = FakeCompute()
-    monkeypatch.setattr(registry, "create", lambda kind, name, **kw: compute)
-    naming = Naming("ct")
-    network = NetworkManager(vswitch, naming, "lsi0", ("eth1", "eth2"))
-    network.start()
-    repository = Repository(tmp_path / "nsf")
-    repository.set_configured(TEMPLATES)
-    manager = ComputeManager(["native"], {}, repository, Scheduler(cores=2))
-    engine = ComposerEngine(network, manager, naming, tmp_path, parallelism=4,
-                            lsi0_interfaces=("eth1", "eth2"))
-    engine.compute.repository.set_configured(TEMPLATES)
-
-    class Node:
-        pass
-
-    n = Node()
-    n.vswitch, n.compute, n.engine, n.naming = vswitch, compute, engine, naming
-    n.state = lambda: (vswitch.state(), compute.state())
-    return n
+    return Node(tmp_path, monkeypatch)
 
 
 def _with_templates(tree):
@@ -219,18 +223,10 @@ class Crash(BaseException):
     """Stands for kill -9: no handler runs, no rollback, the journal stays open."""
 
 
-def _restart(node, tmp_path):
+def _restart(node):
     """A new engine on the same node and state directory, as after a restart."""
-    naming = node.naming
-    network = NetworkManager(node.vswitch, naming, "lsi0", ("eth1", "eth2"))
-    network.start()
-    repository = Repository(tmp_path / "nsf")
-    repository.set_configured(TEMPLATES)
-    manager = ComputeManager(["native"], {}, repository, Scheduler(cores=2))
-    engine = ComposerEngine(network, manager, naming, tmp_path, parallelism=4,
-                            lsi0_interfaces=("eth1", "eth2"))
-    node.engine = engine
-    return engine
+    node.engine = node.new_engine()
+    return node.engine
 
 
 def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch):
@@ -240,8 +236,8 @@ def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch):
     probe.engine.apply(None, before)
     steps = [str(s) for s in probe.engine.dry_run(after).steps()]
     assert len(steps) > 5
-    clean_before = _fresh_state(tmp_path / "clean", before)
-    clean_after = _fresh_state(tmp_path / "clean2", after)
+    clean_before = _fresh_state(tmp_path / "clean", before, monkeypatch)
+    clean_after = _fresh_state(tmp_path / "clean2", after, monkeypatch)
     for index, target in enumerate(steps):
         state_dir = tmp_path / ("crash%d" % index)
         node = make_node(state_dir, monkeypatch)
@@ -255,7 +251,7 @@ def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch):
             node.engine.apply(None, after)
 
         # Restart: the datastore's running is still `before` (the commit never finished).
-        engine = _restart(node, state_dir)
+        engine = _restart(node)
         engine.recover()
         engine.apply(None, before)
         # the same as a node that only ever deployed `before`
@@ -265,25 +261,11 @@ def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch):
         assert node.state() == clean_after, "after a crash at %s" % target
 
 
-def _fresh_state(path, tree):
-    vswitch, compute = FakeVSwitch(), FakeCompute()
-    import drivers.registry as reg
-    original = reg.create
-    reg.create = lambda kind, name, **kw: compute
-    try:
-        naming = Naming("ct")
-        network = NetworkManager(vswitch, naming, "lsi0", ("eth1", "eth2"))
-        network.start()
-        repository = Repository(path / "nsf")
-        repository.set_configured(TEMPLATES)
-        manager = ComputeManager(["native"], {}, repository, Scheduler(cores=2))
-        engine = ComposerEngine(network, manager, naming, path, lsi0_interfaces=("eth1", "eth2"))
-        engine.apply(None, tree)
-    finally:
-        reg.create = original
-    state = vswitch.state(), compute.state()
-    # instance states of a fresh node are all running
-    return state
+def _fresh_state(path, tree, monkeypatch):
+    """What a node that only ever deployed tree looks like."""
+    node = Node(path, monkeypatch)
+    node.engine.apply(None, tree)
+    return node.state()
 
 
 def test_a_new_graph_conflicting_with_a_deployed_one_is_the_one_refused(node):
