@@ -104,6 +104,9 @@ def main(argv=None) -> int:
     logging.basicConfig(
         level=getattr(logging, config.get("logging", "level").upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pyroute2 logs every netlink message it decodes at debug level: at a thousand ports
+    # that is most of the agent's time and log; its warnings still come through.
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     if os.geteuid() != 0:
         print("composer-agent: must run as root (it drives OVS and network namespaces)",
               file=sys.stderr)
