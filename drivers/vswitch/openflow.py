@@ -224,6 +224,15 @@ def flow_mod(flow: Flow, ofports: Mapping) -> str:
     return "%s,actions=%s" % (",".join(parts), actions)
 
 
+def port_names(flows) -> set[str]:
+    """The port names flows match on (in_port) or output to."""
+    names = set()
+    for flow in flows:
+        names.update(value for field, value in flow.match if field == "in_port")
+        names.update(a.arg for a in flow.actions if a.kind == "output")
+    return names
+
+
 def bundle_lines(add: list, remove_cookies: list, ofports: Mapping) -> list[str]:
     """The lines of one `ovs-ofctl --bundle add-flows` batch: removals first, then adds."""
     lines = ["delete cookie=0x%x/-1" % validate.integer(c, 0, MAX_COOKIE, "cookie")

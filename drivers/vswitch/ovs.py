@@ -224,14 +224,22 @@ class OVSDriver(VSwitchDriver):
         return PortInfo(lsi=lsi, name=port.name, ofport=ofport, kind=kind,
                         external_ids=dict(port.external_ids))
 
-    def _ofports(self, lsi: str) -> dict:
-        """name -> OpenFlow port number of every port of the LSI (its own: LOCAL)."""
+    def _ofports(self, lsi: str, names=None) -> dict:
+        """name -> OpenFlow port number of the LSI's ports (its own: LOCAL): of all of
+        them, or of those of names that are on the LSI (cheaper on a big LSI)."""
         def read(t):
-            ports = {lsi: openflow.LOCAL}
-            for port in self._bridge(t, lsi).ports:
+            bridge = self._bridge(t, lsi)
+            if names is None:
+                ports = list(bridge.ports)
+            else:
+                found = [t.find("Port", n) for n in names if n != lsi]
+                members = {p.uuid for p in bridge.ports} if any(found) else set()
+                ports = [p for p in found if p is not None and p.uuid in members]
+            numbers = {lsi: openflow.LOCAL}
+            for port in ports:
                 if port.name != lsi and port.interfaces:
-                    ports[port.name] = _scalar(port.interfaces[0].ofport, -1)
-            return ports
+                    numbers[port.name] = _scalar(port.interfaces[0].ofport, -1)
+            return numbers
         return self.db.read(read)
 
     @staticmethod
@@ -268,8 +276,7 @@ class OVSDriver(VSwitchDriver):
         wanted = [s.name for s in specs if s.kind == "system"]
         if not wanted:
             return
-        present = self.netlink.link_names()
-        missing = [n for n in wanted if n not in present]
+        missing = self.netlink.missing_links(wanted)
         if missing:
             raise ResourceNotFound("no network interface %s%s" % (
                 ", ".join(missing), " in namespace %s" % self.netns if self.netns else ""),
@@ -279,9 +286,8 @@ class OVSDriver(VSwitchDriver):
         """Problems vswitchd reported for freshly created interfaces."""
         def read(t):
             problems = []
-            ifaces = t.by_name("Interface")
             for name in names:
-                iface = ifaces.get(name)
+                iface = t.find("Interface", name)
                 if iface is None:
                     problems.append("%s: gone" % name)
                     continue
@@ -303,14 +309,9 @@ class OVSDriver(VSwitchDriver):
 
         def build(txn, t):
             bridge = self._bridge(t, lsi)
-            taken = set(t.by_name("Port")) | set(t.by_name("Interface"))
-            clash = [n for n in names if n in taken]
-            if clash:
-                raise ResourceExists("port %s exists already" % ", ".join(clash),
-                                     resource=clash[0])
-            new = [self._insert_port(txn, t, spec) for spec in specs]
-            bridge.verify("ports")
-            bridge.ports = list(bridge.ports) + new
+            self._check_free(t, names)
+            for spec in specs:
+                bridge.addvalue("ports", self._insert_port(txn, t, spec))
 
         self.db.transact(build, what=what)
         self._verify_or_remove(lsi, names, what)
@@ -328,29 +329,42 @@ class OVSDriver(VSwitchDriver):
 
     def _read_ports(self, lsi: str, names: list) -> list[PortInfo]:
         def read(t):
-            ports = {p.name: p for p in self._bridge(t, lsi).ports}
-            return [self._port_info(lsi, ports[n]) for n in names]
+            return [self._port_info(lsi, port) for port in self._ports_on(t, lsi, names)]
         return self.db.read(read)
 
-    def _remove_ports(self, lsi: str, names: list, what: str) -> None:
-        wanted = set(names)
+    @staticmethod
+    def _check_free(tables, names: list) -> None:
+        """Port and Interface names are unique in OVSDB: refuse one that is taken."""
+        clash = [n for n in names if tables.exists("Port", n) or tables.exists("Interface", n)]
+        if clash:
+            raise ResourceExists("port %s exists already" % ", ".join(clash),
+                                 resource=clash[0])
 
+    def _ports_on(self, tables, lsi: str, names) -> list:
+        """The Port rows called names on the LSI, in order; ResourceNotFound if one is not."""
+        bridge = self._bridge(tables, lsi)
+        ports = [tables.find("Port", n) for n in names]
+        if any(p is not None for p in ports):
+            members = {p.uuid for p in bridge.ports}
+            ports = [p if p is not None and p.uuid in members else None for p in ports]
+        missing = [n for n, p in zip(names, ports) if p is None]
+        if missing:
+            raise ResourceNotFound("no port %s on LSI %s" % (", ".join(missing), lsi),
+                                   resource=missing[0])
+        return ports
+
+    def _remove_ports(self, lsi: str, names: list, what: str) -> None:
         def build(txn, t):
             bridge = self._bridge(t, lsi)
-            ports = {p.name: p for p in bridge.ports}
-            missing = [n for n in names if n not in ports]
-            if missing:
-                raise ResourceNotFound("no port %s on LSI %s" % (", ".join(missing), lsi),
-                                       resource=missing[0])
-            if lsi in wanted:
+            ports = self._ports_on(t, lsi, names)
+            if lsi in names:
                 raise InvalidArgument("the LSI's own port %s goes with destroy_lsi" % lsi,
                                       resource=lsi)
-            bridge.verify("ports")
-            bridge.ports = [p for p in bridge.ports if p.name not in wanted]
-            for name in names:
-                for iface in ports[name].interfaces:
+            for port in ports:
+                bridge.delvalue("ports", port)
+                for iface in port.interfaces:
                     iface.delete()
-                ports[name].delete()
+                port.delete()
 
         self.db.transact(build, what=what)
 
@@ -371,12 +385,11 @@ class OVSDriver(VSwitchDriver):
 
         def build(txn, t):
             bridge = t.find("Bridge", name)
-            ports_by_name = t.by_name("Port")
             if bridge is not None and not may_exist:
                 raise ResourceExists("LSI %s exists already" % name, resource=name)
             outcome["created"] = bridge is None
             if bridge is None:
-                if name in ports_by_name:
+                if t.exists("Port", name):
                     raise ResourceExists("a port named %s exists already" % name, resource=name)
                 local = self._insert_port(txn, t, _PortSpec(name, "internal", {}, ext))
                 bridge = txn.insert(t.table("Bridge"))
@@ -407,13 +420,12 @@ class OVSDriver(VSwitchDriver):
             for spec in specs:
                 if spec.name in have:
                     continue
-                if spec.name in ports_by_name:
+                if t.exists("Port", spec.name):
                     raise ResourceExists("port %s is on another LSI" % spec.name,
                                          resource=spec.name)
                 new.append(self._insert_port(txn, t, spec))
-            if new:
-                bridge.verify("ports")
-                bridge.ports = list(bridge.ports) + new
+            for port in new:
+                bridge.addvalue("ports", port)
             outcome["added"] = [s.name for s in specs if s.name not in have]
 
         self.db.transact(build, what="create LSI %s" % name)
@@ -522,24 +534,15 @@ class OVSDriver(VSwitchDriver):
 
         def build(txn, t):
             bridge_a, bridge_b = self._bridge(t, lsi_a), self._bridge(t, lsi_b)
-            taken = set(t.by_name("Port")) | set(t.by_name("Interface"))
-            clash = [n for n in all_names if n in taken]
-            if clash:
-                raise ResourceExists("port %s exists already" % ", ".join(clash),
-                                     resource=clash[0])
-            new_a, new_b = [], []
+            self._check_free(t, all_names)
             for link in links:
                 tags = {**ext, TAG_LINK: link.name}
-                new_a.append(self._insert_port(txn, t, _port_spec(
+                bridge_a.addvalue("ports", self._insert_port(txn, t, _port_spec(
                     link.port_a, "patch", {"peer": link.port_b}, tags,
                     ofports.get(link.port_a))))
-                new_b.append(self._insert_port(txn, t, _port_spec(
+                bridge_b.addvalue("ports", self._insert_port(txn, t, _port_spec(
                     link.port_b, "patch", {"peer": link.port_a}, tags,
                     ofports.get(link.port_b))))
-            bridge_a.verify("ports")
-            bridge_a.ports = list(bridge_a.ports) + new_a
-            bridge_b.verify("ports")
-            bridge_b.ports = list(bridge_b.ports) + new_b
 
         what = "create %d virtual link(s) %s-%s" % (len(links), lsi_a, lsi_b)
         self.db.transact(build, what=what)
@@ -565,17 +568,11 @@ class OVSDriver(VSwitchDriver):
                     doomed.setdefault(lsi, set()).add(port)
             for lsi, names in doomed.items():
                 bridge = self._bridge(t, lsi)
-                ports = {p.name: p for p in bridge.ports}
-                missing = sorted(names - set(ports))
-                if missing:
-                    raise ResourceNotFound("no port %s on LSI %s" % (", ".join(missing), lsi),
-                                           resource=missing[0])
-                bridge.verify("ports")
-                bridge.ports = [p for p in bridge.ports if p.name not in names]
-                for name in names:
-                    for iface in ports[name].interfaces:
+                for port in self._ports_on(t, lsi, sorted(names)):
+                    bridge.delvalue("ports", port)
+                    for iface in port.interfaces:
                         iface.delete()
-                    ports[name].delete()
+                    port.delete()
 
         self.db.transact(build, what="destroy %d virtual link(s)" % len(links))
 
@@ -777,8 +774,7 @@ class OVSDriver(VSwitchDriver):
 
     def _set_port_tags(self, lsi: str, name: str, tags: dict) -> None:
         def build(txn, t):
-            ports = {p.name: p for p in self._bridge(t, lsi).ports}
-            port = ports[name]
+            port, = self._ports_on(t, lsi, [name])
             port.external_ids = {**port.external_ids, **tags}
         self.db.transact(build, wait_applied=False, what="tag %s" % name)
 
@@ -802,7 +798,9 @@ class OVSDriver(VSwitchDriver):
         switch commits all or nothing."""
         if not add and not remove_cookies:
             return
-        lines = openflow.bundle_lines(list(add), list(remove_cookies), self._ofports(lsi))
+        add = list(add)
+        ofports = self._ofports(lsi, openflow.port_names(add))
+        lines = openflow.bundle_lines(add, list(remove_cookies), ofports)
         self._openflow(lsi).bundle(lines)
 
     def _names(self, lsi: str) -> dict:

@@ -39,8 +39,32 @@ COLUMNS = {
     "Interface": ["name", "type", "options", "ofport", "ofport_request", "external_ids",
                   "error", "mac"],
 }
+NAMED_TABLES = ("Bridge", "Port", "Interface")
 MAX_ATTEMPTS = 20
 IDLE_WAKE_MS = 1000
+
+
+class NamedIdl(ovs.db.idl.Idl):
+    """An IDL that keeps name -> row UUID for NAMED_TABLES, from its row notifications.
+
+    A node with a thousand function ports has thousands of Port and Interface rows, and
+    reading every row's name through the IDL costs tens of milliseconds: lookups by name
+    must not scan. The IDL's own custom indexes cannot be used: rows inserted by a Python
+    transaction reach them without a name and leave them with one, which they reject."""
+
+    def __init__(self, remote, schema_helper, **kwargs):
+        self.names = {table: {} for table in NAMED_TABLES}
+        super().__init__(remote, schema_helper, **kwargs)
+
+    def notify(self, event, row, updates=None):
+        names = self.names.get(row._table.name)
+        if names is None:
+            return
+        if event == ovs.db.idl.ROW_DELETE:
+            if names.get(row.name) == row.uuid:
+                del names[row.name]
+        else:
+            names[row.name] = row.uuid
 
 
 def _block(poller: ovs.poller.Poller, deadline: float) -> None:
@@ -103,10 +127,17 @@ class Tables:
         return {row.name: row for row in self.rows(table)}
 
     def find(self, table: str, name: str):
-        for row in self.rows(table):
-            if row.name == name:
-                return row
-        return None
+        """The row of table (one of NAMED_TABLES) called name, or None; no scan."""
+        row_uuid = self._idl.names[table].get(name)
+        if row_uuid is None:
+            return None
+        row = self._idl.tables[table].rows.get(row_uuid)
+        # After a reconnect the IDL starts over and notifies every row again; an entry
+        # whose row went meanwhile is stale, never wrong.
+        return row if row is not None and row.name == name else None
+
+    def exists(self, table: str, name: str) -> bool:
+        return self.find(table, name) is not None
 
     @property
     def root(self):
@@ -136,7 +167,7 @@ class OvsdbConnection:
             present = [c for c in columns if c in schema["tables"].get(table, {})
                        .get("columns", {})]
             helper.register_columns(table, present)
-        idl = ovs.db.idl.Idl(self.remote, helper)
+        idl = NamedIdl(self.remote, helper)
         deadline = time.monotonic() + self.timeout
         while True:
             idl.run()
