@@ -338,11 +338,13 @@ def link_info(ifname: str, netns: str | None = None) -> dict:
 
 @_on_worker
 def veth_add(ifname: str, peer: str, *, netns: str | None = None, peer_netns: str | None = None,
-             mac: str | None = None, peer_mac: str | None = None, up: bool = True) -> None:
+             mac: str | None = None, peer_mac: str | None = None, up: bool = True,
+             ipv6: bool = True) -> None:
     """A veth pair: `ifname` in netns, `peer` in peer_netns, with the given MACs, both up.
 
     One request makes both ends in place (the peer directly in its namespace), so nothing is
-    ever renamed or moved.
+    ever renamed or moved. ipv6=False: `ifname` gets no IPv6 (so neither an address nor
+    routes) before it comes up, as suits a vSwitch port.
     """
     check_ifname(ifname)
     check_ifname(peer)
@@ -357,15 +359,30 @@ def veth_add(ifname: str, peer: str, *, netns: str | None = None, peer_netns: st
     spec = {"ifname": ifname, "kind": "veth", "peer": peer_spec}
     if mac:
         spec["address"] = mac
-    if up:
+    if up and ipv6:
         spec["state"] = "up"      # the peer's flags cannot ride along: set below
     try:
         ipr.link("add", **spec)
     finally:
         if fd is not None:
             os.close(fd)
+    if not ipv6:
+        _disable_ipv6(ifname, netns)
+        if up:
+            ipr.link("set", index=_index(ipr, ifname, netns), state="up")
     if up:
         _WORKER.route(peer_netns).link("set", ifname=peer, state="up")
+
+
+def _disable_ipv6(ifname: str, netns: str | None) -> None:
+    """No IPv6 on ifname (nothing to do on a kernel without IPv6)."""
+    def write():
+        try:
+            with open("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % ifname, "w") as f:
+                f.write("1")
+        except FileNotFoundError:
+            pass
+    in_netns(netns, write)
 
 
 @_on_worker

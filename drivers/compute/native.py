@@ -586,8 +586,11 @@ class NativeDriver(ComputeDriver):
         records = []
         for i, port in enumerate(ports):
             ifname = ifnames[i] if ifnames else self._free_ifname(meta)
+            # No IPv6 on the vSwitch end: its link-local address and routes would make
+            # every route change cost ovs-vswitchd a walk over all of them (it re-reads the
+            # whole routing table on each), which at a thousand ports is most of a commit.
             netlink.veth_add(port.vswitch_ifname, ifname, netns=node, peer_netns=instance,
-                             peer_mac=port.mac_address)
+                             peer_mac=port.mac_address, ipv6=False)
             record = {
                 "port_id": port.port_id,
                 "vswitch_ifname": port.vswitch_ifname,

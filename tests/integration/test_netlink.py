@@ -70,6 +70,16 @@ def test_veth_pair_across_namespaces_with_names_macs_up_and_no_tx_checksum(lab):
     assert netlink.link_delete("eth3", b) is False
 
 
+def test_veth_end_without_ipv6_has_no_ipv6_address_or_route(lab):
+    a, b = lab.netns("a"), lab.netns("b")
+    netlink.veth_add(PREFIX + "nl6", "eth0", netns=a, peer_netns=b, ipv6=False)
+    assert netlink.link_info(PREFIX + "nl6", a)["up"] and netlink.link_info("eth0", b)["up"]
+    assert netlink.sysctl_get("net/ipv6/conf/%s/disable_ipv6" % (PREFIX + "nl6"), a) == "1"
+    assert netlink.sysctl_get("net/ipv6/conf/eth0/disable_ipv6", b) == "0"
+    assert PREFIX + "nl6" not in _ip("-n", a, "-6", "route", "show", "table", "all")
+    assert PREFIX + "nl6" not in _ip("-n", a, "-6", "address")
+
+
 def test_veth_in_the_callers_namespace_and_move_with_rename(lab):
     b = lab.netns("b")
     left, right = PREFIX + "nlmv1", PREFIX + "nlmv2"

@@ -54,6 +54,9 @@ def test_lifecycle_of_a_function_with_a_process(lab, native, tmp_path):
     ports = native.create(spec(inst, image, [("a", lab.name("da")), ("b", lab.name("db"))]))
     assert ports == {"a": lab.name("da"), "b": lab.name("db")}
     assert native.status(inst) == "created"
+    # The vSwitch ends carry no IPv6: no link-local routes for ovs-vswitchd to re-read.
+    assert netlink.sysctl_get("net/ipv6/conf/%s/disable_ipv6" % lab.name("da"),
+                              native.netns) == "1"
     assert netlink.netns_pids(inst) == []
 
     native.start(inst)
