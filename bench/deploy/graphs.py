@@ -14,11 +14,21 @@ def personal_firewalls(count: int, graph_id: str = "pf", first_mac: str | None =
     g = GraphXml(graph_id)
     g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
     for i in range(count):
-        mac = first_mac if (i == 0 and first_mac) else host_mac(i)
-        fw = "fw%d" % i
-        g.function(fw, "firewall", "lan", "wan")
-        g.rule("in%d" % i, "lan", fw + ":lan", match={"eth-src": mac})
-        g.rule("out%d" % i, fw + ":wan", "wan")
-        g.rule("ret%d" % i, "wan", fw + ":wan", match={"eth-dst": mac})
-        g.rule("back%d" % i, fw + ":lan", "lan")
+        _add_firewall(g, i, first_mac if (i == 0 and first_mac) else host_mac(i))
+    return g
+
+
+def one_more_firewall(index: int, graph_id: str = "pf") -> GraphXml:
+    """Firewall `index` and its four rules alone: merged into a personal-firewall graph, the
+    delta an orchestrator sends to add one host."""
+    return _add_firewall(GraphXml(graph_id), index, host_mac(index))
+
+
+def _add_firewall(g: GraphXml, i: int, mac: str) -> GraphXml:
+    fw = "fw%d" % i
+    g.function(fw, "firewall", "lan", "wan")
+    g.rule("in%d" % i, "lan", fw + ":lan", match={"eth-src": mac})
+    g.rule("out%d" % i, fw + ":wan", "wan")
+    g.rule("ret%d" % i, "wan", fw + ":wan", match={"eth-dst": mac})
+    g.rule("back%d" % i, fw + ":lan", "lan")
     return g
