@@ -609,7 +609,10 @@ class NativeDriver(ComputeDriver):
             if not port.mac_address:
                 record["mac"] = netlink.link_info(ifname, netns=instance)["mac"]
         if records:
-            netlink.tx_checksum_off(*(r["vswitch_ifname"] for r in records), netns=node)
+            # Only the function's end: what enters the userspace datapath must carry full
+            # checksums, and ovs-vswitchd sends complete frames out of its own end. Changing
+            # a feature of a netdev in its namespace would cost ovs-vswitchd a reconfiguration
+            # of every port for nothing.
             netlink.tx_checksum_off(*(r["ifname"] for r in records), netns=instance)
 
     def _delete_port(self, meta: dict, port: dict) -> None:
