@@ -228,13 +228,10 @@ class OVSDriver(VSwitchDriver):
         """name -> OpenFlow port number of the LSI's ports (its own: LOCAL): of all of
         them, or of those of names that are on the LSI (cheaper on a big LSI)."""
         def read(t):
-            bridge = self._bridge(t, lsi)
             if names is None:
-                ports = list(bridge.ports)
+                ports = list(self._bridge(t, lsi).ports)
             else:
-                found = [t.find("Port", n) for n in names if n != lsi]
-                members = {p.uuid for p in bridge.ports} if any(found) else set()
-                ports = [p for p in found if p is not None and p.uuid in members]
+                ports = [p for p in self._named_ports(t, lsi, names) if p is not None]
             numbers = {lsi: openflow.LOCAL}
             for port in ports:
                 if port.name != lsi and port.interfaces:
@@ -340,13 +337,18 @@ class OVSDriver(VSwitchDriver):
             raise ResourceExists("port %s exists already" % ", ".join(clash),
                                  resource=clash[0])
 
-    def _ports_on(self, tables, lsi: str, names) -> list:
-        """The Port rows called names on the LSI, in order; ResourceNotFound if one is not."""
+    def _named_ports(self, tables, lsi: str, names) -> list:
+        """The Port row called each of names, or None where the LSI has no such port."""
         bridge = self._bridge(tables, lsi)
         ports = [tables.find("Port", n) for n in names]
         if any(p is not None for p in ports):
             members = {p.uuid for p in bridge.ports}
             ports = [p if p is not None and p.uuid in members else None for p in ports]
+        return ports
+
+    def _ports_on(self, tables, lsi: str, names) -> list:
+        """The Port rows called names on the LSI, in order; ResourceNotFound if one is not."""
+        ports = self._named_ports(tables, lsi, names)
         missing = [n for n, p in zip(names, ports) if p is None]
         if missing:
             raise ResourceNotFound("no port %s on LSI %s" % (", ".join(missing), lsi),
