@@ -376,13 +376,10 @@ def veth_add(ifname: str, peer: str, *, netns: str | None = None, peer_netns: st
 
 def _disable_ipv6(ifname: str, netns: str | None) -> None:
     """No IPv6 on ifname (nothing to do on a kernel without IPv6)."""
-    def write():
-        try:
-            with open("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % ifname, "w") as f:
-                f.write("1")
-        except FileNotFoundError:
-            pass
-    in_netns(netns, write)
+    try:
+        sysctl_set("net/ipv6/conf/%s/disable_ipv6" % ifname, 1, netns)
+    except ResourceNotFound:
+        pass
 
 
 @_on_worker
