@@ -60,7 +60,10 @@ class OpenFlowClient:
         if not lines:
             return
         LOG.debug("bundle on %s: %d flow-mods", self.bridge, len(lines))
-        self._ofctl(["--bundle"], "add-flows", "-", stdin="\n".join(lines) + "\n")
+        # The lines carry port numbers: --no-names spares ovs-ofctl fetching every port's
+        # name first, which costs more than the bundle itself on a bridge of 1,000 ports.
+        self._ofctl(["--bundle", "--no-names"], "add-flows", "-",
+                    stdin="\n".join(lines) + "\n")
 
     def dump_flows(self) -> str:
         return self._ofctl(["--no-names"], "dump-flows")
