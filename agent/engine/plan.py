@@ -81,6 +81,8 @@ def detail(step: Step) -> str:
     if step.kind in ("create-sap", "destroy-sap"):
         sap = p.get("sap")
         return "  [%s SAP %s]" % (getattr(sap, "type", "?"), getattr(sap, "id", "?"))
+    if step.kind == "release-flows":
+        return "  [-%d flows, with the LSI]" % len(p.get("removed", ()))
     if step.kind == "apply-flows":
         return "  [+%d flows, -%d]" % (len(p.get("add", ())), len(p.get("remove", ())))
     return ""

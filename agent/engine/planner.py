@@ -6,7 +6,8 @@ Phases, across all graphs of one transaction:
   B. create: graph-LSIs, functions (in parallel), their ports on the graph-LSI, SAP ports,
      virtual links, port updates of functions that gained or lost ports;
   C. start the new functions (in parallel);
-  D. flows: one atomic bundle per LSI, removals and additions together (LSI-0 once);
+  D. flows: one atomic bundle per LSI, removals and additions together (LSI-0 once); the
+     flows of a graph-LSI that goes are not removed (they go with it), only kept for undo;
   E. tear down what is gone: functions, SAP ports, links, graph-LSIs.
 Editing one rule is one flow change in one or two bundles; adding one function to a graph
 of 500 creates that function, its ports, its links and its rules' flows, nothing else.
@@ -178,6 +179,7 @@ class Planner:
         phase_a, phase_b_lsi, phase_b_functions, phase_b_rest = [], [], [], []
         phase_c, phase_e_stop, phase_e_rest, phase_e_destroy = [], [], [], []
         flow_changes: dict = {}          # lsi -> (add list, remove cookies, removed flows)
+        released: dict = {}              # lsi -> release-flows step (the LSI goes)
         new_deployed: dict = {}
         touched: set = set()
         summary = {"graphs-added": 0, "graphs-removed": 0, "graphs-changed": 0,
@@ -203,10 +205,11 @@ class Planner:
             for cookie, flow in old_split.lsi0_flows.items():
                 remove.append(cookie)
                 removed.append(flow)
-            add, remove, removed = flows_of(old.lsi)
-            for cookie, flow in old_split.graph_flows.items():
-                remove.append(cookie)
-                removed.append(flow)
+            # The graph-LSI's flows go with the LSI: no bundle removes them first. The step
+            # only keeps them for an undo, which re-installs them once the ports are back.
+            if old_split.graph_flows:
+                released[old.lsi] = Step("release-flows", gid, old.lsi, {
+                    "lsi": old.lsi, "removed": list(old_split.graph_flows.values())})
             phase_e_destroy.append(Step("destroy-lsi", gid, old.lsi,
                                         {"external_ids": self._lsi_ids(gid)}))
 
@@ -348,6 +351,9 @@ class Planner:
             flow_steps.append(Step("apply-flows", "", lsi, {"lsi": lsi, "add": add,
                                                             "remove": remove,
                                                             "removed": removed}))
+        for lsi in sorted(released):
+            summary["flows-removed"] += len(released[lsi].params["removed"])
+            flow_steps.append(released[lsi])
         # One bundle per LSI; bundles of different LSIs are independent of each other.
         if len(flow_steps) > 1:
             plan.add(Group("apply flows", tuple(flow_steps)))

@@ -65,6 +65,7 @@ class NetworkManager:
             "create-sap": self.create_sap,
             "destroy-sap": self.destroy_sap,
             "apply-flows": self.apply_flows,
+            "release-flows": self.release_flows,
         }
 
     def create_lsi(self, step: Step) -> list:
@@ -154,3 +155,11 @@ class NetworkManager:
         return [Step("apply-flows", step.graph, step.resource, {
             "lsi": params["lsi"], "add": list(params["removed"]),
             "remove": [f.cookie for f in params["add"]], "removed": list(params["add"])})]
+
+    def release_flows(self, step: Step) -> list:
+        """The flows of a graph-LSI about to be destroyed: they go with it, so nothing is
+        done now; the undo re-installs them (by then the undo has re-attached the ports)."""
+        params = step.params
+        return [Step("apply-flows", step.graph, step.resource, {
+            "lsi": params["lsi"], "add": list(params["removed"]), "remove": [],
+            "removed": []})]

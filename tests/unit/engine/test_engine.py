@@ -117,6 +117,18 @@ def test_deploy_then_delete_leaves_the_node_as_it_was(node):
     assert node.state() == empty
 
 
+def test_deleting_a_graph_leaves_its_flows_to_go_with_its_lsi(node):
+    node.engine.apply(None, running(chain()))
+    node.vswitch.calls.clear()
+    node.engine.apply(None, running())
+    lsi = node.naming.graph_lsi("g1")
+    flow_calls = [args for name, args in node.vswitch.calls if name == "apply_flows"]
+    assert flow_calls == [("lsi0", 0, 4)]
+    assert ("destroy_lsi", (lsi,)) in node.vswitch.calls
+    assert "release-flows g1/%s  [-4 flows, with the LSI]" % lsi in "\n".join(
+        node.engine.last_plan.lines())
+
+
 def test_an_unchanged_commit_does_nothing(node):
     node.engine.apply(None, running(chain()))
     node.vswitch.calls.clear()
