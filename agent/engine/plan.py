@@ -75,7 +75,9 @@ def detail(step: Step) -> str:
         return "  [%s, %s, %d ports]" % (template.get("id", "?"), p.get("environment", "?"),
                                          len(p.get("ports", ())))
     if step.kind in ("attach-ports", "detach-ports"):
-        return "  [%s]" % ", ".join(port["name"] for port in p.get("ports", ()))
+        links = p.get("links")
+        return "  [%s%s]" % (", ".join(port["name"] for port in p.get("ports", ())),
+                             "; links %s" % ", ".join(links["names"]) if links else "")
     if step.kind in ("create-links", "destroy-links"):
         return "  [%s]" % ", ".join(p.get("names", ()))
     if step.kind in ("create-sap", "destroy-sap"):

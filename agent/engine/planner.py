@@ -332,6 +332,10 @@ class Planner:
                 links=split.links, status="running", error="", deployed_at=stamp,
                 _graph=graph, _split=split)
 
+        # A graph's ports and links change in one step: one vSwitch reconfiguration.
+        phase_b_rest = _links_with_ports(phase_b_rest, "attach-ports", "create-links")
+        phase_e_rest = _links_with_ports(phase_e_rest, "detach-ports", "destroy-links")
+
         # Assemble.
         plan = Plan()
         plan.extend(phase_a)
@@ -456,6 +460,29 @@ class Planner:
         if place is None:
             return {}
         return place(desired, deployed)
+
+
+def _links_with_ports(steps: list, ports_kind: str, links_kind: str) -> list:
+    """Where a graph has one ports step and one links step, the links join the ports step
+    (at its place): they are created or destroyed in the same vSwitch change."""
+    def single(kind):
+        found: dict = {}
+        for step in steps:
+            if step.kind == kind:
+                found[step.graph] = None if step.graph in found else step
+        return {graph: step for graph, step in found.items() if step is not None}
+
+    ports, links = single(ports_kind), single(links_kind)
+    merged = {graph: replace(ports[graph], params=dict(ports[graph].params,
+                                                       links=links[graph].params))
+              for graph in ports.keys() & links.keys()}
+    out = []
+    for step in steps:
+        if step.graph in merged and step.kind == links_kind:
+            continue
+        out.append(merged[step.graph] if step.graph in merged and step.kind == ports_kind
+                   else step)
+    return out
 
 
 def _references(flow, ports: set) -> bool:

@@ -77,7 +77,15 @@ class NetworkManager:
         return [Step("create-lsi", step.graph, step.resource, step.params)]
 
     def attach_ports(self, step: Step) -> list:
-        self.driver.create_ports(step.params["lsi"], step.params["ports"])
+        """The ports, and with params["links"] (create-links' params) the graph's new links
+        in the same change."""
+        links = step.params.get("links")
+        if links:
+            self.driver.create_ports_and_links(
+                step.params["lsi"], step.params["ports"], links["lsi0"], list(links["names"]),
+                link_external_ids=links["external_ids"], link_ofports=links.get("ofports"))
+        else:
+            self.driver.create_ports(step.params["lsi"], step.params["ports"])
         return [Step("detach-ports", step.graph, step.resource, step.params)]
 
     def _ofports(self, lsi: str, names) -> dict:
@@ -91,10 +99,19 @@ class NetworkManager:
         lsi = step.params["lsi"]
         names = [p["name"] for p in step.params["ports"]]
         numbers = self._ofports(lsi, names)
-        self.driver.destroy_ports(lsi, names)
+        links = step.params.get("links")
+        if links:
+            link_numbers = self._link_ofports(links)
+            self.driver.destroy_ports_and_links(lsi, names, self._links(links))
+            links = dict(links, ofports=link_numbers)
+        else:
+            self.driver.destroy_ports(lsi, names)
         ports = [dict(p, ofport=numbers[p["name"]]) if p["name"] in numbers else p
                  for p in step.params["ports"]]
-        return [Step("attach-ports", step.graph, step.resource, dict(step.params, ports=ports))]
+        params = dict(step.params, ports=ports)
+        if links:
+            params["links"] = links
+        return [Step("attach-ports", step.graph, step.resource, params)]
 
     def _links(self, params) -> list:
         out = []
@@ -112,12 +129,16 @@ class NetworkManager:
         return [Step("destroy-links", step.graph, step.resource, params)]
 
     def destroy_links(self, step: Step) -> list:
-        links = self._links(step.params)
-        numbers = self._ofports(step.params["lsi0"], [l.port_a for l in links])
-        numbers.update(self._ofports(step.params["lsi"], [l.port_b for l in links]))
-        self.driver.destroy_virtual_links(links)
+        numbers = self._link_ofports(step.params)
+        self.driver.destroy_virtual_links(self._links(step.params))
         return [Step("create-links", step.graph, step.resource,
                      dict(step.params, ofports=numbers))]
+
+    def _link_ofports(self, params) -> dict:
+        links = self._links(params)
+        numbers = self._ofports(params["lsi0"], [l.port_a for l in links])
+        numbers.update(self._ofports(params["lsi"], [l.port_b for l in links]))
+        return numbers
 
     def _sap_params(self, sap) -> dict:
         if sap.type == "gre":

@@ -147,6 +147,27 @@ class VSwitchDriver:
     def destroy_virtual_links(self, links: list[VirtualLink]) -> None:
         raise NotImplementedError
 
+    def create_ports_and_links(self, lsi: str, ports: list[dict], lsi_a: str,
+                               link_names: list[str], *, link_external_ids: dict | None = None,
+                               link_ofports: dict | None = None) -> None:
+        """create_ports(lsi, ports) and create_virtual_links(lsi_a, lsi, link_names) as one
+        change where the vSwitch allows (a graph's new ports and links cost it one
+        reconfiguration then). All or nothing."""
+        self.create_ports(lsi, ports)
+        try:
+            self.create_virtual_links(lsi_a, lsi, link_names, external_ids=link_external_ids,
+                                      ofports=link_ofports)
+        except BaseException:
+            self.destroy_ports(lsi, [port["name"] for port in ports])
+            raise
+
+    def destroy_ports_and_links(self, lsi: str, names: list[str],
+                                links: list[VirtualLink]) -> None:
+        """destroy_ports(lsi, names) and destroy_virtual_links(links) as one change where the
+        vSwitch allows."""
+        self.destroy_ports(lsi, names)
+        self.destroy_virtual_links(links)
+
     def create_sap(self, lsi: str, name: str, sap_type: str, params: dict, *,
                    external_ids: dict | None = None) -> PortInfo | None:
         """Create the vSwitch side of a service access point.

@@ -299,30 +299,35 @@ class OVSDriver(VSwitchDriver):
 
     def _add_ports(self, lsi: str, specs: list, what: str) -> list[PortInfo]:
         """Create ports in one transaction; all or none (verified after vswitchd applied)."""
-        names = [s.name for s in specs]
+        self._add_placed([(lsi, spec) for spec in specs], what)
+        return self._read_ports(lsi, [s.name for s in specs])
+
+    def _add_placed(self, placed: list, what: str) -> None:
+        """(lsi, spec) pairs, all in one transaction: vswitchd reconfigures once. All or
+        none: if vswitchd rejects an interface, every port is removed again."""
+        names = [spec.name for _, spec in placed]
         if len(set(names)) != len(names):
-            raise InvalidArgument("port names repeat in one batch", resource=lsi)
-        self._check_netdevs(specs)
+            raise InvalidArgument("port names repeat in one batch", resource=placed[0][0])
+        self._check_netdevs([spec for _, spec in placed])
 
         def build(txn, t):
-            bridge = self._bridge(t, lsi)
+            bridges = {lsi: self._bridge(t, lsi) for lsi, _ in placed}
             self._check_free(t, names)
-            for spec in specs:
-                bridge.addvalue("ports", self._insert_port(txn, t, spec))
+            for lsi, spec in placed:
+                bridges[lsi].addvalue("ports", self._insert_port(txn, t, spec))
 
         self.db.transact(build, what=what)
-        self._verify_or_remove(lsi, names, what)
-        return self._read_ports(lsi, names)
-
-    def _verify_or_remove(self, lsi: str, names: list, what: str) -> None:
         problems = self._interface_errors(names)
         if problems:
+            doomed: dict = {}
+            for lsi, spec in placed:
+                doomed.setdefault(lsi, []).append(spec.name)
             try:
-                self._remove_ports(lsi, names, "undo " + what)
+                self._remove_placed(doomed, "undo " + what)
             except DriverError as err:
                 LOG.error("could not remove ports after a failed %s: %s", what, err)
             raise CommandError("ovs-vswitchd could not add %s" % ", ".join(names),
-                               resource=lsi, detail="; ".join(problems))
+                               resource=placed[0][0], detail="; ".join(problems))
 
     def _read_ports(self, lsi: str, names: list) -> list[PortInfo]:
         def read(t):
@@ -356,17 +361,21 @@ class OVSDriver(VSwitchDriver):
         return ports
 
     def _remove_ports(self, lsi: str, names: list, what: str) -> None:
+        if lsi in names:
+            raise InvalidArgument("the LSI's own port %s goes with destroy_lsi" % lsi,
+                                  resource=lsi)
+        self._remove_placed({lsi: names}, what)
+
+    def _remove_placed(self, doomed: dict, what: str) -> None:
+        """lsi -> port names, all removed in one transaction; nothing if one is missing."""
         def build(txn, t):
-            bridge = self._bridge(t, lsi)
-            ports = self._ports_on(t, lsi, names)
-            if lsi in names:
-                raise InvalidArgument("the LSI's own port %s goes with destroy_lsi" % lsi,
-                                      resource=lsi)
-            for port in ports:
-                bridge.delvalue("ports", port)
-                for iface in port.interfaces:
-                    iface.delete()
-                port.delete()
+            for lsi, names in doomed.items():
+                bridge = self._bridge(t, lsi)
+                for port in self._ports_on(t, lsi, list(names)):
+                    bridge.delvalue("ports", port)
+                    for iface in port.interfaces:
+                        iface.delete()
+                    port.delete()
 
         self.db.transact(build, what=what)
 
@@ -519,64 +528,65 @@ class OVSDriver(VSwitchDriver):
                              ofports: dict | None = None) -> list[VirtualLink]:
         """One patch-port pair per name, all in one transaction. ofports: port name ->
         OpenFlow port number to request (to recreate links exactly as they were)."""
+        links, placed = self._link_ports(lsi_a, lsi_b, names, external_ids, ofports)
+        if links:
+            self._add_placed(placed, "create %d virtual link(s) %s-%s"
+                             % (len(links), lsi_a, lsi_b))
+        return links
+
+    def _link_ports(self, lsi_a, lsi_b, names, external_ids, ofports) -> tuple:
+        """The links named, and the (lsi, spec) of each of their patch ports."""
         ofports = dict(ofports or {})
         if lsi_a == lsi_b:
             raise InvalidArgument("a virtual link joins two different LSIs", resource=lsi_a)
         ext = validate.external_ids(external_ids)
-        links = []
+        links, placed = [], []
         for name in names:
             port_a, port_b = self.link_port_names(name)
             links.append(VirtualLink(name=name, lsi_a=lsi_a, port_a=port_a, lsi_b=lsi_b,
                                      port_b=port_b))
-        if not links:
-            return []
-        all_names = [p for link in links for p in (link.port_a, link.port_b)]
-        if len(set(all_names)) != len(all_names):
-            raise InvalidArgument("virtual link names repeat", resource=lsi_a)
-
-        def build(txn, t):
-            bridge_a, bridge_b = self._bridge(t, lsi_a), self._bridge(t, lsi_b)
-            self._check_free(t, all_names)
-            for link in links:
-                tags = {**ext, TAG_LINK: link.name}
-                bridge_a.addvalue("ports", self._insert_port(txn, t, _port_spec(
-                    link.port_a, "patch", {"peer": link.port_b}, tags,
-                    ofports.get(link.port_a))))
-                bridge_b.addvalue("ports", self._insert_port(txn, t, _port_spec(
-                    link.port_b, "patch", {"peer": link.port_a}, tags,
-                    ofports.get(link.port_b))))
-
-        what = "create %d virtual link(s) %s-%s" % (len(links), lsi_a, lsi_b)
-        self.db.transact(build, what=what)
-        problems = self._interface_errors(all_names)
-        if problems:
-            try:
-                self.destroy_virtual_links(links)
-            except DriverError as err:
-                LOG.error("could not undo %s: %s", what, err)
-            raise CommandError("ovs-vswitchd could not add the virtual links", resource=lsi_a,
-                               detail="; ".join(problems))
-        return links
+            tags = {**ext, TAG_LINK: name}
+            placed.append((lsi_a, _port_spec(port_a, "patch", {"peer": port_b}, tags,
+                                             ofports.get(port_a))))
+            placed.append((lsi_b, _port_spec(port_b, "patch", {"peer": port_a}, tags,
+                                             ofports.get(port_b))))
+        return links, placed
 
     def destroy_virtual_links(self, links: list[VirtualLink]) -> None:
         """Both ports of every link, in one transaction; nothing if one is missing."""
-        if not links:
-            return
+        if links:
+            self._remove_placed(self._link_doomed(links),
+                                "destroy %d virtual link(s)" % len(links))
 
-        def build(txn, t):
-            doomed = {}
-            for link in links:
-                for lsi, port in ((link.lsi_a, link.port_a), (link.lsi_b, link.port_b)):
-                    doomed.setdefault(lsi, set()).add(port)
-            for lsi, names in doomed.items():
-                bridge = self._bridge(t, lsi)
-                for port in self._ports_on(t, lsi, sorted(names)):
-                    bridge.delvalue("ports", port)
-                    for iface in port.interfaces:
-                        iface.delete()
-                    port.delete()
+    @staticmethod
+    def _link_doomed(links, doomed: dict | None = None) -> dict:
+        doomed = {} if doomed is None else doomed
+        for link in links:
+            for lsi, port in ((link.lsi_a, link.port_a), (link.lsi_b, link.port_b)):
+                doomed.setdefault(lsi, []).append(port)
+        return doomed
 
-        self.db.transact(build, what="destroy %d virtual link(s)" % len(links))
+    def create_ports_and_links(self, lsi: str, ports: list[dict], lsi_a: str,
+                               link_names: list[str], *, link_external_ids: dict | None = None,
+                               link_ofports: dict | None = None) -> None:
+        """create_ports and create_virtual_links in one transaction: one reconfiguration of
+        ovs-vswitchd instead of two (each costs it a pass over every port)."""
+        _, placed = self._link_ports(lsi_a, lsi, link_names, link_external_ids, link_ofports)
+        placed = [(lsi, self._spec_of(port)) for port in ports] + placed
+        if placed:
+            self._add_placed(placed, "create %d port(s) and %d virtual link(s) on %s"
+                             % (len(ports), len(link_names), lsi))
+
+    def destroy_ports_and_links(self, lsi: str, names: list[str],
+                                links: list[VirtualLink]) -> None:
+        """destroy_ports and destroy_virtual_links in one transaction."""
+        if lsi in names:
+            raise InvalidArgument("the LSI's own port %s goes with destroy_lsi" % lsi,
+                                  resource=lsi)
+        doomed = self._link_doomed(links, {lsi: list(names)} if names else {})
+        if doomed:
+            self._remove_placed(doomed, "destroy %d port(s) and %d virtual link(s) on %s"
+                                % (len(names), len(links), lsi))
 
     def list_virtual_links(self, external_ids: dict | None = None) -> list[VirtualLink]:
         """The virtual links this driver made (found by their tags), for recovery."""

@@ -129,6 +129,19 @@ def test_deleting_a_graph_leaves_its_flows_to_go_with_its_lsi(node):
         node.engine.last_plan.lines())
 
 
+def test_a_graphs_ports_and_links_change_in_one_step(node):
+    node.engine.apply(None, running(chain()))
+    lines = node.engine.last_plan.lines()
+    assert not any("create-links" in line for line in lines)
+    attach = [line for line in lines if "attach-ports" in line]
+    assert len(attach) == 1 and "; links " in attach[0]
+    node.engine.apply(None, running())
+    lines = node.engine.last_plan.lines()
+    assert not any("destroy-links" in line for line in lines)
+    detach = [line for line in lines if "detach-ports" in line]
+    assert len(detach) == 1 and "; links " in detach[0]
+
+
 def test_an_unchanged_commit_does_nothing(node):
     node.engine.apply(None, running(chain()))
     node.vswitch.calls.clear()

@@ -163,6 +163,51 @@ def test_virtual_links(driver, private_ovs):
     assert driver.list_ports(lsi0) == [] and driver.list_ports(graph) == []
 
 
+def reconfigurations(driver) -> int:
+    """How many times ovs-vswitchd has reconfigured itself (its coverage counter)."""
+    return int(driver.appctl("coverage/read-counter", "bridge_reconfigure"))
+
+
+def test_ports_and_links_in_one_change(driver, lab, node_netns):
+    lsi0, graph = PREFIX + "cl0", PREFIX + "cg1"
+    driver.create_lsi(lsi0)
+    driver.create_lsi(graph)
+    lab.host(PREFIX + "clh", node_netns, PREFIX + "clv")
+    names = [PREFIX + "ck1", PREFIX + "ck2"]
+    ports = [dict(name=PREFIX + "clv", kind="system", external_ids={"composer-sf": "fw"})]
+    # A port vswitchd refuses: neither the ports nor the links are left.
+    with pytest.raises(CommandError, match="could not add"):
+        driver.create_ports_and_links(graph, ports + [dict(name=PREFIX + "clk", kind="patch",
+                                                           options={"peer": PREFIX + "clk"})],
+                                      lsi0, names)
+    assert driver.list_ports(lsi0) == [] and driver.list_ports(graph) == []
+
+    time.sleep(0.5)             # the veth's own link events are behind vswitchd
+    before = reconfigurations(driver)
+    driver.create_ports_and_links(graph, ports, lsi0, names,
+                                  link_external_ids={"composer-graph": "g1"},
+                                  link_ofports={PREFIX + "ck1-a": 71})
+    time.sleep(0.5)
+    # One transaction for the port and both links, and one more for the veth's link event
+    # (vswitchd puts it in promiscuous mode).
+    assert reconfigurations(driver) - before == 2
+    assert [p.name for p in driver.list_ports(graph)] == [PREFIX + "ck1-b", PREFIX + "ck2-b",
+                                                         PREFIX + "clv"]
+    assert [(p.name, p.ofport) for p in driver.list_ports(lsi0)][0] == (PREFIX + "ck1-a", 71)
+    links = driver.list_virtual_links({"composer-graph": "g1"})
+    assert [l.name for l in links] == names
+
+    # A missing port: nothing is removed.
+    with pytest.raises(ResourceNotFound):
+        driver.destroy_ports_and_links(graph, [PREFIX + "clv", PREFIX + "nope"], links)
+    assert len(driver.list_ports(graph)) == 3
+    before = reconfigurations(driver)
+    driver.destroy_ports_and_links(graph, [PREFIX + "clv"], links)
+    time.sleep(0.5)
+    assert reconfigurations(driver) - before == 2
+    assert driver.list_ports(lsi0) == [] and driver.list_ports(graph) == []
+
+
 def test_calls_from_several_threads(driver):
     lsi = PREFIX + "mt"
     driver.create_lsi(lsi)
