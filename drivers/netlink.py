@@ -38,6 +38,7 @@ LOG = logging.getLogger(__name__)
 NETNS_RUN_DIR = "/run/netns"
 IFNAME_MAX = 15
 CLONE_NEWNET = 0x40000000
+IFF_UP, IFF_PROMISC = 0x1, 0x100          # <linux/if.h>
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -339,12 +340,13 @@ def link_info(ifname: str, netns: str | None = None) -> dict:
 @_on_worker
 def veth_add(ifname: str, peer: str, *, netns: str | None = None, peer_netns: str | None = None,
              mac: str | None = None, peer_mac: str | None = None, up: bool = True,
-             ipv6: bool = True) -> None:
+             ipv6: bool = True, promisc: bool = False) -> None:
     """A veth pair: `ifname` in netns, `peer` in peer_netns, with the given MACs, both up.
 
     One request makes both ends in place (the peer directly in its namespace), so nothing is
     ever renamed or moved. ipv6=False: `ifname` gets no IPv6 (so neither an address nor
-    routes) before it comes up, as suits a vSwitch port.
+    routes) before it comes up; promisc: `ifname` comes up promiscuous. Both suit a vSwitch
+    port: a switch that turns promiscuity on itself makes one more link event.
     """
     check_ifname(ifname)
     check_ifname(peer)
@@ -359,7 +361,9 @@ def veth_add(ifname: str, peer: str, *, netns: str | None = None, peer_netns: st
     spec = {"ifname": ifname, "kind": "veth", "peer": peer_spec}
     if mac:
         spec["address"] = mac
-    if up and ipv6:
+    flags = (IFF_UP if up else 0) | (IFF_PROMISC if promisc else 0)
+    later = flags and (not ipv6 or promisc)
+    if up and not later:
         spec["state"] = "up"      # the peer's flags cannot ride along: set below
     try:
         ipr.link("add", **spec)
@@ -368,8 +372,8 @@ def veth_add(ifname: str, peer: str, *, netns: str | None = None, peer_netns: st
             os.close(fd)
     if not ipv6:
         _disable_ipv6(ifname, netns)
-        if up:
-            ipr.link("set", index=_index(ipr, ifname, netns), state="up")
+    if later:
+        ipr.link("set", index=_index(ipr, ifname, netns), flags=flags, change=flags)
     if up:
         _WORKER.route(peer_netns).link("set", ifname=peer, state="up")
 

@@ -589,8 +589,11 @@ class NativeDriver(ComputeDriver):
             # No IPv6 on the vSwitch end: its link-local address and routes would make
             # every route change cost ovs-vswitchd a walk over all of them (it re-reads the
             # whole routing table on each), which at a thousand ports is most of a commit.
+            # Promiscuous from the start: the userspace datapath turns it on when the port
+            # is attached, and that link event would cost ovs-vswitchd one more pass over
+            # every port while the commit's flows wait behind it.
             netlink.veth_add(port.vswitch_ifname, ifname, netns=node, peer_netns=instance,
-                             peer_mac=port.mac_address, ipv6=False)
+                             peer_mac=port.mac_address, ipv6=False, promisc=True)
             record = {
                 "port_id": port.port_id,
                 "vswitch_ifname": port.vswitch_ifname,

@@ -72,8 +72,10 @@ def test_veth_pair_across_namespaces_with_names_macs_up_and_no_tx_checksum(lab):
 
 def test_veth_end_without_ipv6_has_no_ipv6_address_or_route(lab):
     a, b = lab.netns("a"), lab.netns("b")
-    netlink.veth_add(PREFIX + "nl6", "eth0", netns=a, peer_netns=b, ipv6=False)
+    netlink.veth_add(PREFIX + "nl6", "eth0", netns=a, peer_netns=b, ipv6=False, promisc=True)
     assert netlink.link_info(PREFIX + "nl6", a)["up"] and netlink.link_info("eth0", b)["up"]
+    assert "PROMISC" in _ip("-n", a, "link", "show", PREFIX + "nl6")
+    assert "PROMISC" not in _ip("-n", b, "link", "show", "eth0")
     assert netlink.sysctl_get("net/ipv6/conf/%s/disable_ipv6" % (PREFIX + "nl6"), a) == "1"
     assert netlink.sysctl_get("net/ipv6/conf/eth0/disable_ipv6", b) == "0"
     assert PREFIX + "nl6" not in _ip("-n", a, "-6", "route", "show", "table", "all")
