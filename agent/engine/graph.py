@@ -240,15 +240,30 @@ def _rule(entry: dict) -> Rule:
                 description=config.get("description", ""))
 
 
-def graph_from_dict(entry: dict) -> Graph:
-    """One service-graph list entry, as libyang prints it in JSON."""
+def graph_from_dict(entry: dict, previous: tuple | None = None) -> Graph:
+    """One service-graph list entry, as libyang prints it in JSON.
+
+    previous: (entry, Graph) of an earlier version of the graph; its functions, SAPs and
+    rules whose entries are unchanged are reused instead of read again (a commit that adds
+    one function to a graph of 500 reads that function and its rules only)."""
     config = entry.get("config", {})
+    old_entry, old_graph = previous if previous is not None else ({}, None)
+
+    def read(container, item, parse, old_objects):
+        entries = entry.get(container, {}).get(item, ())
+        if old_graph is None:
+            return {e["id"]: parse(e) for e in entries}
+        old_entries = {e["id"]: e for e in old_entry.get(container, {}).get(item, ())}
+        return {e["id"]: old_objects[e["id"]] if old_entries.get(e["id"]) == e
+                and e["id"] in old_objects else parse(e) for e in entries}
+
     return Graph(
         id=entry["id"], name=config.get("name", ""), description=config.get("description", ""),
         monitoring=config.get("monitoring", ""),
-        functions={f["id"]: _function(f) for f in entry.get("functions", {}).get("function", ())},
-        saps={s["id"]: _sap(s) for s in entry.get("saps", {}).get("sap", ())},
-        rules={r["id"]: _rule(r) for r in entry.get("flow-rules", {}).get("flow-rule", ())})
+        functions=read("functions", "function", _function,
+                       old_graph.functions if old_graph else {}),
+        saps=read("saps", "sap", _sap, old_graph.saps if old_graph else {}),
+        rules=read("flow-rules", "flow-rule", _rule, old_graph.rules if old_graph else {}))
 
 
 def top_level(root, name: str):

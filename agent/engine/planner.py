@@ -173,7 +173,8 @@ class Planner:
             if old is not None and old.source == src and old.status == "running":
                 desired[gid] = old.graph
             else:
-                desired[gid] = graph_from_dict(src)
+                desired[gid] = graph_from_dict(
+                    src, (old.source, old.graph) if old is not None else None)
                 changed.add(gid)
         splits = self.check(desired, deployed, changed)
         phase_a, phase_b_lsi, phase_b_functions, phase_b_rest = [], [], [], []
