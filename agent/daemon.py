@@ -8,6 +8,7 @@ import asyncio
 import logging
 import signal
 
+from . import heap
 from .config import AgentConfig
 
 LOG = logging.getLogger(__name__)
@@ -68,8 +69,10 @@ class Agent:
             await self.start()
             for line in self.banner():
                 print(line, flush=True)
+            sweeper = asyncio.create_task(heap.sweep_forever())
             await self._stopping.wait()
             LOG.info("stopping")
+            sweeper.cancel()
         finally:
             await self.stop()
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from drivers.errors import DriverError
 
+from .. import heap
+
 from .executor import Executor, StepFailed
 from .graph import SFFG, graphs_from_tree, templates_from_tree, top_level, tree_to_dict
 from .interface import EngineRefused, TransactionEngine
@@ -104,6 +106,7 @@ class ComposerEngine(TransactionEngine):
                 self.failures.pop(gid, None)
             self.snapshot.save(self.deployed, {"lsi0": self.network.lsi0})
             self.journal.end("commit")
+            heap.settle()
             LOG.info("deployed in %.0f ms: %s", (time.monotonic() - started) * 1000,
                      ", ".join("%s %d" % (k, v) for k, v in result.summary.items() if v))
 
@@ -164,6 +167,7 @@ class ComposerEngine(TransactionEngine):
         with self._lock:
             recovery = Recovery(self)
             recovery.run()
+            heap.settle()
             return recovery.report
 
     def mark(self, graph_id: str, status: str, error: str = "") -> None:
