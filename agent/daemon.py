@@ -65,6 +65,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, sig)
+        sweeper = None
         try:
             await self.start()
             for line in self.banner():
@@ -72,8 +73,9 @@ class Agent:
             sweeper = asyncio.create_task(heap.sweep_forever())
             await self._stopping.wait()
             LOG.info("stopping")
-            sweeper.cancel()
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             await self.stop()
 
     def banner(self) -> list[str]:

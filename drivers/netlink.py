@@ -362,7 +362,8 @@ def veth_add(ifname: str, peer: str, *, netns: str | None = None, peer_netns: st
     if mac:
         spec["address"] = mac
     flags = (IFF_UP if up else 0) | (IFF_PROMISC if promisc else 0)
-    later = flags and (not ipv6 or promisc)
+    # Up (and promiscuous) in one request after the IPv6 sysctl, when there is one.
+    later = bool(flags) and (not ipv6 or promisc)
     if up and not later:
         spec["state"] = "up"      # the peer's flags cannot ride along: set below
     try:
