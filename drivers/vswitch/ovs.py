@@ -361,13 +361,15 @@ class OVSDriver(VSwitchDriver):
         return ports
 
     def _remove_ports(self, lsi: str, names: list, what: str) -> None:
-        if lsi in names:
-            raise InvalidArgument("the LSI's own port %s goes with destroy_lsi" % lsi,
-                                  resource=lsi)
         self._remove_placed({lsi: names}, what)
 
     def _remove_placed(self, doomed: dict, what: str) -> None:
         """lsi -> port names, all removed in one transaction; nothing if one is missing."""
+        for lsi, names in doomed.items():
+            if lsi in names:
+                raise InvalidArgument("the LSI's own port %s goes with destroy_lsi" % lsi,
+                                      resource=lsi)
+
         def build(txn, t):
             for lsi, names in doomed.items():
                 bridge = self._bridge(t, lsi)
@@ -580,9 +582,6 @@ class OVSDriver(VSwitchDriver):
     def destroy_ports_and_links(self, lsi: str, names: list[str],
                                 links: list[VirtualLink]) -> None:
         """destroy_ports and destroy_virtual_links in one transaction."""
-        if lsi in names:
-            raise InvalidArgument("the LSI's own port %s goes with destroy_lsi" % lsi,
-                                  resource=lsi)
         doomed = self._link_doomed(links, {lsi: list(names)} if names else {})
         if doomed:
             self._remove_placed(doomed, "destroy %d port(s) and %d virtual link(s) on %s"
