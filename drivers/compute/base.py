@@ -36,6 +36,7 @@ class FunctionSpec:
     parameters: tuple = ()       # strings handed to the function
     cpu_cores: tuple = ()        # cores to bind to
     labels: dict = field(default_factory=dict, compare=False, hash=False)
+    prepared: bool = False       # create in the slot prepare() made under this instance name
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,19 @@ class ComputeDriver:
     def create(self, spec: FunctionSpec) -> dict[str, str]:
         """Allocate the instance and its ports; return {port_id: vswitch_ifname}."""
         raise NotImplementedError
+
+    def prepare(self, instance: str, vswitch_ifnames: tuple, labels: dict | None = None) -> None:
+        """An empty slot: whatever create() would make before running anything (for native
+        functions the namespace and one port per name, node ends ready to attach), so that
+        create(spec with prepared=True) later only has to fill it. A failed create of a
+        prepared slot leaves the slot as it was. destroy() removes a slot."""
+        raise NotImplementedError("%s functions cannot be prepared in advance"
+                                  % self.execution_environment)
+
+    def release(self, instance: str) -> None:
+        """Undo a create(prepared=True): the function goes, its slot stays as prepared."""
+        raise NotImplementedError("%s functions cannot be prepared in advance"
+                                  % self.execution_environment)
 
     def start(self, instance: str) -> None:
         raise NotImplementedError

@@ -131,6 +131,11 @@ class VSwitchDriver:
     def list_ports(self, lsi: str) -> list[PortInfo]:
         raise NotImplementedError
 
+    def tag_ports(self, lsi: str, external_ids: dict) -> None:
+        """Replace the external_ids of ports of the LSI (name -> dict), in one change that
+        does not reconfigure the datapath. All or none; ResourceNotFound if one is missing."""
+        raise NotImplementedError
+
     @staticmethod
     def link_port_names(name: str) -> tuple[str, str]:
         """The patch ports of virtual link `name`: (<name>-a on lsi_a, <name>-b on lsi_b).

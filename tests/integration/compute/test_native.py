@@ -319,3 +319,118 @@ def test_destroy_works_when_the_node_namespace_is_gone(lab, session_tmp, tmp_pat
     driver.destroy(inst)
     assert not netlink.netns_exists(inst)
     assert driver.list_instances() == []
+
+
+def _prepared_spec(inst, image, names, **kw):
+    from dataclasses import replace
+    return replace(spec(inst, image, list(zip(("a", "b"), names)), **kw), prepared=True)
+
+
+def test_a_prepared_slot_becomes_the_function_without_touching_its_vswitch_ends(
+        lab, native, tmp_path):
+    image = make_package(tmp_path, "daemon", dict(DAEMON, create=RECORD))
+    inst = lab.name("p")
+    names = [lab.name("pa"), lab.name("pb")]
+    native.prepare(inst, tuple(names), {"composer-role": "spare"})
+    assert native.status(inst) == "spare"
+    assert [i.labels for i in native.list_instances() if i.instance == inst] == \
+        [{"composer-role": "spare"}]
+    ends = {n: netlink.link_info(n, native.netns) for n in names}
+    assert netlink.sysctl_get("net/ipv6/conf/%s/disable_ipv6" % names[0], native.netns) == "1"
+
+    ports = native.create(_prepared_spec(
+        inst, image, names, labels={"composer-function": "f"}))
+    assert ports == {"a": names[0], "b": names[1]}
+    assert native.status(inst) == "created"
+    # the same vSwitch ends (same interface index): nothing was made or moved in the node
+    assert {n: netlink.link_info(n, native.netns)["index"] for n in names} == \
+        {n: info["index"] for n, info in ends.items()}
+    seen = (Path(native.state_dir) / "native" / inst / "run" / "create.seen").read_text()
+    assert "COMPOSER_PORTS=eth0 eth1" in seen and "COMPOSER_PORT_0_ID=a" in seen
+    assert "COMPOSER_PORT_1_VSWITCH_IFNAME=%s" % names[1] in seen
+    native.start(inst)
+    assert native.status(inst) == "running"
+    native.destroy(inst)
+    _nothing_left(native, inst, names)
+
+
+def test_a_prepared_port_takes_the_callers_mac_and_address(lab, native, tmp_path):
+    image = make_package(tmp_path, "plain", {})
+    inst = lab.name("q")
+    names = (lab.name("qa"),)
+    native.prepare(inst, names)
+    native.create(FunctionSpec(instance=inst, template={}, image=image, prepared=True,
+                               ports=(port("a", names[0], "10.9.8.7/24",
+                                           mac="02:00:00:0a:0b:0d"),)))
+    assert netlink.link_info("eth0", inst)["mac"] == "02:00:00:0a:0b:0d"
+    assert "10.9.8.7/24" in netlink.addr_list("eth0", inst)
+
+
+def test_a_failed_create_in_a_prepared_slot_makes_the_slot_again(lab, native, tmp_path):
+    image = make_package(tmp_path, "broken", {"create": "echo no >&2\nexit 4\n"})
+    inst = lab.name("r")
+    names = (lab.name("ra"), lab.name("rb"))
+    native.prepare(inst, names, {"composer-role": "spare"})
+    ends = {n: netlink.link_info(n, native.netns)["index"] for n in names}
+    with pytest.raises(ScriptError):
+        native.create(_prepared_spec(inst, image, names))
+    assert native.status(inst) == "spare"
+    # the vSwitch ends were kept (a vSwitch would hold them)
+    assert {n: netlink.link_info(n, native.netns)["index"] for n in names} == ends
+    assert [i.labels for i in native.list_instances() if i.instance == inst] == \
+        [{"composer-role": "spare"}]
+    assert all(netlink.link_exists(n, native.netns) for n in names)
+    assert netlink.link_names("eth", inst) == ["eth0", "eth1"]
+    # the slot still works
+    good = make_package(tmp_path, "plain", {})
+    native.create(_prepared_spec(inst, good, names))
+    native.destroy(inst)
+    _nothing_left(native, inst, names)
+
+
+def test_create_in_a_slot_refuses_what_is_not_that_slot(lab, native, tmp_path):
+    image = make_package(tmp_path, "plain", {})
+    inst = lab.name("s")
+    names = (lab.name("sa"), lab.name("sb"))
+    with pytest.raises(ResourceNotFound):
+        native.create(_prepared_spec(inst, image, names))      # no slot at all
+    native.prepare(inst, names)
+    with pytest.raises(ResourceExists):
+        native.prepare(inst, names)                           # the slot exists
+    with pytest.raises(DriverError, match="prepared slot has the ports"):
+        native.create(_prepared_spec(inst, image, (names[1], names[0])))
+    assert native.status(inst) == "spare"
+    native.create(_prepared_spec(inst, image, names))
+    with pytest.raises(ResourceExists, match="not a prepared slot"):
+        native.create(_prepared_spec(inst, image, names))     # taken already
+    native.destroy(inst)
+    _nothing_left(native, inst, names)
+
+
+def test_release_empties_the_slot_and_keeps_the_vswitch_ends(lab, native, tmp_path):
+    # create leaves a bridge and a process in the namespace: the slot must come back empty
+    image = make_package(tmp_path, "messy", dict(
+        DAEMON, create="ip link add br7 type bridge\n"))
+    inst = lab.name("u")
+    names = (lab.name("ua"), lab.name("ub"))
+    native.prepare(inst, names, {"composer-role": "spare"})
+    macs = {n: netlink.link_info(n, inst)["mac"] for n in ("eth0", "eth1")}
+    ends = {n: netlink.link_info(n, native.netns)["index"] for n in names}
+    native.create(_prepared_spec(inst, image, names, labels={"composer-function": "f"}))
+    netlink.link_set("eth0", inst, mac="02:00:00:00:00:77")
+    native.start(inst)
+    assert netlink.netns_pids(inst)
+
+    native.release(inst)
+    assert native.status(inst) == "spare"
+    assert [i.labels for i in native.list_instances() if i.instance == inst] == \
+        [{"composer-role": "spare"}]
+    assert netlink.netns_pids(inst) == []
+    assert sorted(netlink.link_names("", inst)) == ["eth0", "eth1", "lo"]   # no br7
+    assert {n: netlink.link_info(n, inst)["mac"] for n in ("eth0", "eth1")} == macs
+    assert {n: netlink.link_info(n, native.netns)["index"] for n in names} == ends
+    assert not netlink.tx_checksum_enabled("eth0", inst)
+    assert not netlink.netns_exists(inst + "-x")
+    native.create(_prepared_spec(inst, image, names))       # and it can be taken again
+    native.destroy(inst)
+    _nothing_left(native, inst, names)
