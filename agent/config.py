@@ -53,6 +53,12 @@ DEFAULTS = {
         "execution-environments": ["native"],
         "parallel-starts": 8,
         "script-timeout": 30,
+        # Prepared slots per graph for new native functions (namespace and ports ready on
+        # the graph-LSI, see agent/engine/spares.py): a function added to a running graph
+        # then costs the vSwitch no reconfiguration. Each slot is a namespace and
+        # spare-slot-ports veth pairs held while the graph runs. 0: none.
+        "spare-slots": 0,
+        "spare-slot-ports": 2,
     },
     "resources": {
         "prefix": "cnc",                # every node resource the agent creates starts with it
@@ -133,6 +139,10 @@ def _check(config: AgentConfig) -> None:
             raise ConfigError("unknown execution environment %r in "
                               "compute.execution-environments (known: %s)"
                               % (env, ", ".join(_KNOWN_ENVIRONMENTS)))
+    if not 0 <= data["compute"]["spare-slots"] <= 16:
+        raise ConfigError("compute.spare-slots must be within 0..16")
+    if not 1 <= data["compute"]["spare-slot-ports"] <= 8:
+        raise ConfigError("compute.spare-slot-ports must be within 1..8")
     port = data["netconf"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError("netconf.port must be within 0..65535")

@@ -17,6 +17,11 @@ from ..engine.plan import Step
 LOG = logging.getLogger(__name__)
 
 
+def spare_labels(owner: str, graph_id: str) -> dict:
+    """The labels of a prepared slot of a graph (see agent/compute/spares.py)."""
+    return {"composer-owner": owner, "composer-graph": graph_id, "composer-role": "spare"}
+
+
 class ComputeManager:
     """Owns the compute drivers of the enabled environments and the SF repository."""
 
@@ -109,6 +114,7 @@ class ComputeManager:
             "start-function": self.start_function,
             "stop-function": self.stop_function,
             "update-function": self.update_function,
+            "unclaim-function": self.unclaim_function,
         }
 
     def _spec(self, step: Step) -> FunctionSpec:
@@ -125,13 +131,27 @@ class ComputeManager:
                       for pid, ifname in params["ports"])
         return FunctionSpec(instance=step.resource, template=template, image=params["image"],
                             ports=ports, parameters=tuple(function.parameters),
-                            cpu_cores=tuple(params.get("cores", ())), labels=params["labels"])
+                            cpu_cores=tuple(params.get("cores", ())), labels=params["labels"],
+                            prepared=bool(params.get("spare")))
 
     def create_function(self, step: Step) -> list:
         driver = self.driver(step.params["environment"])
         driver.create(self._spec(step))
         self.status[step.resource] = "stopped"
+        if step.params.get("spare"):
+            return [Step("unclaim-function", step.graph, step.resource, step.params)]
         return [Step("destroy-function", step.graph, step.resource, step.params)]
+
+    def unclaim_function(self, step: Step) -> list:
+        """Undo of a create in a prepared slot: the function goes, the slot stays as it was
+        prepared (its vSwitch ports stay on the graph-LSI)."""
+        self.driver(step.params["environment"]).release(step.resource)
+        self.status.pop(step.resource, None)
+        return []
+
+    def prepare_spare(self, environment: str, instance: str, ifnames: tuple,
+                      owner: str, graph_id: str) -> None:
+        self.driver(environment).prepare(instance, tuple(ifnames), spare_labels(owner, graph_id))
 
     def destroy_function(self, step: Step) -> list:
         driver = self.driver(step.params["environment"])

@@ -24,6 +24,7 @@ from .interface import EngineRefused, TransactionEngine
 from .journal import Journal
 from .plan import Plan
 from .planner import Planner, PlanningError, function_path, graph_path, sap_path
+from .spares import SparePool
 from .state import Snapshot, with_status
 
 LOG = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class ComposerEngine(TransactionEngine):
     """Deploys service graphs through the network and compute managers."""
 
     def __init__(self, network, compute, naming, state_dir, parallelism: int = 8,
-                 lsi0_interfaces=()):
+                 lsi0_interfaces=(), spare_slots: int = 0, spare_slot_ports: int = 2):
         self.network = network
         self.compute = compute
         self.naming = naming
@@ -52,6 +53,7 @@ class ComposerEngine(TransactionEngine):
         handlers.update(network.handlers())
         handlers.update(compute.handlers())
         self.executor = Executor(handlers, self.journal, parallelism)
+        self.spares = SparePool(naming, compute, network, spare_slots, spare_slot_ports)
         self.deployed: dict = {}
         self.in_progress: dict = {}      # graph id -> "deploying" / "removing"
         self.failures: dict = {}         # graph id -> last error message
@@ -94,6 +96,7 @@ class ComposerEngine(TransactionEngine):
                                  str(failure))
                 for gid in result.touched:
                     self.failures[gid] = str(failure)
+                self.spares.failed(result.touched, self.deployed)
                 raise EngineRefused(self._message(failure), path=self._path(failure.step),
                                     app_tag="deployment-failed",
                                     info={"step": str(failure.step)}) from None
@@ -104,6 +107,7 @@ class ComposerEngine(TransactionEngine):
             self._generation += 1
             for gid in result.touched:
                 self.failures.pop(gid, None)
+            self.spares.committed(result.claimed, self.deployed)
             self.snapshot.save(self.deployed, {"lsi0": self.network.lsi0})
             self.journal.end("commit")
             heap.settle()
@@ -115,7 +119,8 @@ class ComposerEngine(TransactionEngine):
     def _plan(self, new):
         try:
             self.compute.repository.set_configured(templates_from_tree(new))
-            return self.planner.plan(graph_sources(new), self.deployed)
+            return self.planner.plan(graph_sources(new), self.deployed, self.spares.available(),
+                                     self.spares.available_links())
         except PlanningError as exc:
             raise EngineRefused(exc.message, path=exc.path, app_tag=exc.app_tag) from None
 
@@ -167,8 +172,21 @@ class ComposerEngine(TransactionEngine):
         with self._lock:
             recovery = Recovery(self)
             recovery.run()
+            self.spares.clear()
             heap.settle()
             return recovery.report
+
+    def start_spares(self) -> None:
+        """Fill the prepared function slots in the background from now on."""
+        self.spares.start(self._lock, lambda: self.deployed)
+
+    def stop_spares(self) -> None:
+        self.spares.stop()
+
+    def fill_spares(self) -> int:
+        """Fill the prepared slots of every running graph now; how many were made."""
+        with self._lock:
+            return sum(self.spares.fill(gid, dg) for gid, dg in sorted(self.deployed.items()))
 
     def mark(self, graph_id: str, status: str, error: str = "") -> None:
         if graph_id in self.deployed:
@@ -235,6 +253,13 @@ class Recovery:
             env, _ = instances[instance]
             self._try("destroy orphan instance %s" % instance,
                       compute.driver(env).destroy, instance)
+        # Prepared slots are in no snapshot: their instances went above, their ports go here.
+        for dg in adopted.values():
+            spare_ports = [p.name for p in driver.list_ports(dg.lsi)
+                           if p.external_ids.get("composer-role") == "spare"]
+            if spare_ports:
+                self._try("remove the spare ports of %s" % dg.lsi, driver.destroy_ports,
+                          dg.lsi, spare_ports)
 
         from ..network.split import link_ports
         keep_lsi0_ports = set(network.lsi0_interfaces)

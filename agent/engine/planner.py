@@ -9,6 +9,9 @@ Phases, across all graphs of one transaction:
   D. flows: one atomic bundle per LSI, removals and additions together (LSI-0 once); the
      flows of a graph-LSI that goes are not removed (they go with it), only kept for undo;
   E. tear down what is gone: functions, SAP ports, links, graph-LSIs.
+A new function takes a prepared slot of its graph when one fits (agent/compute/spares.py):
+its namespace and ports exist and are on the graph-LSI already, so the vSwitch does not
+change; the plan retags the ports instead of attaching them.
 Editing one rule is one flow change in one or two bundles; adding one function to a graph
 of 500 creates that function, its ports, its links and its rules' flows, nothing else.
 """
@@ -59,6 +62,7 @@ class PlanResult:
     deployed: dict                      # graph id -> DeployedGraph after the plan
     touched: set = field(default_factory=set)
     summary: dict = field(default_factory=dict)
+    claimed: set = field(default_factory=set)   # spare slots (instances) the plan takes
 
 
 def _needs_replacement(old, new) -> bool:
@@ -85,7 +89,8 @@ class Planner:
 
     # --- checks beyond the YANG model ---
 
-    def check(self, desired: dict, deployed: dict | None = None, changed=None) -> dict:
+    def check(self, desired: dict, deployed: dict | None = None, changed=None,
+              function_ports=None) -> dict:
         """Per graph, the compiled Split; raises PlanningError for what cannot be deployed.
 
         Graphs not in changed are deployed as they are: their checks passed when they were
@@ -105,7 +110,8 @@ class Planner:
                 continue
             self._check_graph(graph, vlan_owner)
             try:
-                split = split_graph(graph, self.naming, old.links if old is not None else ())
+                split = split_graph(graph, self.naming, old.links if old is not None else (),
+                                    (function_ports or {}).get(graph.id))
             except Exception as exc:  # SplitError
                 rule_id = getattr(exc, "rule_id", None)
                 raise PlanningError(str(exc), rule_path(graph.id, rule_id) if rule_id else
@@ -114,7 +120,7 @@ class Planner:
         # LSI-0 is shared: two graphs' rules in the same flow slot would replace each other.
         for gid in sorted(desired, key=lambda g: (g in changed, g)):
             graph = desired[gid]
-            ports = PortMap(graph, self.naming)
+            ports = PortMap(graph, self.naming, (function_ports or {}).get(gid))
             lsi0_flows = splits[gid].lsi0_flows
             for rule in graph.rules.values():
                 if not ports.on_lsi0(rule.in_port):
@@ -165,8 +171,10 @@ class Planner:
 
     # --- planning ---
 
-    def plan(self, sources: dict, deployed: dict) -> PlanResult:
-        """sources: graph id -> libyang JSON entry of the graph wanted in running."""
+    def plan(self, sources: dict, deployed: dict, spares=None, spare_links=None) -> PlanResult:
+        """sources: graph id -> libyang JSON entry of the graph wanted in running;
+        spares: graph id -> the prepared slots (Spare) new functions may take;
+        spare_links: graph id -> names of prepared virtual links the graph may take."""
         desired, changed = {}, set()
         for gid, src in sources.items():
             old = deployed.get(gid)
@@ -176,13 +184,20 @@ class Planner:
                 desired[gid] = graph_from_dict(
                     src, (old.source, old.graph) if old is not None else None)
                 changed.add(gid)
-        splits = self.check(desired, deployed, changed)
+        resolutions: dict = {}
+        claims = {gid: self._claim_spares(desired[gid], deployed.get(gid),
+                                          (spares or {}).get(gid, ()), resolutions)
+                  for gid in changed}
+        function_ports = {gid: self._function_ports(desired[gid], deployed.get(gid), claims[gid])
+                          for gid in changed}
+        splits = self.check(desired, deployed, changed, function_ports)
         phase_a, phase_b_lsi, phase_b_functions, phase_b_rest = [], [], [], []
         phase_c, phase_e_stop, phase_e_rest, phase_e_destroy = [], [], [], []
         flow_changes: dict = {}          # lsi -> (add list, remove cookies, removed flows)
         released: dict = {}              # lsi -> release-flows step (the LSI goes)
         new_deployed: dict = {}
         touched: set = set()
+        claimed: set = set()
         summary = {"graphs-added": 0, "graphs-removed": 0, "graphs-changed": 0,
                    "functions-created": 0, "functions-destroyed": 0, "flows-added": 0,
                    "flows-removed": 0}
@@ -238,6 +253,7 @@ class Planner:
             functions = {}
             new_ports_to_attach = []
             ports_to_detach = []
+            ports_to_tag = []
 
             # functions
             gone = set(old_graph.functions) - set(graph.functions)
@@ -260,25 +276,34 @@ class Planner:
                     self._teardown_functions(old, [fid], phase_a, phase_a, phase_a)
                     recreated_ports.update(old_functions[fid].port_map().values())
                     summary["functions-destroyed"] += 1
-                resolution = self.compute.resolve(gid, function)
+                resolution = resolutions.get((gid, fid)) or self.compute.resolve(gid, function)
+                spare = claims[gid].get(fid)
                 deployed_fn = DeployedFunction(
-                    id=fid, instance=self.naming.function_instance(gid, fid),
+                    id=fid, instance=spare.instance if spare else
+                    self.naming.function_instance(gid, fid),
                     environment=resolution.environment, template=resolution.template_id,
                     image=resolution.image,
-                    ports=tuple((p.id, self.naming.function_port(gid, fid, p.id))
-                                for p in function.ports),
+                    ports=tuple(zip(function.port_ids(), spare.ports)) if spare else
+                    tuple((p.id, self.naming.function_port(gid, fid, p.id))
+                          for p in function.ports),
                     cores=tuple(placements.get((gid, fid), ())))
                 functions[fid] = deployed_fn
                 summary["functions-created"] += 1
                 phase_b_functions.append(self._create_function_step(gid, function, deployed_fn,
-                                                                    resolution))
-                new_ports_to_attach += [self._port_spec(gid, fid, pid, ifname)
-                                        for pid, ifname in deployed_fn.ports]
+                                                                    resolution, spare))
+                specs = [self._port_spec(gid, fid, pid, ifname)
+                         for pid, ifname in deployed_fn.ports]
+                if spare:
+                    claimed.add(spare.instance)
+                    ports_to_tag += specs
+                else:
+                    new_ports_to_attach += specs
                 phase_c.append(Step("start-function", gid, deployed_fn.instance,
                                     {"environment": deployed_fn.environment}))
             if new_ports_to_attach:
                 phase_b_rest.append(Step("attach-ports", gid, lsi,
                                          {"lsi": lsi, "ports": new_ports_to_attach}))
+
             if ports_to_detach:
                 phase_e_rest.append(Step("detach-ports", gid, lsi,
                                          {"lsi": lsi, "ports": ports_to_detach}))
@@ -311,6 +336,12 @@ class Planner:
             new_names = {l.name for l in split.links}
             new_links = [l for l in split.links if l.name not in old_names]
             dead_links = [l for l in old_links if l.name not in new_names]
+            prepared = (spare_links or {}).get(gid, ())
+            links_to_tag = [l for l in new_links if l.name in prepared]
+            new_links = [l for l in new_links if l.name not in prepared]
+            if ports_to_tag or links_to_tag:
+                phase_b_rest.append(self._tag_step(gid, lsi, ports_to_tag, links_to_tag))
+                claimed.update(l.name for l in links_to_tag)
             if new_links:
                 phase_b_rest.append(self._links_step("create-links", None, new_links, gid, lsi))
             if dead_links:
@@ -374,7 +405,8 @@ class Planner:
                 plan.add(Group("destroy functions and LSIs", tuple(phase_e_destroy)))
             else:
                 plan.extend(phase_e_destroy)
-        return PlanResult(plan=plan, deployed=new_deployed, touched=touched, summary=summary)
+        return PlanResult(plan=plan, deployed=new_deployed, touched=touched, summary=summary,
+                          claimed=claimed)
 
     # --- step builders ---
 
@@ -386,13 +418,67 @@ class Planner:
                 "external_ids": {"composer-owner": self.naming.prefix, "composer-graph": gid,
                                  "composer-function": fid, "composer-port": pid}}
 
-    def _create_function_step(self, gid, function, deployed_fn, resolution) -> Step:
-        return Step("create-function", gid, deployed_fn.instance, {
+    def _tag_step(self, gid, lsi, port_specs, links) -> Step:
+        """Prepared ports and links become the graph's: their tags change."""
+        spare = {"composer-owner": self.naming.prefix, "composer-graph": gid,
+                 "composer-role": "spare"}
+        link_ids = self._links_step("create-links", None, links, gid, lsi).params["external_ids"]
+        tags: dict = {}
+        for spec in port_specs:
+            tags.setdefault(lsi, {})[spec["name"]] = spec["external_ids"]
+        for link in links:
+            lsi0_side, graph_side = link_ports(link.name)
+            tags.setdefault(self.lsi0, {})[lsi0_side] = link_ids
+            tags.setdefault(lsi, {})[graph_side] = link_ids
+        previous = {where: {name: spare for name in ports} for where, ports in tags.items()}
+        what = "%d ports, %d links" % (len(port_specs), len(links))
+        return Step("tag-ports", gid, what, {"tags": tags, "previous": previous})
+
+    def _create_function_step(self, gid, function, deployed_fn, resolution, spare=None) -> Step:
+        params = {
             "environment": deployed_fn.environment, "template": resolution.template,
             "image": resolution.image, "function": function, "ports": deployed_fn.ports,
             "cores": deployed_fn.cores,
             "labels": {"composer-owner": self.naming.prefix, "composer-graph": gid,
-                       "composer-function": function.id}})
+                       "composer-function": function.id}}
+        if spare is not None:
+            params["spare"] = True
+        return Step("create-function", gid, deployed_fn.instance, params)
+
+    def _claim_spares(self, graph, old, spares, resolutions) -> dict:
+        """function id -> the Spare a new function of the graph takes. A slot fits a native
+        function with as many ports; functions being replaced keep their own names."""
+        if not spares:
+            return {}
+        free = list(spares)
+        old_functions = old.graph.functions if old is not None else {}
+        claims = {}
+        for fid in sorted(graph.functions):
+            if fid in old_functions or not free:
+                continue
+            function = graph.functions[fid]
+            resolution = self.compute.resolve(graph.id, function)
+            resolutions[(graph.id, fid)] = resolution
+            spare = next((s for s in free if s.environment == resolution.environment
+                          and len(s.ports) == len(function.ports)), None)
+            if spare is not None:
+                free.remove(spare)
+                claims[fid] = spare
+        return claims
+
+    def _function_ports(self, graph, old, claims) -> dict:
+        """function id -> {port id: vSwitch port} of the functions not named after their ids:
+        those kept or updated from old (as deployed), and those taking a spare slot."""
+        out = {}
+        if old is not None:
+            for fid, function in graph.functions.items():
+                previous = old.graph.functions.get(fid)
+                if previous is not None and (previous == function or
+                                             not _needs_replacement(previous, function)):
+                    out[fid] = old.functions[fid].port_map()
+        for fid, spare in claims.items():
+            out[fid] = dict(zip(graph.functions[fid].port_ids(), spare.ports))
+        return out
 
     def _teardown_functions(self, old, fids, stop_list, detach_list, destroy_list) -> None:
         """Stop, detach and destroy functions of a deployed graph, into the given lists
@@ -421,7 +507,9 @@ class Planner:
         new_ids = set(function.port_ids())
         added = [p for p in function.ports if p.id not in old_ids]
         removed = [pid for pid in previous.port_ids() if pid not in new_ids]
-        ports = tuple((p.id, self.naming.function_port(gid, fid, p.id)) for p in function.ports)
+        named = deployed_fn.port_map()
+        ports = tuple((p.id, named.get(p.id) or self.naming.function_port(gid, fid, p.id))
+                      for p in function.ports)
         updated = replace(deployed_fn, ports=ports)
         attach = [self._port_spec(gid, fid, p.id, self.naming.function_port(gid, fid, p.id))
                   for p in added]

@@ -35,12 +35,15 @@ class EngineService:
         self.engine = ComposerEngine(
             network, compute, self.vswitch.naming, self.config.state_dir / "engine",
             parallelism=int(self.config.get("compute", "parallel-starts")),
-            lsi0_interfaces=self.config.get("lsi0", "interfaces"))
+            lsi0_interfaces=self.config.get("lsi0", "interfaces"),
+            spare_slots=int(self.config.get("compute", "spare-slots")),
+            spare_slot_ports=int(self.config.get("compute", "spare-slot-ports")))
         fault_file = self.config.get("debug", "fault-file")
         if fault_file:
             LOG.warning("fault injection is on (debug.fault-file = %s)", fault_file)
             self.engine.executor.fault = FaultFile(fault_file)
         self.recovery_report = self.engine.recover()
+        self.engine.start_spares()
         description = DomainDescription(self.config, network, compute, self.engine, self.started)
         # In place: the NETCONF service holds this list from before the engine existed.
         self.providers[:] = [StateProvider("service-graphs", GraphState(self.engine).build),
@@ -63,6 +66,8 @@ class EngineService:
         await asyncio.to_thread(self._start)
 
     async def stop(self) -> None:
+        if self.engine is not None:
+            await asyncio.to_thread(self.engine.stop_spares)
         if self.config.get("ovs", "stop-on-exit"):
             await asyncio.to_thread(self.teardown)
 

@@ -61,8 +61,12 @@ class DeployedGraph:
         """The compiled flows and links of the graph as deployed (computed once)."""
         if self._split is None:
             from ..network.split import split_graph
-            self._split = split_graph(self.graph, naming, self.links)
+            self._split = split_graph(self.graph, naming, self.links, self.function_ports())
         return self._split
+
+    def function_ports(self) -> dict:
+        """function id -> {port id: vSwitch port}, as deployed."""
+        return {fid: f.port_map() for fid, f in self.functions.items()}
 
 
 def _endpoint_out(endpoint: Endpoint | None):

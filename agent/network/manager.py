@@ -59,6 +59,7 @@ class NetworkManager:
             "create-lsi": self.create_lsi,
             "destroy-lsi": self.destroy_lsi,
             "attach-ports": self.attach_ports,
+            "tag-ports": self.tag_ports,
             "detach-ports": self.detach_ports,
             "create-links": self.create_links,
             "destroy-links": self.destroy_links,
@@ -87,6 +88,23 @@ class NetworkManager:
         else:
             self.driver.create_ports(step.params["lsi"], step.params["ports"])
         return [Step("detach-ports", step.graph, step.resource, step.params)]
+
+    def tag_ports(self, step: Step) -> list:
+        """Ports of prepared slots and links a graph takes: they are on their LSIs already,
+        only their tags change. params: "tags" and "previous" (the tags an undo restores),
+        each LSI -> port -> external_ids."""
+        tags, previous = step.params["tags"], step.params["previous"]
+        done = []
+        try:
+            for lsi in sorted(tags):
+                self.driver.tag_ports(lsi, tags[lsi])
+                done.append(lsi)
+        except BaseException:
+            for lsi in done:
+                self.driver.tag_ports(lsi, previous[lsi])
+            raise
+        return [Step("tag-ports", step.graph, step.resource,
+                     dict(step.params, tags=previous, previous=tags))]
 
     def _ofports(self, lsi: str, names) -> dict:
         """The OpenFlow port numbers of ports about to go, so that an undo recreates them

@@ -23,6 +23,10 @@ def base36(number: int) -> str:
             return out
 
 
+def spare_port_name(instance: str, number: int) -> str:
+    return "%sp%d" % (instance, number)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def digest(*parts: str, length: int = 8) -> str:
     # Cached: planning a graph of 500 functions names its ports, rules and links again on
@@ -64,11 +68,27 @@ class Naming:
         """The compute instance (namespace, container, domain) of a function."""
         return "%sf%s" % (self.prefix, digest(graph_id, function_id, length=12))
 
+    def spare_instance(self, graph_id: str, index: int) -> str:
+        """A prepared function slot of a graph (see agent/compute/spares.py): prefix, 'w',
+        the graph in 4 base-36 characters, the index in base 36. Its ports are
+        spare_port(instance, n), so the whole slot is named before any function takes it."""
+        name = "%sw%s%s" % (self.prefix, self._graph36(graph_id), base36(index))
+        if len(spare_port_name(name, 9)) > IFNAME_MAX:
+            raise ValueError("graph %s has too many spare slots" % graph_id)
+        return name
+
+    @staticmethod
+    def spare_port(instance: str, number: int) -> str:
+        return spare_port_name(instance, number)
+
+    @staticmethod
+    def _graph36(graph_id: str) -> str:
+        return base36(int(digest(graph_id, length=8), 16))[-4:].rjust(4, "0")
+
     def virtual_link(self, graph_id: str, index: int) -> str:
         """A patch-port pair: prefix, 'l', the graph in 4 base-36 characters, the index in
         base 36 (at most 13 characters up to 36^4 links per graph)."""
-        graph = base36(int(digest(graph_id, length=8), 16))[-4:].rjust(4, "0")
-        name = "%sl%s%s" % (self.prefix, graph, base36(index))
+        name = "%sl%s%s" % (self.prefix, self._graph36(graph_id), base36(index))
         if len(name) > LINK_NAME_MAX:
             raise ValueError("graph %s has too many virtual links" % graph_id)
         return name

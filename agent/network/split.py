@@ -64,9 +64,12 @@ class SplitError(Exception):
 class PortMap:
     """Where each endpoint of a graph is on the vSwitch."""
 
-    def __init__(self, graph: Graph, naming: Naming):
+    def __init__(self, graph: Graph, naming: Naming, function_ports=None):
+        """function_ports: function id -> {port id: vSwitch port}, for functions whose ports
+        are not named after the ids (those made in a prepared slot)."""
         self.graph = graph
         self.naming = naming
+        self.function_ports = function_ports or {}
 
     def on_lsi0(self, endpoint: Endpoint) -> bool:
         return endpoint.sap is not None and self.graph.saps[endpoint.sap].on_lsi0
@@ -78,6 +81,9 @@ class PortMap:
             if sap.on_lsi0:
                 return sap.if_name
             return self.naming.sap_port(self.graph.id, sap.id, sap.type)
+        named = self.function_ports.get(endpoint.function)
+        if named is not None and endpoint.port in named:
+            return named[endpoint.port]
         return self.naming.function_port(self.graph.id, endpoint.function, endpoint.port)
 
     def vlan(self, endpoint: Endpoint) -> int | None:
@@ -172,9 +178,10 @@ def _rule_flow(graph: Graph, rule, ports: PortMap, naming: Naming, links_to) -> 
     return in_lsi0, flow
 
 
-def split_graph(graph: Graph, naming: Naming, previous_links=()) -> Split:
-    """Compile a graph into LSI-0 flows, graph-LSI flows and virtual links."""
-    ports = PortMap(graph, naming)
+def split_graph(graph: Graph, naming: Naming, previous_links=(), function_ports=None) -> Split:
+    """Compile a graph into LSI-0 flows, graph-LSI flows and virtual links (function_ports:
+    see PortMap)."""
+    ports = PortMap(graph, naming, function_ports)
     for rule in graph.rules.values():
         for endpoint in (rule.in_port, *rule.outputs()):
             if not graph.endpoint_exists(endpoint):

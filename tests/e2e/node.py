@@ -71,7 +71,8 @@ class Node:
     """A namespace with interfaces to hosts, and an agent managing it."""
 
     def __init__(self, tag: str, tmp: Path, hosts: dict, prefix_suffix: str = "",
-                 extra_config: str = "", environments=("native",), underlay: dict | None = None):
+                 extra_config: str = "", environments=("native",), underlay: dict | None = None,
+                 spare_slots: int = 0):
         self.tag = tag
         self.netns = "%s%s" % (PREFIX, tag)
         self.dir = Path(tmp) / tag
@@ -82,6 +83,7 @@ class Node:
         self.underlay = dict(underlay or {})
         self.port = free_port()
         self.extra_config = extra_config
+        self.spare_slots = spare_slots
         self.environments = environments
         self.agent = None
         self.log = self.dir / "agent.log"
@@ -151,6 +153,7 @@ interfaces = [{interfaces}]
 addresses = {{ {addresses} }}
 [compute]
 execution-environments = [{envs}]
+spare-slots = {self.spare_slots}
 [resources]
 prefix = "{self.resource_prefix}"
 [logging]

@@ -4,6 +4,8 @@ each failure the node (OVSDB rows, flows, namespaces, links, processes) is as be
 """
 
 import asyncio
+import subprocess
+import time
 
 import pytest
 
@@ -31,6 +33,7 @@ class InProcessNode(Node):
                     "datapath-type": "netdev"},
             "lsi0": {"interfaces": sorted(self.host_spec)},
             "resources": {"prefix": self.resource_prefix},
+            "compute": {"spare-slots": self.spare_slots},
         })
         self.vswitch = VSwitchService(self.config)
         self.compute = ComputeService(self.config)
@@ -115,5 +118,98 @@ def test_a_failure_at_every_step_leaves_the_node_as_before(node, scenario):
         # and without a fault the change goes through
         node.engine.apply(None, after_tree)
         assert h1.ping(h2.ip, count=2) == bool(after_graphs)
+    finally:
+        node.apply()
+
+
+@pytest.fixture(scope="module")
+def spare_node(session_tmp):
+    """A node that keeps one prepared function slot per graph."""
+    with InProcessNode("s", session_tmp, {"eth1": "10.21.0.1/24", "eth2": "10.21.0.2/24"},
+                       prefix_suffix="s", spare_slots=1) as n:
+        yield n
+
+
+def _reconfigurations(node) -> int:
+    from drivers.vswitch.ovs_process import PrivateOVS
+    ctl = PrivateOVS(node.dir / "ovs", netns=node.netns).vswitchd_ctl
+    out = subprocess.run(["ovs-appctl", "-t", str(ctl), "coverage/read-counter",
+                          "bridge_reconfigure"], capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def _settled(node) -> int:
+    """The reconfiguration count once ovs-vswitchd has stopped reconfiguring."""
+    count = _reconfigurations(node)
+    while True:
+        time.sleep(0.5)
+        again = _reconfigurations(node)
+        if again == count:
+            return count
+        count = again
+
+
+def test_a_function_added_to_a_running_graph_takes_a_prepared_slot(spare_node):
+    node = spare_node
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    empty = node.node_resources()
+    try:
+        node.apply(firewall_chain("g1"))
+        assert node.engine.fill_spares() == 3          # one slot, two links
+        slot = node.engine.spares.available()["g1"][0]
+        assert slot.instance.startswith(node.resource_prefix + "w")
+        count = _settled(node)
+
+        node.apply(_chain_with_bridge())
+        # The bridge is in the slot, its ports and links were there: the vSwitch did not
+        # change, only tags and flows did.
+        assert node.engine.deployed["g1"].functions["br"].instance == slot.instance
+        assert _reconfigurations(node) == count
+        # (the bridge's rules reuse the links the firewall's wan side no longer needs)
+        assert node.engine.spares.count("g1") == (0, 2)
+        assert h1.ping(h2.ip)
+
+        node.engine.fill_spares()
+        assert node.engine.spares.count("g1") == (1, 2)
+        node.apply(firewall_chain("g1"))              # the bridge goes like any function
+        assert h1.ping(h2.ip)
+    finally:
+        node.apply()
+    # the graph's slots and links went with it
+    actual = node.node_resources()
+    assert actual == empty, resources_diff(empty, actual)
+
+
+def test_a_failure_at_every_step_of_a_slot_taking_change_leaves_the_node_as_before(
+        spare_node):
+    node = spare_node
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    after_tree = parse_config(CTX, service_graphs(_chain_with_bridge()))
+    try:
+        node.apply(firewall_chain("g1"))
+        node.engine.fill_spares()
+        steps = [str(s) for s in node.engine.dry_run(after_tree).steps()]
+        assert any(s.startswith("tag-ports") for s in steps), steps
+        for target in steps:
+            node.apply(firewall_chain("g1"))
+            node.engine.fill_spares()
+            expected = node.node_resources()
+
+            def fault(step, target=target):
+                if str(step) == target:
+                    raise RuntimeError("injected at %s" % step)
+            node.engine.executor.fault = fault
+            try:
+                with pytest.raises(EngineRefused):
+                    node.engine.apply(None, after_tree)
+            finally:
+                node.engine.executor.fault = None
+            actual = node.node_resources()
+            assert actual == expected, "after a failure at %s:\n%s" % (
+                target, resources_diff(expected, actual))
+            assert node.engine.spares.count("g1") == (1, 2)
+            assert h1.ping(h2.ip, count=2), "traffic broken after a failure at %s" % target
+        node.engine.apply(None, after_tree)
+        assert h1.ping(h2.ip, count=2)
     finally:
         node.apply()

@@ -84,6 +84,14 @@ class FakeVSwitch(VSwitchDriver):
         for name in names:
             self.lsis[lsi]["ports"].pop(name)
 
+    def tag_ports(self, lsi, external_ids):
+        self._call("tag_ports", lsi, sorted(external_ids))
+        for name in external_ids:
+            if name not in self.lsis[lsi]["ports"]:
+                raise ResourceNotFound("no port %s" % name, resource=name)
+        for name, ids in external_ids.items():
+            self.port_ids[(lsi, name)] = dict(ids)
+
     def create_virtual_links(self, lsi_a, lsi_b, names, *, external_ids=None, ofports=None):
         self._call("create_virtual_links", lsi_a, lsi_b, list(names))
         for name in names:
@@ -91,6 +99,7 @@ class FakeVSwitch(VSwitchDriver):
             self.lsis[lsi_a]["ports"][port_a] = "patch"
             self.lsis[lsi_b]["ports"][port_b] = "patch"
             self.port_ids[(lsi_a, port_a)] = dict(external_ids or {})
+            self.port_ids[(lsi_b, port_b)] = dict(external_ids or {})
         return []
 
     def destroy_virtual_links(self, links):
@@ -138,11 +147,31 @@ class FakeCompute(ComputeDriver):
 
     def create(self, spec):
         self._call("create", spec.instance)
-        if spec.instance in self.instances:
+        ports = [p.vswitch_ifname for p in spec.ports]
+        if spec.prepared:
+            slot = self.instances.get(spec.instance)
+            if slot is None or slot["state"] != "spare" or slot["ports"] != ports:
+                raise ResourceExists("not a prepared slot", resource=spec.instance)
+        elif spec.instance in self.instances:
             raise ResourceExists("exists", resource=spec.instance)
-        self.instances[spec.instance] = {"state": "created",
-                                         "ports": [p.vswitch_ifname for p in spec.ports]}
+        self.instances[spec.instance] = {"state": "created", "ports": ports,
+                                         "labels": dict(spec.labels), "spare": spec.prepared,
+                                         "spare_labels": slot["labels"] if spec.prepared
+                                         else None}
         return {p.port_id: p.vswitch_ifname for p in spec.ports}
+
+    def prepare(self, instance, vswitch_ifnames, labels=None):
+        self._call("prepare", instance)
+        if instance in self.instances:
+            raise ResourceExists("exists", resource=instance)
+        self.instances[instance] = {"state": "spare", "ports": list(vswitch_ifnames),
+                                    "labels": dict(labels or {}), "spare": True}
+
+    def release(self, instance):
+        self._call("release", instance)
+        slot = self.instances[instance]
+        self.instances[instance] = {"state": "spare", "ports": slot["ports"],
+                                    "labels": slot["spare_labels"], "spare": True}
 
     def start(self, instance):
         self._call("start", instance)
@@ -163,4 +192,5 @@ class FakeCompute(ComputeDriver):
         self.instances.pop(instance)
 
     def list_instances(self, labels=None):
-        return [InstanceInfo(i, s["state"]) for i, s in self.instances.items()]
+        return [InstanceInfo(i, s["state"], labels=s.get("labels", {}))
+                for i, s in self.instances.items()]

@@ -345,3 +345,97 @@ def test_apply_after_validate_reuses_the_plan(node, monkeypatch):
     other = running(chain("g2"))
     with pytest.raises(AssertionError):
         node.engine.apply(None, other)            # another tree: planned again
+
+
+# --- prepared function slots ---
+
+def _spare_node(tmp_path, monkeypatch, size=1):
+    node = make_node(tmp_path, monkeypatch)
+    node.engine.spares.size, node.engine.spares.links = size, size * 2
+    return node
+
+
+def _spare_ids():
+    return {"composer-owner": "ct", "composer-graph": "g1", "composer-role": "spare"}
+
+
+def test_a_new_function_takes_a_prepared_slot_and_the_vswitch_is_not_changed(
+        tmp_path, monkeypatch):
+    node = _spare_node(tmp_path, monkeypatch)
+    node.engine.apply(None, running(chain()))
+    assert node.engine.fill_spares() == 3            # a slot of two ports, two links
+    slot = node.engine.spares.available()["g1"][0]
+    lsi = node.naming.graph_lsi("g1")
+    assert node.vswitch.port_ids[(lsi, slot.ports[0])] == _spare_ids()
+    node.vswitch.calls.clear()
+
+    node.engine.apply(None, running(chain(middle=True)))
+    steps = [s.kind for s in node.engine.last_plan.steps()]
+    assert "attach-ports" not in steps and "create-links" not in steps
+    assert "tag-ports" in steps
+    changes = {name for name, _ in node.vswitch.calls}
+    assert changes == {"tag_ports", "apply_flows"}
+    middle = [f for f in node.engine.deployed["g1"].functions.values()
+              if f.instance == slot.instance]
+    assert len(middle) == 1 and middle[0].ports == tuple(zip(("in", "out"), slot.ports))
+    assert node.vswitch.port_ids[(lsi, slot.ports[0])]["composer-function"] == middle[0].id
+    assert node.compute.instances[slot.instance]["state"] == "running"
+    assert node.engine.spares.count("g1")[0] == 0
+    # its ports are in the flows under the slot's names
+    flows = node.vswitch.lsis[lsi]["flows"].values()
+    assert any(("in_port", slot.ports[0]) in f.match for f in flows)
+
+
+def test_a_failure_at_any_step_of_a_slot_taking_change_restores_slot_and_tags(
+        tmp_path, monkeypatch):
+    node = _spare_node(tmp_path, monkeypatch)
+    before, after = running(chain()), running(chain(middle=True))
+    node.engine.apply(None, before)
+    node.engine.fill_spares()
+    steps = [str(s) for s in node.engine.dry_run(after).steps()]
+    assert any(s.startswith("tag-ports") for s in steps)
+    for target in steps:
+        snapshot, tags = node.state(), dict(node.vswitch.port_ids)
+        spares = node.engine.spares.available()
+
+        def fault(step, target=target):
+            if str(step) == target:
+                raise RuntimeError("injected at %s" % step)
+        node.engine.executor.fault = fault
+        try:
+            with pytest.raises(EngineRefused):
+                node.engine.apply(None, after)
+        finally:
+            node.engine.executor.fault = None
+        assert node.state() == snapshot, "after a failure at %s" % target
+        assert node.vswitch.port_ids == tags, "tags after a failure at %s" % target
+        assert node.engine.spares.available() == spares
+
+
+def test_deleting_a_graph_removes_its_slots_and_links(tmp_path, monkeypatch):
+    node = _spare_node(tmp_path, monkeypatch, size=2)
+    empty = node.state()
+    node.engine.apply(None, running(chain()))
+    assert node.engine.fill_spares() == 6
+    node.engine.apply(None, running())
+    assert node.state() == empty
+    assert node.engine.spares.available() == {}
+
+
+def test_recovery_removes_slots_and_the_pool_starts_empty(tmp_path, monkeypatch):
+    node = _spare_node(tmp_path, monkeypatch)
+    node.engine.apply(None, running(chain()))
+    node.engine.fill_spares()
+    with_slots = node.state()
+    engine = _restart(node)
+    engine.spares.size, engine.spares.links = 1, 2
+    engine.recover()
+    vswitch, compute = node.state()
+    lsi = node.naming.graph_lsi("g1")
+    assert not [i for i, s in compute.items() if s["state"] == "spare"]
+    assert not [p for p in vswitch[lsi]["ports"]
+                if node.vswitch.port_ids.get((lsi, p), {}).get("composer-role") == "spare"]
+    assert engine.spares.available() == {}
+    engine.apply(None, running(chain()))
+    assert engine.fill_spares() == 3
+    assert node.state() == with_slots
