@@ -181,12 +181,19 @@ class ComposerEngine(TransactionEngine):
         self.spares.start(self._lock, lambda: self.deployed)
 
     def stop_spares(self) -> None:
-        self.spares.stop()
+        """Stop filling; destroy what removed graphs left."""
+        self.spares.stop(self._lock)
 
     def fill_spares(self) -> int:
-        """Fill the prepared slots of every running graph now; how many were made."""
+        """Drain, then fill the prepared slots of every running graph now; how many were
+        made."""
         with self._lock:
+            self.spares.drain()
             return sum(self.spares.fill(gid, dg) for gid, dg in sorted(self.deployed.items()))
+
+    def drain_spares(self) -> None:
+        with self._lock:
+            self.spares.drain()
 
     def mark(self, graph_id: str, status: str, error: str = "") -> None:
         if graph_id in self.deployed:

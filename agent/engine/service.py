@@ -66,10 +66,10 @@ class EngineService:
         await asyncio.to_thread(self._start)
 
     async def stop(self) -> None:
-        if self.engine is not None:
-            await asyncio.to_thread(self.engine.stop_spares)
         if self.config.get("ovs", "stop-on-exit"):
             await asyncio.to_thread(self.teardown)
+        if self.engine is not None:
+            await asyncio.to_thread(self.engine.stop_spares)
 
     def banner(self) -> list[str]:
         graphs = len(self.engine.deployed) if self.engine else 0

@@ -13,8 +13,9 @@ the graph (the planner numbers new links after the highest in use), and a link t
 such a name is retagged instead of created.
 
 The pool is a cache. It is filled after commits, in the background and one graph at a
-time under the engine's lock; slots of removed graphs are destroyed before the commit
-that removed them returns. At boot, recovery destroys every slot (they are in no snapshot)
+time under the engine's lock. The slots and links of a removed graph are destroyed right
+after the commit that removed it, also in the background (off the commit's path: a
+graph's delete would otherwise wait for them), and at the latest when the agent stops. At boot, recovery destroys every slot (they are in no snapshot)
 and the pool starts empty. A commit that fails may leave a slot's ports gone (the undo of
 a removed graph-LSI does not bring spare ports back): such slots are destroyed and made
 again.
@@ -55,6 +56,7 @@ class SparePool:
         self.delay = delay
         self._slots: dict = {}            # graph id -> [Spare]
         self._links: dict = {}            # graph id -> {link index: link name}
+        self._doomed: list = []           # (slots, link names) of removed graphs
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,18 +80,23 @@ class SparePool:
     def committed(self, claimed, deployed: dict) -> None:
         """Forget the slots and links the plan took; destroy those of graphs no longer
         deployed (their graph-LSI went with its ports; the rest goes now)."""
-        for gid in list(self._slots):
+        for gid in set(self._slots) | set(self._links):
             if gid not in deployed:
-                for spare in self._slots.pop(gid):
-                    self._destroy(spare)
+                self._doomed.append((self._slots.pop(gid, []),
+                                     list(self._links.pop(gid, {}).values())))
                 continue
-            self._slots[gid] = [s for s in self._slots[gid] if s.instance not in claimed]
-        for gid in list(self._links):
-            if gid not in deployed:
-                self._destroy_links(self._links.pop(gid).values(), None)
-                continue
-            self._links[gid] = {i: n for i, n in self._links[gid].items() if n not in claimed}
+            self._slots[gid] = [s for s in self._slots.get(gid, []) if s.instance not in claimed]
+            self._links[gid] = {i: n for i, n in self._links.get(gid, {}).items()
+                                if n not in claimed}
         self.wake()
+
+    def drain(self) -> None:
+        """Destroy the slots and links of removed graphs now (caller holds the lock)."""
+        while self._doomed:
+            slots, links = self._doomed.pop(0)
+            for spare in slots:
+                self._destroy(spare)
+            self._destroy_links(links, None)
 
     def failed(self, touched, deployed: dict) -> None:
         """After a rolled-back transaction: destroy the slots of touched graphs whose ports
@@ -201,7 +208,7 @@ class SparePool:
 
     # --- the background filler ---
 
-    def start(self, lock: threading.Lock, deployed) -> None:
+    def start(self, lock, deployed) -> None:
         """Fill in a thread: `delay` seconds after the last wake(), one graph at a time
         under lock; deployed() gives the engine's current graphs."""
         if not self.enabled or self._thread is not None:
@@ -214,16 +221,22 @@ class SparePool:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, lock=None) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        if lock is not None:
+            with lock:
+                self.drain()
 
     def _run(self, lock, deployed) -> None:
         while not self._stop.is_set():
             self._wake.wait()
+            if self._doomed:
+                with lock:
+                    self.drain()
             # Wait until no commit has come for `delay` seconds: a burst of commits is not
             # slowed by filling between them.
             while self._wake.is_set() and not self._stop.is_set():

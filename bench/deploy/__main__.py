@@ -7,6 +7,11 @@ interface SAPs until the commit returns (the graph is running), its deletion, an
 resources made and removed by a sequential shell script, in the same run on the same node.
 At the largest N, also the commit that adds one more firewall: as a one-function delta
 (median of --add-repeat), and as the whole graph. N = 0 is the empty graph.
+
+The agent keeps --spare-slots prepared function slots per graph (compute.spare-slots; 0
+turns them off). It fills them while the node is idle, so every measured agent commit
+starts on a settled node: ovs-vswitchd has not reconfigured for a second (the filling is
+done). The script's runs start on the same settled node.
 """
 
 import argparse
@@ -32,6 +37,24 @@ ncclient.transport.session.TICK = 0.001     # ncclient's 0.1 s poll would domina
 def commit(m, text: str) -> None:
     m.edit_config(target="candidate", config=text)
     m.commit()
+
+
+def settle(ovs: PrivateOVS, quiet: float = 1.0, limit: float = 60.0) -> None:
+    """Until ovs-vswitchd has not reconfigured for `quiet` seconds (the agent's background
+    filling of prepared slots is over)."""
+    def reconfigurations():
+        out = subprocess.run(["ovs-appctl", "-t", str(ovs.vswitchd_ctl), "coverage/read-counter",
+                              "bridge_reconfigure"], capture_output=True, text=True)
+        return out.stdout.strip()
+    deadline = time.monotonic() + limit
+    time.sleep(0.6)                  # the agent starts filling 0.5 s after the last commit
+    last = reconfigurations()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = reconfigurations()
+        if now == last:
+            return
+        last = now
 
 
 def timed(func) -> float:
@@ -72,13 +95,15 @@ def main(argv=None) -> int:
                         help="runs per size up to 10 functions (larger sizes run once)")
     parser.add_argument("--add-repeat", type=int, default=5,
                         help="commits adding one firewall at the largest N (median)")
+    parser.add_argument("--spare-slots", type=int, default=2,
+                        help="the agent's prepared function slots per graph (0: none)")
     parser.add_argument("--output", default="bench/results/deploy.json")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bd-") as tmp:
         with Node("bd", Path(tmp), {"eth1": "10.99.0.1/24", "eth2": "10.99.0.2/24"},
-                  prefix_suffix="") as node:
+                  prefix_suffix="", spare_slots=args.spare_slots) as node:
             ovs = PrivateOVS(node.dir / "ovs", netns=node.netns)
             package = str(Path(__file__).resolve().parents[2] / "nsf" / "firewall")
             baseline = Baseline(ovs.env(), ovs.db_socket, ovs.bridge_mgmt, node.netns, package)
@@ -102,20 +127,28 @@ def main(argv=None) -> int:
                                 m.edit_config(target="candidate", config=delete_graph("pf"))
                                 m.commit()
 
+                            settle(ovs)
                             row = {"n": n, "agent_deploy": timed(deploy)}
                             if n:
                                 row["traffic_after"] = first_traffic(h1, h2.ip, h2)
                             if n == max(sizes) and n > 0:
                                 # Adding one firewall twice: as the one-function delta an
                                 # orchestrator sends (merged), then as the whole graph again.
-                                row["agent_add_one"] = statistics.median(
-                                    timed(lambda: commit(m, config(one_more_firewall(n + k))))
-                                    for k in range(args.add_repeat))
+                                adds = []
+                                for k in range(args.add_repeat):
+                                    settle(ovs)
+                                    adds.append(timed(
+                                        lambda: commit(m, config(one_more_firewall(n + k)))))
+                                row["agent_add_one_all"] = [round(a, 4) for a in adds]
+                                row["agent_add_one"] = statistics.median(adds)
                                 bigger = personal_firewalls(n + args.add_repeat + 1,
                                                             first_mac=h1.mac)
+                                settle(ovs)
                                 row["agent_add_one_whole"] = timed(
                                     lambda: commit(m, config(bigger)))
+                            settle(ovs)
                             row["agent_delete"] = timed(remove)
+                            settle(ovs)
                             row["script_deploy"] = run_script(baseline.deploy(n), ovs.env())
                             row["script_delete"] = run_script(baseline.teardown(n), ovs.env())
                             rows.append(row)

@@ -175,7 +175,8 @@ def test_a_function_added_to_a_running_graph_takes_a_prepared_slot(spare_node):
         assert h1.ping(h2.ip)
     finally:
         node.apply()
-    # the graph's slots and links went with it
+    # the graph's slots and links go right after it
+    node.engine.drain_spares()
     actual = node.node_resources()
     assert actual == empty, resources_diff(empty, actual)
 
