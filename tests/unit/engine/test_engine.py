@@ -440,3 +440,36 @@ def test_recovery_removes_slots_and_the_pool_starts_empty(tmp_path, monkeypatch)
     engine.apply(None, running(chain()))
     assert engine.fill_spares() == 3
     assert node.state() == with_slots
+
+
+def test_a_crash_at_any_step_of_a_slot_taking_change_converges_after_restart(
+        tmp_path, monkeypatch):
+    before, after = running(chain()), running(chain(middle=True))
+    probe = _spare_node(tmp_path / "probe", monkeypatch)
+    probe.engine.apply(None, before)
+    probe.engine.fill_spares()
+    steps = [str(s) for s in probe.engine.dry_run(after).steps()]
+    assert any(s.startswith("tag-ports") for s in steps)
+    clean_before = _fresh_state(tmp_path / "clean", before, monkeypatch)
+    for index, target in enumerate(steps):
+        node = _spare_node(tmp_path / ("crash%d" % index), monkeypatch)
+        node.engine.apply(None, before)
+        node.engine.fill_spares()
+
+        def crash(step, target=target):
+            if str(step) == target:
+                raise Crash()
+        node.engine.executor.fault = crash
+        with pytest.raises(Crash):
+            node.engine.apply(None, after)
+
+        engine = _restart(node)
+        engine.spares.size, engine.spares.links = 1, 2
+        engine.recover()
+        engine.apply(None, before)
+        # no slot, no spare port left: the node of a fresh agent without slots
+        assert node.state() == clean_before, "after a crash at %s" % target
+        assert engine.fill_spares() == 3
+        engine.apply(None, after)
+        assert any(f.instance.startswith("ctw")
+                   for f in engine.deployed["g1"].functions.values())

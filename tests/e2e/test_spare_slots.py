@@ -1,0 +1,111 @@
+"""Prepared function slots (compute.spare-slots) on the real daemon, over NETCONF: a function
+added to a running graph takes a slot, the vSwitch is not reconfigured, traffic flows; a
+failed commit leaves the slot as it was; deleting the graph leaves nothing behind.
+"""
+
+import subprocess
+import time
+
+import pytest
+
+from agent.network.naming import Naming
+from agent.tools.graphxml import GraphXml, config, delete_graph, firewall_chain
+from drivers.vswitch.ovs_process import PrivateOVS
+from tests.e2e.node import Node, resources_diff
+
+
+@pytest.fixture(scope="module")
+def node(session_tmp):
+    fault_file = session_tmp / "p-fault"
+    with Node("p", session_tmp, {"eth1": "10.12.0.1/24", "eth2": "10.12.0.2/24"},
+              prefix_suffix="p", spare_slots=1,
+              extra_config='[debug]\nfault-file = "%s"\n' % fault_file) as n:
+        n.fault_file = fault_file
+        yield n
+
+
+def chain_with_bridge(gid="g1"):
+    g = GraphXml(gid)
+    g.function("fw", "firewall", "lan", "wan")
+    g.function("br", "bridge", "a", "b")
+    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+    g.bidirectional("lan", "lan", "fw:lan")
+    g.bidirectional("mid", "fw:wan", "br:a")
+    g.bidirectional("wan", "br:b", "wan")
+    return g
+
+
+def commit(m, graph):
+    m.edit_config(target="candidate", config=config(graph, operation="replace"))
+    m.commit()
+
+
+def reconfigurations(node) -> int:
+    ctl = PrivateOVS(node.dir / "ovs", netns=node.netns).vswitchd_ctl
+    out = subprocess.run(["ovs-appctl", "-t", str(ctl), "coverage/read-counter",
+                          "bridge_reconfigure"], capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def slots(node) -> list:
+    return [n for n in node.node_resources()["netns"]
+            if n.startswith(node.resource_prefix + "w")]
+
+
+def wait_until(predicate, limit=15.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def settled(node) -> int:
+    """The reconfiguration count once ovs-vswitchd has been quiet for a second."""
+    count = reconfigurations(node)
+    while True:
+        time.sleep(1.0)
+        again = reconfigurations(node)
+        if again == count:
+            return count
+        count = again
+
+
+def test_an_added_function_takes_a_slot_and_a_failed_one_leaves_it(node):
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    empty = node.node_resources()
+    lsi = Naming(node.resource_prefix).graph_lsi("g1")
+    with node.netconf() as m:
+        commit(m, firewall_chain("g1"))
+        assert h1.ping(h2.ip)
+        # the agent prepares the graph's slot when the commits pause
+        assert wait_until(lambda: len(slots(node)) == 1), node.node_resources()["netns"]
+        count = settled(node)
+        before = node.node_resources()
+
+        # A failure after the bridge took the slot: the slot is as it was.
+        m.edit_config(target="candidate",
+                      config=config(chain_with_bridge(), operation="replace"))
+        node.fault_file.write_text("start-function g1/%s" % slots(node)[0])
+        try:
+            with pytest.raises(Exception, match="rolled back"):
+                m.commit()
+        finally:
+            node.fault_file.unlink()
+        actual = node.node_resources()
+        assert actual == before, resources_diff(before, actual)
+        assert h1.ping(h2.ip)
+
+        count = settled(node)
+        m.commit()
+        # the bridge runs in the slot: the vSwitch saw tags and flows change, nothing else
+        assert reconfigurations(node) == count
+        assert h1.ping(h2.ip)
+        ports = node.node_resources()["bridges"][lsi]["ports"]
+        assert any(p.startswith(node.resource_prefix + "w") for p in ports)
+
+        m.edit_config(target="candidate", config=delete_graph("g1"))
+        m.commit()
+    assert wait_until(lambda: node.node_resources() == empty), resources_diff(
+        empty, node.node_resources())
