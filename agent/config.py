@@ -57,7 +57,7 @@ DEFAULTS = {
         # the graph-LSI, see agent/engine/spares.py): a function added to a running graph
         # then costs the vSwitch no reconfiguration. Each slot is a namespace and
         # spare-slot-ports veth pairs held while the graph runs. 0: none.
-        "spare-slots": 0,
+        "spare-slots": 2,
         "spare-slot-ports": 2,
     },
     "resources": {

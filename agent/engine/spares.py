@@ -43,7 +43,8 @@ class Spare:
 
 
 class SparePool:
-    """size slots of `ports` ports per running graph (size 0: no pool)."""
+    """size slots of `ports` ports per running graph (size 0: no pool; the agent's
+    configuration has 2 by default, compute.spare-slots)."""
 
     def __init__(self, naming, compute, network, size: int = 0, ports: int = 2,
                  delay: float = 0.5):
