@@ -9,9 +9,9 @@ Phases, across all graphs of one transaction:
   D. flows: one atomic bundle per LSI, removals and additions together (LSI-0 once); the
      flows of a graph-LSI that goes are not removed (they go with it), only kept for undo;
   E. tear down what is gone: functions, SAP ports, links, graph-LSIs.
-A new function takes a prepared slot of its graph when one fits (agent/compute/spares.py):
+A new function takes a prepared slot of its graph when one fits (agent/engine/spares.py):
 its namespace and ports exist and are on the graph-LSI already, so the vSwitch does not
-change; the plan retags the ports instead of attaching them.
+change; the plan retags the ports (and prepared links) instead of attaching them.
 Editing one rule is one flow change in one or two bundles; adding one function to a graph
 of 500 creates that function, its ports, its links and its rules' flows, nothing else.
 """
@@ -62,7 +62,7 @@ class PlanResult:
     deployed: dict                      # graph id -> DeployedGraph after the plan
     touched: set = field(default_factory=set)
     summary: dict = field(default_factory=dict)
-    claimed: set = field(default_factory=set)   # spare slots (instances) the plan takes
+    claimed: set = field(default_factory=set)   # prepared slots and links the plan takes
 
 
 def _needs_replacement(old, new) -> bool:
@@ -303,7 +303,6 @@ class Planner:
             if new_ports_to_attach:
                 phase_b_rest.append(Step("attach-ports", gid, lsi,
                                          {"lsi": lsi, "ports": new_ports_to_attach}))
-
             if ports_to_detach:
                 phase_e_rest.append(Step("detach-ports", gid, lsi,
                                          {"lsi": lsi, "ports": ports_to_detach}))

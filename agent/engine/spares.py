@@ -15,10 +15,10 @@ such a name is retagged instead of created.
 The pool is a cache. It is filled after commits, in the background and one graph at a
 time under the engine's lock. The slots and links of a removed graph are destroyed right
 after the commit that removed it, also in the background (off the commit's path: a
-graph's delete would otherwise wait for them), and at the latest when the agent stops. At boot, recovery destroys every slot (they are in no snapshot)
-and the pool starts empty. A commit that fails may leave a slot's ports gone (the undo of
-a removed graph-LSI does not bring spare ports back): such slots are destroyed and made
-again.
+graph's delete would otherwise wait for them), and at the latest when the agent stops.
+At boot, recovery destroys every slot (they are in no snapshot) and the pool starts
+empty. A commit that fails may leave a slot's ports gone (the undo of a removed graph-LSI
+does not bring spare ports back): such slots are destroyed and made again.
 """
 
 import logging

@@ -3,7 +3,9 @@
 Every name starts with the agent's prefix (so that cleanup and recovery can find it) and
 fits the 15-character limit of Linux interface names where the resource is a netdev.
 Names derive from the graph and object ids through a hash, so they are stable across
-restarts; the ids themselves are kept in the resources' tags (external_ids, labels).
+restarts; the ids themselves are kept in the resources' tags (external_ids, labels). The
+exceptions are numbered: virtual links, and prepared function slots (a function made in a
+slot keeps the slot's names, which the deployed state records).
 """
 
 import functools
