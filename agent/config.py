@@ -59,6 +59,9 @@ DEFAULTS = {
         # spare-slot-ports veth pairs held while the graph runs. 0: none.
         "spare-slots": 2,
         "spare-slot-ports": 2,
+        # ... once the node's vSwitch has this many ports: below, a reconfiguration is
+        # cheap, and the slots' ports would only make each graph's delete slower.
+        "spare-slots-min-ports": 200,
     },
     "resources": {
         "prefix": "cnc",                # every node resource the agent creates starts with it
@@ -143,6 +146,8 @@ def _check(config: AgentConfig) -> None:
         raise ConfigError("compute.spare-slots must be within 0..16")
     if not 1 <= data["compute"]["spare-slot-ports"] <= 8:
         raise ConfigError("compute.spare-slot-ports must be within 1..8")
+    if data["compute"]["spare-slots-min-ports"] < 0:
+        raise ConfigError("compute.spare-slots-min-ports must not be negative")
     port = data["netconf"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError("netconf.port must be within 0..65535")

@@ -40,7 +40,8 @@ class ComposerEngine(TransactionEngine):
     """Deploys service graphs through the network and compute managers."""
 
     def __init__(self, network, compute, naming, state_dir, parallelism: int = 8,
-                 lsi0_interfaces=(), spare_slots: int = 0, spare_slot_ports: int = 2):
+                 lsi0_interfaces=(), spare_slots: int = 0, spare_slot_ports: int = 2,
+                 spare_slots_min_ports: int = 0):
         self.network = network
         self.compute = compute
         self.naming = naming
@@ -53,7 +54,8 @@ class ComposerEngine(TransactionEngine):
         handlers.update(network.handlers())
         handlers.update(compute.handlers())
         self.executor = Executor(handlers, self.journal, parallelism)
-        self.spares = SparePool(naming, compute, network, spare_slots, spare_slot_ports)
+        self.spares = SparePool(naming, compute, network, spare_slots, spare_slot_ports,
+                                min_ports=spare_slots_min_ports)
         self.deployed: dict = {}
         self.in_progress: dict = {}      # graph id -> "deploying" / "removing"
         self.failures: dict = {}         # graph id -> last error message
@@ -185,10 +187,12 @@ class ComposerEngine(TransactionEngine):
         self.spares.stop(self._lock)
 
     def fill_spares(self) -> int:
-        """Drain, then fill the prepared slots of every running graph now; how many were
-        made."""
+        """Drain, then fill the prepared slots of every running graph now (when the node
+        has ports enough); how many were made."""
         with self._lock:
             self.spares.drain()
+            if not self.spares.worth_filling(self.deployed):
+                return 0
             return sum(self.spares.fill(gid, dg) for gid, dg in sorted(self.deployed.items()))
 
     def drain_spares(self) -> None:

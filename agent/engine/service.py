@@ -37,7 +37,8 @@ class EngineService:
             parallelism=int(self.config.get("compute", "parallel-starts")),
             lsi0_interfaces=self.config.get("lsi0", "interfaces"),
             spare_slots=int(self.config.get("compute", "spare-slots")),
-            spare_slot_ports=int(self.config.get("compute", "spare-slot-ports")))
+            spare_slot_ports=int(self.config.get("compute", "spare-slot-ports")),
+            spare_slots_min_ports=int(self.config.get("compute", "spare-slots-min-ports")))
         fault_file = self.config.get("debug", "fault-file")
         if fault_file:
             LOG.warning("fault injection is on (debug.fault-file = %s)", fault_file)

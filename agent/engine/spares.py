@@ -12,6 +12,11 @@ the function's rules need: the pool keeps patch-port pairs under the next link n
 the graph (the planner numbers new links after the highest in use), and a link that gets
 such a name is retagged instead of created.
 
+Slots are not free: a graph's delete removes its spare ports from the datapath too, which
+costs ovs-vswitchd some milliseconds per port. On a node with few ports a reconfiguration
+is cheap and a slot saves little, so the pool fills only once the node's vSwitch has
+min_ports ports (compute.spare-slots-min-ports).
+
 The pool is a cache. It is filled after commits, in the background and one graph at a
 time under the engine's lock. The slots and links of a removed graph are destroyed right
 after the commit that removed it, also in the background (off the commit's path: a
@@ -47,7 +52,7 @@ class SparePool:
     configuration has 2 by default, compute.spare-slots)."""
 
     def __init__(self, naming, compute, network, size: int = 0, ports: int = 2,
-                 delay: float = 0.5):
+                 delay: float = 0.5, min_ports: int = 0):
         self.naming = naming
         self.compute = compute
         self.network = network
@@ -55,6 +60,7 @@ class SparePool:
         self.ports = int(ports)
         self.links = self.size * self.ports     # a link per port of every slot, at most
         self.delay = delay
+        self.min_ports = int(min_ports)
         self._slots: dict = {}            # graph id -> [Spare]
         self._links: dict = {}            # graph id -> {link index: link name}
         self._doomed: list = []           # (slots, link names) of removed graphs
@@ -136,6 +142,20 @@ class SparePool:
         self._links.clear()
 
     # --- filling ---
+
+    def node_ports(self, deployed: dict) -> int:
+        """The vSwitch ports the deployed graphs hold (functions, SAPs, both ends of links,
+        prepared slots and links) and LSI-0's interfaces."""
+        count = len(getattr(self.network, "lsi0_interfaces", ()))
+        for dg in deployed.values():
+            count += sum(len(f.ports) for f in dg.functions.values())
+            count += len(dg.sap_ports) + 2 * len(dg.links)
+        count += sum(len(s.ports) for slots in self._slots.values() for s in slots)
+        count += 2 * sum(len(links) for links in self._links.values())
+        return count
+
+    def worth_filling(self, deployed: dict) -> bool:
+        return self.size > 0 and self.node_ports(deployed) >= self.min_ports
 
     def fill(self, gid: str, dg) -> int:
         """Make the missing slots and links of one graph, the vSwitch side in one change;
@@ -249,9 +269,9 @@ class SparePool:
                 if self._stop.is_set() or self._wake.is_set():
                     break
                 with lock:
-                    dg = deployed().get(gid)
-                    if dg is not None:
-                        self.fill(gid, dg)
+                    graphs = deployed()
+                    if gid in graphs and self.worth_filling(graphs):
+                        self.fill(gid, graphs[gid])
 
     # --- for the operational state and tests ---
 

@@ -9,7 +9,8 @@ At the largest N, also the commit that adds one more firewall: as a one-function
 (median of --add-repeat), and as the whole graph. N = 0 is the empty graph.
 
 The agent keeps --spare-slots prepared function slots per graph (compute.spare-slots; 0
-turns them off). It fills them while the node is idle, so every measured agent commit
+turns them off) once its vSwitch has --spare-slots-min-ports ports (the agent's defaults
+unless given). It fills them while the node is idle, so every measured agent commit
 starts on a settled node: ovs-vswitchd has not reconfigured for a second (the filling is
 done). The script's runs start on the same settled node.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import ncclient.transport.session
 
+from agent.config import DEFAULTS
 from agent.tools.graphxml import config, delete_graph
 from drivers.vswitch.ovs_process import PrivateOVS
 from tests.e2e.node import Node
@@ -95,15 +97,20 @@ def main(argv=None) -> int:
                         help="runs per size up to 10 functions (larger sizes run once)")
     parser.add_argument("--add-repeat", type=int, default=5,
                         help="commits adding one firewall at the largest N (median)")
-    parser.add_argument("--spare-slots", type=int, default=2,
+    compute = DEFAULTS["compute"]
+    parser.add_argument("--spare-slots", type=int, default=compute["spare-slots"],
                         help="the agent's prepared function slots per graph (0: none)")
+    parser.add_argument("--spare-slots-min-ports", type=int,
+                        default=compute["spare-slots-min-ports"],
+                        help="the node's vSwitch ports from which the agent prepares slots")
     parser.add_argument("--output", default="bench/results/deploy.json")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bd-") as tmp:
         with Node("bd", Path(tmp), {"eth1": "10.99.0.1/24", "eth2": "10.99.0.2/24"},
-                  prefix_suffix="", spare_slots=args.spare_slots) as node:
+                  prefix_suffix="", spare_slots=args.spare_slots,
+                  spare_slots_min_ports=args.spare_slots_min_ports) as node:
             ovs = PrivateOVS(node.dir / "ovs", netns=node.netns)
             package = str(Path(__file__).resolve().parents[2] / "nsf" / "firewall")
             baseline = Baseline(ovs.env(), ovs.db_socket, ovs.bridge_mgmt, node.netns, package)

@@ -72,7 +72,7 @@ class Node:
 
     def __init__(self, tag: str, tmp: Path, hosts: dict, prefix_suffix: str = "",
                  extra_config: str = "", environments=("native",), underlay: dict | None = None,
-                 spare_slots: int = 0):
+                 spare_slots: int = 0, spare_slots_min_ports: int = 0):
         self.tag = tag
         self.netns = "%s%s" % (PREFIX, tag)
         self.dir = Path(tmp) / tag
@@ -84,6 +84,7 @@ class Node:
         self.port = free_port()
         self.extra_config = extra_config
         self.spare_slots = spare_slots
+        self.spare_slots_min_ports = spare_slots_min_ports
         self.environments = environments
         self.agent = None
         self.log = self.dir / "agent.log"
@@ -154,6 +155,7 @@ addresses = {{ {addresses} }}
 [compute]
 execution-environments = [{envs}]
 spare-slots = {self.spare_slots}
+spare-slots-min-ports = {self.spare_slots_min_ports}
 [resources]
 prefix = "{self.resource_prefix}"
 [logging]

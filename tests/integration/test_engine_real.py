@@ -33,7 +33,8 @@ class InProcessNode(Node):
                     "datapath-type": "netdev"},
             "lsi0": {"interfaces": sorted(self.host_spec)},
             "resources": {"prefix": self.resource_prefix},
-            "compute": {"spare-slots": self.spare_slots},
+            "compute": {"spare-slots": self.spare_slots,
+                        "spare-slots-min-ports": self.spare_slots_min_ports},
         })
         self.vswitch = VSwitchService(self.config)
         self.compute = ComputeService(self.config)

@@ -473,3 +473,16 @@ def test_a_crash_at_any_step_of_a_slot_taking_change_converges_after_restart(
         engine.apply(None, after)
         assert any(f.instance.startswith("ctw")
                    for f in engine.deployed["g1"].functions.values())
+
+
+def test_slots_wait_until_the_node_has_ports_enough(tmp_path, monkeypatch):
+    node = _spare_node(tmp_path, monkeypatch)
+    node.engine.spares.min_ports = 12
+    node.engine.apply(None, running(chain()))
+    # LSI-0's two interfaces, the firewall's two ports, two links of two ports: 8
+    assert node.engine.spares.node_ports(node.engine.deployed) == 8
+    assert node.engine.fill_spares() == 0
+    node.engine.apply(None, running(chain(), chain("g2").replace(
+        "<priority>10</priority>", "<priority>11</priority>")))
+    assert node.engine.spares.node_ports(node.engine.deployed) == 14
+    assert node.engine.fill_spares() == 6
