@@ -6,6 +6,7 @@ entry libyang printed (its source), so the snapshot needs no encoder of its own 
 """
 
 import json
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -139,8 +140,52 @@ class Snapshot:
             return {}, {}
 
     def save(self, graphs: dict, node: dict) -> None:
-        atomic_write(self.path, json.dumps(to_json(graphs, node), sort_keys=True).encode(),
-                     sync=False)
+        self.write(encode(graphs, node))
+
+    def write(self, data: bytes) -> None:
+        """Replace the snapshot with bytes from encode() (or Encoding.result())."""
+        atomic_write(self.path, data, sync=False)
+
+    def prepare(self, graphs: dict, node: dict) -> "Encoding":
+        """Start encoding the snapshot of a state that is not deployed yet (a plan's
+        target), to write() once the plan has run; dropped when it fails."""
+        return Encoding(graphs, node)
+
+
+def encode(graphs: dict, node: dict) -> bytes:
+    """The snapshot file's bytes for a deployed state."""
+    return json.dumps(to_json(graphs, node), sort_keys=True).encode()
+
+
+class Encoding:
+    """The snapshot bytes of a state, encoded in a worker thread.
+
+    The engine starts one just before the executor runs: the executor mostly waits on the
+    vSwitch and on subprocesses (the GIL is free), so the encoding of every graph's source
+    (tens of ms for a graph of 500 functions) no longer follows the deployment. The state
+    must not change until result(): the planner's DeployedGraph values are not changed by
+    the executor, and the dict is copied here."""
+
+    def __init__(self, graphs: dict, node: dict):
+        self._graphs, self._node = dict(graphs), dict(node)
+        self._data: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="snapshot-encoding",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._data = encode(self._graphs, self._node)
+        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+            self._error = exc
+
+    def result(self) -> bytes:
+        """The bytes encode() gives for the state; raises what encoding raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._data
 
 
 def with_status(dg: DeployedGraph, status: str, error: str = "") -> DeployedGraph:
