@@ -19,7 +19,7 @@ from drivers.errors import DriverError
 from .. import heap
 
 from .executor import Executor, StepFailed
-from .graph import SFFG, graphs_from_tree, templates_from_tree, top_level, tree_to_dict
+from .graph import SourceReader, templates_from_tree
 from .interface import EngineRefused, TransactionEngine
 from .journal import Journal
 from .plan import Plan
@@ -30,10 +30,13 @@ from .state import Snapshot, with_status
 LOG = logging.getLogger(__name__)
 
 
+_SOURCES = SourceReader()
+
+
 def graph_sources(root) -> dict:
-    """graph id -> the libyang JSON entry of that graph."""
-    data = tree_to_dict(top_level(root, SFFG)).get(SFFG, {})
-    return {g["id"]: g for g in data.get("service-graph", ())}
+    """graph id -> the libyang JSON entry of that graph (unchanged graphs: the same entry
+    object as the last time)."""
+    return _SOURCES.read(root)
 
 
 class ComposerEngine(TransactionEngine):
