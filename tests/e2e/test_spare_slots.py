@@ -109,3 +109,38 @@ def test_an_added_function_takes_a_slot_and_a_failed_one_leaves_it(node):
         m.commit()
     assert wait_until(lambda: node.node_resources() == empty), resources_diff(
         empty, node.node_resources())
+
+
+def test_kill_9_with_slots_prepared_then_a_restart_converges(node):
+    """Slots are in no snapshot: after kill -9 the restarted agent removes them (their
+    namespaces and their ports on the adopted graph-LSI), adopts the graph, and prepares
+    them again."""
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    empty = node.node_resources(port_names=True)
+    with node.netconf() as m:
+        commit(m, firewall_chain("g1"))
+    assert wait_until(lambda: len(slots(node)) == 1)
+    settled(node)
+    prepared = node.node_resources(port_names=True)
+    slot = slots(node)[0]
+    log_offset = node.log.stat().st_size
+
+    node.kill_agent()
+    node.start_agent()
+    try:
+        log = node.log.read_bytes()[log_offset:].decode(errors="replace")
+        assert "recovery: destroy orphan instance %s" % slot in log
+        assert "recovery: remove the spare ports of" in log
+        assert h1.ping(h2.ip)
+        # recovery removed the slot; the filler makes it again under the same names
+        assert wait_until(lambda: len(slots(node)) == 1)
+        settled(node)
+        actual = node.node_resources(port_names=True)
+        assert actual == prepared, resources_diff(prepared, actual)
+        assert h1.ping(h2.ip)
+    finally:
+        with node.netconf() as m:
+            m.edit_config(target="candidate", config=delete_graph("g1"))
+            m.commit()
+    assert wait_until(lambda: node.node_resources(port_names=True) == empty), resources_diff(
+        empty, node.node_resources(port_names=True))
