@@ -1,5 +1,6 @@
 """Transaction engines for tests: one that records, one that refuses on demand."""
 
+import contextlib
 import threading
 
 from agent.engine import EngineRefused, TransactionEngine
@@ -67,3 +68,17 @@ class FailingEngine(RecordingEngine):
             raise EngineRefused(self.message, path=self.path, app_tag=self.app_tag,
                                 info=self.info)
         super().apply(old, new)
+
+
+@contextlib.contextmanager
+def failing_at(executor, target: str, error=RuntimeError):
+    """Within: the executor's step whose description is target raises error (a driver
+    failure; a BaseException such as a stand-in for kill -9 skips every handler)."""
+    def fault(step):
+        if str(step) == target:
+            raise error("injected at %s" % step)
+    executor.fault = fault
+    try:
+        yield
+    finally:
+        executor.fault = None

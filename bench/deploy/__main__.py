@@ -41,22 +41,11 @@ def commit(m, text: str) -> None:
     m.commit()
 
 
-def settle(ovs: PrivateOVS, quiet: float = 1.0, limit: float = 60.0) -> None:
-    """Until ovs-vswitchd has not reconfigured for `quiet` seconds (the agent's background
-    filling of prepared slots is over)."""
-    def reconfigurations():
-        out = subprocess.run(["ovs-appctl", "-t", str(ovs.vswitchd_ctl), "coverage/read-counter",
-                              "bridge_reconfigure"], capture_output=True, text=True)
-        return out.stdout.strip()
-    deadline = time.monotonic() + limit
-    time.sleep(0.6)                  # the agent starts filling 0.5 s after the last commit
-    last = reconfigurations()
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = reconfigurations()
-        if now == last:
-            return
-        last = now
+def settle(node: Node) -> None:
+    """Until ovs-vswitchd has been quiet for a second: the agent starts filling its prepared
+    slots 0.5 s after the last commit, and the filling reconfigures it."""
+    time.sleep(0.6)
+    node.settle(1.0)
 
 
 def timed(func) -> float:
@@ -134,7 +123,7 @@ def main(argv=None) -> int:
                                 m.edit_config(target="candidate", config=delete_graph("pf"))
                                 m.commit()
 
-                            settle(ovs)
+                            settle(node)
                             row = {"n": n, "agent_deploy": timed(deploy)}
                             if n:
                                 row["traffic_after"] = first_traffic(h1, h2.ip, h2)
@@ -143,19 +132,19 @@ def main(argv=None) -> int:
                                 # orchestrator sends (merged), then as the whole graph again.
                                 adds = []
                                 for k in range(args.add_repeat):
-                                    settle(ovs)
+                                    settle(node)
                                     adds.append(timed(
                                         lambda: commit(m, config(one_more_firewall(n + k)))))
                                 row["agent_add_one_all"] = [round(a, 4) for a in adds]
                                 row["agent_add_one"] = statistics.median(adds)
                                 bigger = personal_firewalls(n + args.add_repeat + 1,
                                                             first_mac=h1.mac)
-                                settle(ovs)
+                                settle(node)
                                 row["agent_add_one_whole"] = timed(
                                     lambda: commit(m, config(bigger)))
-                            settle(ovs)
+                            settle(node)
                             row["agent_delete"] = timed(remove)
-                            settle(ovs)
+                            settle(node)
                             row["script_deploy"] = run_script(baseline.deploy(n), ovs.env())
                             row["script_delete"] = run_script(baseline.teardown(n), ovs.env())
                             rows.append(row)

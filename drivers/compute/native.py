@@ -330,14 +330,7 @@ class NativeDriver(ComputeDriver):
             directory.mkdir(parents=True)
             try:
                 self._save(meta)
-                self._unpack(spec.image, Path(meta["package_dir"]))
-                (directory / "run").mkdir()
-                (directory / "logs").mkdir()
-                template = self._package_template(meta)
-                self._check_port_count(template, len(ports), instance)
-                meta["scripts"] = self._scripts(template, Path(meta["package_dir"]))
-                meta["timeout"] = float(template.get("timeout", self.script_timeout))
-                meta["package_template"] = template.get("id")
+                self._install_package(meta, len(ports))
                 netlink.netns_add(instance)
                 self._add_ports(meta, ports)
                 self._save(meta)
@@ -345,11 +338,7 @@ class NativeDriver(ComputeDriver):
                 meta["state"] = CREATED
                 self._save(meta)
             except BaseException:
-                LOG.warning("creating %s failed; removing what was made", instance)
-                try:
-                    self._teardown(meta)
-                except Exception:  # the original error is the one to report
-                    LOG.exception("removing what creating %s made failed", instance)
+                self._remove_after_failure(meta, "creating")
                 raise
             finally:
                 netlink.release(instance)
@@ -378,11 +367,7 @@ class NativeDriver(ComputeDriver):
                 meta["state"] = SPARE
                 self._save(meta)
             except BaseException:
-                LOG.warning("preparing %s failed; removing what was made", instance)
-                try:
-                    self._teardown(meta)
-                except Exception:  # the original error is the one to report
-                    LOG.exception("removing what preparing %s made failed", instance)
+                self._remove_after_failure(meta, "preparing")
                 raise
             finally:
                 netlink.release(instance)
@@ -391,7 +376,7 @@ class NativeDriver(ComputeDriver):
     def _create_prepared(self, spec: FunctionSpec, ports: list) -> dict[str, str]:
         """create() in a slot of prepare(): the ports get their ids, MACs and addresses, the
         package is unpacked and `create` runs. The vSwitch ends are not touched, so the node
-        namespace sees no link change. On failure the slot is made again as it was."""
+        namespace sees no link change. On failure the slot is emptied (_empty_slot)."""
         instance = spec.instance
         with self._lock(instance):
             meta = self._load(instance)
@@ -414,14 +399,7 @@ class NativeDriver(ComputeDriver):
             failure = None
             try:
                 self._save(meta)
-                self._unpack(spec.image, Path(meta["package_dir"]))
-                (directory / "run").mkdir()
-                (directory / "logs").mkdir()
-                template = self._package_template(meta)
-                self._check_port_count(template, len(ports), instance)
-                meta["scripts"] = self._scripts(template, Path(meta["package_dir"]))
-                meta["timeout"] = float(template.get("timeout", self.script_timeout))
-                meta["package_template"] = template.get("id")
+                self._install_package(meta, len(ports))
                 for record, port in zip(meta["ports"], ports):
                     self._fill_port(instance, record, port)
                 self._save(meta)
@@ -461,6 +439,26 @@ class NativeDriver(ComputeDriver):
             finally:
                 netlink.release(instance)
         LOG.info("released native function %s; its slot is prepared again", instance)
+
+    def _install_package(self, meta: dict, port_count: int) -> None:
+        """Unpack the package into the instance directory; its scripts, timeout and template
+        id go into meta."""
+        directory = Path(meta["dir"])
+        self._unpack(meta["image"], Path(meta["package_dir"]))
+        (directory / "run").mkdir()
+        (directory / "logs").mkdir()
+        template = self._package_template(meta)
+        self._check_port_count(template, port_count, meta["instance"])
+        meta["scripts"] = self._scripts(template, Path(meta["package_dir"]))
+        meta["timeout"] = float(template.get("timeout", self.script_timeout))
+        meta["package_template"] = template.get("id")
+
+    def _remove_after_failure(self, meta: dict, doing: str) -> None:
+        LOG.warning("%s %s failed; removing what was made", doing, meta["instance"])
+        try:
+            self._teardown(meta)
+        except Exception:  # the original error is the one to report
+            LOG.exception("removing what %s %s made failed", doing, meta["instance"])
 
     def _empty_slot_or_remove(self, meta: dict) -> None:
         try:

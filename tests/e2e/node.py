@@ -246,6 +246,26 @@ level = "debug"
             rest = [rest[0], ovs.bridge_mgmt(rest[1]), *rest[2:]]
         return run(tool, *rest, env=ovs.env()).stdout
 
+    def reconfigurations(self) -> int:
+        """How many full bridge reconfigurations ovs-vswitchd has made (a coverage counter)."""
+        from drivers.vswitch.ovs_process import PrivateOVS
+        ctl = PrivateOVS(self.dir / "ovs", netns=self.netns).vswitchd_ctl
+        out = run("ovs-appctl", "-t", str(ctl), "coverage/read-counter", "bridge_reconfigure")
+        return int(out.stdout)
+
+    def settle(self, quiet: float = 1.0, limit: float = 60.0) -> int:
+        """Wait until ovs-vswitchd has not reconfigured for `quiet` seconds (the agent's
+        background work on prepared slots is over); the count then."""
+        deadline = time.monotonic() + limit
+        count = self.reconfigurations()
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            again = self.reconfigurations()
+            if again == count:
+                break
+            count = again
+        return count
+
     def node_resources(self, port_names: bool = False) -> dict:
         """What the agent's prefix names on the node: for before/after comparisons.
         port_names: flows name their ports instead of numbering them (for comparing nodes

@@ -3,14 +3,12 @@ added to a running graph takes a slot, the vSwitch is not reconfigured, traffic 
 failed commit leaves the slot as it was; deleting the graph leaves nothing behind.
 """
 
-import subprocess
 import time
 
 import pytest
 
 from agent.network.naming import Naming
 from agent.tools.graphxml import GraphXml, config, delete_graph, firewall_chain
-from drivers.vswitch.ovs_process import PrivateOVS
 from tests.e2e.node import Node, resources_diff
 
 
@@ -40,13 +38,6 @@ def commit(m, graph):
     m.commit()
 
 
-def reconfigurations(node) -> int:
-    ctl = PrivateOVS(node.dir / "ovs", netns=node.netns).vswitchd_ctl
-    out = subprocess.run(["ovs-appctl", "-t", str(ctl), "coverage/read-counter",
-                          "bridge_reconfigure"], capture_output=True, text=True, check=True)
-    return int(out.stdout)
-
-
 def slots(node) -> list:
     return [n for n in node.node_resources()["netns"]
             if n.startswith(node.resource_prefix + "w")]
@@ -61,17 +52,6 @@ def wait_until(predicate, limit=15.0):
     return predicate()
 
 
-def settled(node) -> int:
-    """The reconfiguration count once ovs-vswitchd has been quiet for a second."""
-    count = reconfigurations(node)
-    while True:
-        time.sleep(1.0)
-        again = reconfigurations(node)
-        if again == count:
-            return count
-        count = again
-
-
 def test_an_added_function_takes_a_slot_and_a_failed_one_leaves_it(node):
     h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
     empty = node.node_resources()
@@ -81,7 +61,7 @@ def test_an_added_function_takes_a_slot_and_a_failed_one_leaves_it(node):
         assert h1.ping(h2.ip)
         # the agent prepares the graph's slot when the commits pause
         assert wait_until(lambda: len(slots(node)) == 1), node.node_resources()["netns"]
-        count = settled(node)
+        count = node.settle()
         before = node.node_resources()
 
         # A failure after the bridge took the slot: the slot is as it was.
@@ -97,10 +77,10 @@ def test_an_added_function_takes_a_slot_and_a_failed_one_leaves_it(node):
         assert actual == before, resources_diff(before, actual)
         assert h1.ping(h2.ip)
 
-        count = settled(node)
+        count = node.settle()
         m.commit()
         # the bridge runs in the slot: the vSwitch saw tags and flows change, nothing else
-        assert reconfigurations(node) == count
+        assert node.reconfigurations() == count
         assert h1.ping(h2.ip)
         ports = node.node_resources()["bridges"][lsi]["ports"]
         assert any(p.startswith(node.resource_prefix + "w") for p in ports)
@@ -120,7 +100,7 @@ def test_kill_9_with_slots_prepared_then_a_restart_converges(node):
     with node.netconf() as m:
         commit(m, firewall_chain("g1"))
     assert wait_until(lambda: len(slots(node)) == 1)
-    settled(node)
+    node.settle()
     prepared = node.node_resources(port_names=True)
     slot = slots(node)[0]
     log_offset = node.log.stat().st_size
@@ -134,7 +114,7 @@ def test_kill_9_with_slots_prepared_then_a_restart_converges(node):
         assert h1.ping(h2.ip)
         # recovery removed the slot; the filler makes it again under the same names
         assert wait_until(lambda: len(slots(node)) == 1)
-        settled(node)
+        node.settle()
         actual = node.node_resources(port_names=True)
         assert actual == prepared, resources_diff(prepared, actual)
         assert h1.ping(h2.ip)

@@ -4,8 +4,6 @@ each failure the node (OVSDB rows, flows, namespaces, links, processes) is as be
 """
 
 import asyncio
-import subprocess
-import time
 
 import pytest
 
@@ -17,6 +15,7 @@ from agent.engine.service import EngineService
 from agent.model import create_context, parse_config
 from agent.network.service import VSwitchService
 from tests.e2e.node import Node, resources_diff
+from tests.engines import failing_at
 from agent.tools.graphxml import GraphXml, firewall_chain, service_graphs
 
 CTX = create_context()
@@ -101,15 +100,9 @@ def test_a_failure_at_every_step_leaves_the_node_as_before(node, scenario):
             node.apply(*before_graphs)
             expected = node.node_resources()
 
-            def fault(step, target=target):
-                if str(step) == target:
-                    raise RuntimeError("injected at %s" % step)
-            node.engine.executor.fault = fault
-            try:
+            with failing_at(node.engine.executor, target):
                 with pytest.raises(EngineRefused) as refused:
                     node.engine.apply(None, after_tree)
-            finally:
-                node.engine.executor.fault = None
             assert target in refused.value.message
             actual = node.node_resources()
             assert actual == expected, "after a failure at %s:\n%s" % (
@@ -131,25 +124,6 @@ def spare_node(session_tmp):
         yield n
 
 
-def _reconfigurations(node) -> int:
-    from drivers.vswitch.ovs_process import PrivateOVS
-    ctl = PrivateOVS(node.dir / "ovs", netns=node.netns).vswitchd_ctl
-    out = subprocess.run(["ovs-appctl", "-t", str(ctl), "coverage/read-counter",
-                          "bridge_reconfigure"], capture_output=True, text=True, check=True)
-    return int(out.stdout)
-
-
-def _settled(node) -> int:
-    """The reconfiguration count once ovs-vswitchd has stopped reconfiguring."""
-    count = _reconfigurations(node)
-    while True:
-        time.sleep(0.5)
-        again = _reconfigurations(node)
-        if again == count:
-            return count
-        count = again
-
-
 def test_a_function_added_to_a_running_graph_takes_a_prepared_slot(spare_node):
     node = spare_node
     h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
@@ -159,13 +133,13 @@ def test_a_function_added_to_a_running_graph_takes_a_prepared_slot(spare_node):
         assert node.engine.fill_spares() == 3          # one slot, two links
         slot = node.engine.spares.available()["g1"][0]
         assert slot.instance.startswith(node.resource_prefix + "w")
-        count = _settled(node)
+        count = node.settle(0.5)
 
         node.apply(_chain_with_bridge())
         # The bridge is in the slot, its ports and links were there: the vSwitch did not
         # change, only tags and flows did.
         assert node.engine.deployed["g1"].functions["br"].instance == slot.instance
-        assert _reconfigurations(node) == count
+        assert node.reconfigurations() == count
         # (the bridge's rules reuse the links the firewall's wan side no longer needs)
         assert node.engine.spares.count("g1") == (0, 2)
         assert h1.ping(h2.ip)
@@ -197,15 +171,9 @@ def test_a_failure_at_every_step_of_a_slot_taking_change_leaves_the_node_as_befo
             node.engine.fill_spares()
             expected = node.node_resources()
 
-            def fault(step, target=target):
-                if str(step) == target:
-                    raise RuntimeError("injected at %s" % step)
-            node.engine.executor.fault = fault
-            try:
+            with failing_at(node.engine.executor, target):
                 with pytest.raises(EngineRefused):
                     node.engine.apply(None, after_tree)
-            finally:
-                node.engine.executor.fault = None
             actual = node.node_resources()
             assert actual == expected, "after a failure at %s:\n%s" % (
                 target, resources_diff(expected, actual))

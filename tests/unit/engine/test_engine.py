@@ -12,6 +12,7 @@ from agent.network.manager import NetworkManager
 from agent.network.naming import Naming
 from drivers import registry
 from agent.tools.graphxml import GraphXml
+from tests.engines import failing_at
 from tests.unit.engine.fakes import FakeCompute, FakeVSwitch
 
 TEMPLATES = [{"id": "fw-native", "functional-capability": "firewall",
@@ -230,15 +231,9 @@ def test_a_failure_at_any_step_leaves_the_node_exactly_as_before(node, scenario)
         deployed = dict(node.engine.deployed)
         target = steps[index]
 
-        def fault(step, target=target):
-            if str(step) == target:
-                raise RuntimeError("injected at %s" % step)
-        node.engine.executor.fault = fault
-        try:
+        with failing_at(node.engine.executor, target):
             with pytest.raises(EngineRefused) as refused:
                 node.engine.apply(None, after)
-        finally:
-            node.engine.executor.fault = None
         assert target in refused.value.message
         assert node.state() == snapshot, "after a failure at %s" % target
         assert node.engine.deployed == deployed
@@ -268,11 +263,7 @@ def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch):
         node = make_node(state_dir, monkeypatch)
         node.engine.apply(None, before)
 
-        def crash(step, target=target):
-            if str(step) == target:
-                raise Crash()
-        node.engine.executor.fault = crash
-        with pytest.raises(Crash):
+        with failing_at(node.engine.executor, target, Crash), pytest.raises(Crash):
             node.engine.apply(None, after)
 
         # Restart: the datastore's running is still `before` (the commit never finished).
@@ -398,15 +389,9 @@ def test_a_failure_at_any_step_of_a_slot_taking_change_restores_slot_and_tags(
         snapshot, tags = node.state(), dict(node.vswitch.port_ids)
         spares = node.engine.spares.available()
 
-        def fault(step, target=target):
-            if str(step) == target:
-                raise RuntimeError("injected at %s" % step)
-        node.engine.executor.fault = fault
-        try:
+        with failing_at(node.engine.executor, target):
             with pytest.raises(EngineRefused):
                 node.engine.apply(None, after)
-        finally:
-            node.engine.executor.fault = None
         assert node.state() == snapshot, "after a failure at %s" % target
         assert node.vswitch.port_ids == tags, "tags after a failure at %s" % target
         assert node.engine.spares.available() == spares
@@ -456,11 +441,7 @@ def test_a_crash_at_any_step_of_a_slot_taking_change_converges_after_restart(
         node.engine.apply(None, before)
         node.engine.fill_spares()
 
-        def crash(step, target=target):
-            if str(step) == target:
-                raise Crash()
-        node.engine.executor.fault = crash
-        with pytest.raises(Crash):
+        with failing_at(node.engine.executor, target, Crash), pytest.raises(Crash):
             node.engine.apply(None, after)
 
         engine = _restart(node)
