@@ -140,3 +140,15 @@ def firewall_chain(graph_id="g1", lan="eth1", wan="eth2", parameters=(), priorit
     g.bidirectional("lan", "lan", "fw:lan", priority=priority)
     g.bidirectional("wan", "wan", "fw:wan", priority=priority)
     return g
+
+
+def firewall_bridge_chain(graph_id="g1", lan="eth1", wan="eth2"):
+    """lan -- fw -- br -- wan, both directions: firewall_chain with a bridge inserted."""
+    g = GraphXml(graph_id)
+    g.function("fw", "firewall", "lan", "wan")
+    g.function("br", "bridge", "a", "b")
+    g.sap_interface("lan", lan).sap_interface("wan", wan)
+    g.bidirectional("lan", "lan", "fw:lan")
+    g.bidirectional("mid", "fw:wan", "br:a")
+    g.bidirectional("wan", "br:b", "wan")
+    return g

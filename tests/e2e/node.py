@@ -291,6 +291,16 @@ level = "debug"
         return out
 
 
+def eventually(check, seconds: float = 30, interval: float = 0.1) -> bool:
+    """Poll until check() is true (what the agent does in the background decides when)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return bool(check())
+
+
 def link_nodes(a: Node, a_ifname: str, b: Node, b_ifname: str, mtu: int = 1600) -> None:
     """A veth between two nodes (their underlay), with room for GRE's overhead."""
     temp_a, temp_b = "%su%sa" % (PREFIX, a.tag), "%su%sb" % (PREFIX, b.tag)

@@ -13,7 +13,8 @@ import pytest
 from lxml import etree
 
 from tests.e2e.node import Node
-from agent.tools.graphxml import GraphXml, config, delete_graph, firewall_chain
+from agent.tools.graphxml import (GraphXml, config, delete_graph, firewall_bridge_chain,
+                                  firewall_chain)
 
 SFFG = {"s": "urn:composer-nc:yang:composer-sffg"}
 
@@ -121,14 +122,7 @@ def test_updating_a_running_graph_does_not_interrupt_unrelated_flows(node, clean
         pinger.start()
         try:
             # add a function in the middle of g1's chain: lan -- fw -- br -- wan
-            longer = GraphXml("g1")
-            longer.function("fw", "firewall", "lan", "wan")
-            longer.function("br", "bridge", "a", "b")
-            longer.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-            longer.bidirectional("lan", "lan", "fw:lan")
-            longer.bidirectional("mid", "fw:wan", "br:a")
-            longer.bidirectional("wan", "br:b", "wan")
-            commit(m, longer, other, replace=True)
+            commit(m, firewall_bridge_chain("g1"), other, replace=True)
             assert h1.ping(h2.ip)
             # change a rule: block ICMP by pointing lan at nothing but drop
             dropping = GraphXml("g1")

@@ -3,13 +3,11 @@ added to a running graph takes a slot, the vSwitch is not reconfigured, traffic 
 failed commit leaves the slot as it was; deleting the graph leaves nothing behind.
 """
 
-import time
-
 import pytest
 
 from agent.network.naming import Naming
-from agent.tools.graphxml import GraphXml, config, delete_graph, firewall_chain
-from tests.e2e.node import Node, resources_diff
+from agent.tools.graphxml import config, delete_graph, firewall_bridge_chain, firewall_chain
+from tests.e2e.node import Node, eventually, resources_diff
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +20,6 @@ def node(session_tmp):
         yield n
 
 
-def chain_with_bridge(gid="g1"):
-    g = GraphXml(gid)
-    g.function("fw", "firewall", "lan", "wan")
-    g.function("br", "bridge", "a", "b")
-    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-    g.bidirectional("lan", "lan", "fw:lan")
-    g.bidirectional("mid", "fw:wan", "br:a")
-    g.bidirectional("wan", "br:b", "wan")
-    return g
-
-
 def commit(m, graph):
     m.edit_config(target="candidate", config=config(graph, operation="replace"))
     m.commit()
@@ -43,15 +30,6 @@ def slots(node) -> list:
             if n.startswith(node.resource_prefix + "w")]
 
 
-def wait_until(predicate, limit=15.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
-
-
 def test_an_added_function_takes_a_slot_and_a_failed_one_leaves_it(node):
     h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
     empty = node.node_resources()
@@ -60,13 +38,13 @@ def test_an_added_function_takes_a_slot_and_a_failed_one_leaves_it(node):
         commit(m, firewall_chain("g1"))
         assert h1.ping(h2.ip)
         # the agent prepares the graph's slot when the commits pause
-        assert wait_until(lambda: len(slots(node)) == 1), node.node_resources()["netns"]
+        assert eventually(lambda: len(slots(node)) == 1, 15), node.node_resources()["netns"]
         count = node.settle()
         before = node.node_resources()
 
         # A failure after the bridge took the slot: the slot is as it was.
         m.edit_config(target="candidate",
-                      config=config(chain_with_bridge(), operation="replace"))
+                      config=config(firewall_bridge_chain(), operation="replace"))
         node.fault_file.write_text("start-function g1/%s" % slots(node)[0])
         try:
             with pytest.raises(Exception, match="rolled back"):
@@ -87,7 +65,7 @@ def test_an_added_function_takes_a_slot_and_a_failed_one_leaves_it(node):
 
         m.edit_config(target="candidate", config=delete_graph("g1"))
         m.commit()
-    assert wait_until(lambda: node.node_resources() == empty), resources_diff(
+    assert eventually(lambda: node.node_resources() == empty, 15), resources_diff(
         empty, node.node_resources())
 
 
@@ -99,7 +77,7 @@ def test_kill_9_with_slots_prepared_then_a_restart_converges(node):
     empty = node.node_resources(port_names=True)
     with node.netconf() as m:
         commit(m, firewall_chain("g1"))
-    assert wait_until(lambda: len(slots(node)) == 1)
+    assert eventually(lambda: len(slots(node)) == 1, 15)
     node.settle()
     prepared = node.node_resources(port_names=True)
     slot = slots(node)[0]
@@ -113,7 +91,7 @@ def test_kill_9_with_slots_prepared_then_a_restart_converges(node):
         assert "recovery: remove the spare ports of" in log
         assert h1.ping(h2.ip)
         # recovery removed the slot; the filler makes it again under the same names
-        assert wait_until(lambda: len(slots(node)) == 1)
+        assert eventually(lambda: len(slots(node)) == 1, 15)
         node.settle()
         actual = node.node_resources(port_names=True)
         assert actual == prepared, resources_diff(prepared, actual)
@@ -122,5 +100,5 @@ def test_kill_9_with_slots_prepared_then_a_restart_converges(node):
         with node.netconf() as m:
             m.edit_config(target="candidate", config=delete_graph("g1"))
             m.commit()
-    assert wait_until(lambda: node.node_resources(port_names=True) == empty), resources_diff(
+    assert eventually(lambda: node.node_resources(port_names=True) == empty, 15), resources_diff(
         empty, node.node_resources(port_names=True))

@@ -16,7 +16,7 @@ from agent.model import create_context, parse_config
 from agent.network.service import VSwitchService
 from tests.e2e.node import Node, resources_diff
 from tests.engines import failing_at
-from agent.tools.graphxml import GraphXml, firewall_chain, service_graphs
+from agent.tools.graphxml import firewall_bridge_chain, firewall_chain, service_graphs
 
 CTX = create_context()
 
@@ -72,23 +72,12 @@ def test_deploy_passes_traffic_and_delete_restores_the_node(node):
     assert node.node_resources() == before
 
 
-def _chain_with_bridge():
-    g = GraphXml("g1")
-    g.function("fw", "firewall", "lan", "wan")
-    g.function("br", "bridge", "a", "b")
-    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-    g.bidirectional("lan", "lan", "fw:lan")
-    g.bidirectional("mid", "fw:wan", "br:a")
-    g.bidirectional("wan", "br:b", "wan")
-    return g
-
-
 @pytest.mark.parametrize("scenario", ["deploy", "insert", "delete"])
 def test_a_failure_at_every_step_leaves_the_node_as_before(node, scenario):
     before_graphs, after_graphs = {
         "deploy": ((), (firewall_chain("g1"),)),
-        "insert": ((firewall_chain("g1"),), (_chain_with_bridge(),)),
-        "delete": ((_chain_with_bridge(),), ()),
+        "insert": ((firewall_chain("g1"),), (firewall_bridge_chain(),)),
+        "delete": ((firewall_bridge_chain(),), ()),
     }[scenario]
     after_tree = parse_config(CTX, service_graphs(*after_graphs)) if after_graphs else None
     node.apply(*before_graphs)
@@ -135,7 +124,7 @@ def test_a_function_added_to_a_running_graph_takes_a_prepared_slot(spare_node):
         assert slot.instance.startswith(node.resource_prefix + "w")
         count = node.settle(0.5)
 
-        node.apply(_chain_with_bridge())
+        node.apply(firewall_bridge_chain())
         # The bridge is in the slot, its ports and links were there: the vSwitch did not
         # change, only tags and flows did.
         assert node.engine.deployed["g1"].functions["br"].instance == slot.instance
@@ -160,7 +149,7 @@ def test_a_failure_at_every_step_of_a_slot_taking_change_leaves_the_node_as_befo
         spare_node):
     node = spare_node
     h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
-    after_tree = parse_config(CTX, service_graphs(_chain_with_bridge()))
+    after_tree = parse_config(CTX, service_graphs(firewall_bridge_chain()))
     try:
         node.apply(firewall_chain("g1"))
         node.engine.fill_spares()

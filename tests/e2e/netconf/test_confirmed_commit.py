@@ -6,6 +6,8 @@ import time
 import pytest
 from ncclient.operations.rpc import RPCError
 
+from tests.e2e.node import eventually
+
 from .conftest import NS, config, connect
 
 NAME = "{%s}top/{%s}name" % (NS, NS)
@@ -13,16 +15,6 @@ NAME = "{%s}top/{%s}name" % (NS, NS)
 
 def running_name(m):
     return m.get_config(source="running").data_ele.findtext(NAME)
-
-
-def eventually(check, seconds=30):
-    """Poll until check() is true (the server's timer decides when; no timing asserted)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def committed(m, name):
