@@ -82,3 +82,26 @@ def failing_at(executor, target: str, error=RuntimeError):
         yield
     finally:
         executor.fault = None
+
+
+class ReadingEngine(FailingEngine):
+    """Checks commits the way ComposerEngine does: read() takes the XML of the new tree
+    before libyang validates it, and the check it returns runs in a worker thread
+    meanwhile (validate() is then not called). refuse_in_check: the check refuses."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refuse_in_check = False
+        self.read_xml = []             # what read() saw of each new tree
+        self.checked = []              # (the tree object, the thread the check ran in)
+        self.check_started = threading.Event()
+
+    def read(self, old, new):
+        self.read_xml.append(self._xml(new))
+
+        def check():
+            self.check_started.set()
+            self.checked.append((new, threading.get_ident()))
+            if self.refuse_in_check:
+                raise EngineRefused(self.message, path=self.path, app_tag=self.app_tag)
+        return check

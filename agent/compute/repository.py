@@ -34,6 +34,9 @@ class Repository:
     def set_configured(self, templates: list) -> None:
         self.configured = {t["id"]: t for t in templates}
 
+    def configured_templates(self) -> list:
+        return list(self.configured.values())
+
     def templates(self) -> list:
         """Configured templates override built-in ones with the same id."""
         merged = dict(self.builtin)

@@ -36,13 +36,23 @@ def tag_boot(path: Path) -> None:
 
 
 def save_running(path: Path, tree: DataTree) -> None:
-    """The running configuration, for a restart of the agent within this boot: replaced
-    atomically but not synced (it only has to outlive the process). One writer at a time
-    (the datastores' serial lock), so the temporary file has a fixed name."""
+    """The running configuration, for a restart of the agent within this boot."""
+    write_running(path, print_running(tree))
+
+
+def print_running(tree: DataTree) -> bytes:
+    """The running configuration as save_running writes it."""
+    return tree.print("explicit")
+
+
+def write_running(path: Path, data: bytes) -> None:
+    """Running as print_running printed it: replaced atomically but not synced (it only
+    has to outlive the process). One writer at a time (the datastores' serial lock), so
+    the temporary file has a fixed name."""
     path = Path(path)
     tmp = path.with_name("." + path.name + ".tmp")
     with open(tmp, "wb", opener=lambda name, flags: os.open(name, flags, 0o600)) as stream:
-        stream.write(tree.print("explicit"))
+        stream.write(data)
     os.replace(tmp, path)
 
 

@@ -20,6 +20,10 @@ Lifecycle:
 Every change of running goes through the same transaction: libyang validation of the
 new tree, then engine.validate(old, new) and engine.apply(old, new) in a worker thread;
 EngineRefused leaves running as it was and becomes a CommitError (operation-failed).
+A commit and an edit-config of running overlap the two checks: what the engine reads of
+the new tree beforehand (engine.read) is checked in a worker thread while libyang
+validates the tree in this one, and the new running is printed for its crash-restart
+copy while the engine applies it.
 
 Keeping candidate and running apart without copying: while the candidate has no
 changes it holds the same content as running. The edits made to it are kept (as
@@ -49,6 +53,15 @@ LOG = logging.getLogger(__name__)
 
 CONVENTIONAL = ("running", "candidate", "startup")
 DEFAULT_CONFIRM_TIMEOUT = 600
+
+
+@dataclass
+class _Checked:
+    """The engine's check of a change, running since before libyang validated it; the
+    same root objects go on to engine.apply."""
+    old_root: object
+    new_root: object
+    future: asyncio.Future
 
 
 @dataclass
@@ -166,10 +179,17 @@ class Datastores:
                 except FileNotFoundError:
                     pass
 
-    async def _persist_running(self) -> None:
+    async def _persist_running(self, printed: bytes | None = None) -> None:
         """Write what a crash restart must restore: running, or, while a confirmed commit
-        waits for its confirmation, the configuration it would roll back to."""
+        waits for its confirmation, the configuration it would roll back to. printed:
+        running as _transaction printed it already."""
         if self.running_path is None:
+            return
+        if printed is not None and self._confirm is None:
+            try:
+                persistence.write_running(self.running_path, printed)
+            except OSError as exc:
+                LOG.error("cannot write %s: %s", self.running_path, exc)
             return
         tree = self._confirm.rollback if self._confirm is not None else self.running
         started = time.perf_counter()
@@ -355,8 +375,9 @@ class Datastores:
             self._candidate_in_flight = True
         try:
             execute(work, the_plan.actions)
-            work.validate()
-            await self._transaction(self.running, work)
+            checked = await self._validate(self.running, work)
+            printed = await self._transaction(self.running, work, checked=checked,
+                                              print_new=True)
         except BaseException:
             if clean:
                 self.candidate.free()
@@ -376,7 +397,7 @@ class Datastores:
             old.free()
             self._journal_lost()
         self._free_plan(the_plan)
-        await self._persist_running()
+        await self._persist_running(printed)
 
     async def copy(self, source, target: str, session_id: int = 0) -> None:
         """<copy-config>: source is a datastore name or a DataTree (taken over)."""
@@ -509,7 +530,7 @@ class Datastores:
         if confirmed and pending is None:
             snapshot = self.running.dup()
         try:
-            await self._commit_candidate()
+            printed = await self._commit_candidate(print_new=not confirmed)
         except BaseException:
             if snapshot is not None:
                 snapshot.free()
@@ -524,14 +545,17 @@ class Datastores:
             self._arm(pending)
         elif pending is not None:
             self._finish_confirm()
-        await self._persist_running()
+        await self._persist_running(printed)
 
-    async def _commit_candidate(self) -> None:
+    async def _commit_candidate(self, print_new: bool = False) -> bytes | None:
+        """The candidate becomes running; print_new: returns it printed for
+        _persist_running (None when nothing was committed)."""
         if not self._dirty:
-            return
+            return None
         candidate = self.candidate
-        candidate.validate()
-        await self._transaction(self.running, candidate)
+        checked = await self._validate(self.running, candidate)
+        printed = await self._transaction(self.running, candidate, checked=checked,
+                                          print_new=print_new)
         old, self.running = self.running, candidate
         if self._journal is not None:
             for done in self._journal:
@@ -541,6 +565,7 @@ class Datastores:
             old.free()
             self.candidate = self.running.dup()
         self._clear_journal()
+        return printed
 
     async def cancel_commit(self, session_id: int = 0, persist_id: str | None = None) -> None:
         """<cancel-commit>: roll a pending confirmed commit back now."""
@@ -602,19 +627,55 @@ class Datastores:
             self._journal_lost()
         await self._persist_running()
 
-    async def _transaction(self, old: DataTree | None, new: DataTree, apply: bool = True):
-        """engine.validate then engine.apply, in a worker thread; EngineRefused becomes
-        CommitError (operation-failed with the engine's message, path and app tag)."""
+    async def _validate(self, old: DataTree | None, new: DataTree) -> "_Checked | None":
+        """libyang validation of new and the engine's validate at once: what the engine
+        reads of new first (engine.read, before the default nodes are added) is checked in
+        a worker thread while libyang validates new here. libyang runs in this thread, so
+        no reader of the datastores sees new while it changes; it holds no Python lock
+        meanwhile. A ValidationError wins over the engine's refusal, as when the two run
+        one after the other. None: the engine reads nothing early (validate runs in
+        _transaction)."""
         old_root = old.root() if old is not None else None
         new_root = new.root()
+        check = self.engine.read(old_root, new_root)
+        if check is None:
+            new.validate()
+            return None
+        future = asyncio.get_running_loop().run_in_executor(None, check)
+        try:
+            new.validate()
+        except BaseException:
+            await asyncio.gather(future, return_exceptions=True)
+            raise
+        return _Checked(old_root, new_root, future)
+
+    async def _transaction(self, old: DataTree | None, new: DataTree, apply: bool = True,
+                           checked: "_Checked | None" = None,
+                           print_new: bool = False) -> bytes | None:
+        """engine.validate (unless checked: the engine's check _validate started) then
+        engine.apply, in a worker thread; EngineRefused becomes CommitError
+        (operation-failed with the engine's message, path and app tag). print_new: new is
+        printed for the crash-restart copy while the engine applies it, and returned."""
+        if checked is not None:
+            old_root, new_root = checked.old_root, checked.new_root
+        else:
+            old_root = old.root() if old is not None else None
+            new_root = new.root()
         engine = self.engine
 
         def run():
-            engine.validate(old_root, new_root)
+            if checked is None:
+                engine.validate(old_root, new_root)
             if apply:
                 engine.apply(old_root, new_root)
         self._in_transaction = True
+        printing = None
         try:
+            if checked is not None:
+                await checked.future
+            if print_new and self.running_path is not None:
+                printing = asyncio.get_running_loop().run_in_executor(
+                    None, persistence.print_running, new)
             await asyncio.to_thread(run)
         except EngineRefused as exc:
             raise CommitError(Problem("operation-failed", exc.message, path=exc.path,
@@ -626,7 +687,13 @@ class Datastores:
             raise CommitError(Problem("operation-failed", "the transaction engine failed: %s"
                                       % exc)) from exc
         finally:
+            if printing is not None:
+                # new may be freed once this returns: the print must be over.
+                await asyncio.gather(printing, return_exceptions=True)
             self._in_transaction = False
+        if printing is None or printing.exception() is not None:
+            return None             # _persist_running prints again (and reports)
+        return printing.result()
 
     def _record(self, done: Plan) -> None:
         self._dirty = True

@@ -75,17 +75,35 @@ class ComposerEngine(TransactionEngine):
             # The datastores call apply(old, new) right after validate(old, new) with the same
             # tree object: keep the plan for it, valid while nothing is deployed in between.
             # The object itself is held, so no later tree can take its identity.
-            self._validated = (new, self._generation, self._plan(new))
+            templates = templates_from_tree(new)
+            self._validated = (new, self._generation, templates,
+                               self._plan_from(graph_sources(new), templates))
+
+    def read(self, old, new):
+        # Printing the graphs is the only part of planning that needs the tree; the rest
+        # runs in the datastores' worker thread while libyang validates new, which adds
+        # default nodes only: the graphs print (explicit values) the same before and after.
+        sources, templates = graph_sources(new), templates_from_tree(new)
+
+        def check():
+            with self._lock:
+                self._validated = (new, self._generation, templates,
+                                   self._plan_from(sources, templates))
+        return check
 
     def apply(self, old, new) -> None:
         with self._lock:
             cached, self._validated = self._validated, None
             if cached is not None and new is not None and cached[0] is new \
                     and cached[1] == self._generation:
-                result = cached[2]
+                templates, result = cached[2], cached[3]
             else:
-                result = self._plan(new)
+                templates = templates_from_tree(new)
+                result = self._plan_from(graph_sources(new), templates)
             self.last_plan, self.last_summary = result.plan, result.summary
+            repository = self.compute.repository
+            configured = repository.configured_templates()
+            repository.set_configured(templates)
             if not result.plan:
                 self.deployed = result.deployed
                 self._generation += 1
@@ -104,6 +122,7 @@ class ComposerEngine(TransactionEngine):
                 for gid in result.touched:
                     self.failures[gid] = str(failure)
                 self.spares.failed(result.touched, self.deployed)
+                repository.set_configured(configured)
                 raise EngineRefused(self._message(failure), path=self._path(failure.step),
                                     app_tag="deployment-failed",
                                     info={"step": str(failure.step)}) from None
@@ -124,12 +143,21 @@ class ComposerEngine(TransactionEngine):
     # --- planning ---
 
     def _plan(self, new):
+        return self._plan_from(graph_sources(new), templates_from_tree(new))
+
+    def _plan_from(self, sources: dict, templates: list):
+        """Plan with the given templates; the repository keeps its own until apply()
+        deploys them (a refused or only validated configuration changes nothing)."""
+        repository = self.compute.repository
+        configured = repository.configured_templates()
+        repository.set_configured(templates)
         try:
-            self.compute.repository.set_configured(templates_from_tree(new))
-            return self.planner.plan(graph_sources(new), self.deployed, self.spares.available(),
+            return self.planner.plan(sources, self.deployed, self.spares.available(),
                                      self.spares.available_links())
         except PlanningError as exc:
             raise EngineRefused(exc.message, path=exc.path, app_tag=exc.app_tag) from None
+        finally:
+            repository.set_configured(configured)
 
     def dry_run(self, new) -> Plan:
         """The plan apply(new) would run now, without running it."""

@@ -6,6 +6,10 @@ copy-config to running, a confirmed-commit rollback, and at boot with old=None):
     engine.validate(old, new)   # optional checks beyond YANG; no side effect
     engine.apply(old, new)      # make the node match new; all or nothing
 
+A commit may instead call engine.read(old, new) before new has been YANG-validated: when
+it returns a callable, that callable does validate's checks from what read() took of the
+tree, in a worker thread while libyang validates new, and validate() is not called.
+
 Both take libyang config trees (the first top-level sibling, or None for an empty datastore)
 and must not modify or keep them: convert what you need before returning. apply() runs in
 a worker thread; the caller holds the commit lock, so applies never overlap. Refusal is
@@ -36,6 +40,13 @@ class TransactionEngine:
 
     def validate(self, old, new) -> None:
         """Raise EngineRefused when new cannot be deployed (checks beyond the YANG model)."""
+
+    def read(self, old, new):
+        """Optional: take from new now what validate needs, and return a callable that
+        runs validate's checks on that alone (raising EngineRefused), never touching the
+        trees, which libyang is changing meanwhile (new has no default nodes yet). None:
+        validate(old, new) runs after libyang's validation instead."""
+        return None
 
     def apply(self, old, new) -> None:
         """Make the node match new; on failure undo everything and raise EngineRefused."""

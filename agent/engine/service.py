@@ -91,5 +91,8 @@ class _Deferred(TransactionEngine):
     def validate(self, old, new) -> None:
         self._engine().validate(old, new)
 
+    def read(self, old, new):
+        return self._engine().read(old, new)
+
     def apply(self, old, new) -> None:
         self._engine().apply(old, new)

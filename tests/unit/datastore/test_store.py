@@ -3,6 +3,7 @@ running, copy/delete, locks, confirmed commit, and the candidate kept apart from
 running without copies."""
 
 import asyncio
+import threading
 
 import pytest
 
@@ -372,4 +373,103 @@ def test_after_a_machine_reboot_running_comes_from_startup(ctx, tmp_path, monkey
         monkeypatch.setattr(persistence, "boot_id", lambda: "another-boot")
         again = await started(crash_safe_store(ctx, tmp_path))
         assert "boot" in text(again.running) and "committed" not in text(again.running)
+    run(main())
+
+
+# --- the engine's check runs while libyang validates --------------------------------------
+
+def _validation_waiting_for(engine, monkeypatch, validated):
+    """libyang validation that first waits (up to 10 s) for the engine's check to start:
+    sequential checks would make it wait in vain."""
+    original = DataTree.validate
+
+    def validate(tree, *args, **kwargs):
+        validated.append(engine.check_started.wait(10))
+        return original(tree, *args, **kwargs)
+    monkeypatch.setattr(DataTree, "validate", validate)
+
+
+def test_a_commit_checks_with_the_engine_while_libyang_validates(ctx, tmp_path, monkeypatch):
+    from tests.engines import ReadingEngine
+
+    async def main():
+        engine = ReadingEngine()
+        ds = await started(crash_safe_store(ctx, tmp_path, engine))
+        validated, at_boot = [], engine.validated
+        _validation_waiting_for(engine, monkeypatch, validated)
+        await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
+        await ds.commit()
+        assert validated == [True]
+        assert "<name>a</name>" in engine.read_xml[-1]
+        tree, thread = engine.checked[-1]
+        assert thread != threading.get_ident() and engine.validated == at_boot
+        assert "<name>a</name>" in engine.applied[-1][1]
+        # the crash-restart copy, printed while the engine applied, is running
+        assert (tmp_path / "running.xml").read_bytes() == ds.running.print("explicit")
+        # and so for edit-config on running
+        engine.check_started.clear()
+        await ds.edit("running", edit(ctx, top("<name>b</name>")))
+        assert validated == [True, True] and engine.validated == at_boot
+        assert (tmp_path / "running.xml").read_bytes() == ds.running.print("explicit")
+        assert "<name>b</name>" in text(ds.running)
+    run(main())
+
+
+def test_a_refusal_of_the_engines_check_leaves_running(ctx, tmp_path):
+    from tests.engines import ReadingEngine
+
+    async def main():
+        engine = ReadingEngine()
+        ds = await started(crash_safe_store(ctx, tmp_path, engine))
+        await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
+        await ds.commit()
+        saved = (tmp_path / "running.xml").read_bytes()
+        await ds.edit("candidate", edit(ctx, top("<name>b</name>")))
+        engine.refuse_in_check = True
+        engine.fail("port eth9 does not exist", path=T + "/name", app_tag="no-port")
+        with pytest.raises(CommitError) as caught:
+            await ds.commit()
+        problem = caught.value.problems[0]
+        assert (problem.tag, problem.message, problem.path, problem.app_tag) == \
+            ("operation-failed", "port eth9 does not exist", T + "/name", "no-port")
+        assert "<name>a</name>" in text(ds.running) and ds.candidate_dirty
+        assert (tmp_path / "running.xml").read_bytes() == saved
+        assert len(engine.applied) == 2        # boot and the first commit
+    run(main())
+
+
+def test_libyangs_error_wins_over_the_engines_refusal(ctx, tmp_path):
+    from tests.engines import ReadingEngine
+
+    async def main():
+        engine = ReadingEngine()
+        ds = await started(store(ctx, tmp_path, engine))
+        engine.refuse_in_check = True
+        await ds.edit("candidate", edit(ctx, top("<item><name>a</name><ref>zz</ref></item>")))
+        with pytest.raises(ValidationError) as caught:
+            await ds.commit()
+        assert caught.value.items[0].path == T + "/item[name='a']/ref"
+        assert engine.checked and text(ds.running) == ""
+    run(main())
+
+
+def test_a_failed_print_of_running_is_done_again_after_the_commit(ctx, tmp_path, monkeypatch):
+    from agent.datastore import persistence
+    from tests.engines import ReadingEngine
+
+    async def main():
+        ds = await started(crash_safe_store(ctx, tmp_path, ReadingEngine()))
+
+        original, calls = persistence.print_running, []
+
+        def fails_once(tree):
+            calls.append(tree)
+            if len(calls) == 1:
+                raise MemoryError("no room to print")
+            return original(tree)
+        monkeypatch.setattr(persistence, "print_running", fails_once)
+        await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
+        await ds.commit()                  # committed all the same
+        assert len(calls) == 2 and "<name>a</name>" in text(ds.running)
+        assert "<name>a</name>" in (tmp_path / "running.xml").read_text()
     run(main())

@@ -338,6 +338,37 @@ def test_apply_after_validate_reuses_the_plan(node, monkeypatch):
         node.engine.apply(None, other)            # another tree: planned again
 
 
+def test_apply_after_the_check_read_returned_reuses_its_plan(node, monkeypatch):
+    tree = running(chain())
+    check = node.engine.read(None, tree)
+    monkeypatch.setattr("agent.engine.engine.graph_sources",
+                        lambda root: (_ for _ in ()).throw(AssertionError("tree read again")))
+    check()                                       # from what read() took, not the tree
+    calls = []
+    monkeypatch.setattr(node.engine.planner, "plan",
+                        lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError))
+    node.engine.apply(None, tree)
+    assert calls == [] and node.engine.deployed
+
+
+def test_templates_count_once_applied(node, monkeypatch):
+    repository = node.engine.compute.repository
+    extra = dict(TEMPLATES[0], id="fw-new")
+    monkeypatch.setattr("agent.engine.engine.templates_from_tree",
+                        lambda root: TEMPLATES + [extra])
+    node.engine.validate(None, running(chain()))
+    node.engine.read(None, running(chain()))()
+    node.engine.dry_run(running(chain()))
+    assert repository.get("fw-new") is None       # checked only: nothing changed
+    with failing_at(node.engine.executor, "start-function g1/%s"
+                    % node.naming.function_instance("g1", "fw")):
+        with pytest.raises(EngineRefused):
+            node.engine.apply(None, running(chain()))
+    assert repository.get("fw-new") is None       # refused
+    node.engine.apply(None, running(chain()))
+    assert repository.get("fw-new") == extra
+
+
 # --- prepared function slots ---
 
 def _spare_node(tmp_path, monkeypatch, size=1):
