@@ -112,8 +112,6 @@ class ComposerEngine(TransactionEngine):
                 self.in_progress[gid] = "deploying" if gid in result.deployed else "removing"
             started = time.monotonic()
             self.journal.begin(result.touched, result.plan.lines())
-            # The snapshot of the target state is encoded while the executor waits.
-            encoding = self.snapshot.prepare(result.deployed, {"lsi0": self.network.lsi0})
             try:
                 self.executor.run(result.plan)
             except StepFailed as failure:
@@ -134,7 +132,7 @@ class ComposerEngine(TransactionEngine):
             for gid in result.touched:
                 self.failures.pop(gid, None)
             self.spares.committed(result.claimed, self.deployed)
-            self.snapshot.write(encoding.result())
+            self.snapshot.save(self.deployed, {"lsi0": self.network.lsi0})
             self.journal.end("commit")
             heap.settle()
             LOG.info("deployed in %.0f ms: %s", (time.monotonic() - started) * 1000,

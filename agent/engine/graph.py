@@ -285,6 +285,16 @@ def tree_to_dict(node) -> dict:
     return json.loads(node.print_mem("json", with_siblings=False, pretty=False))
 
 
+class GraphEntry(dict):
+    """A service-graph entry as read from libyang's JSON, with that JSON text (the
+    snapshot writes the text instead of encoding the entry again)."""
+    __slots__ = ("text",)
+
+    def __init__(self, entry: dict, text: str):
+        super().__init__(entry)
+        self.text = text
+
+
 class SourceReader:
     """graph id -> the libyang JSON entry of each service graph of a config tree.
 
@@ -307,10 +317,20 @@ class SourceReader:
             entry = last.get(text)
             if entry is None:
                 entry = json.loads(text)[self.LIST][0]
+                inner = self._inner(text)
+                if inner is not None:
+                    entry = GraphEntry(entry, inner)
             seen[text] = entry
             out[entry["id"]] = entry
         self._last = seen           # one swap: a concurrent reader only misses the cache
         return out
+
+    def _inner(self, text: str) -> str | None:
+        """The entry's own text in the printed list of one ('{"list":[ENTRY]}')."""
+        head, tail = '{"%s":[' % self.LIST, "]}"
+        if text.startswith(head) and text.endswith(tail):
+            return text[len(head):-len(tail)]
+        return None
 
 
 def graphs_from_tree(root) -> dict:

@@ -23,7 +23,7 @@ from ..network.naming import Naming
 from ..network.split import PortMap, link_ports, split_graph
 from .graph import Graph, graph_from_dict
 from .plan import Group, Plan, Step
-from .state import DeployedFunction, DeployedGraph
+from .state import DeployedFunction, DeployedGraph, with_source
 
 
 class PlanningError(Exception):
@@ -236,7 +236,7 @@ class Planner:
             graph = desired[gid]
             old = deployed.get(gid)
             if old is not None and old.source == sources[gid] and old.status == "running":
-                new_deployed[gid] = old
+                new_deployed[gid] = with_source(old, sources[gid])
                 continue
             touched.add(gid)
             lsi = old.lsi if old is not None else self.naming.graph_lsi(gid)

@@ -6,7 +6,6 @@ entry libyang printed (its source), so the snapshot needs no encoder of its own 
 """
 
 import json
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -143,50 +142,37 @@ class Snapshot:
         self.write(encode(graphs, node))
 
     def write(self, data: bytes) -> None:
-        """Replace the snapshot with bytes from encode() (or Encoding.result())."""
+        """Replace the snapshot with bytes from encode()."""
         atomic_write(self.path, data, sync=False)
-
-    def prepare(self, graphs: dict, node: dict) -> "Encoding":
-        """Start encoding the snapshot of a state that is not deployed yet (a plan's
-        target), to write() once the plan has run; dropped when it fails."""
-        return Encoding(graphs, node)
 
 
 def encode(graphs: dict, node: dict) -> bytes:
-    """The snapshot file's bytes for a deployed state."""
-    return json.dumps(to_json(graphs, node), sort_keys=True).encode()
-
-
-class Encoding:
-    """The snapshot bytes of a state, encoded in a worker thread.
-
-    The engine starts one just before the executor runs: the executor mostly waits on the
-    vSwitch and on subprocesses (the GIL is free), so the encoding of every graph's source
-    (tens of ms for a graph of 500 functions) no longer follows the deployment. The state
-    must not change until result(): the planner's DeployedGraph values are not changed by
-    the executor, and the dict is copied here."""
-
-    def __init__(self, graphs: dict, node: dict):
-        self._graphs, self._node = dict(graphs), dict(node)
-        self._data: bytes | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="snapshot-encoding",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._data = encode(self._graphs, self._node)
-        except BaseException as exc:  # noqa: BLE001 - raised again by result()
-            self._error = exc
-
-    def result(self) -> bytes:
-        """The bytes encode() gives for the state; raises what encoding raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._data
+    """The snapshot file's bytes for a deployed state (what json.dumps of to_json gives,
+    sorted, except that a source read with its text is written as that text: a graph of
+    500 functions costs ~2 ms instead of ~13)."""
+    data = to_json(graphs, node)
+    texts = {gid: dg.source.text for gid, dg in graphs.items()
+             if isinstance(getattr(dg.source, "text", None), str)}
+    if not texts:
+        return json.dumps(data, sort_keys=True).encode()
+    entries = []
+    for gid in sorted(data["graphs"]):
+        entry = data["graphs"][gid]
+        if gid not in texts:
+            entries.append("%s: %s" % (json.dumps(gid), json.dumps(entry, sort_keys=True)))
+            continue
+        rest = json.dumps({k: v for k, v in entry.items() if k != "source"}, sort_keys=True)
+        entries.append('%s: %s, "source": %s}' % (json.dumps(gid), rest[:-1], texts[gid]))
+    head = json.dumps({k: v for k, v in data.items() if k != "graphs"}, sort_keys=True)
+    return ('{"graphs": {%s}, %s' % (", ".join(entries), head[1:])).encode()
 
 
 def with_status(dg: DeployedGraph, status: str, error: str = "") -> DeployedGraph:
     return replace(dg, status=status, error=error, _graph=dg._graph, _split=dg._split)
+
+
+def with_source(dg: DeployedGraph, source: dict) -> DeployedGraph:
+    """dg with an equal source object (the one just read, which carries its text)."""
+    if dg.source is source:
+        return dg
+    return replace(dg, source=source, _graph=dg._graph, _split=dg._split)

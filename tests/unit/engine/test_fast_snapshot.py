@@ -1,12 +1,13 @@
-"""The snapshot of a transaction's target is encoded while the executor runs: after a
-success the file holds exactly what Snapshot.save writes; a failure leaves the old file."""
+"""The snapshot after a transaction: after a success the file holds exactly what
+Snapshot.save writes, graph sources spliced in as libyang printed them; a failure leaves
+the old file."""
 
-import threading
+import dataclasses
 
 import pytest
 
 from agent.engine import EngineRefused
-from agent.engine.state import Encoding, Snapshot
+from agent.engine.state import Snapshot
 from tests.unit.engine.test_engine import TEMPLATES, chain, make_node, running
 
 
@@ -41,26 +42,6 @@ def test_the_snapshot_after_a_success_is_what_save_writes(node, tmp_path):
                                                                 tmp_path / "ref.json")
 
 
-def test_the_snapshot_is_encoded_before_the_executor_finishes(node, monkeypatch):
-    import agent.engine.state as state_module
-    node.engine.apply(None, running(chain("g1")))
-    encoding_started, overlapped = threading.Event(), []
-    encode, run = state_module.encode, node.engine.executor.run
-
-    def watched_encode(graphs, info):
-        encoding_started.set()
-        return encode(graphs, info)
-
-    def watched_run(plan):
-        # sequential encoding would only start after this returns
-        overlapped.append(encoding_started.wait(5))
-        run(plan)
-    monkeypatch.setattr(state_module, "encode", watched_encode)
-    node.engine.executor.run = watched_run
-    node.engine.apply(None, running(chain("g1", middle=True)))
-    assert overlapped == [True]
-
-
 def test_a_failed_transaction_leaves_the_old_snapshot(node):
     node.engine.apply(None, running(chain("g1")))
     before = node.engine.snapshot.path.read_bytes()
@@ -82,16 +63,34 @@ def test_the_snapshot_loads_back_as_what_was_deployed(node):
     assert graphs == node.engine.deployed
 
 
-def test_an_encoding_keeps_the_state_it_was_given(node, tmp_path):
+def test_a_source_read_with_its_text_is_written_as_that_text(node, tmp_path):
+    import json
+    from agent.engine.graph import GraphEntry
+    from agent.engine.state import encode, from_json, to_json
     node.engine.apply(None, running(chain("g1"), _second()))
-    graphs = dict(node.engine.deployed)
-    expected = _saved(node.engine, tmp_path / "ref.json")
-    encoding = Encoding(graphs, {"lsi0": node.engine.network.lsi0})
-    graphs.pop("g1")
-    assert encoding.result() == expected
+    deployed = node.engine.deployed
+    assert all(isinstance(dg.source, GraphEntry) for dg in deployed.values())
+    fast = encode(deployed, {"lsi0": "lsi0"})
+    plain = {gid: dataclasses.replace(dg, source=dict(dg.source))
+             for gid, dg in deployed.items()}
+    reference = encode(plain, {"lsi0": "lsi0"})
+    assert fast != reference                    # not json.dumps of the entries...
+    assert json.loads(fast) == json.loads(reference) == to_json(plain, {"lsi0": "lsi0"})
+    graphs, info = from_json(json.loads(fast))  # ...but read back the same
+    assert info == {"lsi0": "lsi0"} and set(graphs) == {"g1", "g2"}
+    assert all(graphs[g].source == deployed[g].source and graphs[g].functions ==
+               deployed[g].functions and graphs[g].links == deployed[g].links for g in graphs)
 
 
-def test_an_encoding_error_is_raised_by_result():
-    encoding = Encoding({"g": object()}, {})
-    with pytest.raises(AttributeError):
-        encoding.result()
+def test_a_graph_left_alone_takes_the_source_with_its_text(node):
+    from agent.engine.graph import GraphEntry
+    from agent.engine.state import from_json
+    import json
+    node.engine.apply(None, running(chain("g1"), _second()))
+    # as after a restart: the deployed state comes back from the snapshot, plain dicts
+    graphs, _ = from_json(json.loads(node.engine.snapshot.path.read_bytes()))
+    node.engine.deployed = graphs
+    node.engine.apply(None, running(chain("g1"), _second()))
+    assert not node.engine.last_plan           # nothing to do...
+    assert all(isinstance(dg.source, GraphEntry)  # ...but the texts are kept
+               for dg in node.engine.deployed.values())
