@@ -176,7 +176,9 @@ def canonical(flow: Flow) -> Flow:
     return Flow(cookie=cookie, priority=priority, match=ordered, actions=tuple(actions))
 
 
-def _port_number(name: str, ofports: Mapping) -> str:
+def port_number(name: str, ofports: Mapping):
+    """The OpenFlow port number of a port name (or LOCAL); ResourceNotFound when the
+    LSI has no such port or it has no number yet."""
     try:
         number = ofports[name]
     except KeyError:
@@ -186,7 +188,11 @@ def _port_number(name: str, ofports: Mapping) -> str:
     if not isinstance(number, int) or number <= 0:
         raise ResourceNotFound("port %s has no OpenFlow port number (ofport %r)"
                                % (name, number), resource=name)
-    return str(number)
+    return number
+
+
+def _port_number(name: str, ofports: Mapping) -> str:
+    return str(port_number(name, ofports))
 
 
 def _match_text(field: str, value, ofports: Mapping) -> str:

@@ -2,7 +2,9 @@
 
 Management goes through one OVSDB connection (the `ovs` IDL, see ovsdb.py): every call is
 one transaction, and returns once ovs-vswitchd has applied it, so ofport numbers are
-known. Control goes through ovs-ofctl: every apply_flows is one OpenFlow 1.4 bundle. Netlink
+known. Control is OpenFlow 1.4: every apply_flows is one bundle, sent over a connection
+to the bridge's management socket that stays open (ofconn.py), or through ovs-ofctl for a
+flow that connection does not encode; dumps and counters use ovs-ofctl. Netlink
 work (addresses, interface checks) happens in the node's namespace (netlink.py).
 
 Names: every LSI, port and link end is 1 to 15 characters of [A-Za-z0-9_.-]; a virtual
@@ -25,6 +27,7 @@ from ..registry import register
 from . import openflow, validate
 from .base import Action, Flow, LsiInfo, PortInfo, VirtualLink, VSwitchDriver
 from .netlink import NodeNetlink
+from .ofconn import OpenFlowConnection, encode_bundle
 from .ofctl import AppCtl, OpenFlowClient, system_run_dir
 from .ovsdb import OvsdbConnection
 
@@ -139,6 +142,7 @@ class OVSDriver(VSwitchDriver):
         self._db: OvsdbConnection | None = None
         self._connect_lock = threading.Lock()
         self._checked = False
+        self._bundlers: dict[str, OpenFlowConnection] = {}    # LSI name -> connection
 
     # --- lifecycle ---
 
@@ -181,6 +185,10 @@ class OVSDriver(VSwitchDriver):
         self._checked = True
 
     def close(self) -> None:
+        with self._connect_lock:
+            bundlers, self._bundlers = self._bundlers, {}
+        for connection in bundlers.values():
+            connection.close()
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -472,6 +480,10 @@ class OVSDriver(VSwitchDriver):
             bridge.delete()
 
         self.db.transact(build, what="destroy LSI %s" % name)
+        with self._connect_lock:
+            connection = self._bundlers.pop(name, None)
+        if connection is not None:
+            connection.close()
         for endpoint in endpoints:
             self._route(endpoint, add=False)
 
@@ -833,8 +845,21 @@ class OVSDriver(VSwitchDriver):
             return
         add = list(add)
         ofports = self._ofports(lsi, openflow.port_names(add))
+        connection = self._bundler(lsi)
+        messages = encode_bundle(add, list(remove_cookies), ofports, connection.next_xids())
+        if messages is not None:
+            connection.bundle(messages)
+            return
         lines = openflow.bundle_lines(add, list(remove_cookies), ofports)
         self._openflow(lsi).bundle(lines)
+
+    def _bundler(self, lsi: str) -> OpenFlowConnection:
+        with self._connect_lock:
+            connection = self._bundlers.get(lsi)
+            if connection is None:
+                connection = self._bundlers[lsi] = OpenFlowConnection(
+                    self.run_dir or system_run_dir(), lsi, timeout=60.0)
+            return connection
 
     def _names(self, lsi: str) -> dict:
         return {number: name for name, number in self._ofports(lsi).items()}
