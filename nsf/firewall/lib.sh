@@ -31,7 +31,7 @@ check_addr() {
     esac
 }
 
-# ruleset PARAMETER...: print the nftables ruleset (a fresh table replacing the old one).
+# ruleset PARAMETER...: print the nftables ruleset (the firewall's table).
 ruleset() {
     default=accept
     blocks=""
@@ -64,8 +64,6 @@ ruleset() {
         esac
     done
     cat <<RULES
-table inet $TABLE
-delete table inet $TABLE
 table inet $TABLE {
     chain forward {
         type filter hook forward priority filter; policy $default;$blocks
@@ -73,4 +71,11 @@ table inet $TABLE {
     }
 }
 RULES
+}
+
+# replacing RULESET: RULESET as one transaction that replaces the table loaded before.
+# (create runs in a fresh namespace and loads the table alone: deleting a table makes the
+# kernel wait for a grace period, 5-15 ms.)
+replacing() {
+    printf 'table inet %s\ndelete table inet %s\n%s\n' "$TABLE" "$TABLE" "$1"
 }

@@ -6,4 +6,4 @@ rules=$(ruleset "$@")
 for ifname in $COMPOSER_PORTS_ADDED; do
     ip link set "$ifname" master "$BRIDGE"
 done
-printf '%s\n' "$rules" | nft -f -
+replacing "$rules" | nft -f -

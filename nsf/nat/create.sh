@@ -38,9 +38,9 @@ done
 [ -n "$inside_ip" ] && ip addr replace "$inside_ip" dev "$inside"
 [ -n "$outside_ip" ] && ip addr replace "$outside_ip" dev "$outside"
 [ -n "$gateway" ] && ip route replace default via "$gateway" dev "$outside"
+# A fresh namespace holds no table yet: no delete first (deleting one makes the kernel
+# wait for a grace period).
 nft -f - <<RULES
-table ip composer_nat
-delete table ip composer_nat
 table ip composer_nat {
     chain postrouting {
         type nat hook postrouting priority srcnat; policy accept;

@@ -66,6 +66,21 @@ def test_firewall_default_drop_with_allow_rules(lab, native, nsf_packages):
     assert not lab.ping(a, "10.61.0.2", count=2)
 
 
+def test_firewall_update_replaces_its_table(lab, native, nsf_packages):
+    fw, a, b = _fw(lab, native, nsf_packages, ["block-tcp-dst=5023"])
+    native.start(fw)
+    # the wan side moves to a new port (the firewall takes exactly two)
+    native.update(fw, add_ports=(port("out2", lab.name("ft")),), remove_ports=("out",))
+    b = lab.host("b2", native.netns, lab.name("ft"), "10.61.0.2/24")
+    tables = lab.run(fw, "nft", "list", "tables").stdout.split("\n")
+    assert [t for t in tables if t.strip()] == ["table inet composer_fw"]
+    assert lab.run(fw, "nft", "list", "ruleset").stdout.count("tcp dport 5023") == 1
+    assert lab.ping(a, "10.61.0.2")
+    blocked = lab.serve_iperf3(b, 5023)
+    assert not lab.tcp_connects(a, "10.61.0.2", 5023)
+    blocked.kill()
+
+
 def test_firewall_refuses_bad_parameters(lab, native, nsf_packages):
     with pytest.raises(ScriptError) as failure:
         native.create(spec(lab.name("fw"), nsf_packages["firewall"],

@@ -87,8 +87,6 @@ def test_firewall_ruleset_from_parameters():
                  "allow-icmp", "block-udp-src=53", "allow-dst=10.1.0.0/16")
     assert result.returncode == 0, result.stderr
     assert result.stdout == """\
-table inet composer_fw
-delete table inet composer_fw
 table inet composer_fw {
     chain forward {
         type filter hook forward priority filter; policy drop;
@@ -103,6 +101,13 @@ table inet composer_fw {
     }
 }
 """
+
+
+def test_firewall_update_replaces_the_table_in_one_transaction():
+    result = _sh("firewall", "replacing", "table inet composer_fw { }")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ("table inet composer_fw\ndelete table inet composer_fw\n"
+                             "table inet composer_fw { }\n")
 
 
 def test_firewall_default_is_accept_without_rules():
