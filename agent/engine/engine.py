@@ -81,14 +81,15 @@ class ComposerEngine(TransactionEngine):
 
     def read(self, old, new):
         # Printing the graphs is the only part of planning that needs the tree; the rest
-        # runs in the datastores' worker thread while libyang validates new, which adds
-        # default nodes only: the graphs print (explicit values) the same before and after.
-        sources, templates = graph_sources(new), templates_from_tree(new)
+        # (their JSON read too) runs in the datastores' worker thread while libyang
+        # validates new, which adds default nodes only: the graphs print (explicit values)
+        # the same before and after.
+        texts, templates = _SOURCES.texts(new), templates_from_tree(new)
 
         def check():
             with self._lock:
                 self._validated = (new, self._generation, templates,
-                                   self._plan_from(sources, templates))
+                                   self._plan_from(_SOURCES.entries(texts), templates))
         return check
 
     def apply(self, old, new) -> None:

@@ -310,10 +310,20 @@ class SourceReader:
         self._last: dict = {}       # printed JSON of a graph -> its entry
 
     def read(self, root) -> dict:
+        return self.entries(self.texts(root))
+
+    @staticmethod
+    def texts(root) -> list:
+        """What read() needs of the tree: each graph printed (libyang, no Python object
+        built), so that entries() can run while the tree changes."""
         top = top_level(root, SFFG)
+        return [node.print_mem("json", with_siblings=False, pretty=False)
+                for node in (top.children() if top is not None else ())]
+
+    def entries(self, texts: list) -> dict:
+        """graph id -> entry, from what texts() printed."""
         last, seen, out = self._last, {}, {}
-        for node in top.children() if top is not None else ():
-            text = node.print_mem("json", with_siblings=False, pretty=False)
+        for text in texts:
             entry = last.get(text)
             if entry is None:
                 entry = json.loads(text)[self.LIST][0]
