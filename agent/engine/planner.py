@@ -192,6 +192,7 @@ class Planner:
                           for gid in changed}
         splits = self.check(desired, deployed, changed, function_ports)
         phase_a, phase_b_lsi, phase_b_functions, phase_b_rest = [], [], [], []
+        phase_b_tags = []
         phase_c, phase_e_stop, phase_e_rest, phase_e_destroy = [], [], [], []
         flow_changes: dict = {}          # lsi -> (add list, remove cookies, removed flows)
         released: dict = {}              # lsi -> release-flows step (the LSI goes)
@@ -339,7 +340,7 @@ class Planner:
             links_to_tag = [l for l in new_links if l.name in prepared]
             new_links = [l for l in new_links if l.name not in prepared]
             if ports_to_tag or links_to_tag:
-                phase_b_rest.append(self._tag_step(gid, lsi, ports_to_tag, links_to_tag))
+                phase_b_tags.append(self._tag_step(gid, lsi, ports_to_tag, links_to_tag))
                 claimed.update(l.name for l in links_to_tag)
             if new_links:
                 phase_b_rest.append(self._links_step("create-links", None, new_links, gid, lsi))
@@ -371,8 +372,11 @@ class Planner:
         plan = Plan()
         plan.extend(phase_a)
         plan.extend(phase_b_lsi)
-        if phase_b_functions:
-            plan.add(Group("create functions", tuple(phase_b_functions)))
+        # Retagging prepared ports is OVSDB metadata that no function step reads: it runs
+        # alongside the creates.
+        if phase_b_functions or phase_b_tags:
+            plan.add(Group("create functions" + (", tag prepared ports" if phase_b_tags else ""),
+                           tuple(phase_b_functions + phase_b_tags)))
         plan.extend(phase_b_rest)
         if phase_c:
             plan.add(Group("start functions", tuple(phase_c)))
