@@ -4,7 +4,10 @@ apply(old, new):
   1. read the graphs and templates of new (libyang JSON -> values);
   2. plan against what is deployed (not against old: the node is the truth);
   3. journal the intent, run the plan; every step records its undo;
-  4. success: deployed := the plan's target, snapshot written, journal closed;
+  4. success: deployed := the plan's target; the snapshot is written and the journal
+     closed behind the reply (one writer thread, in commit order; the next transaction
+     waits for it; a crash before it is a crash after the executor: the journal shows
+     the transaction unfinished and recovery treats its graphs as dirty);
      failure: the executor has undone every step, EngineRefused names the step, the
      resource and the driver's message; deployed and the snapshot are unchanged.
 """
@@ -12,6 +15,7 @@ apply(old, new):
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from drivers.errors import DriverError
@@ -67,6 +71,8 @@ class ComposerEngine(TransactionEngine):
         self._lock = threading.Lock()
         self._generation = 0           # bumped whenever what is deployed changes
         self._validated = None         # (tree, generation, PlanResult) of the last validate()
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
+        self._recording = None         # Future: the last commit's snapshot and journal end
 
     # --- TransactionEngine ---
 
@@ -94,6 +100,7 @@ class ComposerEngine(TransactionEngine):
 
     def apply(self, old, new) -> None:
         with self._lock:
+            self._wait_recorded()
             cached, self._validated = self._validated, None
             if cached is not None and new is not None and cached[0] is new \
                     and cached[1] == self._generation:
@@ -133,11 +140,29 @@ class ComposerEngine(TransactionEngine):
             for gid in result.touched:
                 self.failures.pop(gid, None)
             self.spares.committed(result.claimed, self.deployed)
-            self.snapshot.save(self.deployed, {"lsi0": self.network.lsi0})
-            self.journal.end("commit")
+            self._recording = self._recorder.submit(self._record_commit, dict(self.deployed))
             heap.settle()
             LOG.info("deployed in %.0f ms: %s", (time.monotonic() - started) * 1000,
                      ", ".join("%s %d" % (k, v) for k, v in result.summary.items() if v))
+
+    def _record_commit(self, graphs: dict) -> None:
+        try:
+            self.snapshot.save(graphs, {"lsi0": self.network.lsi0})
+        except OSError as exc:
+            LOG.error("cannot write the snapshot %s (%s): after a restart the graphs of "
+                      "the last commit count as interrupted", self.snapshot.path, exc)
+            return
+        self.journal.end("commit")
+
+    def _wait_recorded(self) -> None:
+        if self._recording is not None:
+            self._recording.result()
+            self._recording = None
+
+    def flush(self) -> None:
+        """Wait until the last commit's snapshot and journal end are written."""
+        with self._lock:
+            self._wait_recorded()
 
     # --- planning ---
 
@@ -204,6 +229,7 @@ class ComposerEngine(TransactionEngine):
         """Reconcile the node with the snapshot at boot (see Recovery); returns the report.
         The caller applies running afterwards."""
         with self._lock:
+            self._wait_recorded()
             recovery = Recovery(self)
             recovery.run()
             self.spares.clear()
@@ -215,8 +241,9 @@ class ComposerEngine(TransactionEngine):
         self.spares.start(self._lock, lambda: self.deployed)
 
     def stop_spares(self) -> None:
-        """Stop filling; destroy what removed graphs left."""
+        """Stop filling; destroy what removed graphs left; the last snapshot is written."""
         self.spares.stop(self._lock)
+        self.flush()
 
     def fill_spares(self) -> int:
         """Drain, then fill the prepared slots of every running graph now (when the node

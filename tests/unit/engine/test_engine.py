@@ -244,7 +244,9 @@ class Crash(BaseException):
 
 
 def _restart(node):
-    """A new engine on the same node and state directory, as after a restart."""
+    """A new engine on the same node and state directory, as after a restart (of a process
+    that lived until its last commit was recorded)."""
+    node.engine.flush()
     node.engine = node.new_engine()
     return node.engine
 
@@ -275,6 +277,26 @@ def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch):
         # and it can go on to `after`
         engine.apply(None, after)
         assert node.state() == clean_after, "after a crash at %s" % target
+
+
+def test_a_crash_after_the_executor_before_the_snapshot_converges_after_restart(
+        tmp_path, monkeypatch):
+    """The reply goes before the snapshot and the journal's end are written; a crash in
+    between leaves the transaction unfinished in the journal."""
+    before, after = running(chain()), running(chain(middle=True))
+    clean_after = _fresh_state(tmp_path / "clean", after, monkeypatch)
+    node = make_node(tmp_path / "node", monkeypatch)
+    node.engine.apply(None, before)
+    node.engine.flush()
+    snapshot = node.engine.snapshot.path.read_bytes()
+    monkeypatch.setattr(node.engine, "_record_commit", lambda graphs: None)  # died first
+    node.engine.apply(None, after)
+    assert node.engine.snapshot.path.read_bytes() == snapshot
+    node.engine = node.new_engine()
+    assert node.engine.journal.interrupted() == {"g1"}
+    node.engine.recover()
+    node.engine.apply(None, after)              # running was saved before the reply
+    assert node.state() == clean_after
 
 
 def _fresh_state(path, tree, monkeypatch):
