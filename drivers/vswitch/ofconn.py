@@ -64,7 +64,8 @@ _ERROR_TYPES = {0: "HELLO_FAILED", 1: "BAD_REQUEST", 2: "BAD_ACTION", 3: "BAD_IN
 _ERROR_CODES = {(5, 1): "OFPFMFC_TABLE_FULL", (5, 2): "OFPFMFC_BAD_TABLE_ID",
                 (5, 3): "OFPFMFC_OVERLAP", (2, 4): "OFPBAC_BAD_OUT_PORT",
                 (2, 9): "OFPBAC_BAD_OUT_GROUP",
-                (17, 14): "OFPBFC_MSG_FAILED", (17, 10): "OFPBFC_MSG_CONFLICT"}
+                (17, 11): "OFPBFC_MSG_CONFLICT", (17, 13): "OFPBFC_MSG_FAILED",
+                (17, 14): "OFPBFC_TIMEOUT"}
 
 
 # --- encoding ---
