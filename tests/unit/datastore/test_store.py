@@ -9,7 +9,7 @@ import pytest
 
 from agent.datastore import CommitError, DataTree, Datastores, EditError, LockError
 from agent.model import ValidationError
-from tests.engines import FailingEngine, RecordingEngine
+from tests.engines import FailingEngine, ReadingEngine, RecordingEngine
 
 from .conftest import edit, run, text, top, tree
 
@@ -87,23 +87,30 @@ def test_commit_and_candidate_follow_running(ctx, tmp_path):
     run(main())
 
 
-def test_refused_commit_leaves_running(ctx, tmp_path):
+@pytest.mark.parametrize("refused_in", ["apply", "check"])
+def test_refused_commit_leaves_running(ctx, tmp_path, refused_in):
+    """The engine refuses in apply(), or in the check read() returned (which runs while
+    libyang validates)."""
     async def main():
-        engine = FailingEngine()
-        ds = await started(store(ctx, tmp_path, engine))
+        engine = FailingEngine() if refused_in == "apply" else ReadingEngine()
+        ds = await started(crash_safe_store(ctx, tmp_path, engine))
         await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
         await ds.commit()
-        before = text(ds.running)
+        before, saved = text(ds.running), (tmp_path / "running.xml").read_bytes()
         await ds.edit("candidate", edit(ctx, top("<name>b</name>")))
         engine.fail("port eth9 does not exist", path=T + "/name", app_tag="no-port")
+        engine.refuse_in_check = refused_in == "check"
         with pytest.raises(CommitError) as caught:
             await ds.commit()
         problem = caught.value.problems[0]
         assert (problem.tag, problem.message, problem.path, problem.app_tag) == \
             ("operation-failed", "port eth9 does not exist", T + "/name", "no-port")
         assert text(ds.running) == before
+        assert (tmp_path / "running.xml").read_bytes() == saved
         assert ds.candidate_dirty and ds.candidate.find(T + "/name") is not None
+        assert len(engine.applied) == 2        # boot and the first commit
         engine.succeed()
+        engine.refuse_in_check = False
         await ds.commit()
         assert "<name>b</name>" in text(ds.running)
     run(main())
@@ -390,8 +397,6 @@ def _validation_waiting_for(engine, monkeypatch, validated):
 
 
 def test_a_commit_checks_with_the_engine_while_libyang_validates(ctx, tmp_path, monkeypatch):
-    from tests.engines import ReadingEngine
-
     async def main():
         engine = ReadingEngine()
         ds = await started(crash_safe_store(ctx, tmp_path, engine))
@@ -415,32 +420,7 @@ def test_a_commit_checks_with_the_engine_while_libyang_validates(ctx, tmp_path, 
     run(main())
 
 
-def test_a_refusal_of_the_engines_check_leaves_running(ctx, tmp_path):
-    from tests.engines import ReadingEngine
-
-    async def main():
-        engine = ReadingEngine()
-        ds = await started(crash_safe_store(ctx, tmp_path, engine))
-        await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
-        await ds.commit()
-        saved = (tmp_path / "running.xml").read_bytes()
-        await ds.edit("candidate", edit(ctx, top("<name>b</name>")))
-        engine.refuse_in_check = True
-        engine.fail("port eth9 does not exist", path=T + "/name", app_tag="no-port")
-        with pytest.raises(CommitError) as caught:
-            await ds.commit()
-        problem = caught.value.problems[0]
-        assert (problem.tag, problem.message, problem.path, problem.app_tag) == \
-            ("operation-failed", "port eth9 does not exist", T + "/name", "no-port")
-        assert "<name>a</name>" in text(ds.running) and ds.candidate_dirty
-        assert (tmp_path / "running.xml").read_bytes() == saved
-        assert len(engine.applied) == 2        # boot and the first commit
-    run(main())
-
-
 def test_libyangs_error_wins_over_the_engines_refusal(ctx, tmp_path):
-    from tests.engines import ReadingEngine
-
     async def main():
         engine = ReadingEngine()
         ds = await started(store(ctx, tmp_path, engine))
@@ -455,8 +435,6 @@ def test_libyangs_error_wins_over_the_engines_refusal(ctx, tmp_path):
 
 def test_a_failed_print_of_running_is_done_again_after_the_commit(ctx, tmp_path, monkeypatch):
     from agent.datastore import persistence
-    from tests.engines import ReadingEngine
-
     async def main():
         ds = await started(crash_safe_store(ctx, tmp_path, ReadingEngine()))
 
