@@ -70,7 +70,7 @@ class ComposerEngine(TransactionEngine):
         self.last_summary: dict = {}
         self._lock = threading.Lock()
         self._generation = 0           # bumped whenever what is deployed changes
-        self._validated = None         # (tree, generation, PlanResult) of the last validate()
+        self._validated = None         # (tree, generation, templates, PlanResult): last check
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         self._recording = None         # Future: the last commit's snapshot and journal end
 
@@ -81,9 +81,7 @@ class ComposerEngine(TransactionEngine):
             # The datastores call apply(old, new) right after validate(old, new) with the same
             # tree object: keep the plan for it, valid while nothing is deployed in between.
             # The object itself is held, so no later tree can take its identity.
-            templates = templates_from_tree(new)
-            self._validated = (new, self._generation, templates,
-                               self._plan_from(graph_sources(new), templates))
+            self._validated = (new, self._generation, *self._plan(new))
 
     def read(self, old, new):
         # Printing the graphs is the only part of planning that needs the tree; the rest
@@ -106,8 +104,7 @@ class ComposerEngine(TransactionEngine):
                     and cached[1] == self._generation:
                 templates, result = cached[2], cached[3]
             else:
-                templates = templates_from_tree(new)
-                result = self._plan_from(graph_sources(new), templates)
+                templates, result = self._plan(new)
             self.last_plan, self.last_summary = result.plan, result.summary
             repository = self.compute.repository
             configured = repository.configured_templates()
@@ -166,8 +163,10 @@ class ComposerEngine(TransactionEngine):
 
     # --- planning ---
 
-    def _plan(self, new):
-        return self._plan_from(graph_sources(new), templates_from_tree(new))
+    def _plan(self, new) -> tuple:
+        """(the templates of new, the PlanResult for new)."""
+        templates = templates_from_tree(new)
+        return templates, self._plan_from(graph_sources(new), templates)
 
     def _plan_from(self, sources: dict, templates: list):
         """Plan with the given templates; the repository keeps its own until apply()
@@ -186,7 +185,7 @@ class ComposerEngine(TransactionEngine):
     def dry_run(self, new) -> Plan:
         """The plan apply(new) would run now, without running it."""
         with self._lock:
-            return self._plan(new).plan
+            return self._plan(new)[1].plan
 
     # --- failures ---
 
