@@ -637,7 +637,11 @@ class Datastores:
         _transaction)."""
         old_root = old.root() if old is not None else None
         new_root = new.root()
-        check = self.engine.read(old_root, new_root)
+        try:
+            check = self.engine.read(old_root, new_root)
+        except Exception:  # noqa: BLE001 - validate() in _transaction reports it
+            LOG.exception("the engine could not read the new configuration early")
+            check = None
         if check is None:
             new.validate()
             return None
