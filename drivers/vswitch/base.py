@@ -90,11 +90,15 @@ class VSwitchDriver:
     # --- Management (Table 2) ---
 
     def create_lsi(self, name: str, *, external_ids: dict | None = None,
-                   ports: tuple = (), may_exist: bool = False) -> LsiInfo:
+                   ports: tuple = (), may_exist: bool = False,
+                   local_port: bool = True) -> LsiInfo:
         """Create an LSI, optionally with existing network interfaces as its first ports.
 
         may_exist: an LSI of that name is reused (and given the missing ports) instead of
-        raising ResourceExists; the agent uses it for LSI-0 at boot."""
+        raising ResourceExists; the agent uses it for LSI-0 at boot.
+        local_port: whether the LSI has its own port into the node's stack (a vSwitch's
+        "LOCAL" port). A graph-LSI does not need one: nothing of a graph reaches the node
+        through it (host-stack SAPs and tunnel endpoints have ports of their own)."""
         raise NotImplementedError
 
     def destroy_lsi(self, name: str) -> None:

@@ -392,11 +392,13 @@ class OVSDriver(VSwitchDriver):
     # --- LSIs ---
 
     def create_lsi(self, name: str, *, external_ids: dict | None = None,
-                   ports: tuple = (), may_exist: bool = False) -> LsiInfo:
+                   ports: tuple = (), may_exist: bool = False,
+                   local_port: bool = True) -> LsiInfo:
         """An OVS bridge: datapath_type as configured, OpenFlow13+14, fail_mode secure (no
         flow at all until apply_flows). ports: names of existing netdevs (system ports), or
         dicts of create_port arguments. may_exist: reuse the bridge, add the missing ports,
-        merge external_ids; existing flows are left alone."""
+        merge external_ids; existing flows are left alone. local_port=False: no internal
+        port named like the bridge (OVS makes one only because `add-br` asks for it)."""
         name = validate.name(name, "LSI name")
         ext = validate.external_ids(external_ids)
         specs = [_port_spec(p, "system", external_ids=ext) if isinstance(p, str)
@@ -412,10 +414,11 @@ class OVSDriver(VSwitchDriver):
             if bridge is None:
                 if t.exists("Port", name):
                     raise ResourceExists("a port named %s exists already" % name, resource=name)
-                local = self._insert_port(txn, t, _PortSpec(name, "internal", {}, ext))
                 bridge = txn.insert(t.table("Bridge"))
                 bridge.name = name
-                bridge.ports = [local]
+                if local_port:
+                    bridge.ports = [self._insert_port(txn, t,
+                                                      _PortSpec(name, "internal", {}, ext))]
                 bridge.external_ids = ext
                 bridge.datapath_type = self.datapath_type
                 bridge.protocols = PROTOCOLS
@@ -450,7 +453,8 @@ class OVSDriver(VSwitchDriver):
             outcome["added"] = [s.name for s in specs if s.name not in have]
 
         self.db.transact(build, what="create LSI %s" % name)
-        problems = self._interface_errors([name] + outcome["added"])
+        local = [name] if outcome["created"] and local_port else []
+        problems = self._interface_errors(local + outcome["added"])
         if problems:
             try:
                 if outcome["created"]:

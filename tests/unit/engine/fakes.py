@@ -27,7 +27,8 @@ class FakeVSwitch(VSwitchDriver):
         if name in self.fail_on:
             raise DriverError("injected failure in %s" % name)
 
-    def create_lsi(self, name, *, external_ids=None, ports=(), may_exist=False):
+    def create_lsi(self, name, *, external_ids=None, ports=(), may_exist=False,
+                   local_port=True):
         self._call("create_lsi", name)
         if name in self.lsis:
             if may_exist:

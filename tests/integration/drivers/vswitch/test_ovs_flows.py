@@ -67,7 +67,10 @@ def test_rule_split_across_virtual_links(driver, lab, node_netns):
     in_ns(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
 
     driver.create_lsi(lsi0, ports=(nic1, nic2), external_ids={"composer-role": "lsi0"})
-    driver.create_lsi(graph, ports=(sf1, sf2), external_ids={"composer-graph": "g1"})
+    # As the agent makes a graph-LSI: without a port of its own into the node's stack.
+    driver.create_lsi(graph, ports=(sf1, sf2), external_ids={"composer-graph": "g1"},
+                      local_port=False)
+    assert in_ns(node_netns, "ip", "link", "show", "dev", graph, check=False).returncode != 0
     link1, link2 = driver.create_virtual_links(lsi0, graph, [PREFIX + "rk1", PREFIX + "rk2"])
     cookie = 0x71
     driver.apply_flows(lsi0, add=[

@@ -73,6 +73,17 @@ def test_lsi_lifecycle(driver, lab, private_ovs, node_netns):
     assert driver.list_lsis({"composer-graph": "g1"}) == [graph]
     assert {i.name for i in driver.list_lsis()} >= {lsi0, graph.name}
 
+    # Without a local port: no Port row and no netdev named like the LSI.
+    bare = driver.create_lsi(PREFIX + "mg2", ports=[dict(name=PREFIX + "mgp", kind="internal")],
+                             local_port=False)
+    assert bare in driver.list_lsis()
+    assert vsctl(private_ovs, "list-ports", bare.name) == PREFIX + "mgp"
+    assert [p.name for p in driver.list_ports(bare.name)] == [PREFIX + "mgp"]
+    assert vsctl(private_ovs, "--if-exists", "get", "Port", bare.name, "name") == ""
+    assert in_ns(node_netns, "ip", "link", "show", "dev", bare.name,
+                 check=False).returncode != 0
+
+    driver.destroy_lsi(bare.name)
     driver.destroy_lsi(graph.name)
     driver.destroy_lsi(lsi0)
     assert driver.list_lsis(OWNER) == []
