@@ -80,6 +80,10 @@ class ComputeManager:
             return [str(exc)]
         return list(driver.check_template(template))
 
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for what destroyed functions left to the background (see ComputeDriver)."""
+        return all([driver.settle(timeout) for driver in list(self._drivers.values())])
+
     def close(self) -> None:
         for driver in self._drivers.values():
             try:

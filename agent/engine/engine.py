@@ -120,6 +120,9 @@ class ComposerEngine(TransactionEngine):
             try:
                 self.executor.run(result.plan)
             except StepFailed as failure:
+                # A failed commit leaves the node exactly as it was when it answers: the
+                # functions its undo destroyed must be gone, not only going.
+                self.compute.settle(timeout=5.0)
                 self.journal.end("rollback-failed" if failure.rollback_errors else "rolled-back",
                                  str(failure))
                 for gid in result.touched:
@@ -231,6 +234,8 @@ class ComposerEngine(TransactionEngine):
             self._wait_recorded()
             recovery = Recovery(self)
             recovery.run()
+            # The agent starts on a node without orphans, not one still losing them.
+            self.compute.settle(timeout=5.0)
             self.spares.clear()
             heap.settle()
             return recovery.report

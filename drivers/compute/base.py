@@ -61,6 +61,11 @@ class ComputeDriver:
     def close(self) -> None:
         """Release connections."""
 
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for clean-up a destroy left to run in the background; False if it was not
+        over after timeout seconds."""
+        return True
+
     def check_template(self, template: dict) -> list[str]:
         """What the template needs that the node lacks (empty when it can run)."""
         return []

@@ -191,6 +191,7 @@ class NativeDriver(ComputeDriver):
     execution_environment = "native"
 
     def __init__(self, state_dir: str, netns: str | None = None, script_timeout: float = 30.0):
+        self._reaper = _Reaper()
         self.state_dir = Path(state_dir)
         self.root = self.state_dir / "native"
         self.netns = netns
@@ -215,7 +216,9 @@ class NativeDriver(ComputeDriver):
         self._checked = True
 
     def close(self) -> None:
-        """Close the netlink socket kept in the node namespace (reopened when needed)."""
+        """Wait for what destroyed instances left to the kernel, then close the netlink
+        socket kept in the node namespace (reopened when needed)."""
+        self.settle()
         if self.netns is not None:
             netlink.release(self.netns)
 
@@ -637,8 +640,14 @@ class NativeDriver(ComputeDriver):
             return {p["port_id"]: p["vswitch_ifname"] for p in meta["ports"]}
 
     def destroy(self, instance: str) -> None:
-        """Stop, run `destroy`, kill every process, delete the ports, the namespace and the
-        instance directory: nothing is left.
+        """Stop, run `destroy`, kill every process, delete the namespace and the instance
+        directory: nothing is left.
+
+        The kernel removes the namespace's veths, and their vSwitch ends, in the background
+        (40-60 ms here, RCU grace periods): destroy returns without waiting for it, as
+        `ip netns delete` does. The vSwitch ends' names stay reserved until they are gone
+        (create and prepare wait for them), ends still there after TEARDOWN_WAIT are
+        deleted, and settle() waits for all of it.
 
         Failing stop/destroy scripts are logged and do not stop the clean-up. Raises
         ResourceNotFound when there is neither metadata nor namespace of that name.
@@ -653,17 +662,22 @@ class NativeDriver(ComputeDriver):
                 LOG.warning("destroying namespace %s that has no metadata", instance)
                 meta = {"instance": instance, "ports": [], "dir": str(directory),
                         "node_netns": self.netns, "state": FAILED}
-                self._teardown(meta)
+                self._teardown(meta, wait=False)
                 return
             self._thaw(meta)
             if meta["state"] in (RUNNING, PAUSED):
                 self._run_script_logged(meta, "stop")
             if meta["state"] != CREATING and meta.get("scripts"):
                 self._run_script_logged(meta, "destroy")
-            self._teardown(meta)
+            self._teardown(meta, wait=False)
         with self._locks_guard:
             self._locks.pop(instance, None)
         LOG.info("destroyed native function %s", instance)
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the kernel has removed what destroyed instances left (their vSwitch
+        ends); False if some are still there after timeout seconds."""
+        return self._reaper.wait(timeout=timeout)
 
     def list_instances(self, labels: dict | None = None) -> list[InstanceInfo]:
         """Every instance with metadata under the state directory whose labels include
@@ -730,6 +744,7 @@ class NativeDriver(ComputeDriver):
                               resource=instance)
 
     def _check_free(self, instance: str, directory: Path, ports) -> None:
+        self._reaper.wait(names=[port.vswitch_ifname for port in ports])
         if directory.exists():
             raise ResourceExists("native function instance exists (destroy it first)",
                                  resource=instance)
@@ -751,6 +766,7 @@ class NativeDriver(ComputeDriver):
     def _add_ports(self, meta: dict, ports, *, ifnames=None) -> None:
         """Make the veth pair of each port and append its record to meta["ports"]."""
         instance, node = meta["instance"], meta.get("node_netns")
+        self._reaper.wait(names=[port.vswitch_ifname for port in ports])
         records = []
         for i, port in enumerate(ports):
             ifname = ifnames[i] if ifnames else self._free_ifname(meta)
@@ -947,8 +963,9 @@ class NativeDriver(ComputeDriver):
         if netlink.netns_exists(meta["instance"]):
             self._signal_all(meta["instance"], signal.SIGKILL, until_empty=True)
 
-    def _teardown(self, meta: dict) -> None:
-        """Release everything an instance may hold; each part is skipped when absent."""
+    def _teardown(self, meta: dict, wait: bool = True) -> None:
+        """Release everything an instance may hold; each part is skipped when absent.
+        wait=False: the vSwitch ends the kernel is removing are left to the reaper."""
         instance = meta["instance"]
         try:
             self._thaw(meta)
@@ -962,15 +979,12 @@ class NativeDriver(ComputeDriver):
         if netlink.netns_exists(instance + "-x"):      # see _empty_slot
             netlink.netns_delete(instance + "-x")
         node = meta.get("node_netns")
-        if node is None or netlink.netns_exists(node):
-            ends = [p["vswitch_ifname"] for p in meta.get("ports", ())]
-            deadline = time.monotonic() + TEARDOWN_WAIT
-            while ends and time.monotonic() < deadline:
-                ends = [e for e in ends if netlink.link_exists(e, node)]
-                if ends:
-                    time.sleep(0.002)
-            for end in ends:
-                netlink.link_delete(end, node)
+        ends = [p["vswitch_ifname"] for p in meta.get("ports", ())]
+        if ends and (node is None or netlink.netns_exists(node)):
+            if wait:
+                _remove_ends(node, ends, time.monotonic() + TEARDOWN_WAIT)
+            else:
+                self._reaper.add(node, ends)
         shutil.rmtree(meta["dir"], ignore_errors=True)
 
     # --- state ---
@@ -988,3 +1002,82 @@ class NativeDriver(ComputeDriver):
         if any(p["vswitch_ifname"] not in node_links[node] for p in meta["ports"]):
             return FAILED
         return state
+
+
+def _remove_ends(node: str | None, ends: list, deadline: float) -> None:
+    """Wait until the kernel has removed the vSwitch ends of a deleted namespace's veths;
+    delete the ones a lingering reference to the namespace keeps after the deadline."""
+    while ends and time.monotonic() < deadline:
+        ends = [end for end in ends if netlink.link_exists(end, node)]
+        if ends:
+            time.sleep(0.002)
+    for end in ends:
+        netlink.link_delete(end, node)
+
+
+class _Reaper:
+    """The vSwitch ends of destroyed instances, until the kernel has removed them.
+
+    One background thread checks them every 2 ms and deletes those still there after
+    TEARDOWN_WAIT. A name in here is reserved: wait(names) returns once none of them is.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._pending: dict[int, tuple] = {}     # token -> (node netns, ends, deadline)
+        self._next = 0
+        self._thread = None
+
+    def add(self, node: str | None, ends: list) -> None:
+        with self._cond:
+            self._pending[self._next] = (node, list(ends), time.monotonic() + TEARDOWN_WAIT)
+            self._next += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="native-reaper",
+                                                daemon=True)
+                self._thread.start()
+
+    def _busy(self, names) -> bool:
+        if names is None:
+            return bool(self._pending)
+        wanted = set(names)
+        return any(wanted.intersection(ends) for _, ends, _ in self._pending.values())
+
+    def wait(self, names=None, timeout: float | None = None) -> bool:
+        """Until none of names (None: nothing at all) is pending; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy(names), timeout=timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending:
+                    self._thread = None
+                    return
+                pending = dict(self._pending)
+            done = {}
+            for token, (node, ends, deadline) in pending.items():
+                try:
+                    if node is not None and not netlink.netns_exists(node):
+                        left = []
+                    else:
+                        left = [end for end in ends if netlink.link_exists(end, node)]
+                        if left and time.monotonic() > deadline:
+                            LOG.warning("deleting %s: a reference kept its namespace",
+                                        ", ".join(left))
+                            for end in left:
+                                netlink.link_delete(end, node)
+                            left = []
+                except Exception:  # noqa: BLE001 - the thread must go on; the names are freed
+                    LOG.exception("removing the ends %s failed", ", ".join(ends))
+                    left = []
+                done[token] = left
+            with self._cond:
+                for token, left in done.items():
+                    if left:
+                        node, _, deadline = self._pending[token]
+                        self._pending[token] = (node, left, deadline)
+                    else:
+                        del self._pending[token]
+                self._cond.notify_all()
+            time.sleep(0.002)

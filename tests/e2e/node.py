@@ -291,6 +291,15 @@ level = "debug"
         return out
 
 
+    def resources_once_settled(self, expected: dict, seconds: float = 5.0,
+                               port_names: bool = False) -> dict:
+        """node_resources() as soon as it equals expected, else after `seconds`: the kernel
+        removes a destroyed function's vSwitch ends in the background, shortly after the
+        commit that deleted it has answered (a leak stays, and fails the comparison)."""
+        eventually(lambda: self.node_resources(port_names) == expected, seconds, 0.02)
+        return self.node_resources(port_names)
+
+
 def eventually(check, seconds: float = 30, interval: float = 0.1) -> bool:
     """Poll until check() is true (what the agent does in the background decides when)."""
     deadline = time.monotonic() + seconds

@@ -74,7 +74,7 @@ def clean(node):
         running = etree.fromstring(m.get_config(source="running").xml.encode())
         for gid in running.xpath("//s:service-graph/s:id/text()", namespaces=SFFG):
             delete(m, gid)
-    assert node.node_resources() == before
+    assert node.resources_once_settled(before) == before
 
 
 def test_firewall_between_two_hosts_passes_traffic_and_blocks_a_port(node, clean):
@@ -153,7 +153,7 @@ def test_deleting_the_graph_leaves_nothing(node):
         assert during != before
         assert len(during["netns"]) == len(before["netns"]) + 1
         delete(m, "g1")
-    assert node.node_resources() == before
+    assert node.resources_once_settled(before) == before
 
 
 def test_the_readme_example_deploys_with_netconf_console2(node, clean):

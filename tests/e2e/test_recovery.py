@@ -58,7 +58,7 @@ def test_kill_9_at_random_points_of_a_deploy_converges(session_tmp):
             assert h1.ping(h2.ip)
             m.edit_config(target="candidate", config=delete_graph("g1"))
             m.commit()
-        assert node.node_resources(port_names=True) == clean
+        assert node.resources_once_settled(clean, port_names=True) == clean
 
         outcomes = []
         for attempt in range(20):
@@ -89,5 +89,6 @@ def test_kill_9_at_random_points_of_a_deploy_converges(session_tmp):
                     m.discard_changes()
                 except RPCError:
                     pass
-            assert node.node_resources(port_names=True) == clean, "attempt %d" % attempt
+            assert node.resources_once_settled(clean, port_names=True) == clean, \
+                "attempt %d" % attempt
         print("outcomes after kill -9:", outcomes)

@@ -69,7 +69,7 @@ def test_deploy_passes_traffic_and_delete_restores_the_node(node):
     assert h1.ping(h2.ip)
     node.apply()
     assert not h1.ping(h2.ip, count=1)
-    assert node.node_resources() == before
+    assert node.resources_once_settled(before) == before
 
 
 @pytest.mark.parametrize("scenario", ["deploy", "insert", "delete"])
@@ -141,7 +141,7 @@ def test_a_function_added_to_a_running_graph_takes_a_prepared_slot(spare_node):
         node.apply()
     # the graph's slots and links go right after it
     node.engine.drain_spares()
-    actual = node.node_resources()
+    actual = node.resources_once_settled(empty)
     assert actual == empty, resources_diff(empty, actual)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from drivers import netlink, registry
+from drivers.compute import native as native_module
 from drivers.compute.base import FunctionPort, FunctionSpec
 from drivers.compute.native import NativeDriver
 from drivers.errors import DriverError, ResourceExists, ResourceNotFound, ScriptError
@@ -32,6 +33,8 @@ def _state(pid: int) -> str:
 
 
 def _nothing_left(driver, instance, vswitch_ifnames):
+    # destroy() leaves the removal of the vSwitch ends to the kernel and the reaper
+    assert driver.settle(timeout=5.0)
     assert not netlink.netns_exists(instance)
     assert instance not in resources.netns_names()
     node_links = netlink.link_names("", driver.netns)
@@ -99,6 +102,38 @@ def test_destroy_kills_processes_the_stop_script_forgot(lab, native, tmp_path):
     native.destroy(inst)
     assert not [p for p in pids if Path("/proc/%d" % p).exists() and _state(p) != "Z"]
     _nothing_left(native, inst, [lab.name("sa")])
+
+
+def test_destroy_does_not_wait_for_the_kernel_but_keeps_the_names_reserved(
+        lab, native, tmp_path):
+    image = make_package(tmp_path, "daemon", DAEMON)
+    inst = lab.name("r")
+    names = [("a", lab.name("ra")), ("b", lab.name("rb"))]
+    for _ in range(3):
+        # The same instance again right away: create waits until the ends are gone.
+        native.create(spec(inst, image, names))
+        native.start(inst)
+        native.destroy(inst)
+        assert not netlink.netns_exists(inst)
+    _nothing_left(native, inst, [n for _, n in names])
+
+
+def test_the_reaper_deletes_ends_a_lingering_reference_keeps(lab, native, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.setattr(native_module, "TEARDOWN_WAIT", 0.3)
+    image = make_package(tmp_path, "daemon", DAEMON)
+    inst = lab.name("k")
+    native.create(spec(inst, image, [("a", lab.name("ka"))]))
+    # An open file of the namespace keeps it, and the veth in it, alive after the delete.
+    held = os.open("/run/netns/%s" % inst, os.O_RDONLY)
+    try:
+        native.destroy(inst)
+        assert netlink.link_exists(lab.name("ka"), native.netns)
+        assert native.settle(timeout=5.0)
+        assert not netlink.link_exists(lab.name("ka"), native.netns)
+    finally:
+        os.close(held)
+    _nothing_left(native, inst, [lab.name("ka")])
 
 
 def test_ports_and_script_environment(lab, native, tmp_path):
