@@ -355,7 +355,7 @@ class OVSDriver(VSwitchDriver):
         bridge = self._bridge(tables, lsi)
         ports = [tables.find("Port", n) for n in names]
         if any(p is not None for p in ports):
-            members = {p.uuid for p in bridge.ports}
+            members = tables.port_uuids(bridge)
             ports = [p if p is not None and p.uuid in members else None for p in ports]
         return ports
 

@@ -54,9 +54,15 @@ class NamedIdl(ovs.db.idl.Idl):
 
     def __init__(self, remote, schema_helper, **kwargs):
         self.names = {table: {} for table in NAMED_TABLES}
+        # Bridge row UUID -> the UUIDs of its ports, made when first asked for and kept
+        # until the row changes: reading a bridge's `ports` makes a Row of each (~10 ms per
+        # thousand), and "is this port on that LSI" is asked on every flow change.
+        self.bridge_ports = {}
         super().__init__(remote, schema_helper, **kwargs)
 
     def notify(self, event, row, updates=None):
+        if row._table.name == "Bridge":
+            self.bridge_ports.pop(row.uuid, None)
         names = self.names.get(row._table.name)
         if names is None:
             return
@@ -112,10 +118,22 @@ def fetch_schema(remote: str, timeout: float) -> dict:
 
 
 class Tables:
-    """Rows of the replica by table name, plus lookups by the `name` column."""
+    """Rows of the replica by table name, plus lookups by the `name` column.
+    committed: the rows are only read (no transaction is changing them)."""
 
-    def __init__(self, idl):
+    def __init__(self, idl, committed: bool = False):
         self._idl = idl
+        self._committed = committed
+
+    def port_uuids(self, bridge) -> frozenset:
+        """The UUIDs of the bridge's ports (kept by the IDL while the row is unchanged)."""
+        cache = getattr(self._idl, "bridge_ports", None)
+        if not self._committed or cache is None:
+            return frozenset(port.uuid for port in bridge.ports)
+        uuids = cache.get(bridge.uuid)
+        if uuids is None:
+            uuids = cache[bridge.uuid] = frozenset(port.uuid for port in bridge.ports)
+        return uuids
 
     def rows(self, table: str):
         return self._idl.tables[table].rows.values()
@@ -218,7 +236,7 @@ class OvsdbConnection:
         """fn(tables) on the replica, under the lock (run the IDL first to be current)."""
         with self.lock:
             self.idl.run()
-            return fn(Tables(self.idl))
+            return fn(Tables(self.idl, committed=True))
 
     def transact(self, build, *, wait_applied: bool = True, what: str = "change"):
         """Run build(txn, tables) in one transaction and commit it; returns build's result.

@@ -51,6 +51,31 @@ def test_a_bad_flow_leaves_the_switch_unchanged(driver, private_ovs):
     assert driver.dump_flows(lsi) == []
 
 
+def test_a_flow_names_only_ports_of_its_own_lsi_as_they_come_and_go(driver, private_ovs):
+    one, two = PREFIX + "fm", PREFIX + "fn"
+    a, b, c = PREFIX + "fma", PREFIX + "fmb", PREFIX + "fmc"
+    driver.create_lsi(one, ports=[dict(name=a, kind="internal"), dict(name=b, kind="internal")])
+    driver.create_lsi(two, ports=[dict(name=c, kind="internal")])
+    try:
+        to_c = [Flow(3, 10, (("in_port", a),), out(c))]
+        with pytest.raises(ResourceNotFound, match=c):       # c is on the other LSI
+            driver.apply_flows(one, add=to_c)
+        # The LSIs' port sets change: what a flow may name follows at once.
+        driver.destroy_ports(two, [c])
+        driver.create_ports(one, [dict(name=c, kind="internal")])
+        driver.apply_flows(one, add=to_c)
+        assert driver.dump_flows(one) == to_c
+        driver.destroy_ports(one, [c])
+        with pytest.raises(ResourceNotFound, match=c):
+            driver.apply_flows(one, add=[Flow(4, 10, (("in_port", b),), out(c))])
+        driver.create_ports(two, [dict(name=c, kind="internal")])
+        with pytest.raises(ResourceNotFound, match=c):
+            driver.apply_flows(one, add=[Flow(4, 10, (("in_port", b),), out(c))])
+    finally:
+        driver.destroy_lsi(one)
+        driver.destroy_lsi(two)
+
+
 def test_rule_split_across_virtual_links(driver, lab, node_netns):
     """host1 -> LSI-0 -> link1 -> graph-LSI -> router -> graph-LSI -> link2 -> LSI-0 -> host2.
 
