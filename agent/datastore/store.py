@@ -62,6 +62,7 @@ class _Checked:
     old_root: object
     new_root: object
     future: asyncio.Future
+    printing: asyncio.Future | None = None     # new printed for persistence, meanwhile
 
 
 @dataclass
@@ -553,7 +554,7 @@ class Datastores:
         if not self._dirty:
             return None
         candidate = self.candidate
-        checked = await self._validate(self.running, candidate)
+        checked = await self._validate(self.running, candidate, print_new=print_new)
         printed = await self._transaction(self.running, candidate, checked=checked,
                                           print_new=print_new)
         old, self.running = self.running, candidate
@@ -627,14 +628,16 @@ class Datastores:
             self._journal_lost()
         await self._persist_running()
 
-    async def _validate(self, old: DataTree | None, new: DataTree) -> "_Checked | None":
+    async def _validate(self, old: DataTree | None, new: DataTree,
+                        print_new: bool = False) -> "_Checked | None":
         """libyang validation of new and the engine's validate at once: what the engine
         reads of new first (engine.read, before the default nodes are added) is checked in
         a worker thread while libyang validates new here. libyang runs in this thread, so
         no reader of the datastores sees new while it changes; it holds no Python lock
         meanwhile. A ValidationError wins over the engine's refusal, as when the two run
         one after the other. None: the engine reads nothing early (validate runs in
-        _transaction)."""
+        _transaction). print_new: once valid, new is printed for _persist_running while
+        the engine still checks it (see _transaction)."""
         old_root = old.root() if old is not None else None
         new_root = new.root()
         try:
@@ -651,7 +654,11 @@ class Datastores:
         except BaseException:
             await asyncio.gather(future, return_exceptions=True)
             raise
-        return _Checked(old_root, new_root, future)
+        printing = None
+        if print_new and self.running_path is not None:
+            printing = asyncio.get_running_loop().run_in_executor(
+                None, persistence.print_running, new)
+        return _Checked(old_root, new_root, future, printing)
 
     async def _transaction(self, old: DataTree | None, new: DataTree, apply: bool = True,
                            checked: "_Checked | None" = None,
@@ -673,11 +680,11 @@ class Datastores:
             if apply:
                 engine.apply(old_root, new_root)
         self._in_transaction = True
-        printing = None
+        printing = checked.printing if checked is not None else None
         try:
             if checked is not None:
                 await checked.future
-            if print_new and self.running_path is not None:
+            if printing is None and print_new and self.running_path is not None:
                 printing = asyncio.get_running_loop().run_in_executor(
                     None, persistence.print_running, new)
             await asyncio.to_thread(run)
