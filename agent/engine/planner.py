@@ -110,8 +110,11 @@ class Planner:
                 continue
             self._check_graph(graph, vlan_owner)
             try:
-                split = split_graph(graph, self.naming, old.links if old is not None else (),
-                                    (function_ports or {}).get(graph.id))
+                split = split_graph(
+                    graph, self.naming, old.links if old is not None else (),
+                    (function_ports or {}).get(graph.id),
+                    previous=(old.graph, old.function_ports(), old.split(self.naming))
+                    if old is not None else None)
             except Exception as exc:  # SplitError
                 rule_id = getattr(exc, "rule_id", None)
                 raise PlanningError(str(exc), rule_path(graph.id, rule_id) if rule_id else

@@ -156,3 +156,66 @@ def test_rule_cookies_do_not_depend_on_other_rules():
     two = split_graph(g, N, one.links)
     cookie = N.rule_cookie("g1", "lan-fw")
     assert one.lsi0_flows[cookie] == two.lsi0_flows[cookie]
+
+
+def _firewalls(count, lan=None, wan=None, extra=()):
+    """Personal firewalls between two SAPs, as the benchmark deploys them."""
+    functions, rules = [], []
+    for i in range(count):
+        mac = "00:00:00:00:01:%02x" % i
+        functions.append(fn("fw%d" % i, "lan", "wan"))
+        rules += [rule("in%d" % i, S("lan"), P("fw%d" % i, "lan"), match=(("dl_src", mac),)),
+                  rule("out%d" % i, P("fw%d" % i, "wan"), S("wan")),
+                  rule("ret%d" % i, S("wan"), P("fw%d" % i, "wan"), match=(("dl_dst", mac),)),
+                  rule("back%d" % i, P("fw%d" % i, "lan"), S("lan"))]
+    return graph("g1", functions, [lan or sap_if("lan", "eth1"), wan or sap_if("wan", "eth2")],
+                 rules + list(extra))
+
+
+def test_a_split_that_keeps_what_did_not_change_equals_one_made_from_scratch():
+    """split_graph(previous=...) keeps the flows of unchanged rules: whatever changes, the
+    result is the one of compiling every rule."""
+    base = _firewalls(4)
+    changes = [
+        _firewalls(5),                                          # a function added
+        _firewalls(3),                                          # one removed
+        _firewalls(4, wan=sap_vlan("wan", "eth2", 7)),          # a SAP becomes a vlan SAP
+        _firewalls(4, lan=sap_if("lan", "eth3")),               # a SAP moves to another NIC
+        _firewalls(4, extra=[rule("x", P("fw0", "lan"), P("fw1", "lan"), S("wan"),
+                                  priority=20)]),               # a rule across both LSIs
+        graph("g1", base.functions.values(), base.saps.values(),
+              [r if r.id != "out1" else rule("out1", P("fw1", "wan"), S("lan"))
+               for r in base.rules.values()]),                  # a rule changes its output
+        graph("g1", base.functions.values(), base.saps.values(),
+              [r for r in base.rules.values() if r.id not in ("in2", "ret2")]),  # links go
+        graph("g1", [f for f in base.functions.values() if f.id != "fw0"], base.saps.values(),
+              [r for r in base.rules.values() if not r.id.endswith("0")]),  # the first goes
+    ]
+    old = split_graph(base, N)
+    for number, new in enumerate(changes):
+        for function_ports in (None, {"fw1": {"lan": "ctwx1p0", "wan": "ctwx1p1"}}):
+            scratch = split_graph(new, N, old.links, function_ports)
+            kept = split_graph(new, N, old.links, function_ports,
+                               previous=(base, None, old))
+            assert kept == scratch, "change %d, function ports %s" % (number, function_ports)
+            again = split_graph(new, N, kept.links, function_ports,
+                                previous=(new, function_ports, kept))
+            assert again == kept
+            # without the previous assignment, links are assigned afresh: rules follow them
+            fresh = split_graph(new, N, (), function_ports, previous=(base, None, old))
+            assert fresh == split_graph(new, N, (), function_ports)
+            # unchanged rules keep their very flow objects
+            if function_ports is None and number == 0:
+                cookie = N.rule_cookie("g1", "in0")
+                assert kept.lsi0_flows[cookie] is old.lsi0_flows[cookie]
+
+
+def test_a_kept_rule_whose_function_port_went_is_still_refused():
+    base = _firewalls(3)
+    old = split_graph(base, N)
+    broken = graph("g1", [fn("fw1", "lan") if f.id == "fw1" else f
+                          for f in base.functions.values()],
+                   base.saps.values(), base.rules.values())
+    for previous in (None, (base, None, old)):
+        with pytest.raises(SplitError, match="fw1"):
+            split_graph(broken, N, old.links, previous=previous)
