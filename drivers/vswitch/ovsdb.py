@@ -58,11 +58,14 @@ class NamedIdl(ovs.db.idl.Idl):
         # until the row changes: reading a bridge's `ports` makes a Row of each (~10 ms per
         # thousand), and "is this port on that LSI" is asked on every flow change.
         self.bridge_ports = {}
+        self._changed_bridges = set()
         super().__init__(remote, schema_helper, **kwargs)
 
     def notify(self, event, row, updates=None):
         if row._table.name == "Bridge":
             self.bridge_ports.pop(row.uuid, None)
+            if event != ovs.db.idl.ROW_DELETE:
+                self._changed_bridges.add(row.uuid)
         names = self.names.get(row._table.name)
         if names is None:
             return
@@ -71,6 +74,19 @@ class NamedIdl(ovs.db.idl.Idl):
                 del names[row.name]
         else:
             names[row.name] = row.uuid
+
+    def refresh_bridge_ports(self) -> None:
+        """Make bridge_ports again for the bridges that changed (by the connection's own
+        thread, after the update: a commit that comes later finds it made)."""
+        changed, self._changed_bridges = self._changed_bridges, set()
+        rows = self.tables["Bridge"].rows
+        for uuid in changed:
+            bridge = rows.get(uuid)
+            if bridge is None or uuid in self.bridge_ports:
+                continue
+            uuids = [getattr(port, "uuid", None) for port in bridge.ports]
+            if None not in uuids:       # else a port row is not in the replica yet
+                self.bridge_ports[uuid] = frozenset(uuids)
 
 
 def _block(poller: ovs.poller.Poller, deadline: float) -> None:
@@ -211,6 +227,7 @@ class OvsdbConnection:
                     return
                 try:
                     self.idl.run()
+                    self.idl.refresh_bridge_ports()
                     self.idl.wait(poller)
                 except Exception:       # noqa: BLE001 - keep the replica alive; calls run too
                     LOG.exception("OVSDB connection to %s", self.remote)
