@@ -287,7 +287,6 @@ class _Reuse:
         """Count as moved the targets whose link is not the one they had."""
         old_links = {link.index: link for link in self.old.links}
         new_links = {link.index: link for link in links}
-        self.links = new_links
         for index in old_links.keys() | new_links.keys():
             new, old = new_links.get(index), old_links.get(index)
             if new is old or new == old:

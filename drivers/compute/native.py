@@ -981,10 +981,9 @@ class NativeDriver(ComputeDriver):
         node = meta.get("node_netns")
         ends = [p["vswitch_ifname"] for p in meta.get("ports", ())]
         if ends and (node is None or netlink.netns_exists(node)):
+            self._reaper.add(node, ends)
             if wait:
-                _remove_ends(node, ends, time.monotonic() + TEARDOWN_WAIT)
-            else:
-                self._reaper.add(node, ends)
+                self._reaper.wait(names=ends)
         shutil.rmtree(meta["dir"], ignore_errors=True)
 
     # --- state ---
@@ -1002,17 +1001,6 @@ class NativeDriver(ComputeDriver):
         if any(p["vswitch_ifname"] not in node_links[node] for p in meta["ports"]):
             return FAILED
         return state
-
-
-def _remove_ends(node: str | None, ends: list, deadline: float) -> None:
-    """Wait until the kernel has removed the vSwitch ends of a deleted namespace's veths;
-    delete the ones a lingering reference to the namespace keeps after the deadline."""
-    while ends and time.monotonic() < deadline:
-        ends = [end for end in ends if netlink.link_exists(end, node)]
-        if ends:
-            time.sleep(0.002)
-    for end in ends:
-        netlink.link_delete(end, node)
 
 
 class _Reaper:
