@@ -648,16 +648,21 @@ class Datastores:
         if check is None:
             new.validate()
             return None
-        future = asyncio.get_running_loop().run_in_executor(None, check)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, check)
         try:
             new.validate()
         except BaseException:
-            await asyncio.gather(future, return_exceptions=True)
+            # What the check began for new is undone before the error is answered.
+            releasing = loop.run_in_executor(None, self.engine.release, new_root)
+            await asyncio.gather(future, releasing, return_exceptions=True)
+            if releasing.exception() is not None:
+                LOG.error("the engine could not undo what it began for a refused "
+                          "configuration: %s", releasing.exception())
             raise
         printing = None
         if print_new and self.running_path is not None:
-            printing = asyncio.get_running_loop().run_in_executor(
-                None, persistence.print_running, new)
+            printing = loop.run_in_executor(None, persistence.print_running, new)
         return _Checked(old_root, new_root, future, printing)
 
     async def _transaction(self, old: DataTree | None, new: DataTree, apply: bool = True,
@@ -683,7 +688,11 @@ class Datastores:
         printing = checked.printing if checked is not None else None
         try:
             if checked is not None:
-                await checked.future
+                try:
+                    await checked.future
+                except BaseException:
+                    await asyncio.to_thread(engine.release, new_root)
+                    raise
             if printing is None and print_new and self.running_path is not None:
                 printing = asyncio.get_running_loop().run_in_executor(
                     None, persistence.print_running, new)

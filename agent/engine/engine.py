@@ -3,7 +3,8 @@
 apply(old, new):
   1. read the graphs and templates of new (libyang JSON -> values);
   2. plan against what is deployed (not against old: the node is the truth);
-  3. journal the intent, run the plan; every step records its undo;
+  3. journal the intent, run the plan; every step records its undo (a commit may have run
+     the plan's first steps already, while libyang validated: see read());
   4. success: deployed := the plan's target; the snapshot is written and the journal
      closed behind the reply (one writer thread, in commit order; the next transaction
      waits for it; a crash before it is a crash after the executor: the journal shows
@@ -16,13 +17,14 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from drivers.errors import DriverError
 
 from .. import heap
 
-from .executor import Executor, StepFailed
+from .executor import Executor, StepFailed, Stopped
 from .graph import SourceReader, templates_from_tree
 from .interface import EngineRefused, TransactionEngine
 from .journal import Journal
@@ -35,6 +37,28 @@ LOG = logging.getLogger(__name__)
 
 
 _SOURCES = SourceReader()
+
+# Steps that no traffic sees until a flow leads to what they made: a new graph-LSI (fail
+# mode secure: no flow, no forwarding), new ports and links (a packet enters or leaves an
+# LSI only by a flow), functions created and started in their own namespaces behind such
+# ports, and new tags on prepared ports (OVSDB metadata). A commit runs the leading steps
+# of its plan that are all of these kinds while libyang still validates the configuration
+# (see read()); every step that changes where traffic goes waits for the validation.
+UNSEEN_BY_TRAFFIC = frozenset({"create-lsi", "create-links", "attach-ports", "tag-ports",
+                               "create-function", "start-function"})
+
+
+@dataclass
+class _Transaction:
+    """A transaction under way: its journal is open, the undo of what it did is stacked."""
+    tree: object                  # the configuration it deploys (by identity)
+    generation: int               # what was deployed when it was planned
+    templates: list
+    result: object                # the PlanResult
+    configured: list              # the repository's templates before it
+    started: float
+    rest: Plan                    # what apply() still has to run
+    undo: list
 
 
 def graph_sources(root) -> dict:
@@ -71,6 +95,8 @@ class ComposerEngine(TransactionEngine):
         self._lock = threading.Lock()
         self._generation = 0           # bumped whenever what is deployed changes
         self._validated = None         # (tree, generation, templates, PlanResult): last check
+        self._reading = None           # (tree, threading.Event): the last read(), and its stop
+        self._open: _Transaction | None = None   # begun by a check, for apply() to finish
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         self._recording = None         # Future: the last commit's snapshot and journal end
 
@@ -87,54 +113,89 @@ class ComposerEngine(TransactionEngine):
         # Printing the graphs is the only part of planning that needs the tree; the rest
         # (their JSON read too) runs in the datastores' worker thread while libyang
         # validates new, which adds default nodes only: the graphs print (explicit values)
-        # the same before and after.
+        # the same before and after. The check then begins the deployment with the steps
+        # no traffic sees (UNSEEN_BY_TRAFFIC), so that they overlap the validation too;
+        # apply() runs the rest, release() undoes them when new turns out invalid.
         texts, templates = _SOURCES.texts(new), templates_from_tree(new)
+        stop = threading.Event()
+        self._reading = (new, stop)
 
         def check():
             with self._lock:
-                self._validated = (new, self._generation, templates,
-                                   self._plan_from(_SOURCES.entries(texts), templates))
+                result = self._plan_from(_SOURCES.entries(texts), templates)
+                if stop.is_set():
+                    return              # released meanwhile: nothing to keep or begin
+                self._validated = (new, self._generation, templates, result)
+                # A slot the plan takes must still be there when apply() runs.
+                self.spares.paused = True
+                self._prepare(new, templates, result, stop)
         return check
+
+    def _prepare(self, new, templates, result, stop) -> None:
+        head, rest = result.plan.split(UNSEEN_BY_TRAFFIC)
+        if not head:
+            return
+        self._wait_recorded()
+        transaction = self._begin(new, templates, result)
+        try:
+            self.executor.run(head, transaction.undo, stop)
+        except StepFailed as failure:
+            self._validated = None
+            self.spares.paused = False
+            self._failed(transaction, failure)
+        transaction.rest = rest
+        self._open = transaction
+
+    def release(self, new) -> None:
+        reading = self._reading
+        if reading is not None and reading[0] is new:
+            reading[1].set()            # a check still preparing stops before its next step
+        with self._lock:
+            if self._reading is reading:
+                self._reading = None
+            if self._validated is not None and self._validated[0] is new:
+                self._validated = None
+            if self._open is not None and self._open.tree is new:
+                transaction, self._open = self._open, None
+                self._abandon(transaction, "the configuration was refused before it was "
+                                           "applied")
+            self.spares.paused = False
+            self.spares.wake()
 
     def apply(self, old, new) -> None:
         with self._lock:
-            self._wait_recorded()
+            self._reading = None
+            self.spares.paused = False
+            transaction, self._open = self._open, None
             cached, self._validated = self._validated, None
-            if cached is not None and new is not None and cached[0] is new \
-                    and cached[1] == self._generation:
-                templates, result = cached[2], cached[3]
+            if transaction is not None and (transaction.tree is not new or
+                                            transaction.generation != self._generation):
+                # Begun for another configuration (the datastores never do this): undo it.
+                self._abandon(transaction, "another configuration is applied")
+                transaction = None
+            if transaction is not None:
+                templates, result = transaction.templates, transaction.result
             else:
-                templates, result = self._plan(new)
+                self._wait_recorded()
+                if cached is not None and new is not None and cached[0] is new \
+                        and cached[1] == self._generation:
+                    templates, result = cached[2], cached[3]
+                else:
+                    templates, result = self._plan(new)
             self.last_plan, self.last_summary = result.plan, result.summary
-            repository = self.compute.repository
-            configured = repository.configured_templates()
-            repository.set_configured(templates)
             if not result.plan:
+                self.compute.repository.set_configured(templates)
                 self.deployed = result.deployed
                 self._generation += 1
                 return
-            for gid in result.touched:
-                self.in_progress[gid] = "deploying" if gid in result.deployed else "removing"
-            started = time.monotonic()
-            self.journal.begin(result.touched, result.plan.lines())
+            if transaction is None:
+                transaction = self._begin(new, templates, result)
             try:
-                self.executor.run(result.plan)
+                self.executor.run(transaction.rest, transaction.undo)
             except StepFailed as failure:
-                # A failed commit leaves the node exactly as it was when it answers: the
-                # functions its undo destroyed must be gone, not only going.
-                self.compute.settle(timeout=5.0)
-                self.journal.end("rollback-failed" if failure.rollback_errors else "rolled-back",
-                                 str(failure))
-                for gid in result.touched:
-                    self.failures[gid] = str(failure)
-                self.spares.failed(result.touched, self.deployed)
-                repository.set_configured(configured)
-                raise EngineRefused(self._message(failure), path=self._path(failure.step),
-                                    app_tag="deployment-failed",
-                                    info={"step": str(failure.step)}) from None
-            finally:
-                for gid in result.touched:
-                    self.in_progress.pop(gid, None)
+                self._failed(transaction, failure)
+            for gid in result.touched:
+                self.in_progress.pop(gid, None)
             self.deployed = result.deployed
             self._generation += 1
             for gid in result.touched:
@@ -142,8 +203,54 @@ class ComposerEngine(TransactionEngine):
             self.spares.committed(result.claimed, self.deployed)
             self._recording = self._recorder.submit(self._record_commit, dict(self.deployed))
             heap.settle()
-            LOG.info("deployed in %.0f ms: %s", (time.monotonic() - started) * 1000,
+            LOG.info("deployed in %.0f ms: %s", (time.monotonic() - transaction.started) * 1000,
                      ", ".join("%s %d" % (k, v) for k, v in result.summary.items() if v))
+
+    # --- a transaction's beginning and unhappy ends (the caller holds the lock) ---
+
+    def _begin(self, new, templates, result) -> _Transaction:
+        repository = self.compute.repository
+        configured = repository.configured_templates()
+        repository.set_configured(templates)
+        for gid in result.touched:
+            self.in_progress[gid] = "deploying" if gid in result.deployed else "removing"
+        started = time.monotonic()
+        self.journal.begin(result.touched, result.plan.lines())
+        return _Transaction(new, self._generation, templates, result, configured, started,
+                            result.plan, [])
+
+    def _failed(self, transaction: _Transaction, failure: StepFailed):
+        """The executor has undone everything: close the transaction, raise EngineRefused."""
+        # A failed commit leaves the node exactly as it was when it answers: the functions
+        # its undo destroyed must be gone, not only going.
+        self.compute.settle(timeout=5.0)
+        self.journal.end("rollback-failed" if failure.rollback_errors else "rolled-back",
+                         str(failure))
+        # Stopped: the configuration was refused meanwhile; the graphs did not fail.
+        refused = isinstance(failure.cause, Stopped)
+        self._close_failed(transaction, None if refused else str(failure))
+        raise EngineRefused(self._message(failure), path=self._path(failure.step),
+                            app_tag="deployment-failed",
+                            info={"step": str(failure.step)}) from None
+
+    def _abandon(self, transaction: _Transaction, why: str) -> None:
+        """Undo what a begun transaction did, and close it."""
+        errors = self.executor.rollback(transaction.undo)
+        self.compute.settle(timeout=5.0)
+        if errors:
+            LOG.error("undoing the steps of a transaction not applied failed: %s",
+                      "; ".join(errors))
+        self.journal.end("rollback-failed" if errors else "rolled-back", why)
+        self._close_failed(transaction, None)
+
+    def _close_failed(self, transaction: _Transaction, error: str | None) -> None:
+        touched = transaction.result.touched
+        for gid in touched:
+            self.in_progress.pop(gid, None)
+            if error is not None:
+                self.failures[gid] = error
+        self.spares.failed(touched, self.deployed)
+        self.compute.repository.set_configured(transaction.configured)
 
     def _record_commit(self, graphs: dict) -> None:
         try:

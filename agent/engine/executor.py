@@ -5,6 +5,10 @@
    on the undo stack;
 3. on a failure: undo the failed group's finished members, then the stack in reverse,
    and raise StepFailed naming the step, its resource and the driver's message.
+
+A plan may run in parts on one undo stack (run(head, stack), later run(tail, stack)): a
+failure in the tail undoes the head too. A run given a `stop` event stops before the next
+step once it is set, as if that step had failed with Stopped.
 """
 
 import logging
@@ -30,6 +34,10 @@ class StepFailed(Exception):
         super().__init__(message)
 
 
+class Stopped(Exception):
+    """The run was asked to stop before this step."""
+
+
 class Executor:
     """Runs plans against a table of step handlers."""
 
@@ -40,7 +48,9 @@ class Executor:
         # Test hook: fault(step) may raise to simulate a failure of that step.
         self.fault = fault
 
-    def _run_step(self, step: Step) -> list:
+    def _run_step(self, step: Step, stop=None) -> list:
+        if stop is not None and stop.is_set():
+            raise Stopped("stopped before %s" % step)
         if self.fault is not None:
             self.fault(step)
         try:
@@ -55,13 +65,13 @@ class Executor:
             self.journal.step(step, ms=elapsed)
         return list(undo)
 
-    def _run_group(self, group: Group, undo_stack: list) -> None:
+    def _run_group(self, group: Group, undo_stack: list, stop) -> None:
         if len(group.steps) == 1 or self.parallelism == 1:
             for step in group.steps:
-                undo_stack.append(self._run_step(step))
+                undo_stack.append(self._run_step(step, stop))
             return
         with ThreadPoolExecutor(max_workers=min(self.parallelism, len(group.steps))) as pool:
-            futures = [(step, pool.submit(self._run_step, step)) for step in group.steps]
+            futures = [(step, pool.submit(self._run_step, step, stop)) for step in group.steps]
             failure = None
             for step, future in futures:
                 try:
@@ -72,18 +82,22 @@ class Executor:
             if failure is not None:
                 raise _GroupFailure(*failure)
 
-    def run(self, plan: Plan) -> None:
-        undo_stack: list = []
+    def run(self, plan: Plan, undo_stack: list | None = None, stop=None) -> list:
+        """Run the plan; returns the undo stack (undo_stack, extended, when given: what an
+        earlier part of the same plan did). stop: a threading.Event."""
+        if undo_stack is None:
+            undo_stack = []
         for item in plan.items:
             try:
                 if isinstance(item, Group):
-                    self._run_group(item, undo_stack)
+                    self._run_group(item, undo_stack, stop)
                 else:
-                    undo_stack.append(self._run_step(item))
+                    undo_stack.append(self._run_step(item, stop))
             except _GroupFailure as failure:
                 self._fail(failure.step, failure.cause, undo_stack)
             except Exception as exc:  # noqa: BLE001 - every failure rolls back
                 self._fail(item, exc, undo_stack)
+        return undo_stack
 
     def _fail(self, step, cause, undo_stack):
         LOG.warning("step %s failed: %s; rolling back %d steps", step, cause, len(undo_stack))

@@ -8,7 +8,9 @@ copy-config to running, a confirmed-commit rollback, and at boot with old=None):
 
 A commit may instead call engine.read(old, new) before new has been YANG-validated: when
 it returns a callable, that callable does validate's checks from what read() took of the
-tree, in a worker thread while libyang validates new, and validate() is not called.
+tree, in a worker thread while libyang validates new, and validate() is not called. The
+callable may also begin the deployment with steps that no traffic sees; when libyang then
+refuses new, the caller calls engine.release(new), which undoes them, instead of apply().
 
 Both take libyang config trees (the first top-level sibling, or None for an empty datastore)
 and must not modify or keep them: convert what you need before returning. apply() runs in
@@ -47,6 +49,10 @@ class TransactionEngine:
         trees, which libyang is changing meanwhile (new has no default nodes yet). None:
         validate(old, new) runs after libyang's validation instead."""
         return None
+
+    def release(self, new) -> None:
+        """new, read() earlier, will not be applied: undo what its check began (it may still
+        be running: it stops). Blocks; called in a worker thread."""
 
     def apply(self, old, new) -> None:
         """Make the node match new; on failure undo everything and raise EngineRefused."""

@@ -47,6 +47,16 @@ class Plan:
             out.extend(item.steps if isinstance(item, Group) else (item,))
         return out
 
+    def split(self, kinds) -> tuple["Plan", "Plan"]:
+        """(the leading items whose steps are all of the given kinds, the other items)."""
+        head = 0
+        for item in self.items:
+            steps = item.steps if isinstance(item, Group) else (item,)
+            if not all(step.kind in kinds for step in steps):
+                break
+            head += 1
+        return Plan(self.items[:head]), Plan(self.items[head:])
+
     def __len__(self) -> int:
         return len(self.steps())
 

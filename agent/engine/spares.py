@@ -64,6 +64,9 @@ class SparePool:
         self._slots: dict = {}            # graph id -> [Spare]
         self._links: dict = {}            # graph id -> {link index: link name}
         self._doomed: list = []           # (slots, link names) of removed graphs
+        # Set by the engine (under its lock) while a checked plan waits for apply(): the
+        # slots and link names it took must stay as they are until then.
+        self.paused = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -269,6 +272,8 @@ class SparePool:
                 if self._stop.is_set() or self._wake.is_set():
                     break
                 with lock:
+                    if self.paused:
+                        break               # apply() or release() wakes the filler again
                     graphs = deployed()
                     if gid in graphs and self.worth_filling(graphs):
                         self.fill(gid, graphs[gid])

@@ -105,6 +105,42 @@ def test_a_failure_at_every_step_leaves_the_node_as_before(node, scenario):
         node.apply()
 
 
+def test_what_a_check_begins_carries_no_traffic_and_release_undoes_it(node):
+    """A commit's check runs the steps no traffic sees while libyang validates: a running
+    graph's traffic keeps its path and none reaches the new function; when libyang refuses,
+    release() restores the node exactly; apply() finishes what the check began."""
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    after_tree = parse_config(CTX, service_graphs(firewall_bridge_chain()))
+    try:
+        node.apply(firewall_chain("g1"))
+        running = node.node_resources()
+        lsi = node.engine.deployed["g1"].lsi
+
+        node.engine.read(None, after_tree)()
+        bridge = node.engine._open.result.deployed["g1"].functions["br"]
+        assert bridge.instance in node.node_resources()["netns"]
+        assert node.node_resources() != running
+        assert h1.ping(h2.ip, count=3)                # the old path, unchanged
+        # (what the vSwitch sent to a port: the function's own packets, IPv6 neighbour
+        # discovery, come the other way, and no flow takes them anywhere)
+        stats = node.engine.network.driver.port_stats(lsi)
+        assert all(stats[ifname]["tx_packets"] == 0 for _, ifname in bridge.ports), \
+            "traffic reached the function begun"
+
+        node.engine.release(after_tree)
+        actual = node.node_resources()
+        assert actual == running, resources_diff(running, actual)
+        assert h1.ping(h2.ip, count=2)
+
+        node.engine.read(None, after_tree)()
+        node.engine.apply(None, after_tree)
+        assert h1.ping(h2.ip, count=2)
+        stats = node.engine.network.driver.port_stats(lsi)
+        assert all(stats[ifname]["tx_packets"] > 0 for _, ifname in bridge.ports)
+    finally:
+        node.apply()
+
+
 @pytest.fixture(scope="module")
 def spare_node(session_tmp):
     """A node that keeps one prepared function slot per graph."""

@@ -1,5 +1,9 @@
 """The engine on fake drivers: plans touch only what changed; any failure leaves no trace."""
 
+import asyncio
+import threading
+import time
+
 import pytest
 
 from agent.compute.manager import ComputeManager
@@ -11,7 +15,7 @@ from agent.model import create_context, parse_config
 from agent.network.manager import NetworkManager
 from agent.network.naming import Naming
 from drivers import registry
-from agent.tools.graphxml import GraphXml
+from agent.tools.graphxml import GraphXml, config
 from tests.engines import failing_at
 from tests.unit.engine.fakes import FakeCompute, FakeVSwitch
 
@@ -214,8 +218,20 @@ def _every_step(node, before_tree, after_tree):
     return [str(s) for s in node.engine.dry_run(after_tree).steps()]
 
 
+def commit(engine, tree):
+    """As the datastores commit: read() before libyang validates, its check (which may
+    begin the plan), then apply()."""
+    engine.read(None, tree)()
+    engine.apply(None, tree)
+
+
+def deploy(engine, tree, through):
+    (commit if through == "commit" else lambda e, t: e.apply(None, t))(engine, tree)
+
+
+@pytest.mark.parametrize("through", ["apply", "commit"])
 @pytest.mark.parametrize("scenario", ["deploy", "insert-middle", "delete"])
-def test_a_failure_at_any_step_leaves_the_node_exactly_as_before(node, scenario):
+def test_a_failure_at_any_step_leaves_the_node_exactly_as_before(node, scenario, through):
     trees = {
         "deploy": (running(), running(chain("g1"), chain("g2").replace("eth1", "eth1").replace(
             "<priority>10</priority>", "<priority>11</priority>"))),
@@ -233,10 +249,11 @@ def test_a_failure_at_any_step_leaves_the_node_exactly_as_before(node, scenario)
 
         with failing_at(node.engine.executor, target):
             with pytest.raises(EngineRefused) as refused:
-                node.engine.apply(None, after)
+                deploy(node.engine, after, through)
         assert target in refused.value.message
         assert node.state() == snapshot, "after a failure at %s" % target
         assert node.engine.deployed == deployed
+        assert not node.engine.spares.paused
 
 
 class Crash(BaseException):
@@ -251,7 +268,8 @@ def _restart(node):
     return node.engine
 
 
-def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch):
+@pytest.mark.parametrize("through", ["apply", "commit"])
+def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch, through):
     before, after = running(chain()), running(chain(middle=True), chain("g2").replace(
         "<priority>10</priority>", "<priority>11</priority>"))
     probe = make_node(tmp_path / "probe", monkeypatch)
@@ -266,7 +284,7 @@ def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch):
         node.engine.apply(None, before)
 
         with failing_at(node.engine.executor, target, Crash), pytest.raises(Crash):
-            node.engine.apply(None, after)
+            deploy(node.engine, after, through)
 
         # Restart: the datastore's running is still `before` (the commit never finished).
         engine = _restart(node)
@@ -379,7 +397,9 @@ def test_templates_count_once_applied(node, monkeypatch):
     monkeypatch.setattr("agent.engine.engine.templates_from_tree",
                         lambda root: TEMPLATES + [extra])
     node.engine.validate(None, running(chain()))
-    node.engine.read(None, running(chain()))()
+    checked = running(chain())
+    node.engine.read(None, checked)()
+    node.engine.release(checked)
     node.engine.dry_run(running(chain()))
     assert repository.get("fw-new") is None       # checked only: nothing changed
     with failing_at(node.engine.executor, "start-function g1/%s"
@@ -389,6 +409,149 @@ def test_templates_count_once_applied(node, monkeypatch):
     assert repository.get("fw-new") is None       # refused
     node.engine.apply(None, running(chain()))
     assert repository.get("fw-new") == extra
+
+
+# --- a commit's check begins what no traffic sees; apply() or release() ends it ---
+
+def _journal(node) -> list:
+    import json
+    return [json.loads(line) for line in node.engine.journal.path.read_text().splitlines()]
+
+
+def _lsi_flows(node, lsi):
+    return node.vswitch.lsis.get(lsi, {}).get("flows", {})
+
+
+def test_the_check_begins_the_steps_no_traffic_sees_and_apply_runs_the_rest(node):
+    tree = running(chain())
+    lsi = node.naming.graph_lsi("g1")
+    instance = node.naming.function_instance("g1", "fw")
+    node.engine.read(None, tree)()
+    # the graph-LSI, the function's ports and links, the function made and started...
+    assert node.compute.instances[instance]["state"] == "running"
+    assert len(node.vswitch.lsis[lsi]["ports"]) == 4
+    # ...and no flow that would lead traffic to them
+    assert not _lsi_flows(node, lsi) and not _lsi_flows(node, "lsi0")
+    assert node.engine.graph_status("g1") == ("deploying", "")
+    node.engine.apply(None, tree)
+    assert _lsi_flows(node, lsi) and _lsi_flows(node, "lsi0")
+    assert node.engine.graph_status("g1") == ("running", "")
+    # one transaction in the journal, each step of the plan done once
+    node.engine.flush()
+    records = _journal(node)
+    assert [r["event"] for r in records if r["event"] != "done"] == ["begin", "commit"]
+    done = sorted(r["step"] for r in records if r["event"] == "done")
+    assert done == sorted(str(s) for s in node.engine.last_plan.steps())
+
+
+def test_release_undoes_what_the_check_began(node):
+    node.engine.apply(None, running(chain()))
+    node.engine.flush()
+    before, deployed = node.state(), dict(node.engine.deployed)
+    tree = running(chain(middle=True))
+    node.engine.read(None, tree)()
+    assert node.state() != before and node.engine.spares.paused
+    node.engine.release(tree)
+    assert node.state() == before and node.engine.deployed == deployed
+    # refused before it was applied: the graph runs on, and did not fail
+    assert node.engine.graph_status("g1") == ("running", "")
+    assert _journal(node)[-1]["event"] == "rolled-back"
+    assert not node.engine.journal.interrupted()
+    assert not node.engine.spares.paused
+    node.engine.release(tree)                     # twice: nothing more to undo
+    commit(node.engine, tree)                     # and it can still be committed
+    assert node.engine.deployed["g1"].functions.keys() == {"fw", "nat"}
+
+
+def test_release_while_the_check_runs_stops_it_before_its_next_step(node):
+    empty = node.state()
+    tree = running(chain(middle=True))
+    handlers = node.engine.executor.handlers
+    create, ran = handlers["create-function"], []
+    gate, entered = threading.Event(), threading.Event()
+
+    def slow_create(step):
+        entered.set()
+        assert gate.wait(10)
+        return create(step)
+    handlers["create-function"] = slow_create
+    for kind in ("start-function", "attach-ports"):
+        handlers[kind] = (lambda original: lambda step: ran.append(step.kind) or
+                          original(step))(handlers[kind])
+    check, outcome = node.engine.read(None, tree), []
+
+    def run_check():
+        try:
+            check()
+        except EngineRefused as exc:
+            outcome.append(exc)
+    checking = threading.Thread(target=run_check)
+    checking.start()
+    assert entered.wait(10)
+    stop = node.engine._reading[1]
+    releasing = threading.Thread(target=node.engine.release, args=(tree,))
+    releasing.start()
+    assert _wait_until(stop.is_set)
+    gate.set()
+    checking.join(10)
+    releasing.join(10)
+    assert outcome and "stopped before" in outcome[0].message
+    assert ran == []                              # nothing after the creates ran
+    assert node.state() == empty
+    assert node.engine.graph_status("g1") == ("pending", "")
+
+
+def _wait_until(condition, timeout=10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def _only_libyang_refuses():
+    """A graph the engine would deploy but YANG refuses (an IPv4 match needs ether-type
+    ipv4, a must of the model the engine does not check itself)."""
+    g = GraphXml("g1")
+    g.function("fw", "firewall", "in", "out")
+    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+    g.rule("lan-fw", "lan", "fw:in", match={"ipv4-src": "10.0.0.1/32"})
+    g.rule("fw-wan", "fw:out", "wan")
+    return config(g)
+
+
+def test_a_commit_libyang_refuses_leaves_nothing_of_what_the_check_began(
+        node, tmp_path, monkeypatch):
+    from lxml import etree
+
+    from agent.datastore import DataTree, Datastores, Edit
+    from agent.model import ValidationError
+
+    async def main():
+        ds = Datastores(CTX, node.engine, tmp_path / "startup.xml")
+        await ds.start()
+        empty, began = node.state(), []
+        validate = DataTree.validate
+
+        def slow_validate(tree, *args, **kwargs):
+            # libyang answers only once the check has made and started the function
+            began.append(_wait_until(lambda: any(
+                i["state"] == "running" for i in node.compute.instances.values())))
+            return validate(tree, *args, **kwargs)
+        monkeypatch.setattr(DataTree, "validate", slow_validate)
+        xml = etree.fromstring(_only_libyang_refuses().encode())
+        await ds.edit("candidate", Edit.from_xml(CTX, xml, "merge"))
+        with pytest.raises(ValidationError) as refused:
+            await ds.commit()
+        assert began == [True]
+        assert "ether-type ipv4" in str(refused.value)
+        assert node.state() == empty
+        assert node.engine.graph_status("g1") == ("pending", "")
+        assert _journal(node)[-1]["event"] == "rolled-back"
+        assert not node.engine.spares.paused
+        await ds.stop()
+    asyncio.run(main())
 
 
 # --- prepared function slots ---
@@ -507,6 +670,23 @@ def test_a_crash_at_any_step_of_a_slot_taking_change_converges_after_restart(
         engine.apply(None, after)
         assert any(f.instance.startswith("ctw")
                    for f in engine.deployed["g1"].functions.values())
+
+
+def test_the_filler_leaves_the_slots_alone_while_a_checked_plan_waits(tmp_path, monkeypatch):
+    node = _spare_node(tmp_path, monkeypatch)
+    node.engine.apply(None, running(chain()))
+    spares = node.engine.spares
+    spares.delay = 0.01
+    tree = running(chain(middle=True))
+    node.engine.read(None, tree)()               # the plan may take slots and link names
+    node.engine.start_spares()
+    try:
+        time.sleep(0.3)
+        assert spares.count("g1") == (0, 0)
+        node.engine.apply(None, tree)
+        assert _wait_until(lambda: spares.count("g1") == (1, 2), 5)
+    finally:
+        node.engine.stop_spares()
 
 
 def test_slots_wait_until_the_node_has_ports_enough(tmp_path, monkeypatch):
