@@ -82,9 +82,9 @@ class Executor:
             if failure is not None:
                 raise _GroupFailure(*failure)
 
-    def run(self, plan: Plan, undo_stack: list | None = None, stop=None) -> list:
-        """Run the plan; returns the undo stack (undo_stack, extended, when given: what an
-        earlier part of the same plan did). stop: a threading.Event."""
+    def run(self, plan: Plan, undo_stack: list | None = None, stop=None) -> None:
+        """Run the plan. undo_stack: what an earlier part of the same plan did (extended
+        in place). stop: a threading.Event."""
         if undo_stack is None:
             undo_stack = []
         for item in plan.items:
@@ -97,7 +97,6 @@ class Executor:
                 self._fail(failure.step, failure.cause, undo_stack)
             except Exception as exc:  # noqa: BLE001 - every failure rolls back
                 self._fail(item, exc, undo_stack)
-        return undo_stack
 
     def _fail(self, step, cause, undo_stack):
         LOG.warning("step %s failed: %s; rolling back %d steps", step, cause, len(undo_stack))
