@@ -44,15 +44,14 @@ class Plan:
         """Every step, groups flattened, in order."""
         out = []
         for item in self.items:
-            out.extend(item.steps if isinstance(item, Group) else (item,))
+            out.extend(_steps_of(item))
         return out
 
     def split(self, kinds) -> tuple["Plan", "Plan"]:
         """(the leading items whose steps are all of the given kinds, the other items)."""
         head = 0
         for item in self.items:
-            steps = item.steps if isinstance(item, Group) else (item,)
-            if not all(step.kind in kinds for step in steps):
+            if not all(step.kind in kinds for step in _steps_of(item)):
                 break
             head += 1
         return Plan(self.items[:head]), Plan(self.items[head:])
@@ -75,6 +74,10 @@ class Plan:
 
     def __str__(self) -> str:
         return "\n".join(self.lines()) or "(nothing to do)"
+
+
+def _steps_of(item) -> tuple:
+    return item.steps if isinstance(item, Group) else (item,)
 
 
 def detail(step: Step) -> str:
