@@ -3,15 +3,11 @@
 Protocol capabilities (RFC 6241 section 8 and friends), the YANG library capabilities
 (RFC 7950 5.6.4 yang-library:1.0 with module-set-id, RFC 8526 yang-library:1.1 with
 content-id), and a module capability (RFC 6020 5.6.4 form) for each implemented YANG
-1.0 module; YANG 1.1 modules are announced through the YANG library only.
+1.0 module; YANG 1.1 modules are announced through the YANG library only. Which modules
+are implemented: modules.py.
 """
 
 import hashlib
-
-from _libyang import ffi
-from libyang.util import ly_array_iter
-
-from ..datastore.schema import schema_index
 
 BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
 BASE_1_1 = "urn:ietf:params:netconf:base:1.1"
@@ -38,52 +34,32 @@ PROTOCOL = (BASE_1_0, BASE_1_1, WRITABLE_RUNNING, CANDIDATE, CONFIRMED_COMMIT,
 YANG_LIBRARY_REVISION = "2019-01-04"
 
 
-def _text(pointer) -> str:
-    return ffi.string(pointer).decode() if pointer != ffi.NULL else ""
+def content_id(modules) -> str:
+    """An identifier of the module set (modules: served_modules()), changing whenever a
+    module, revision, conformance, feature, deviation or submodule changes (yang-library
+    module-set-id / content-id)."""
+    described = [(m.name, m.revision, m.implemented, m.features, m.deviations,
+                  [(s.name, s.revision) for s in m.submodules]) for m in modules]
+    return hashlib.sha256(repr(described).encode()).hexdigest()[:16]
 
 
-def implemented_modules(ctx) -> list:
-    """(name, revision, namespace, yang version, enabled features, deviation modules) of
-    every implemented module, sorted by name."""
-    out = []
-    for module in schema_index(ctx).modules():
-        if not module.implemented:
-            continue
-        name = _text(module.name)
-        lymodule = ctx.get_module(name)
-        features = sorted(f.name() for f in lymodule.features() if f.state())
-        deviations = []
-        if module.deviated_by != ffi.NULL:
-            deviations = sorted(_text(m.name) for m in ly_array_iter(module.deviated_by))
-        out.append((name, _text(module.revision), _text(module.ns),
-                    module.parsed.version if module.parsed != ffi.NULL else 0,
-                    features, deviations))
-    return sorted(out)
-
-
-def content_id(ctx) -> str:
-    """An identifier of the module set, changing whenever a module, revision, feature or
-    deviation changes (yang-library module-set-id / content-id)."""
-    digest = hashlib.sha256(repr(implemented_modules(ctx)).encode()).hexdigest()
-    return digest[:16]
-
-
-def server_capabilities(ctx) -> list[str]:
+def server_capabilities(modules) -> list[str]:
+    """The hello's capabilities; modules: served_modules()."""
     caps = list(PROTOCOL)
-    cid = content_id(ctx)
+    cid = content_id(modules)
     caps.append("urn:ietf:params:netconf:capability:yang-library:1.0?revision=%s"
                 "&module-set-id=%s" % (YANG_LIBRARY_REVISION, cid))
     caps.append("urn:ietf:params:netconf:capability:yang-library:1.1?revision=%s"
                 "&content-id=%s" % (YANG_LIBRARY_REVISION, cid))
-    for name, revision, namespace, version, features, deviations in implemented_modules(ctx):
-        if version >= 2:
+    for module in modules:
+        if not module.implemented or module.yang_version >= 2:
             continue                    # YANG 1.1: through the YANG library only
-        cap = "%s?module=%s" % (namespace, name)
-        if revision:
-            cap += "&revision=%s" % revision
-        if features:
-            cap += "&features=%s" % ",".join(features)
-        if deviations:
-            cap += "&deviations=%s" % ",".join(deviations)
+        cap = "%s?module=%s" % (module.namespace, module.name)
+        if module.revision:
+            cap += "&revision=%s" % module.revision
+        if module.features:
+            cap += "&features=%s" % ",".join(module.features)
+        if module.deviations:
+            cap += "&deviations=%s" % ",".join(module.deviations)
         caps.append(cap)
     return caps

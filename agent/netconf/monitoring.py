@@ -1,6 +1,6 @@
 """The protocol's own state: ietf-netconf-monitoring (RFC 6022: capabilities, datastores
-and their locks, schemas, sessions, statistics; <get-schema>) and ietf-yang-library
-(RFC 8525, from libyang's description of its context).
+and their locks, schemas, sessions, statistics) and ietf-yang-library (RFC 8525), both
+from the list of served modules (modules.py, which also serves <get-schema>).
 
 Both are built as libyang trees so that they are filtered and printed like any other
 operational state. Module locations are left out of the YANG library (they would be
@@ -9,17 +9,13 @@ file paths on the agent's host); every module is retrievable with <get-schema>.
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
-from _libyang import ffi, lib
 from lxml import etree
 
-from ..datastore.schema import schema_index
 from ..datastore.tree import DataTree
-from .errors import RpcError
 from .messages import DATASTORES_NS, MONITORING_NS, YANG_LIBRARY_NS
+from .modules import SCHEMA_FORMATS
 
-SCHEMA_FORMATS = ("yang", "yin")
 
 
 def timestamp(when: datetime) -> str:
@@ -67,19 +63,10 @@ def _counters(parent, counters: Counters):
     _sub(parent, "out-notifications", counters.out_notifications)
 
 
-def schemas(ctx) -> list[tuple]:
-    """(identifier, version, namespace) of every module in the context."""
-    out = []
-    for module in schema_index(ctx).modules():
-        revision = ffi.string(module.revision).decode() if module.revision != ffi.NULL else ""
-        out.append((ffi.string(module.name).decode(), revision,
-                    ffi.string(module.ns).decode()))
-    return sorted(out)
-
-
-def netconf_state(ctx, capabilities, locks: dict, sessions, statistics: ServerStatistics
-                  ) -> DataTree:
-    """/ietf-netconf-monitoring:netconf-state. locks: datastore -> Lock or None."""
+def netconf_state(ctx, modules, capabilities, locks: dict, sessions,
+                  statistics: ServerStatistics) -> DataTree:
+    """/ietf-netconf-monitoring:netconf-state. modules: served_modules(); locks: datastore
+    -> Lock or None."""
     root = etree.Element("{%s}netconf-state" % MONITORING_NS, nsmap={None: MONITORING_NS})
     caps = _sub(root, "capabilities")
     for cap in capabilities:
@@ -93,7 +80,7 @@ def netconf_state(ctx, capabilities, locks: dict, sessions, statistics: ServerSt
             _sub(global_lock, "locked-by-session", lock.session_id)
             _sub(global_lock, "locked-time", timestamp(lock.since))
     listing = _sub(root, "schemas")
-    for identifier, version, namespace in schemas(ctx):
+    for identifier, version, namespace in schemas(modules):
         for fmt in SCHEMA_FORMATS:
             schema = _sub(listing, "schema")
             _sub(schema, "identifier", identifier)
@@ -120,55 +107,73 @@ def netconf_state(ctx, capabilities, locks: dict, sessions, statistics: ServerSt
     return DataTree.parse(ctx, etree.tostring(root), config_only=False, validate=False)
 
 
-def yang_library(ctx, content_id: str) -> DataTree:
-    """/ietf-yang-library:yang-library and the deprecated modules-state, with the four
-    NMDA datastores sharing one schema, and without file locations."""
-    out = ffi.new("struct lyd_node **")
-    if lib.ly_ctx_get_yanglib_data(ctx.cdata, out, content_id.replace("%", "%%").encode()) \
-            != lib.LY_SUCCESS:
-        raise RuntimeError("libyang cannot describe its context")
-    tree = DataTree(ctx, out[0])
-    for path in ("//ietf-yang-library:location", "/ietf-yang-library:modules-state/module/schema",
-                 "/ietf-yang-library:modules-state/module/submodule/schema"):
-        for node in tree.xpath(path):
-            tree.delete(node)
-    datastores = "".join("<datastore><name>ds:%s</name><schema>complete</schema></datastore>"
-                         % name for name in ("running", "candidate", "startup", "operational"))
-    extra = DataTree.parse(ctx, '<yang-library xmlns="%s" xmlns:ds="%s">%s</yang-library>'
-                           % (YANG_LIBRARY_NS, DATASTORES_NS, datastores),
-                           config_only=False, validate=False)
-    tree.merge_forest(extra.first, destruct=True)
-    return tree
+def schemas(modules) -> list[tuple]:
+    """(identifier, version, namespace) of every module and submodule served, a submodule
+    with the namespace of the module it belongs to (RFC 6022 schema list)."""
+    out = []
+    for module in modules:
+        out.append((module.name, module.revision, module.namespace))
+        out += [(s.name, s.revision, module.namespace) for s in module.submodules]
+    return sorted(out)
 
 
-def get_schema(ctx, identifier: str, version: str | None, fmt: str | None) -> str:
-    """The text of a module (RFC 6022 <get-schema>): the file it was loaded from for YANG,
-    libyang's printer for YIN and for libyang's built-in modules."""
-    fmt = fmt or "yang"
-    if fmt not in SCHEMA_FORMATS:
-        raise RpcError("invalid-value", "schema format %s is not supported (yang, yin)" % fmt,
-                       error_type="protocol")
-    candidates = [m for m in schema_index(ctx).modules()
-                  if ffi.string(m.name).decode() == identifier]
-    if version:
-        candidates = [m for m in candidates if m.revision != ffi.NULL and
-                      ffi.string(m.revision).decode() == version]
-    if not candidates:
-        raise RpcError("invalid-value", "no schema %s%s" % (identifier, "@" + version
-                                                              if version else ""),
-                       error_type="protocol")
-    if len(candidates) > 1:
-        raise RpcError("operation-failed", "several revisions of %s: give a version"
-                       % identifier, error_type="protocol", app_tag="data-not-unique")
-    module = candidates[0]
-    path = ffi.string(module.filepath).decode() if module.filepath != ffi.NULL else None
-    if fmt == "yang" and path and path.endswith(".yang"):
-        return Path(path).read_text()
-    buf = ffi.new("char **")
-    out_format = lib.LYS_OUT_YANG if fmt == "yang" else lib.LYS_OUT_YIN
-    if lib.lys_print_mem(buf, module, out_format, 0) != lib.LY_SUCCESS:
-        raise RpcError("operation-failed", "cannot print schema %s" % identifier)
-    try:
-        return ffi.string(buf[0]).decode()
-    finally:
-        lib.free(buf[0])
+def _yl(parent, name, text=None):
+    el = etree.SubElement(parent, "{%s}%s" % (YANG_LIBRARY_NS, name))
+    if text is not None:
+        el.text = text
+    return el
+
+
+def yang_library(ctx, modules, content_id: str) -> DataTree:
+    """/ietf-yang-library:yang-library and the deprecated modules-state (modules:
+    served_modules()), with the four NMDA datastores sharing one schema, and without file
+    locations (they would be paths on the agent's host)."""
+    root = etree.Element("{%s}yang-library" % YANG_LIBRARY_NS,
+                         nsmap={None: YANG_LIBRARY_NS, "ds": DATASTORES_NS})
+    module_set = _yl(root, "module-set")
+    _yl(module_set, "name", "complete")
+    for module in modules:
+        entry = _yl(module_set, "module" if module.implemented else "import-only-module")
+        _yl(entry, "name", module.name)
+        if module.revision or not module.implemented:       # a key of import-only-module
+            _yl(entry, "revision", module.revision)
+        _yl(entry, "namespace", module.namespace)
+        for submodule in module.submodules:
+            sub = _yl(entry, "submodule")
+            _yl(sub, "name", submodule.name)
+            if submodule.revision:
+                _yl(sub, "revision", submodule.revision)
+        for feature in module.features:
+            _yl(entry, "feature", feature)
+        for deviation in module.deviations:
+            _yl(entry, "deviation", deviation)
+    schema = _yl(root, "schema")
+    _yl(schema, "name", "complete")
+    _yl(schema, "module-set", "complete")
+    for name in ("running", "candidate", "startup", "operational"):
+        store = _yl(root, "datastore")
+        _yl(store, "name", "ds:" + name)
+        _yl(store, "schema", "complete")
+    _yl(root, "content-id", content_id)
+
+    revisions = {m.name: m.revision for m in modules if m.implemented}
+    state = etree.Element("{%s}modules-state" % YANG_LIBRARY_NS, nsmap={None: YANG_LIBRARY_NS})
+    _yl(state, "module-set-id", content_id)
+    for module in modules:
+        entry = _yl(state, "module")
+        _yl(entry, "name", module.name)
+        _yl(entry, "revision", module.revision)
+        _yl(entry, "namespace", module.namespace)
+        for feature in module.features:
+            _yl(entry, "feature", feature)
+        for deviation in module.deviations:
+            dev = _yl(entry, "deviation")
+            _yl(dev, "name", deviation)
+            _yl(dev, "revision", revisions.get(deviation, ""))
+        _yl(entry, "conformance-type", "implement" if module.implemented else "import")
+        for submodule in module.submodules:
+            sub = _yl(entry, "submodule")
+            _yl(sub, "name", submodule.name)
+            _yl(sub, "revision", submodule.revision)
+    return DataTree.parse(ctx, etree.tostring(root) + etree.tostring(state), config_only=False,
+                          validate=False)

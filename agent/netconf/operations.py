@@ -8,6 +8,7 @@ validation error, converted by the session) for an <rpc-error>. Handlers are fou
 (namespace, name) in OPERATIONS; register() adds more (other parts of the agent).
 """
 
+import asyncio
 import logging
 
 from _libyang import ffi, lib
@@ -21,7 +22,6 @@ from .capabilities import WITH_DEFAULTS_ALSO, WITH_DEFAULTS_BASIC_MODE
 from .errors import RpcError
 from .messages import (BASE_NS, DATASTORES_NS, MONITORING_NS, NMDA_NS, NOTIFICATION_NS,
                        WITH_DEFAULTS_NS, elements, qname)
-from .monitoring import get_schema
 
 LOG = logging.getLogger(__name__)
 
@@ -345,8 +345,10 @@ async def op_get_schema(session, op):
     if not identifier:
         params.require("identifier")
         raise RpcError("invalid-value", "identifier is empty", error_type="protocol")
-    text = get_schema(session.server.ctx, identifier, params.text("version") or None,
-                      _local_identity(params.text("format")))
+    # a YIN text is translated by pyang on first demand (up to ~0.3 s): off the loop
+    text = await asyncio.to_thread(session.server.schemas.get, identifier,
+                                   params.text("version") or None,
+                                   _local_identity(params.text("format")))
     data = etree.Element("{%s}data" % MONITORING_NS, nsmap={None: MONITORING_NS})
     data.text = text
     return etree.tostring(data)

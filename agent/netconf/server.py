@@ -20,6 +20,7 @@ from asyncssh.constants import MSG_IGNORE
 from ..datastore.schema import schema_index
 from . import monitoring
 from .capabilities import content_id, server_capabilities
+from .modules import Schemas
 from .session import Session
 from .users import Users, host_key, valid_name
 
@@ -134,11 +135,13 @@ class NetconfServer:
         self.password_authentication = password_authentication
         self.hello_timeout = hello_timeout
         self.idle_timeout = idle_timeout
-        self.capabilities = server_capabilities(ctx)
+        self.schemas = Schemas(ctx)
+        self.modules = self.schemas.modules
+        self.capabilities = server_capabilities(self.modules)
         self.statistics = monitoring.ServerStatistics()
         self.sessions: dict[int, Session] = {}
         self.connections: set = set()
-        self.yang_library = monitoring.yang_library(ctx, content_id(ctx))
+        self.yang_library = monitoring.yang_library(ctx, self.modules, content_id(self.modules))
         self._next_id = 0
         self._listener = None
         self._index = schema_index(ctx)
@@ -210,6 +213,6 @@ class NetconfServer:
     def netconf_state(self):
         locks = {name: self.datastores.locks.holder(name)
                  for name in ("running", "candidate", "startup")}
-        return monitoring.netconf_state(self.ctx, self.capabilities, locks,
+        return monitoring.netconf_state(self.ctx, self.modules, self.capabilities, locks,
                                         [s.info for s in self.sessions.values()],
                                         self.statistics)

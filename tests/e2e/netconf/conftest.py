@@ -33,7 +33,7 @@ class ServerThread:
 
     def __init__(self, state_dir: Path, engine=None, **netconf):
         settings = {"address": "127.0.0.1", "port": 0, "extra-yang-dirs": [str(TEST_YANG)],
-                    "extra-yang-modules": ["nc-test"]}
+                    "extra-yang-modules": ["nc-test", "nc-parts"]}
         settings.update(netconf)
         self.config = load(None, {"state": {"dir": str(state_dir)}, "netconf": settings})
         self.engine = engine if engine is not None else FailingEngine()

@@ -98,3 +98,102 @@ def test_get_data_and_edit_data(nc):
     with pytest.raises(RPCError) as caught:
         get_data(nc, "nowhere")
     assert caught.value.tag == "invalid-value"
+
+
+PARTS = "urn:composer-nc:test:nc-parts"
+
+
+def schema_list(m) -> dict:
+    """netconf-state/schemas: (identifier, version) -> {format: namespace}."""
+    state = m.get(filter=("subtree", '<netconf-state xmlns="%s"><schemas/></netconf-state>'
+                          % NCM)).data_ele
+    out = {}
+    for s in state.iter(M + "schema"):
+        key = (s.findtext(M + "identifier"), s.findtext(M + "version"))
+        out.setdefault(key, {})[s.findtext(M + "format").rpartition(":")[2]] = \
+            s.findtext(M + "namespace")
+    return out
+
+
+def library(m):
+    """<data> with yang-library and modules-state."""
+    data = m.get(filter=("subtree", '<yang-library xmlns="%s"/>' % YL)).data_ele
+    data.append(m.get(filter=("subtree", '<modules-state xmlns="%s"/>' % YL)).data_ele[0])
+    return data
+
+
+def test_a_submodule_is_listed_and_served_like_a_module(nc):
+    """RFC 6022 lists submodules with the namespace of their module; get-schema serves
+    them by name, by name and revision, as YANG and YIN; the YANG library lists them
+    under their module."""
+    listed = schema_list(nc)
+    assert listed[("nc-parts-items", "2026-12-01")] == {"yang": PARTS, "yin": PARTS}
+    assert listed[("nc-parts", "2026-12-01")] == {"yang": PARTS, "yin": PARTS}
+    text = nc.get_schema("nc-parts-items").data
+    assert text.startswith("submodule nc-parts-items {")
+    assert nc.get_schema("nc-parts-items", version="2026-12-01").data == text
+    yin = etree.fromstring(nc.get_schema("nc-parts-items", version="2026-12-01",
+                                         format="yin").data.encode())
+    assert yin.tag == "{urn:ietf:params:xml:ns:yang:yin:1}submodule"
+    assert yin.get("name") == "nc-parts-items"
+    with pytest.raises(RPCError) as caught:
+        nc.get_schema("nc-parts-items", version="2020-01-01")
+    assert caught.value.tag == "invalid-value"
+    assert "nc-parts-items@2020-01-01" in caught.value.message
+
+    data = library(nc)
+    for container in ("yang-library/{%s}module-set" % YL, "modules-state"):
+        parts = [m for m in data.find("{%s}%s" % (YL, container)).iter("{%s}module" % YL)
+                 if m.findtext("{%s}name" % YL) == "nc-parts"]
+        assert len(parts) == 1, container
+        subs = [(s.findtext("{%s}name" % YL), s.findtext("{%s}revision" % YL))
+                for s in parts[0].iter("{%s}submodule" % YL)]
+        assert subs == [("nc-parts-items", "2026-12-01")], container
+
+
+# What the server implements: its protocol modules, the YANG library and the datastore
+# identities, the composer modules, and the test modules it was asked to load; what
+# these import and nothing else is import-only.
+IMPLEMENTED = {"ietf-netconf", "ietf-netconf-with-defaults", "ietf-netconf-monitoring",
+               "ietf-netconf-nmda", "ietf-origin", "ietf-yang-library", "ietf-datastores",
+               "composer-types", "composer-sffg", "composer-domain", "composer-templates",
+               "nc-test", "nc-parts"}
+IMPORT_ONLY = {"ietf-inet-types", "ietf-yang-types", "ietf-yang-metadata", "ietf-ethertypes"}
+
+
+def test_hello_library_and_schemas_announce_what_is_implemented(nc):
+    """Not libyang's own `yang` module, nor ietf-yang-schema-mount or
+    ietf-yang-structure-ext, which libyang loads for itself: the same module set in the
+    hello, the YANG library, modules-state and netconf-state/schemas."""
+    data = library(nc)
+    module_set = data.find("{%s}yang-library/{%s}module-set" % (YL, YL))
+    implemented = {m.findtext("{%s}name" % YL) for m in module_set.iter("{%s}module" % YL)}
+    import_only = {m.findtext("{%s}name" % YL)
+                   for m in module_set.iter("{%s}import-only-module" % YL)}
+    assert implemented == IMPLEMENTED
+    assert import_only == IMPORT_ONLY
+    state = {m.findtext("{%s}name" % YL): m.findtext("{%s}conformance-type" % YL)
+             for m in data.find("{%s}modules-state" % YL).iter("{%s}module" % YL)}
+    assert state == {**{n: "implement" for n in IMPLEMENTED},
+                     **{n: "import" for n in IMPORT_ONLY}}
+    assert {name for name, _ in schema_list(nc)} == IMPLEMENTED | IMPORT_ONLY | {"nc-parts-items"}
+
+    # the hello: a module capability for each implemented YANG 1.0 module, and no other
+    in_hello = {c.partition("module=")[2].partition("&")[0] for c in nc.server_capabilities
+                if "?module=" in c}
+    assert in_hello == {"ietf-netconf", "ietf-netconf-with-defaults",
+                        "ietf-netconf-monitoring"}
+    for name in ("yang", "ietf-yang-schema-mount", "ietf-yang-structure-ext"):
+        with pytest.raises(RPCError) as caught:
+            nc.get_schema(name)
+        assert caught.value.tag == "invalid-value"
+
+
+def test_every_announced_module_is_served_in_both_formats(nc):
+    for (name, version), formats in sorted(schema_list(nc).items()):
+        assert set(formats) == {"yang", "yin"}, name
+        text = nc.get_schema(name, version=version or None).data
+        assert text.startswith(("module %s {" % name, "submodule %s {" % name)), name
+        yin = etree.fromstring(nc.get_schema(name, version=version or None,
+                                             format="yin").data.encode())
+        assert yin.get("name") == name
