@@ -6,8 +6,9 @@ VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt setup.cfg pyproject.toml | md5sum | cut -c1-12)
 CONFIG ?=
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
-.PHONY: all run test deps venv bindings check-bindings lint-yang nsf clean
+.PHONY: all run demo test deps venv bindings check-bindings lint-yang nsf clean
 
 all: venv
 
@@ -26,6 +27,11 @@ venv: deps $(STAMP)
 # The agent in the foreground with its embedded defaults (private OVS, native functions).
 run: venv
 	$(VENV)/bin/composer-agent $(if $(CONFIG),--config $(CONFIG))
+
+# A demo node in network namespaces (two hosts behind LSI-0's eth1 and eth2) and the agent
+# on it until Ctrl-C, which removes it all; README.md, "Try it", goes on from there.
+demo: venv
+	$(VENV)/bin/composer-agent demo $(DEMO_ARGS)
 
 # The whole suite: unit (no root), integration (root, real daemons), e2e (NETCONF + traffic).
 test: venv

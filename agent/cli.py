@@ -9,6 +9,7 @@ import sys
 from . import __version__, eventloop
 from .config import ConfigError, load
 from .daemon import Agent
+from .demo import DEFAULT_PORT, DEFAULT_PREFIX, DEFAULT_STATE_DIR, DemoNetwork
 
 
 def _common(parser, default=None):
@@ -36,6 +37,16 @@ def parse_args(argv=None):
                                "(XML with service-graphs) would run against what is deployed")
     _common(plan, default=argparse.SUPPRESS)
     plan.add_argument("file", help="configuration XML, e.g. examples/firewall-chain.xml")
+    demo = commands.add_parser("demo", help="make a demo node (two hosts behind LSI-0's eth1 "
+                               "and eth2, in network namespaces) and run the agent on it "
+                               "until Ctrl-C, then remove it all (see README.md)")
+    _common(demo, default=argparse.SUPPRESS)
+    demo.add_argument("--port", type=int, default=DEFAULT_PORT, dest="demo_port",
+                      help="NETCONF port on 127.0.0.1 (default %(default)s)")
+    demo.add_argument("--prefix", default=DEFAULT_PREFIX,
+                      help="the demo's namespaces are <prefix>-node, <prefix>-h1, "
+                      "<prefix>-h2; its resources start with it (1-4 lower-case letters or "
+                      "digits; default %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -86,7 +97,11 @@ def plan(args, config) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = {}
-    if args.state_dir:
+    demo = None
+    if args.command == "demo":
+        demo = DemoNetwork(args.prefix)
+        overrides = demo.overrides(args.state_dir or DEFAULT_STATE_DIR, args.demo_port)
+    elif args.state_dir:
         overrides.setdefault("state", {})["dir"] = args.state_dir
     if args.port is not None:
         overrides.setdefault("netconf", {})["port"] = args.port
@@ -112,13 +127,18 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     try:
-        eventloop.run(Agent(config).run())
+        if demo is not None:
+            demo.create()
+        eventloop.run(Agent(config, banner=demo.banner(config) if demo else ()).run())
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator, details in the log
         logging.getLogger("agent").debug("fatal", exc_info=True)
         print("composer-agent: %s" % exc, file=sys.stderr)
         return 1
+    finally:
+        if demo is not None:
+            demo.destroy()
     return 0
 
 

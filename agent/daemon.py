@@ -17,8 +17,9 @@ LOG = logging.getLogger(__name__)
 class Agent:
     """The composer agent: a list of services started in order and stopped in reverse."""
 
-    def __init__(self, config: AgentConfig):
+    def __init__(self, config: AgentConfig, banner=()):
         self.config = config
+        self.extra_banner = list(banner)       # lines printed after the services' own
         self.services = []
         self._stopping = asyncio.Event()
 
@@ -83,5 +84,6 @@ class Agent:
                  % (__import__("agent").__version__, self.config.node_id, self.config.state_dir)]
         for service in self.services:
             lines += getattr(service, "banner", lambda: [])()
+        lines += self.extra_banner
         lines.append("Ctrl-C stops the agent.")
         return lines
