@@ -2,8 +2,11 @@
 
 A Framer holds what a session has received and hands out complete messages one at a
 time, so that the session can switch from end-of-message to chunked framing right
-after the hellos. Any framing violation or a message above the size limit raises
-FramingError; the session is then closed (RFC 6242 section 4.2).
+after the hellos. Any framing violation, a message above the size limit or one cut in
+more chunks than allowed raises FramingError; the session is then closed (RFC 6242
+section 4.2). A chunked message is assembled in one buffer as its chunks arrive, so
+that many tiny chunks cost no more memory than one big chunk (and the chunk limit
+bounds the work per message).
 """
 
 EOM = b"]]>]]>"
@@ -17,13 +20,14 @@ class FramingError(Exception):
 class Framer:
     """Splits a session's byte stream into messages."""
 
-    def __init__(self, max_message_size: int):
+    def __init__(self, max_message_size: int, max_chunks: int = 100_000):
         self.max_message_size = max_message_size
+        self.max_chunks = max_chunks
         self.chunked = False
         self._buffer = bytearray()
         self._scan = 0                 # where to resume looking for ]]>]]>
-        self._chunks: list[bytes] = []
-        self._size = 0                 # size of the chunks of the current message
+        self._message = bytearray()    # the chunks of the current message, joined
+        self._chunks = 0               # how many
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -63,8 +67,8 @@ class Framer:
                 if not self._chunks:
                     raise FramingError("end of chunks before any chunk")
                 del buffer[:4]
-                message = b"".join(self._chunks)
-                self._chunks, self._size = [], 0
+                message = bytes(self._message)
+                self._message, self._chunks = bytearray(), 0
                 return message
             end = buffer.find(b"\n", 2, 2 + 11)
             if end < 0:
@@ -77,18 +81,20 @@ class Framer:
             size = int(digits)
             if size > MAX_CHUNK:
                 raise FramingError("chunk size above 4294967295")
-            if self._size + size > self.max_message_size:
+            if len(self._message) + size > self.max_message_size:
                 raise FramingError("message larger than %d bytes" % self.max_message_size)
+            if self._chunks >= self.max_chunks:
+                raise FramingError("message in more than %d chunks" % self.max_chunks)
             if len(buffer) < end + 1 + size:
                 return None
-            self._chunks.append(bytes(buffer[end + 1:end + 1 + size]))
-            self._size += size
+            self._message += memoryview(buffer)[end + 1:end + 1 + size]
+            self._chunks += 1
             del buffer[:end + 1 + size]
 
     @property
     def pending(self) -> int:
         """Bytes received and not yet handed out."""
-        return len(self._buffer) + self._size
+        return len(self._buffer) + len(self._message)
 
 
 def encode(message: bytes, chunked: bool) -> bytes:

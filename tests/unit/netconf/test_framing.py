@@ -74,3 +74,34 @@ def test_size_limit_in_both_framings():
 def test_encode():
     assert encode(b"<a/>", chunked=False) == b"<a/>]]>]]>"
     assert encode(b"<a/>", chunked=True) == b"\n#4\n<a/>\n##\n"
+
+
+def test_chunk_count_limit():
+    framer = Framer(1000, max_chunks=3)
+    framer.use_chunked()
+    framer.feed(b"\n#1\na\n#1\nb\n#1\nc\n##\n")
+    assert framer.pop() == b"abc"
+    framer.feed(b"\n#1\na\n#1\nb\n#1\nc\n#1\nd\n##\n")
+    with pytest.raises(FramingError, match="more than 3 chunks"):
+        framer.pop()
+
+
+def test_tiny_chunks_cost_no_more_memory_than_their_payload():
+    import tracemalloc
+    payload = 2 * 90_000                  # in 90,000 chunks: below the default limit
+    framer = Framer(64 * 1024 * 1024)
+    framer.use_chunked()
+    stream = b"\n#2\nab" * (payload // 2)
+    tracemalloc.start()
+    try:
+        for i in range(0, len(stream), 64 * 1024):
+            framer.feed(stream[i:i + 64 * 1024])
+            assert framer.pop() is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert framer.pending >= payload
+    # the message so far plus one read's worth of framed bytes, not an object per chunk
+    assert peak < 3 * payload, peak
+    framer.feed(b"\n##\n")
+    assert framer.pop() == b"ab" * (payload // 2)
