@@ -29,6 +29,26 @@ DEFAULTS = {
         "password-authentication": False,
         "idle-timeout": 0,              # seconds; 0 keeps idle sessions open
         "hello-timeout": 30,
+        # What one message may hold (refused with too-big beyond): elements, nesting
+        # (libxml2 stops at 256 anyway), attributes per element; base:1.1 chunks per
+        # message (more: the session is closed).
+        "max-elements": 500_000,
+        "max-depth": 256,
+        "max-attributes": 256,
+        "max-chunks": 100_000,
+        "max-filter-selections": 10_000,  # distinct node selections of one filter
+        # Sessions open at once, in total and per user; SSH connections still
+        # authenticating, and the seconds they get. Beyond a limit: closed at once.
+        "max-sessions": 256,
+        "max-sessions-per-user": 64,
+        "max-unauthenticated": 32,
+        "login-timeout": 60,
+        # Failed logins per source address: each answer waits delay * 2^(n-1) seconds
+        # (at most 16); after login-failure-limit failures the source's connections are
+        # refused until login-block-time seconds have passed without a failure.
+        "login-failure-delay": 1.0,
+        "login-failure-limit": 10,
+        "login-block-time": 300,
         "extra-yang-dirs": [],          # more modules for the datastores (benchmarks, tests)
         "extra-yang-modules": [],
     },
@@ -124,6 +144,9 @@ def _merge(base: dict, override: dict, where: str) -> None:
         if isinstance(default, int) and not isinstance(default, bool) and (
                 not isinstance(value, int) or isinstance(value, bool)):
             raise ConfigError("%s%s must be an integer" % (where, key))
+        if isinstance(default, float) and (not isinstance(value, (int, float))
+                                           or isinstance(value, bool)):
+            raise ConfigError("%s%s must be a number" % (where, key))
         if isinstance(default, str) and not isinstance(value, str):
             raise ConfigError("%s%s must be a string" % (where, key))
         if isinstance(default, list) and not isinstance(value, list):
@@ -151,6 +174,7 @@ def _check(config: AgentConfig) -> None:
     port = data["netconf"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError("netconf.port must be within 0..65535")
+    _check_netconf_limits(data["netconf"])
     prefix = data["resources"]["prefix"]
     if not (1 <= len(prefix) <= 4 and prefix.isalnum() and prefix.islower()):
         raise ConfigError("resources.prefix must be 1 to 4 lower-case letters or digits, "
@@ -168,6 +192,24 @@ def _check(config: AgentConfig) -> None:
                               "length, such as \"10.0.0.1/24\"" % name) from None
         if "/" not in str(address) or interface.network.prefixlen == 32:
             raise ConfigError("lsi0.addresses.%s needs a prefix length shorter than /32" % name)
+
+
+_NETCONF_RANGES = {
+    "max-message-size": (1024, 1 << 32), "max-elements": (16, 1 << 31),
+    "max-depth": (2, 256), "max-attributes": (1, 1 << 20), "max-chunks": (1, 1 << 31),
+    "max-filter-selections": (1, 1 << 31),
+    "max-sessions": (1, 1 << 20), "max-sessions-per-user": (1, 1 << 20),
+    "max-unauthenticated": (1, 1 << 20), "login-timeout": (1, 86400),
+    "login-failure-delay": (0, 60), "login-failure-limit": (0, 1 << 20),
+    "login-block-time": (0, 86400 * 7), "hello-timeout": (0, 86400),
+    "idle-timeout": (0, 1 << 31),
+}
+
+
+def _check_netconf_limits(netconf: dict) -> None:
+    for key, (low, high) in _NETCONF_RANGES.items():
+        if not low <= netconf[key] <= high:
+            raise ConfigError("netconf.%s must be within %s..%s" % (key, low, high))
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None) -> AgentConfig:

@@ -89,7 +89,8 @@ def subtree_selections(children, ctx) -> list[str]:
     out: list[str] = []
     for child in children:
         _subtree(child, None, "", index, out)
-    return out
+    # a selection repeated (a filter of a million <name/>) is evaluated once
+    return list(dict.fromkeys(out))
 
 
 def _subtree(element, parent, base: str, index, out: list) -> None:

@@ -22,6 +22,8 @@ lxml built.
 """
 
 import asyncio
+import ctypes
+import ctypes.util
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,10 +53,12 @@ class MessageTooBig(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """What one message may hold. libxml2 itself stops at a depth of 256."""
+    """What one message may hold (libxml2 itself stops at a depth of 256), and how many
+    distinct selections a filter in it may make."""
     max_elements: int = 500_000
     max_depth: int = 256
     max_attributes: int = 256          # per element
+    max_selections: int = 10_000       # distinct selections of one filter
 
 
 DEFAULT_LIMITS = Limits()
@@ -170,14 +174,32 @@ def parse(message: bytes, xml_parser: etree.XMLParser | None = None,
 # Messages from this size on are parsed in a worker thread: below it, the thread hop
 # costs more than the parse (about 0.1 ms for a few kilobytes).
 INLINE_PARSE = 16 * 1024
-# Parsing has its own threads: the datastores' worker threads are theirs.
+# Parsing (and the work on a large request alone) has its own threads: the datastores'
+# worker threads are theirs.
 _PARSING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="netconf-parse")
+
+
+async def in_thread(function, *args):
+    """function(*args) in one of the parsing threads."""
+    return await asyncio.get_running_loop().run_in_executor(_PARSING, function, *args)
 
 
 async def parse_in_thread(message: bytes, limits: Limits = DEFAULT_LIMITS):
     """parse() in a worker thread, with a parser of its own."""
-    return await asyncio.get_running_loop().run_in_executor(_PARSING, parse, message, None,
-                                                            limits)
+    return await in_thread(parse, message, None, limits)
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+# After a message of this size, freed memory is handed back to the system at once
+RELEASE_AFTER = 1024 * 1024
+
+
+def release_memory() -> None:
+    """Give the heap's free pages back to the system (glibc keeps them otherwise, in
+    each thread's arena: a 40 MB message left the agent 250 MB bigger)."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def described(element) -> str:

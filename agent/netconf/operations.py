@@ -6,6 +6,11 @@ Each handler gets the session and the operation element and returns the content 
 the <rpc-reply> (b"<ok/>" or a <data> element); it raises RpcError (or a datastore or
 validation error, converted by the session) for an <rpc-error>. Handlers are found by
 (namespace, name) in OPERATIONS; register() adds more (other parts of the agent).
+
+A base operation and its parameters may come in no namespace (as netconfd accepts
+them): that is unambiguous, no other module defines them. Every parameter value is
+checked against the type of its leaf in the rpc's input (ietf-netconf and the other
+protocol modules are in the libyang context) before it is used.
 """
 
 import asyncio
@@ -15,13 +20,14 @@ from _libyang import ffi, lib
 from lxml import etree
 
 from ..datastore import DataTree, Edit
+from ..datastore.schema import schema_index
 from ..datastore.tree import children, is_default
 from ..model.errors import collect
 from . import filters
 from .capabilities import WITH_DEFAULTS_ALSO, WITH_DEFAULTS_BASIC_MODE
 from .errors import RpcError
 from .messages import (BASE_NS, DATASTORES_NS, MONITORING_NS, NMDA_NS, NOTIFICATION_NS,
-                       WITH_DEFAULTS_NS, elements, qname)
+                       WITH_DEFAULTS_NS, described, elements, qname)
 
 LOG = logging.getLogger(__name__)
 
@@ -41,25 +47,80 @@ def register(namespace: str, name: str):
 OK = b"<ok/>"
 
 
+def operation_key(op) -> tuple[str | None, str]:
+    """(namespace, name) of an operation element; a base operation may be unqualified."""
+    ns, name = qname(op)
+    if ns is None and (BASE_NS, name) in OPERATIONS:
+        return BASE_NS, name
+    return ns, name
+
+
+def unsupported(op) -> RpcError:
+    """operation-not-supported for op, saying where operations of that name live."""
+    ns, name = qname(op)
+    elsewhere = sorted(n for n, local in OPERATIONS if local == name and n != ns)
+    hint = (" (there is one in namespace %s)" % " and in namespace ".join(elsewhere)
+            if elsewhere else "")
+    return RpcError("operation-not-supported", "operation %s is not supported%s"
+                    % (described(op), hint), error_type="protocol",
+                    info=(("bad-element", name),))
+
+
 # -- parameters ---------------------------------------------------------------------
+_TYPED = (lib.LY_TYPE_BOOL, lib.LY_TYPE_EMPTY, lib.LY_TYPE_ENUM, lib.LY_TYPE_STRING,
+          lib.LY_TYPE_UNION, lib.LY_TYPE_DEC64, lib.LY_TYPE_INT8, lib.LY_TYPE_INT16,
+          lib.LY_TYPE_INT32, lib.LY_TYPE_INT64, lib.LY_TYPE_UINT8, lib.LY_TYPE_UINT16,
+          lib.LY_TYPE_UINT32, lib.LY_TYPE_UINT64)
+_input_leaves: dict = {}
+
+
+def _input_leaf(ctx, op_ns, op_name, ns, name):
+    """The leaf of the rpc's input that a parameter is, if its type can be checked
+    without a context node (not identities: their prefixes are XML ones); else None."""
+    cache_key = (id(ctx), op_ns, op_name, ns, name)
+    if cache_key in _input_leaves:
+        return _input_leaves[cache_key]
+    index = schema_index(ctx)
+    op_module, module = index.module_name(op_ns), index.module_name(ns)
+    found = None
+    if op_module and module:
+        path = "/%s:%s/%s:%s" % (op_module, op_name, module, name)
+        snode = lib.lys_find_path(ctx.cdata, ffi.NULL, path.encode(), 0)
+        if snode != ffi.NULL and snode.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST) and \
+                ffi.cast("struct lysc_node_leaf *", snode).type.basetype in _TYPED:
+            found = snode
+        collect(ctx)
+    _input_leaves[cache_key] = found
+    return found
+
+
 class Params:
     """The parameters (child elements) of an operation, checked against the allowed
     (namespace, name) pairs: unknown ones are unknown-element, repeated ones
-    bad-element, missing mandatory ones missing-element."""
+    bad-element, missing mandatory ones missing-element; with ctx, text() checks a
+    value against its leaf's type (invalid-value). A parameter of a base operation may
+    be unqualified."""
 
-    def __init__(self, op, allowed):
+    def __init__(self, op, allowed, ctx=None):
         self.op = op
+        self.ctx = ctx
         self.found = {}
-        allowed = set(allowed)
+        self.namespaces = {}
+        self.op_key = operation_key(op)
+        allowed = list(allowed)
         for child in elements(op):
             ns, name = qname(child)
+            if ns is None and self.op_key[0] == BASE_NS and (BASE_NS, name) in allowed:
+                ns = BASE_NS
             if (ns, name) not in allowed:
-                raise RpcError("unknown-element", "unexpected parameter %s" % name,
+                raise RpcError("unknown-element", "unexpected parameter %s in %s (expected %s)"
+                               % (described(child), self.op_key[1], _expected(allowed)),
                                error_type="protocol", info=(("bad-element", name),))
             if name in self.found:
                 raise RpcError("bad-element", "parameter %s given twice" % name,
                                error_type="protocol", info=(("bad-element", name),))
             self.found[name] = child
+            self.namespaces[name] = ns
 
     def get(self, name):
         return self.found.get(name)
@@ -73,7 +134,34 @@ class Params:
 
     def text(self, name, default=None):
         element = self.found.get(name)
-        return (element.text or "").strip() if element is not None else default
+        if element is None:
+            return default
+        text = (element.text or "").strip()
+        if self.ctx is not None:
+            leaf = _input_leaf(self.ctx, *self.op_key, self.namespaces[name], name)
+            if leaf is not None:
+                _check_value(self.ctx, leaf, name, text)
+        return text
+
+
+def _expected(allowed) -> str:
+    if not allowed:
+        return "no parameter"
+    by_ns: dict = {}
+    for ns, name in allowed:
+        by_ns.setdefault(ns, []).append(name)
+    return "; ".join("%s in namespace %s" % (", ".join(names), ns)
+                     for ns, names in by_ns.items())
+
+
+def _check_value(ctx, leaf, name, text) -> None:
+    value = text.encode()
+    if lib.lyd_value_validate(ctx.cdata, leaf, value, len(value), ffi.NULL, ffi.NULL,
+                              ffi.NULL) != lib.LY_SUCCESS:
+        problems = collect(ctx)
+        raise RpcError("invalid-value", "%s: %s" % (
+            name, problems[0].message if problems else "invalid value %r" % text),
+            error_type="protocol", info=(("bad-element", name),))
 
 
 def _base(*names):
@@ -89,6 +177,8 @@ def datastore_name(element, allowed=("running", "candidate", "startup"), inline=
                        "%s must name exactly one datastore" % ename, error_type="protocol",
                        info=(("bad-element", ename),))
     ns, name = qname(kids[0])
+    if ns is None:
+        ns = BASE_NS                   # a base parameter's content, unqualified
     if ns == BASE_NS and name == "url":
         raise RpcError("operation-not-supported", "the :url capability is not supported",
                        error_type="protocol")
@@ -96,8 +186,10 @@ def datastore_name(element, allowed=("running", "candidate", "startup"), inline=
         return kids[0]
     if ns != BASE_NS or name not in allowed:
         raise RpcError("invalid-value" if ns == BASE_NS else "unknown-element",
-                       "%s is not a valid %s here" % (name, ename), error_type="protocol",
-                       info=(("bad-element", name),))
+                       "%s is not a valid %s here (expected %s%s in namespace %s)"
+                       % (described(kids[0]), ename, " or ".join(allowed),
+                          " or config" if inline else "", BASE_NS),
+                       error_type="protocol", info=(("bad-element", name),))
     return name
 
 
@@ -134,6 +226,17 @@ def _inline_tree(session, config) -> DataTree:
 
 
 # -- retrieval ------------------------------------------------------------------------
+def _bounded(session, flt):
+    """flt, unless it has more selections than allowed: each is searched for in the
+    datastores on the event loop (their trees may change at the next await)."""
+    limit = session.server.limits.max_selections
+    if flt.selections is not None and len(flt.selections) > limit:
+        raise RpcError("too-big", "the filter selects %d different things (at most %d)"
+                       % (len(flt.selections), limit), error_type="application",
+                       info=(("bad-element", "filter"),))
+    return flt
+
+
 def _data(content: bytes, namespace: str | None = None) -> bytes:
     if namespace:
         return b'<data xmlns="%s">%s</data>' % (namespace.encode(), content)
@@ -177,8 +280,10 @@ def _retrieve(session, sources, flt, mode) -> bytes:
 
 @register(BASE_NS, "get")
 async def op_get(session, op):
-    params = Params(op, _base("filter") + [(WITH_DEFAULTS_NS, "with-defaults")])
-    flt = filters.parse(params.get("filter"), session.server.ctx)
+    params = Params(op, _base("filter") + [(WITH_DEFAULTS_NS, "with-defaults")],
+                    session.server.ctx)
+    flt = _bounded(session, await session.prepare(filters.parse, params.get("filter"),
+                                                  session.server.ctx))
     mode = with_defaults(params)
     sources, owned = await operational_sources(session, flt)
     try:
@@ -196,9 +301,11 @@ def _conventional(session, name, mode) -> DataTree:
 
 @register(BASE_NS, "get-config")
 async def op_get_config(session, op):
-    params = Params(op, _base("source", "filter") + [(WITH_DEFAULTS_NS, "with-defaults")])
+    params = Params(op, _base("source", "filter") + [(WITH_DEFAULTS_NS, "with-defaults")],
+                    session.server.ctx)
     source = datastore_name(params.require("source"))
-    flt = filters.parse(params.get("filter"), session.server.ctx)
+    flt = _bounded(session, await session.prepare(filters.parse, params.get("filter"),
+                                                  session.server.ctx))
     mode = with_defaults(params)
     tree = _conventional(session, source, mode)
     return _data(_retrieve(session, [(tree, None)], flt, mode))
@@ -208,7 +315,7 @@ async def op_get_config(session, op):
 @register(BASE_NS, "edit-config")
 async def op_edit_config(session, op):
     params = Params(op, _base("target", "default-operation", "test-option", "error-option",
-                              "config", "url"))
+                              "config", "url"), session.server.ctx)
     target = datastore_name(params.require("target"), ("running", "candidate"))
     default_operation = _enum(params, "default-operation", ("merge", "replace", "none"),
                               "merge")
@@ -220,7 +327,7 @@ async def op_edit_config(session, op):
         raise RpcError("operation-not-supported", "the :url capability is not supported",
                        error_type="protocol")
     config = params.require("config")
-    edit = Edit.from_xml(session.server.ctx, config, default_operation)
+    edit = await session.prepare(Edit.from_xml, session.server.ctx, config, default_operation)
     await session.server.datastores.edit(
         target, edit, default_operation=default_operation, error_option=error_option,
         test_option=test_option, session_id=session.id)
@@ -229,18 +336,19 @@ async def op_edit_config(session, op):
 
 @register(BASE_NS, "copy-config")
 async def op_copy_config(session, op):
-    params = Params(op, _base("target", "source") + [(WITH_DEFAULTS_NS, "with-defaults")])
+    params = Params(op, _base("target", "source") + [(WITH_DEFAULTS_NS, "with-defaults")],
+                    session.server.ctx)
     target = datastore_name(params.require("target"))
     source = datastore_name(params.require("source"), inline=True)
     if not isinstance(source, str):
-        source = _inline_tree(session, source)
+        source = await session.prepare(_inline_tree, session, source)
     await session.server.datastores.copy(source, target, session.id)
     return OK
 
 
 @register(BASE_NS, "delete-config")
 async def op_delete_config(session, op):
-    params = Params(op, _base("target"))
+    params = Params(op, _base("target"), session.server.ctx)
     target = datastore_name(params.require("target"))
     await session.server.datastores.delete(target, session.id)
     return OK
@@ -248,14 +356,14 @@ async def op_delete_config(session, op):
 
 @register(BASE_NS, "lock")
 async def op_lock(session, op):
-    params = Params(op, _base("target"))
+    params = Params(op, _base("target"), session.server.ctx)
     session.server.datastores.lock(datastore_name(params.require("target")), session.id)
     return OK
 
 
 @register(BASE_NS, "unlock")
 async def op_unlock(session, op):
-    params = Params(op, _base("target"))
+    params = Params(op, _base("target"), session.server.ctx)
     await session.server.datastores.unlock(datastore_name(params.require("target")),
                                            session.id)
     return OK
@@ -263,21 +371,16 @@ async def op_unlock(session, op):
 
 @register(BASE_NS, "close-session")
 async def op_close_session(session, op):
-    Params(op, [])
+    Params(op, [], session.server.ctx)
     session.close_after_reply = True
     return OK
 
 
 @register(BASE_NS, "kill-session")
 async def op_kill_session(session, op):
-    params = Params(op, _base("session-id"))
-    text = params.text("session-id")
-    if text is None:
-        params.require("session-id")
-    if not text.isdigit() or int(text) == 0:
-        raise RpcError("invalid-value", "session-id must be a positive number",
-                       error_type="protocol", info=(("bad-element", "session-id"),))
-    target = int(text)
+    params = Params(op, _base("session-id"), session.server.ctx)
+    params.require("session-id")
+    target = int(params.text("session-id"))     # typed: uint32, 1..max
     if target == session.id:
         raise RpcError("invalid-value", "use close-session to end this session",
                        error_type="protocol", info=(("bad-element", "session-id"),))
@@ -289,15 +392,13 @@ async def op_kill_session(session, op):
 
 @register(BASE_NS, "commit")
 async def op_commit(session, op):
-    params = Params(op, _base("confirmed", "confirm-timeout", "persist", "persist-id"))
+    params = Params(op, _base("confirmed", "confirm-timeout", "persist", "persist-id"),
+                    session.server.ctx)
     confirmed = params.get("confirmed") is not None
     timeout_text = params.text("confirm-timeout")
     timeout = 600
     if timeout_text is not None:
-        if not timeout_text.isdigit() or not 1 <= int(timeout_text) <= 4294967295:
-            raise RpcError("invalid-value", "confirm-timeout must be 1..4294967295 seconds",
-                           error_type="protocol", info=(("bad-element", "confirm-timeout"),))
-        timeout = int(timeout_text)
+        timeout = int(timeout_text)              # typed: uint32, 1..max
     persist = params.text("persist")
     persist_id = params.text("persist-id")
     if not confirmed and (timeout_text is not None or persist is not None):
@@ -311,24 +412,24 @@ async def op_commit(session, op):
 
 @register(BASE_NS, "discard-changes")
 async def op_discard_changes(session, op):
-    Params(op, [])
+    Params(op, [], session.server.ctx)
     await session.server.datastores.discard_changes(session.id)
     return OK
 
 
 @register(BASE_NS, "cancel-commit")
 async def op_cancel_commit(session, op):
-    params = Params(op, _base("persist-id"))
+    params = Params(op, _base("persist-id"), session.server.ctx)
     await session.server.datastores.cancel_commit(session.id, params.text("persist-id"))
     return OK
 
 
 @register(BASE_NS, "validate")
 async def op_validate(session, op):
-    params = Params(op, _base("source"))
+    params = Params(op, _base("source"), session.server.ctx)
     source = datastore_name(params.require("source"), inline=True)
     if not isinstance(source, str):
-        source = _inline_tree(session, source)
+        source = await session.prepare(_inline_tree, session, source)
     await session.server.datastores.validate(source, session.id)
     return OK
 
@@ -340,7 +441,8 @@ def _local_identity(text: str | None) -> str | None:
 
 @register(MONITORING_NS, "get-schema")
 async def op_get_schema(session, op):
-    params = Params(op, [(MONITORING_NS, n) for n in ("identifier", "version", "format")])
+    params = Params(op, [(MONITORING_NS, n) for n in ("identifier", "version", "format")],
+                    session.server.ctx)
     identifier = params.text("identifier")
     if not identifier:
         params.require("identifier")
@@ -370,15 +472,16 @@ def _datastore_identity(element) -> str:
 async def op_get_data(session, op):
     params = Params(op, [(NMDA_NS, n) for n in (
         "datastore", "subtree-filter", "xpath-filter", "config-filter", "max-depth",
-        "origin-filter", "negated-origin-filter", "with-origin", "with-defaults")])
+        "origin-filter", "negated-origin-filter", "with-origin", "with-defaults")],
+        session.server.ctx)
     server = session.server
     datastore = _datastore_identity(params.require("datastore"))
     if params.get("subtree-filter") is not None and params.get("xpath-filter") is not None:
         raise RpcError("bad-element", "give subtree-filter or xpath-filter, not both",
                        error_type="protocol", info=(("bad-element", "xpath-filter"),))
     if params.get("subtree-filter") is not None:
-        flt = filters.Filter(filters.subtree_selections(elements(params.get("subtree-filter")),
-                                                        server.ctx))
+        flt = _bounded(session, filters.Filter(await session.prepare(
+            filters.subtree_selections, elements(params.get("subtree-filter")), server.ctx)))
     elif params.get("xpath-filter") is not None:
         element = params.get("xpath-filter")
         flt = filters.Filter([filters.xpath_selection((element.text or "").strip(),
@@ -389,10 +492,9 @@ async def op_get_data(session, op):
     if config_filter not in (None, "true", "false"):
         raise RpcError("invalid-value", "config-filter is true or false", error_type="protocol",
                        info=(("bad-element", "config-filter"),))
-    max_depth = params.text("max-depth", "unbounded")
-    if max_depth != "unbounded" and not (max_depth.isdigit() and 1 <= int(max_depth) <= 65535):
-        raise RpcError("invalid-value", "max-depth is unbounded or 1..65535",
-                       error_type="protocol", info=(("bad-element", "max-depth"),))
+    max_depth = params.text("max-depth", "unbounded")       # typed: unbounded or 1..65535
+    if max_depth != "unbounded":
+        max_depth = str(int(max_depth))
     origins = [_origin_identity(e) for n in ("origin-filter", "negated-origin-filter")
                for e in op.iterchildren("{%s}%s" % (NMDA_NS, n))]
     negated = any(True for _ in op.iterchildren("{%s}negated-origin-filter" % NMDA_NS))
@@ -490,7 +592,7 @@ def _prune(tree, config_filter, max_depth, origins, negated, with_origin, operat
 @register(NMDA_NS, "edit-data")
 async def op_edit_data(session, op):
     params = Params(op, [(NMDA_NS, n) for n in ("datastore", "default-operation", "config",
-                                                "url")])
+                                                "url")], session.server.ctx)
     datastore = _datastore_identity(params.require("datastore"))
     if datastore not in ("running", "candidate"):
         raise RpcError("invalid-value", "edit-data targets running or candidate",
@@ -500,7 +602,8 @@ async def op_edit_data(session, op):
                        error_type="protocol")
     default_operation = _enum(params, "default-operation", ("merge", "replace", "none"),
                               "merge")
-    edit = Edit.from_xml(session.server.ctx, params.require("config"), default_operation)
+    edit = await session.prepare(Edit.from_xml, session.server.ctx, params.require("config"),
+                                 default_operation)
     await session.server.datastores.edit(datastore, edit, default_operation=default_operation,
                                          error_option="rollback-on-error",
                                          session_id=session.id)
@@ -511,7 +614,7 @@ async def op_edit_data(session, op):
 @register(NOTIFICATION_NS, "create-subscription")
 async def op_create_subscription(session, op):
     params = Params(op, [(NOTIFICATION_NS, n) for n in ("stream", "filter", "startTime",
-                                                        "stopTime")])
+                                                        "stopTime")], session.server.ctx)
     stream = params.text("stream", "NETCONF")
     if stream != "NETCONF":
         raise RpcError("invalid-value", "no stream %s (there is NETCONF)" % stream,

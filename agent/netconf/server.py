@@ -6,7 +6,11 @@ Lifecycle:
    OS picks one; see .port).
 3. Each SSH connection that authenticates (public key from the user's authorized_keys,
    or password when enabled) and opens the netconf subsystem becomes a Session; other
-   channel requests (shell, exec, other subsystems, forwarding) are refused.
+   channel requests (shell, exec, other subsystems, forwarding) are refused. A PTY
+   request is granted and ignored (ssh -tt, scrapli-netconf): no line discipline or
+   echo touches the bytes. Failed logins are logged and slowed down per source
+   (logins.LoginThrottle); connections still authenticating, and sessions in total and
+   per user, are limited: a connection or session beyond a limit is closed at once.
 4. await stop(): stops listening and ends every session (which releases their locks).
 """
 
@@ -20,6 +24,8 @@ from asyncssh.constants import MSG_IGNORE
 from ..datastore.schema import schema_index
 from . import monitoring
 from .capabilities import content_id, server_capabilities
+from .logins import LoginThrottle
+from .messages import DEFAULT_LIMITS, Limits
 from .modules import Schemas
 from .session import Session
 from .users import Users, host_key, valid_name
@@ -84,13 +90,39 @@ class _SSHServer(asyncssh.SSHServer):
     def __init__(self, netconf: "NetconfServer"):
         self._netconf = netconf
         self._conn = None
+        self._source = "?"
+        self._authenticating = False
 
     def connection_made(self, conn):
+        netconf = self._netconf
         self._conn = conn
-        self._netconf.connections.add(conn)
+        peer = conn.get_extra_info("peername")
+        self._source = peer[0] if peer else "?"
+        netconf.connections.add(conn)
+        if netconf.logins.blocked(self._source):
+            LOG.warning("connection from %s refused: too many failed logins from there",
+                        self._source)
+            conn.close()
+        elif netconf.authenticating >= netconf.max_unauthenticated:
+            LOG.warning("connection from %s refused: %d connections are authenticating "
+                        "already", self._source, netconf.authenticating)
+            conn.close()
+        else:
+            self._authenticating = True
+            netconf.authenticating += 1
+
+    def _authenticated_or_gone(self):
+        if self._authenticating:
+            self._authenticating = False
+            self._netconf.authenticating -= 1
 
     def connection_lost(self, exc):
         self._netconf.connections.discard(self._conn)
+        self._authenticated_or_gone()
+
+    def auth_completed(self):
+        self._authenticated_or_gone()
+        self._netconf.logins.succeeded(self._source)
 
     def begin_auth(self, username: str) -> bool:
         if valid_name(username):
@@ -102,13 +134,21 @@ class _SSHServer(asyncssh.SSHServer):
     def public_key_auth_supported(self) -> bool:
         return True
 
+    async def validate_public_key(self, username: str, key) -> bool:
+        # asyncssh asks only about keys that are not in the user's authorized_keys
+        await asyncio.sleep(self._netconf.logins.failed(self._source, username, "publickey"))
+        return False
+
     def password_auth_supported(self) -> bool:
         return self._netconf.password_authentication
 
     async def validate_password(self, username: str, password: str) -> bool:
-        if not self._netconf.password_authentication or not valid_name(username):
-            return False
-        return await asyncio.to_thread(self._netconf.users.check_password, username, password)
+        if self._netconf.password_authentication and valid_name(username) and \
+                await asyncio.to_thread(self._netconf.users.check_password, username,
+                                        password):
+            return True
+        await asyncio.sleep(self._netconf.logins.failed(self._source, username, "password"))
+        return False
 
     def kbdint_auth_supported(self) -> bool:
         return False
@@ -124,7 +164,10 @@ class NetconfServer:
                  address: str = "0.0.0.0", port: int = 830,
                  max_message_size: int = 64 * 1024 * 1024,
                  password_authentication: bool = False, hello_timeout: float = 30,
-                 idle_timeout: float = 0):
+                 idle_timeout: float = 0, limits: Limits = DEFAULT_LIMITS,
+                 max_chunks: int = 100_000, max_sessions: int = 256,
+                 max_sessions_per_user: int = 64, max_unauthenticated: int = 32,
+                 login_timeout: float = 60, logins: LoginThrottle | None = None):
         self.ctx = ctx
         self.datastores = datastores
         self.users = users
@@ -135,6 +178,14 @@ class NetconfServer:
         self.password_authentication = password_authentication
         self.hello_timeout = hello_timeout
         self.idle_timeout = idle_timeout
+        self.limits = limits
+        self.max_chunks = max_chunks
+        self.max_sessions = max_sessions
+        self.max_sessions_per_user = max_sessions_per_user
+        self.max_unauthenticated = max_unauthenticated
+        self.login_timeout = login_timeout
+        self.logins = logins if logins is not None else LoginThrottle()
+        self.authenticating = 0          # connections that have not authenticated yet
         self.schemas = Schemas(ctx)
         self.modules = self.schemas.modules
         self.capabilities = server_capabilities(self.modules)
@@ -155,7 +206,8 @@ class NetconfServer:
             None, host=self.address, port=self.port, server_factory=lambda: _SSHServer(self),
             server_host_keys=[key], process_factory=self._process, encoding=None,
             allow_scp=False, sftp_factory=None, agent_forwarding=False, x11_forwarding=False,
-            allow_pty=False, line_editor=False, keepalive_interval=60,
+            allow_pty=True, line_editor=False, keepalive_interval=60,
+            login_timeout=self.login_timeout,
             encryption_algs=ENCRYPTION_ALGS, server_version="composer-agent")
         self._listener = await loop.create_server(lambda: _Connection(loop, options),
                                                   self.address, self.port, backlog=100,
@@ -182,11 +234,27 @@ class NetconfServer:
             process.exit(1)
             return
         peer = process.get_extra_info("peername")
-        session = Session(self, _Channel(process), process.get_extra_info("username") or "",
-                          peer[0] if peer else "")
+        username = process.get_extra_info("username") or ""
+        refused = self._session_refused(username)
+        if refused:
+            LOG.warning("netconf session of %s from %s refused: %s", username,
+                        peer[0] if peer else "?", refused)
+            process.stderr.write(b"composer-agent: %s\n" % refused.encode())
+            process.exit(1)
+            return
+        session = Session(self, _Channel(process), username, peer[0] if peer else "")
         await session.run()
 
     # -- sessions -------------------------------------------------------------------
+    def _session_refused(self, username: str) -> str | None:
+        if len(self.sessions) >= self.max_sessions:
+            return "too many NETCONF sessions (netconf.max-sessions = %d)" % self.max_sessions
+        if sum(1 for s in self.sessions.values() if s.username == username) >= \
+                self.max_sessions_per_user:
+            return ("too many NETCONF sessions of user %s (netconf.max-sessions-per-user = %d)"
+                    % (username, self.max_sessions_per_user))
+        return None
+
     def new_session_id(self) -> int:
         self._next_id += 1
         return self._next_id

@@ -14,6 +14,8 @@ import logging
 from ..config import AgentConfig
 from ..datastore import Datastores
 from ..model import create_context
+from .logins import LoginThrottle
+from .messages import Limits
 from .server import NetconfServer
 from .users import ADMIN, Users
 
@@ -55,7 +57,17 @@ class NetconfService:
             address=netconf["address"], port=netconf["port"],
             max_message_size=netconf["max-message-size"],
             password_authentication=netconf["password-authentication"],
-            hello_timeout=netconf["hello-timeout"], idle_timeout=netconf["idle-timeout"])
+            hello_timeout=netconf["hello-timeout"], idle_timeout=netconf["idle-timeout"],
+            limits=Limits(max_elements=netconf["max-elements"], max_depth=netconf["max-depth"],
+                          max_attributes=netconf["max-attributes"],
+                          max_selections=netconf["max-filter-selections"]),
+            max_chunks=netconf["max-chunks"], max_sessions=netconf["max-sessions"],
+            max_sessions_per_user=netconf["max-sessions-per-user"],
+            max_unauthenticated=netconf["max-unauthenticated"],
+            login_timeout=netconf["login-timeout"],
+            logins=LoginThrottle(delay=netconf["login-failure-delay"],
+                                 limit=netconf["login-failure-limit"],
+                                 block=netconf["login-block-time"]))
         await self.server.start()
 
     async def stop(self) -> None:

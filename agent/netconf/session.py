@@ -7,6 +7,10 @@ Lifecycle:
 3. RPCs are handled one at a time, replies sent in order. A framing error, a message
    above max-message-size or a message that is not XML closes this session only (for
    a base:1.1 session a malformed-message rpc-error is sent first), with a log line.
+   A well-formed message beyond the element, depth or attribute limits gets a too-big
+   rpc-error and the session goes on. Messages above a few kilobytes are parsed in a
+   worker thread (lxml lets go of the interpreter while it parses), so that a big
+   message delays other sessions by no more than its share.
 4. When the session ends (close-session, kill-session, idle timeout, transport closed)
    the datastores release what it held (locks, candidate changes under its lock, its
    confirmed commit unless persisted).
@@ -22,14 +26,14 @@ from . import messages
 from .capabilities import BASE_1_0, BASE_1_1
 from .errors import RpcError, convert
 from .framing import Framer, FramingError, encode
-from .messages import BASE_NS, MalformedMessage, elements, qname
+from .messages import BASE_NS, MalformedMessage, MessageTooBig, described, elements, qname
 from .monitoring import SessionInfo
-from .operations import OPERATIONS
+from .operations import OPERATIONS, operation_key, unsupported
 
 LOG = logging.getLogger(__name__)
 
 
-_RPC = "{%s}rpc" % BASE_NS
+_MESSAGE_ID = "{%s}message-id" % BASE_NS
 
 
 class _Close(Exception):
@@ -46,7 +50,7 @@ class Session:
         self.id = server.new_session_id()
         self.username = username
         self.info = SessionInfo(self.id, username, peer, datetime.now(timezone.utc))
-        self.framer = Framer(server.max_message_size)
+        self.framer = Framer(server.max_message_size, server.max_chunks)
         self.chunked = False
         self.close_after_reply = False
         self.subscribed = False
@@ -54,6 +58,7 @@ class Session:
         self.finished = asyncio.Event()
         self.killed = False
         self._parser = messages.parser()
+        self._large = False            # the request being handled is large
         self._write = asyncio.Lock()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -66,7 +71,7 @@ class Session:
         try:
             await self._send(self._hello(), chunked=False)
             hello = await asyncio.wait_for(self._receive(), server.hello_timeout or None)
-            if hello is None or not self._accept_hello(hello):
+            if hello is None or not await self._accept_hello(hello):
                 server.statistics.in_bad_hellos += 1
                 return
             LOG.info("session %d: %s from %s, %s framing", self.id, self.username,
@@ -81,6 +86,9 @@ class Session:
                         LOG.warning("session %d: closed in the middle of a message", self.id)
                     break
                 await self._handle(message)
+                if len(message) >= messages.RELEASE_AFTER:
+                    del message
+                    await messages.in_thread(messages.release_memory)
                 if self.close_after_reply:
                     clean = True
                     break
@@ -156,15 +164,29 @@ class Session:
         etree.SubElement(hello, "{%s}session-id" % BASE_NS).text = str(self.id)
         return etree.tostring(hello, xml_declaration=True, encoding="UTF-8")
 
-    def _accept_hello(self, message: bytes) -> bool:
+    async def _parse(self, message: bytes):
+        self._large = len(message) >= messages.INLINE_PARSE
+        if not self._large:
+            return messages.parse(message, self._parser, self.server.limits)
+        return await messages.parse_in_thread(message, self.server.limits)
+
+    async def prepare(self, function, *args):
+        """function(*args): work on the request alone (a filter's selections, an edit's
+        checks), in a worker thread when the request is large, so that it does not hold
+        the event loop that every other session needs."""
+        if not self._large:
+            return function(*args)
+        return await messages.in_thread(function, *args)
+
+    async def _accept_hello(self, message: bytes) -> bool:
         try:
-            root = messages.parse(message, self._parser)
-        except MalformedMessage as exc:
+            root = await self._parse(message)
+        except (MalformedMessage, MessageTooBig) as exc:
             LOG.warning("session %d: the client hello is not XML (%s): closing", self.id, exc)
             return False
         if qname(root) != (BASE_NS, "hello"):
-            LOG.warning("session %d: expected a hello, got %s: closing", self.id,
-                        etree.QName(root).localname)
+            LOG.warning("session %d: expected a hello in namespace %s, got %s: closing",
+                        self.id, BASE_NS, described(root))
             return False
         if root.find("{%s}session-id" % BASE_NS) is not None:
             LOG.warning("session %d: the client hello has a session-id: closing", self.id)
@@ -194,7 +216,13 @@ class Session:
 
     async def _handle(self, message: bytes) -> None:
         try:
-            root = messages.parse(message, self._parser)
+            root = await self._parse(message)
+        except MessageTooBig as exc:
+            self._bad_rpc()
+            LOG.warning("session %d: message refused: %s", self.id, exc)
+            await self._error_reply([RpcError("too-big", "the message holds %s" % exc,
+                                              error_type="rpc")])
+            return
         except MalformedMessage as exc:
             self._bad_rpc()
             LOG.warning("session %d: message is not well-formed XML (%s): closing it",
@@ -203,36 +231,37 @@ class Session:
                 await self._error_reply([RpcError("malformed-message", str(exc),
                                                   error_type="rpc")])
             raise _Close() from None
-        if root.tag != _RPC:
+        # Lenient where it is unambiguous: an rpc (and its operation, if a base one) in
+        # no namespace, a message-id qualified with the base namespace.
+        if qname(root) not in ((BASE_NS, "rpc"), (None, "rpc")):
             name = qname(root)[1]
             self._bad_rpc()
-            await self._error_reply([RpcError("unknown-element", "expected an rpc, got %s"
-                                              % name, error_type="rpc",
-                                              info=(("bad-element", name),))])
+            await self._error_reply([RpcError(
+                "unknown-element", "expected an rpc element in namespace %s, got %s"
+                % (BASE_NS, described(root)), error_type="rpc",
+                info=(("bad-element", name),))])
             return
-        if root.get("message-id") is None:
+        if root.get("message-id") is None and root.get(_MESSAGE_ID) is None:
             self._bad_rpc()
-            await self._error_reply([RpcError("missing-attribute", "the rpc has no "
-                                              "message-id", error_type="rpc",
-                                              info=(("bad-attribute", "message-id"),
-                                                    ("bad-element", "rpc")))], root)
+            await self._error_reply([RpcError(
+                "missing-attribute", "the rpc has no message-id attribute (expected "
+                "message-id, unqualified or in namespace %s)" % BASE_NS, error_type="rpc",
+                info=(("bad-attribute", "message-id"), ("bad-element", "rpc")))], root)
             return
         operations = elements(root)
         if len(operations) != 1:
             self._bad_rpc()
             await self._error_reply([RpcError(
                 "missing-element" if not operations else "bad-element",
-                "an rpc holds exactly one operation", error_type="rpc",
-                info=(("bad-element", "rpc"),))], root)
+                "an rpc holds exactly one operation element, not %d" % len(operations),
+                error_type="rpc", info=(("bad-element", "rpc"),))], root)
             return
         op = operations[0]
         self.info.counters.in_rpcs += 1
         self.server.statistics.counters.in_rpcs += 1
-        handler = OPERATIONS.get(qname(op))
+        handler = OPERATIONS.get(operation_key(op))
         if handler is None:
-            await self._error_reply([RpcError(
-                "operation-not-supported", "operation %s is not supported"
-                % etree.QName(op).localname, error_type="protocol")], root)
+            await self._error_reply([unsupported(op)], root)
             return
         try:
             content = await handler(self, op)
