@@ -27,6 +27,7 @@ _NO_OPERATOR_BEFORE = {"@", "::", "(", "[", ",", "/", "//", "|", "+", "-", "=", 
                        "<=", ">", ">=", "and", "or", "mod", "div", "*op"}
 _OPERATOR_NAMES = ("and", "or", "mod", "div")
 _NODE_TYPES = ("comment", "text", "processing-instruction", "node")
+_DIGITS = "0123456789"
 
 
 def _name_start(ch: str) -> bool:
@@ -60,9 +61,10 @@ def tokens(expr: str) -> list[Token]:
             out.append(Token("literal", expr[i:end + 1], i))
             i = end + 1
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and expr[i + 1].isdigit()):
+        # XPath numbers are ASCII digits (str.isdigit() would take '²' and '١' too)
+        if ch in _DIGITS or (ch == "." and i + 1 < n and expr[i + 1] in _DIGITS):
             j = i
-            while j < n and (expr[j].isdigit() or expr[j] == "."):
+            while j < n and (expr[j] in _DIGITS or expr[j] == "."):
                 j += 1
             out.append(Token("number", expr[i:j], i))
             i = j
@@ -184,6 +186,42 @@ def to_libyang(expr: str, nsmap: dict, module_of_namespace) -> str:
         return text
 
     return _rewrite(expr, name_test, literal)
+
+
+def _starts_path(toks: list[Token], index: int) -> bool:
+    """Whether the '/' at index starts an absolute location path (rather than
+    separating two steps of one)."""
+    if index == 0:
+        return True
+    prev = toks[index - 1]
+    return prev.kind == "operator" and prev.text in _NO_OPERATOR_BEFORE - {"@", "::"} \
+        or prev.kind == "name" and prev.text in _OPERATOR_NAMES
+
+
+def qualify_top_level(expr: str, modules_of) -> str:
+    """expr (module-name prefixes) with each unprefixed name test of a top-level step
+    ('/name', the first step of an absolute path) prefixed with the one module that
+    has a top-level node of that name: libyang would resolve it against the module of
+    whatever tree it searches, so that only some of them matched. modules_of(name)
+    gives the names of the modules with such a node; none or several raise
+    XPathSyntaxError (the caller's rpc-error)."""
+    toks = tokens(expr)
+    roles = _roles(toks)
+    replaced = {}
+    for index, tok in enumerate(toks):
+        if tok.kind == "operator" and tok.text == "/" and _starts_path(toks, index) and \
+                index + 1 < len(toks) and roles[index + 1] == "nametest":
+            name = toks[index + 1].text
+            if ":" in name or name == "*":
+                continue
+            modules = sorted(set(modules_of(name)))
+            if not modules:
+                raise XPathSyntaxError("no module has a top-level node %s" % name)
+            if len(modules) > 1:
+                raise XPathSyntaxError("top-level node %s is in modules %s: give its prefix"
+                                       % (name, ", ".join(modules)))
+            replaced[index + 1] = "%s:%s" % (modules[0], name)
+    return _splice(expr, toks, replaced)
 
 
 def to_xml(path: str, prefix_of_module) -> tuple[str, dict]:

@@ -16,8 +16,9 @@ from _libyang import ffi, lib
 from lxml import etree
 
 from ..datastore import xpath
-from ..datastore.schema import schema_index
+from ..datastore.schema import module_name_of, schema_index
 from ..datastore.tree import NULL, DataTree, key, top_of
+from ..model.errors import collect
 from .errors import RpcError
 from .messages import BASE_NS, elements
 
@@ -53,12 +54,32 @@ def parse(element, ctx, allow_xpath: bool = True) -> Filter:
 
 
 def xpath_selection(select: str, nsmap: dict, ctx) -> str:
+    """The libyang form of an XPath filter. An unprefixed top-level name is that of the
+    one module that has it (whichever module it is); a filter that selects no node of
+    the schema is an error, not an empty reply."""
     index = schema_index(ctx)
+
+    def modules_of(name):
+        return [module_name_of(s) for s in index.child(None, None, name)]
     try:
-        return xpath.to_libyang(select, {k: v for k, v in nsmap.items() if k}, index.module_name)
+        expr = xpath.to_libyang(select, {k: v for k, v in nsmap.items() if k},
+                                index.module_name)
+        expr = xpath.qualify_top_level(expr, modules_of)
     except xpath.XPathSyntaxError as exc:
         raise RpcError("invalid-value", "invalid XPath filter: %s" % exc,
                        error_type="protocol") from None
+    found = ffi.new("struct ly_set **")
+    if lib.lys_find_xpath(ctx.cdata, NULL, expr.encode(), 0, found) != lib.LY_SUCCESS:
+        problems = collect(ctx)
+        raise RpcError("invalid-value", "invalid XPath filter %s: %s" % (
+            select, problems[0].message if problems else "libyang cannot evaluate it"),
+            error_type="protocol")
+    count = found[0].count
+    lib.ly_set_free(found[0], NULL)
+    if not count:
+        raise RpcError("invalid-value", "the XPath filter %s selects no node of any module"
+                       % select, error_type="protocol")
+    return expr
 
 
 def _is_leafy(element) -> bool:

@@ -48,3 +48,32 @@ def test_helpers():
     assert xpath.strip_prefixes("[p:k1='a'][p:k2=\"b\"]") == "[k1='a'][k2=\"b\"]"
     assert xpath.quote("it's") == '"it\'s"'
     assert xpath.quote("a'b\"c") == "concat('a', \"'\", 'b\"c')"
+
+
+def test_unprefixed_top_level_names_get_their_module():
+    from agent.datastore.xpath import qualify_top_level
+    tops = {"netconf-state": ["ietf-netconf-monitoring"], "top": ["nc-test"],
+            "twice": ["a", "b"]}
+
+    def modules_of(name):
+        return tops.get(name, [])
+    assert qualify_top_level("/netconf-state/sessions", modules_of) == \
+        "/ietf-netconf-monitoring:netconf-state/sessions"
+    assert qualify_top_level("/top/item[name='a'] | /netconf-state", modules_of) == \
+        "/nc-test:top/item[name='a'] | /ietf-netconf-monitoring:netconf-state"
+    assert qualify_top_level("/top[/netconf-state/x = 1]", modules_of) == \
+        "/nc-test:top[/ietf-netconf-monitoring:netconf-state/x = 1]"
+    # prefixed, relative, descendant and wildcard steps are left as they are
+    for expr in ("/nc-test:top", "top/name", "//sessions", "/*", "count(item)"):
+        assert qualify_top_level(expr, modules_of) == expr
+    with pytest.raises(xpath.XPathSyntaxError, match="no module has a top-level node nothing"):
+        qualify_top_level("/nothing", modules_of)
+    with pytest.raises(xpath.XPathSyntaxError, match="modules a, b"):
+        qualify_top_level("/twice", modules_of)
+
+
+def test_only_ascii_digits_make_numbers():
+    assert [t.kind for t in xpath.tokens("x[. = 12]")] == \
+        ["name", "operator", "operator", "operator", "number", "operator"]
+    for odd in ("²", "١", "٣٤"):
+        assert "number" not in [t.kind for t in xpath.tokens("x[. = %s]" % odd)]
