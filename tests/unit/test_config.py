@@ -1,0 +1,34 @@
+"""The agent's configuration: the commented example holds every NETCONF setting with its
+default, and the limits are checked."""
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import DEFAULTS, ConfigError, load
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "composer-agent.toml"
+
+
+def test_the_example_names_every_netconf_setting_with_its_default():
+    example = load(EXAMPLE).data["netconf"]
+    for key, default in DEFAULTS["netconf"].items():
+        assert key in EXAMPLE.read_text(), key
+        if key not in ("address", "port"):
+            assert example[key] == default, key
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("max-elements", 0), ("max-depth", 257), ("max-attributes", 0), ("max-chunks", 0),
+    ("max-sessions", 0), ("max-sessions-per-user", -1), ("max-unauthenticated", 0),
+    ("login-timeout", 0), ("login-failure-delay", -1.0), ("login-failure-delay", "1"),
+    ("login-failure-delay", True), ("login-block-time", -5), ("max-filter-selections", 0),
+])
+def test_netconf_limits_are_checked(setting, value):
+    with pytest.raises(ConfigError, match="netconf.%s" % setting):
+        load(overrides={"netconf": {setting: value}})
+
+
+def test_a_whole_number_is_a_valid_delay():
+    assert load(overrides={"netconf": {"login-failure-delay": 2}}).get(
+        "netconf", "login-failure-delay") == 2
