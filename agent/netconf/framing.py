@@ -10,6 +10,7 @@ bounds the work per message).
 """
 
 EOM = b"]]>]]>"
+_BLANK = b" \t\r\n"
 MAX_CHUNK = 4294967295
 
 
@@ -54,9 +55,22 @@ class Framer:
         self._scan = 0
         return message
 
+    def _skip_blank_between_messages(self) -> None:
+        """Whitespace between two chunked messages (scrapli-netconf sends a newline
+        after its last one) is not a framing error: drop it, up to the '\n' of a
+        chunk header that may follow."""
+        buffer = self._buffer
+        if self._chunks or not buffer or buffer[0] not in _BLANK or buffer.startswith(b"\n#"):
+            return
+        blank = len(buffer) - len(buffer.lstrip(_BLANK))
+        if buffer[blank - 1:blank] == b"\n" and buffer[blank:blank + 1] in (b"#", b""):
+            blank -= 1                 # keep what is (or may be) a header's own newline
+        del buffer[:blank]
+
     def _pop_chunked(self) -> bytes | None:
         buffer = self._buffer
         while True:
+            self._skip_blank_between_messages()
             if len(buffer) < 4:
                 if buffer and not b"\n#".startswith(bytes(buffer[:2])):
                     raise FramingError("expected a chunk header")
@@ -93,7 +107,10 @@ class Framer:
 
     @property
     def pending(self) -> int:
-        """Bytes received and not yet handed out."""
+        """Bytes received and not yet handed out (whitespace after the last message
+        aside)."""
+        if not self._message and not self._buffer.strip(_BLANK):
+            return 0
         return len(self._buffer) + len(self._message)
 
 

@@ -105,3 +105,14 @@ def test_tiny_chunks_cost_no_more_memory_than_their_payload():
     assert peak < 3 * payload, peak
     framer.feed(b"\n##\n")
     assert framer.pop() == b"ab" * (payload // 2)
+
+
+def test_whitespace_between_chunked_messages_is_skipped():
+    framer = Framer(1000)
+    framer.use_chunked()
+    framer.feed(b"\n#3\nabc\n##\n\n\r\n \n#2\nde\n##\n\n")
+    assert pop_all(framer) == [b"abc", b"de"]
+    assert framer.pending == 0                   # a trailing newline is no message
+    framer.feed(b" x")
+    with pytest.raises(FramingError):
+        framer.pop()
