@@ -71,12 +71,14 @@ def collect(ctx: libyang.Context) -> list[YangErrorItem]:
     err = lib.ly_err_first(ctx.cdata)
     while err:
         if err.level == lib.LY_LLERR:
-            message = ffi.string(err.msg).decode() if err.msg else "unknown libyang error"
-            raw_path = ffi.string(err.path).decode() if err.path else None
+            # libyang cuts long values in its messages at a byte, maybe inside a character
+            message = ffi.string(err.msg).decode(errors="replace") if err.msg \
+                else "unknown libyang error"
+            raw_path = ffi.string(err.path).decode(errors="replace") if err.path else None
             path, schema_path, line = _split_location(raw_path)
             items.append(YangErrorItem(
                 message=message, path=path, schema_path=schema_path,
-                app_tag=ffi.string(err.apptag).decode() if err.apptag else None,
+                app_tag=ffi.string(err.apptag).decode(errors="replace") if err.apptag else None,
                 code=VECODE_NAMES.get(err.vecode, str(err.vecode)), line=line))
         err = err.next
     lib.ly_err_clean(ctx.cdata, ffi.NULL)
