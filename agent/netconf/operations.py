@@ -97,11 +97,11 @@ def _input_leaf(ctx, op_ns, op_name, ns, name):
 class Params:
     """The parameters (child elements) of an operation, checked against the allowed
     (namespace, name) pairs: unknown ones are unknown-element, repeated ones
-    bad-element, missing mandatory ones missing-element; with ctx, text() checks a
-    value against its leaf's type (invalid-value). A parameter of a base operation may
-    be unqualified."""
+    bad-element (but the leaf-lists named in repeatable), missing mandatory ones
+    missing-element; with ctx, text() checks a value against its leaf's type
+    (invalid-value). A parameter of a base operation may be unqualified."""
 
-    def __init__(self, op, allowed, ctx=None):
+    def __init__(self, op, allowed, ctx=None, repeatable=()):
         self.op = op
         self.ctx = ctx
         self.found = {}
@@ -116,7 +116,7 @@ class Params:
                 raise RpcError("unknown-element", "unexpected parameter %s in %s (expected %s)"
                                % (described(child), self.op_key[1], _expected(allowed)),
                                error_type="protocol", info=(("bad-element", name),))
-            if name in self.found:
+            if name in self.found and name not in repeatable:
                 raise RpcError("bad-element", "parameter %s given twice" % name,
                                error_type="protocol", info=(("bad-element", name),))
             self.found[name] = child
@@ -473,7 +473,7 @@ async def op_get_data(session, op):
     params = Params(op, [(NMDA_NS, n) for n in (
         "datastore", "subtree-filter", "xpath-filter", "config-filter", "max-depth",
         "origin-filter", "negated-origin-filter", "with-origin", "with-defaults")],
-        session.server.ctx)
+        session.server.ctx, repeatable=("origin-filter", "negated-origin-filter"))
     server = session.server
     datastore = _datastore_identity(params.require("datastore"))
     if params.get("subtree-filter") is not None and params.get("xpath-filter") is not None:

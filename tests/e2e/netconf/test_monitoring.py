@@ -197,3 +197,14 @@ def test_every_announced_module_is_served_in_both_formats(nc):
         yin = etree.fromstring(nc.get_schema(name, version=version or None,
                                              format="yin").data.encode())
         assert yin.get("name") == name
+
+
+def test_get_data_takes_several_origin_filters(nc):
+    """origin-filter is a leaf-list (RFC 8526): it may be given more than once."""
+    nc.edit_config(target="candidate", config='<config xmlns="urn:ietf:params:xml:ns:netconf:'
+                   'base:1.0"><top xmlns="%s"><name>o</name></top></config>' % NS)
+    nc.commit()
+    reply = get_data(nc, "operational", '<subtree-filter><top xmlns="%s"/></subtree-filter>'
+                     '<origin-filter>or:intended</origin-filter>'
+                     '<origin-filter>or:default</origin-filter>' % NS)
+    assert reply.xpath("//t:top/t:name", namespaces={"t": NS})[0].text == "o"
