@@ -232,8 +232,9 @@ def test_a_big_request_does_not_hold_up_other_sessions(server):
     latencies.sort()
     assert sent, "the big requests were not answered"
     # bounded: the worst small request waits far less than one big one takes
-    assert latencies[-1] < 1.0, (idle, latencies[-5:])
-    assert latencies[len(latencies) // 2] < max(0.2, 20 * idle), (idle, latencies)
+    # (before: 3 to 3.7 s, the length of one big request's work on the event loop)
+    assert latencies[-1] < 1.5, (idle, latencies[-5:])
+    assert latencies[len(latencies) // 2] < max(0.25, 20 * idle), (idle, latencies)
 
 
 # -- sessions and connections ------------------------------------------------------------
