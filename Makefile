@@ -35,7 +35,6 @@ demo: venv
 
 # The whole suite: unit (no root), integration (root, real daemons), e2e (NETCONF + traffic).
 test: venv
-	@scripts/start-test-daemons
 	$(VPY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
 
 # Regenerate the pyangbind classes in bindings/ from yang/.
