@@ -33,8 +33,9 @@ class Agent:
         vswitch = VSwitchService(self.config)
         compute = ComputeService(self.config)
         engine = EngineService(self.config, vswitch, compute)
-        # The datastores boot running through the engine, so they start after it.
-        netconf = NetconfService(self.config, engine=engine.transaction_engine(),
+        # The datastores boot running through the engine, so they start after it, and take
+        # the engine (made when its service starts) then.
+        netconf = NetconfService(self.config, engine=engine.transaction_engine,
                                  providers=engine.providers)
         return [vswitch, compute, engine, netconf]
 

@@ -5,8 +5,9 @@
    the users (admin created on a first start); the SSH listener.
 2. stop(): the listener and every session, then the datastores' timers.
 
-The engine is injected (AcceptAllEngine by default); state providers can be passed at
-construction or registered later on .datastores.
+The engine is injected (AcceptAllEngine by default), or a callable that returns it at
+start() (the agent's engine exists once its own service has started); state providers can
+be passed at construction or registered later on .datastores.
 """
 
 import logging
@@ -44,7 +45,8 @@ class NetconfService:
         self.ctx = create_context(extra_dirs=netconf["extra-yang-dirs"],
                                   extra_modules=netconf["extra-yang-modules"])
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.datastores = Datastores(self.ctx, self.engine, self.startup_path,
+        engine = self.engine() if callable(self.engine) else self.engine
+        self.datastores = Datastores(self.ctx, engine, self.startup_path,
                                      self.config.state_dir / "running.xml")
         for provider in self.providers:
             self.datastores.register_state_provider(provider)

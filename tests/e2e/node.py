@@ -72,7 +72,8 @@ class Node:
 
     def __init__(self, tag: str, tmp: Path, hosts: dict, prefix_suffix: str = "",
                  extra_config: str = "", environments=("native",), underlay: dict | None = None,
-                 spare_slots: int = 0, spare_slots_min_ports: int = 0):
+                 spare_slots: int = 0, spare_slots_min_ports: int = 0, yang_dirs=(),
+                 yang_modules=()):
         self.tag = tag
         self.netns = "%s%s" % (PREFIX, tag)
         self.dir = Path(tmp) / tag
@@ -86,6 +87,7 @@ class Node:
         self.spare_slots = spare_slots
         self.spare_slots_min_ports = spare_slots_min_ports
         self.environments = environments
+        self.yang_dirs, self.yang_modules = list(yang_dirs), list(yang_modules)
         self.agent = None
         self.log = self.dir / "agent.log"
         # the agent's resource prefix: the test prefix plus one letter per node, 1-4 chars
@@ -136,12 +138,16 @@ class Node:
                                                               set(self.underlay)))
         addresses = ", ".join('%s = "%s"' % item for item in sorted(self.underlay.items()))
         envs = ", ".join('"%s"' % e for e in self.environments)
+        yang_dirs = ", ".join('"%s"' % d for d in self.yang_dirs)
+        yang_modules = ", ".join('"%s"' % m for m in self.yang_modules)
         return f"""
 [node]
 id = "{self.netns}"
 [netconf]
 address = "127.0.0.1"
 port = {self.port}
+extra-yang-dirs = [{yang_dirs}]
+extra-yang-modules = [{yang_modules}]
 [state]
 dir = "{self.dir / 'state'}"
 [ovs]

@@ -39,3 +39,38 @@ def test_start_banner_stop(tmp_path):
             await service.stop()
     asyncio.run(main())
     assert (tmp_path / "ssh_host_ed25519_key").exists()
+
+
+def test_the_datastores_reach_every_method_of_the_agents_engine(tmp_path):
+    """Nothing stands between the agent's datastores and its engine that could miss one of
+    the TransactionEngine methods: each one the datastores call reaches the engine."""
+    import inspect
+
+    from agent.engine import TransactionEngine
+    interface = sorted(name for name, member in vars(TransactionEngine).items()
+                       if inspect.isfunction(member) and not name.startswith("_"))
+    assert {"validate", "read", "release", "apply"} <= set(interface)
+    calls = []
+
+    def recorder(name):
+        return lambda self, *args: calls.append(name)
+    Recording = type("Recording", (TransactionEngine,), {n: recorder(n) for n in interface})
+
+    config = load(None, {"state": {"dir": str(tmp_path)},
+                         "netconf": {"address": "127.0.0.1", "port": 0}})
+    services = Agent(config).build_services()
+    engine_service, netconf = services[2], services[3]
+    engine_service.engine = Recording()        # what its start() makes, without the daemons
+
+    async def main():
+        await netconf.start()
+        try:
+            calls.clear()                      # the datastores' boot applied running
+            engine = netconf.datastores.engine
+            for name in interface:
+                method = getattr(engine, name)
+                method(*[None] * len(inspect.signature(method).parameters))
+        finally:
+            await netconf.stop()
+    asyncio.run(main())
+    assert calls == interface
