@@ -4,6 +4,7 @@ ncclient managers and raw SSH channels for the robustness tests."""
 
 import asyncio
 import itertools
+import socket
 import threading
 from pathlib import Path
 
@@ -167,13 +168,19 @@ class RawSession:
         self.send(b"\n#%d\n%s\n##\n" % (len(message), message))
         return self.read_chunked()
 
-    def closed(self) -> bool:
-        """Whether the server closed the channel (reads until EOF)."""
+    def closed(self, timeout: float = 10.0) -> bool:
+        """Whether the server closes the channel within timeout seconds (reads until EOF;
+        what it sends before is kept in buffer). False when it is still open then."""
+        self.channel.settimeout(timeout)
         try:
             while self._more():
                 pass
-        except (OSError, EOFError):
+        except socket.timeout:
+            return False
+        except OSError:                     # reset: closed too
             return True
+        finally:
+            self.channel.settimeout(30)
         return True
 
     def close(self):

@@ -185,3 +185,11 @@ def test_reads_during_a_commit_see_the_old_running(server):
     assert committed == [True]
     with connect(server) as m:
         assert m.get_config(source="running").data_ele.findtext("%stop/%sname" % (T, T)) == "new"
+
+
+def test_closed_tells_an_open_session_from_a_closed_one(raw):
+    """The check the tests above rely on: a session the server keeps is not closed()."""
+    session = raw()
+    assert not session.closed(timeout=1)
+    session.send(b"\n#zz\n<rpc/>\n##\n")
+    assert session.closed()
