@@ -1,5 +1,7 @@
 """RFC 6241 operations through ncclient over real SSH, in both framings."""
 
+import threading
+
 import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
@@ -188,7 +190,49 @@ def test_unknown_rpc(nc):
     assert (caught.value.tag, caught.value.type) == ("operation-not-supported", "protocol")
 
 
-def test_interleave_subscription(nc):
-    nc.dispatch(etree.fromstring(
-        '<create-subscription xmlns="urn:ietf:params:xml:ns:netconf:notification:1.0"/>'))
-    assert len(nc.get_config(source="running").data_ele) == 0   # still answers RPCs
+NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+EVENT_NS = "urn:composer-nc:test:event"
+
+
+def notify(server, text):
+    """What the server sends every subscribed session (the agent raises no event yet)."""
+    server.call(server.service.server.notify((
+        '<notification xmlns="%s"><eventTime>2026-11-24T00:00:00Z</eventTime>'
+        '<event xmlns="%s"><text>%s</text></event></notification>'
+        % (NOTIFICATION_NS, EVENT_NS, text)).encode()))
+
+
+def received(m, timeout=10.0):
+    """The text of the next notification the client receives, None if none comes."""
+    notification = m.take_notification(timeout=timeout)
+    if notification is None:
+        return None
+    return notification.notification_ele.findtext("{%s}event/{%s}text" % (EVENT_NS, EVENT_NS))
+
+
+def test_interleave_subscription(server, nc):
+    with connect(server) as other:                # not subscribed: gets no notification
+        reply = nc.dispatch(etree.fromstring('<create-subscription xmlns="%s"/>'
+                                             % NOTIFICATION_NS))
+        assert reply.ok
+        notify(server, "first")
+        assert received(nc) == "first"
+        assert len(nc.get_config(source="running").data_ele) == 0   # still answers RPCs
+
+        # A notification sent while the session waits for its commit comes before the reply.
+        nc.edit_config(target="candidate", config=config("<name>n</name>"))
+        server.engine.gate = threading.Event()
+        server.engine.entered.clear()
+        committed = []
+        committer = threading.Thread(target=lambda: committed.append(nc.commit().ok))
+        committer.start()
+        try:
+            assert server.engine.entered.wait(30)       # the engine is applying
+            notify(server, "during the commit")
+            assert received(nc) == "during the commit"
+            assert committed == []
+        finally:
+            server.engine.gate.set()
+            committer.join(30)
+        assert committed == [True]
+        assert received(other, timeout=0.5) is None
