@@ -1,6 +1,11 @@
 """kill -9 during a deploy, at 20 random points: after a restart the node converges to
-running, with no orphan (bridge, port, flow, namespace, link or process)."""
+running, with no orphan (bridge, port, flow, namespace, link or process). Each kill is
+timed from the moment the deploy's transaction begins (its journal record), at a random
+point within one and a half times what a deploy takes; the journal then shows where the
+kill landed: a good share must land in the middle of the transaction (begun, not ended),
+or the test would prove nothing about recovery."""
 
+import json
 import random
 import threading
 import time
@@ -8,10 +13,14 @@ import time
 from ncclient.operations.rpc import RPCError
 from lxml import etree
 
+from agent.engine.journal import Journal
 from agent.tools.graphxml import GraphXml, config, delete_graph
 from tests.e2e.node import Node, resources_diff
 
 SFFG = {"s": "urn:composer-nc:yang:composer-sffg"}
+ATTEMPTS = 20
+# Kills that must land in the middle of the deploy's transaction (begun, not ended).
+MID_DEPLOY = ATTEMPTS // 4
 
 
 def _graph():
@@ -31,6 +40,24 @@ def _running_graphs(m):
     return running.xpath("//s:service-graph/s:id/text()", namespaces=SFFG)
 
 
+def _records(path) -> list:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _begun(path) -> list:
+    """The journal's begin records, in order."""
+    return [r for r in _records(path) if r["event"] == "begin"]
+
+
+def _wait_for_begin(path, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_begun(path)) <= count:
+        assert time.monotonic() < deadline, "the deploy never began"
+        time.sleep(0.005)
+
+
 def _commit_quietly(node, text, done):
     try:
         with node.netconf(timeout=60) as m:
@@ -48,27 +75,38 @@ def test_kill_9_at_random_points_of_a_deploy_converges(session_tmp):
               prefix_suffix="k") as node:
         h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
         clean = node.node_resources(port_names=True)
-        # a clean deploy: how long it takes, and what the node looks like with the graph
+        path = node.dir / "state" / "engine" / "journal.log"
+        # a clean deploy: how long its transaction takes (begin to end in the journal), and
+        # what the node looks like with the graph
         with node.netconf() as m:
-            started = time.monotonic()
             m.edit_config(target="candidate", config=config(_graph()))
             m.commit()
-            duration = time.monotonic() - started
+            node.settle()
+            begin = _begun(path)[-1]
+            end = [r for r in _records(path) if r["txn"] == begin["txn"]][-1]
+            assert end["event"] == "commit"
+            duration = end["time"] - begin["time"]
             deployed = node.node_resources(port_names=True)
             assert h1.ping(h2.ip)
             m.edit_config(target="candidate", config=delete_graph("g1"))
             m.commit()
         assert node.resources_once_settled(clean, port_names=True) == clean
 
-        outcomes = []
-        for attempt in range(20):
+        journal = Journal(path)
+        outcomes, mid_deploy = [], 0
+        for attempt in range(ATTEMPTS):
             done = threading.Event()
             worker = threading.Thread(target=_commit_quietly,
                                       args=(node, config(_graph()), done))
+            begun = len(_begun(path))
             worker.start()
-            time.sleep(rng.uniform(0.05, duration * 1.2 + 0.3))
+            _wait_for_begin(path, begun)
+            time.sleep(rng.uniform(0, duration * 1.5))
             node.kill_agent()
             worker.join(60)
+            interrupted = journal.interrupted()
+            assert interrupted <= {"g1"}
+            mid_deploy += bool(interrupted)
             node.start_agent()
             with node.netconf() as m:
                 graphs = _running_graphs(m)
@@ -77,18 +115,19 @@ def test_kill_9_at_random_points_of_a_deploy_converges(session_tmp):
                     assert actual == deployed, "attempt %d:\n%s" % (
                         attempt, resources_diff(deployed, actual))
                     assert h1.ping(h2.ip), "attempt %d: no traffic after recovery" % attempt
-                    outcomes.append("deployed")
+                    outcomes.append("deployed" + (" (killed mid-deploy)" if interrupted else ""))
                     m.edit_config(target="candidate", config=delete_graph("g1"))
                     m.commit()
                 else:
                     assert graphs == []
                     assert actual == clean, "attempt %d:\n%s" % (
                         attempt, resources_diff(clean, actual))
-                    outcomes.append("empty")
+                    outcomes.append("empty" + (" (killed mid-deploy)" if interrupted else ""))
                 try:
                     m.discard_changes()
                 except RPCError:
                     pass
             assert node.resources_once_settled(clean, port_names=True) == clean, \
                 "attempt %d" % attempt
-        print("outcomes after kill -9:", outcomes)
+        print("a deploy takes %.2f s; outcomes after kill -9:" % duration, outcomes)
+        assert mid_deploy >= MID_DEPLOY, outcomes
