@@ -67,12 +67,15 @@ def test_lifecycle_of_a_function_with_a_process(lab, native, tmp_path):
     pids = netlink.netns_pids(inst)
     assert pids and native.status(inst) == "running"   # the loop, and its sleep at times
 
+    # (all() of no process is true: each check first needs the processes to be there)
     native.pause(inst)
     assert native.status(inst) == "paused"
-    assert all(_state(pid) == "T" for pid in netlink.netns_pids(inst))
+    pids = netlink.netns_pids(inst)
+    assert pids and all(_state(pid) == "T" for pid in pids)
     native.resume(inst)
     assert native.status(inst) == "running"
-    assert all(_state(pid) != "T" for pid in netlink.netns_pids(inst))
+    pids = netlink.netns_pids(inst)
+    assert pids and all(_state(pid) != "T" for pid in pids)
 
     native.pause(inst)
     native.stop(inst)    # from paused: thawed, stopped, nothing left running
