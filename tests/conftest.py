@@ -20,6 +20,11 @@ from tests.resources import PREFIX
 ROOT_DIRS = ("integration", "e2e")
 
 
+def pytest_report_header(config):
+    return "composer test prefix: %s (COMPOSER_TEST_PREFIX), temporary files in %s" % (
+        PREFIX, resources.TMP_ROOT)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = Path(str(item.fspath)).parts
