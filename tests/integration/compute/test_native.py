@@ -1,6 +1,7 @@
 """The native driver's lifecycle on real namespaces, veth pairs and processes."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,23 @@ RECORD = ('{ printf "%s\\n" "$@"; env | grep ^COMPOSER_ | sort; } '
 
 def _state(pid: int) -> str:
     return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[-1].split()[0]
+
+
+def _stopped(pids, seconds: float = 5.0) -> bool:
+    """Whether every process stops: SIGSTOP takes effect when a process is next scheduled
+    (T); a shell waiting in vfork for a child stopped before its exec stays in D, and runs
+    nothing either."""
+    def stopped(pid):
+        try:
+            return _state(pid) in ("T", "D")
+        except FileNotFoundError:           # gone (the loop's sleep, just before)
+            return True
+    deadline = time.monotonic() + seconds
+    while not all(stopped(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _nothing_left(driver, instance, vswitch_ifnames):
@@ -71,7 +89,7 @@ def test_lifecycle_of_a_function_with_a_process(lab, native, tmp_path):
     native.pause(inst)
     assert native.status(inst) == "paused"
     pids = netlink.netns_pids(inst)
-    assert pids and all(_state(pid) == "T" for pid in pids)
+    assert pids and _stopped(pids)
     native.resume(inst)
     assert native.status(inst) == "running"
     pids = netlink.netns_pids(inst)
