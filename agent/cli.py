@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from . import __version__, eventloop
+from . import __version__, eventloop, tuning
 from .config import ConfigError, load
 from .daemon import Agent
 from .demo import DEFAULT_PORT, DEFAULT_PREFIX, DEFAULT_STATE_DIR, DemoNetwork
@@ -126,6 +126,7 @@ def main(argv=None) -> int:
         print("composer-agent: must run as root (it drives OVS and network namespaces)",
               file=sys.stderr)
         return 1
+    tuning.enable()
     try:
         if demo is not None:
             demo.create()

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import signal
 
-from . import heap
+from . import tuning
 from .config import AgentConfig
 
 LOG = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ class Agent:
         from .network.service import VSwitchService
         vswitch = VSwitchService(self.config)
         compute = ComputeService(self.config)
-        engine = EngineService(self.config, vswitch, compute)
+        # (settle: the heap is frozen after each commit when the process is tuned)
+        engine = EngineService(self.config, vswitch, compute, on_settled=tuning.settle)
         # The datastores boot running through the engine, so they start after it, and take
         # the engine (made when its service starts) then.
         netconf = NetconfService(self.config, engine=engine.transaction_engine,
@@ -72,7 +73,7 @@ class Agent:
             await self.start()
             for line in self.banner():
                 print(line, flush=True)
-            sweeper = asyncio.create_task(heap.sweep_forever())
+            sweeper = asyncio.create_task(tuning.sweep_forever())
             await self._stopping.wait()
             LOG.info("stopping")
         finally:

@@ -22,8 +22,6 @@ from pathlib import Path
 
 from drivers.errors import DriverError
 
-from .. import heap
-
 from .executor import Executor, StepFailed, Stopped
 from .graph import SourceReader, templates_from_tree
 from .interface import EngineRefused, TransactionEngine
@@ -72,7 +70,7 @@ class ComposerEngine(TransactionEngine):
 
     def __init__(self, network, compute, naming, state_dir, parallelism: int = 8,
                  lsi0_interfaces=(), spare_slots: int = 0, spare_slot_ports: int = 2,
-                 spare_slots_min_ports: int = 0):
+                 spare_slots_min_ports: int = 0, on_settled=None):
         self.network = network
         self.compute = compute
         self.naming = naming
@@ -99,6 +97,9 @@ class ComposerEngine(TransactionEngine):
         self._open: _Transaction | None = None   # begun by a check, for apply() to finish
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         self._recording = None         # Future: the last commit's snapshot and journal end
+        # Called (holding the lock) once what lives on is made: after recovery and after
+        # each commit (the daemon freezes its heap then, see agent/tuning.py).
+        self.on_settled = on_settled or (lambda: None)
 
     # --- TransactionEngine ---
 
@@ -202,7 +203,7 @@ class ComposerEngine(TransactionEngine):
                 self.failures.pop(gid, None)
             self.spares.committed(result.claimed, self.deployed)
             self._recording = self._recorder.submit(self._record_commit, dict(self.deployed))
-            heap.settle()
+            self.on_settled()
             LOG.info("deployed in %.0f ms: %s", (time.monotonic() - transaction.started) * 1000,
                      ", ".join("%s %d" % (k, v) for k, v in result.summary.items() if v))
 
@@ -344,7 +345,7 @@ class ComposerEngine(TransactionEngine):
             # The agent starts on a node without orphans, not one still losing them.
             self.compute.settle(timeout=5.0)
             self.spares.clear()
-            heap.settle()
+            self.on_settled()
             return recovery.report
 
     def start_spares(self) -> None:

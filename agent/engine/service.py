@@ -20,8 +20,9 @@ class EngineService:
        running through the engine, which converges the node);
     3. offer the graph state and the domain description as operational state."""
 
-    def __init__(self, config: AgentConfig, vswitch, compute):
+    def __init__(self, config: AgentConfig, vswitch, compute, on_settled=None):
         self.config = config
+        self.on_settled = on_settled    # for the engine (see ComposerEngine)
         self.vswitch = vswitch
         self.compute_service = compute
         self.engine: ComposerEngine | None = None
@@ -38,7 +39,8 @@ class EngineService:
             lsi0_interfaces=self.config.get("lsi0", "interfaces"),
             spare_slots=int(self.config.get("compute", "spare-slots")),
             spare_slot_ports=int(self.config.get("compute", "spare-slot-ports")),
-            spare_slots_min_ports=int(self.config.get("compute", "spare-slots-min-ports")))
+            spare_slots_min_ports=int(self.config.get("compute", "spare-slots-min-ports")),
+            on_settled=self.on_settled)
         fault_file = self.config.get("debug", "fault-file")
         if fault_file:
             LOG.warning("fault injection is on (debug.fault-file = %s)", fault_file)

@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 
-from .. import eventloop
+from .. import eventloop, tuning
 from ..config import ConfigError, load
 from .service import NetconfService
 
@@ -52,6 +52,7 @@ def main(argv=None) -> int:
             await stop.wait()
         finally:
             await service.stop()
+    tuning.enable()
     eventloop.run(run())
     return 0
 

@@ -19,7 +19,6 @@ import logging
 from pathlib import Path
 
 import asyncssh
-from asyncssh.constants import MSG_IGNORE
 
 from ..datastore.schema import schema_index
 from . import monitoring
@@ -69,19 +68,6 @@ class _Channel:
 # asyncssh's defaults without the CBC modes (which asyncssh does not enable either)
 ENCRYPTION_ALGS = ("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com",
                    "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr", "aes128-ctr")
-_EMPTY_STRING = b"\0\0\0\0"
-
-
-class _Connection(asyncssh.SSHServerConnection):
-    """asyncssh's server connection, minus the empty SSH_MSG_IGNORE packet it sends
-    before every packet: that is a countermeasure for CBC ciphers, which this server
-    never negotiates (ENCRYPTION_ALGS), and it doubles the packets a client processes
-    for each reply."""
-
-    def send_packet(self, pkttype, *args, handler=None):
-        if pkttype == MSG_IGNORE and args == (_EMPTY_STRING,):
-            return
-        super().send_packet(pkttype, *args, handler=handler)
 
 
 class _SSHServer(asyncssh.SSHServer):
@@ -209,7 +195,7 @@ class NetconfServer:
             allow_pty=True, line_editor=False, keepalive_interval=60,
             login_timeout=self.login_timeout,
             encryption_algs=ENCRYPTION_ALGS, server_version="composer-agent")
-        self._listener = await loop.create_server(lambda: _Connection(loop, options),
+        self._listener = await loop.create_server(lambda: asyncssh.SSHServerConnection(loop, options),
                                                   self.address, self.port, backlog=100,
                                                   reuse_address=True)
         sockets = self._listener.sockets
