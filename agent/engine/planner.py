@@ -77,6 +77,42 @@ def _needs_replacement(old, new) -> bool:
     return False
 
 
+@dataclass
+class _Draft:
+    """A plan being made: the steps of each phase (A-E, see the module's docstring) and
+    what the transaction will have deployed."""
+    a: list = field(default_factory=list)            # replaced in place: the old go
+    b_lsi: list = field(default_factory=list)        # graph-LSIs created
+    b_functions: list = field(default_factory=list)  # functions created (in parallel)
+    b_tags: list = field(default_factory=list)       # prepared ports and links retagged
+    b_rest: list = field(default_factory=list)       # ports, SAPs, links, port updates
+    c: list = field(default_factory=list)            # functions started (in parallel)
+    e_stop: list = field(default_factory=list)       # functions stopped (in parallel)
+    e_rest: list = field(default_factory=list)       # ports, SAPs and links gone
+    e_destroy: list = field(default_factory=list)    # functions and graph-LSIs destroyed
+    flow_changes: dict = field(default_factory=dict) # lsi -> (add, remove cookies, removed)
+    released: dict = field(default_factory=dict)     # lsi -> release-flows step (LSI goes)
+    deployed: dict = field(default_factory=dict)
+    touched: set = field(default_factory=set)
+    claimed: set = field(default_factory=set)
+    summary: dict = field(default_factory=lambda: {
+        "graphs-added": 0, "graphs-removed": 0, "graphs-changed": 0, "functions-created": 0,
+        "functions-destroyed": 0, "flows-added": 0, "flows-removed": 0})
+
+    def flows_of(self, lsi: str) -> tuple:
+        return self.flow_changes.setdefault(lsi, ([], [], []))
+
+
+@dataclass
+class _Inputs:
+    """What planning one changed graph reads beyond the graph itself."""
+    resolutions: dict           # (graph id, function id) -> resolution made while claiming
+    claims: dict                # function id -> the prepared slot it takes
+    placements: dict            # (graph id, function id) -> cores
+    spare_links: frozenset      # prepared link names the graph may take
+    stamp: str                  # deployed-at
+
+
 class Planner:
     """Plans transactions for one node."""
 
@@ -178,6 +214,32 @@ class Planner:
         """sources: graph id -> libyang JSON entry of the graph wanted in running;
         spares: graph id -> the prepared slots (Spare) new functions may take;
         spare_links: graph id -> names of prepared virtual links the graph may take."""
+        desired, changed = self._desired(sources, deployed)
+        resolutions: dict = {}
+        claims = {gid: self._claim_spares(desired[gid], deployed.get(gid),
+                                          (spares or {}).get(gid, ()), resolutions)
+                  for gid in changed}
+        function_ports = {gid: self._function_ports(desired[gid], deployed.get(gid), claims[gid])
+                          for gid in changed}
+        splits = self.check(desired, deployed, changed, function_ports)
+        draft = _Draft()
+        for gid in sorted(set(deployed) - set(desired)):
+            self._remove_graph(draft, deployed[gid])
+        placements = self._place(desired, deployed)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for gid in sorted(desired):
+            old = deployed.get(gid)
+            if gid not in changed:
+                draft.deployed[gid] = with_source(old, sources[gid])
+                continue
+            self._change_graph(draft, desired[gid], old, sources[gid], splits[gid],
+                               _Inputs(resolutions, claims[gid], placements,
+                                       (spare_links or {}).get(gid, ()), stamp))
+        return self._assemble(draft)
+
+    def _desired(self, sources: dict, deployed: dict) -> tuple:
+        """(graph id -> Graph wanted, the ids of the graphs that change): a graph running
+        from the same source is kept as deployed."""
         desired, changed = {}, set()
         for gid, src in sources.items():
             old = deployed.get(gid)
@@ -187,205 +249,204 @@ class Planner:
                 desired[gid] = graph_from_dict(
                     src, (old.source, old.graph) if old is not None else None)
                 changed.add(gid)
-        resolutions: dict = {}
-        claims = {gid: self._claim_spares(desired[gid], deployed.get(gid),
-                                          (spares or {}).get(gid, ()), resolutions)
-                  for gid in changed}
-        function_ports = {gid: self._function_ports(desired[gid], deployed.get(gid), claims[gid])
-                          for gid in changed}
-        splits = self.check(desired, deployed, changed, function_ports)
-        phase_a, phase_b_lsi, phase_b_functions, phase_b_rest = [], [], [], []
-        phase_b_tags = []
-        phase_c, phase_e_stop, phase_e_rest, phase_e_destroy = [], [], [], []
-        flow_changes: dict = {}          # lsi -> (add list, remove cookies, removed flows)
-        released: dict = {}              # lsi -> release-flows step (the LSI goes)
-        new_deployed: dict = {}
-        touched: set = set()
-        claimed: set = set()
-        summary = {"graphs-added": 0, "graphs-removed": 0, "graphs-changed": 0,
-                   "functions-created": 0, "functions-destroyed": 0, "flows-added": 0,
-                   "flows-removed": 0}
+        return desired, changed
 
-        def flows_of(lsi):
-            return flow_changes.setdefault(lsi, ([], [], []))
+    def _remove_graph(self, draft: "_Draft", old) -> None:
+        """A removed graph: everything goes."""
+        gid = old.id
+        draft.touched.add(gid)
+        draft.summary["graphs-removed"] += 1
+        old_split = old.split(self.naming)
+        self._teardown_functions(old, old.functions.keys(), draft.e_stop, draft.e_rest,
+                                 draft.e_destroy)
+        for sid in sorted(old.sap_ports):
+            draft.e_rest.append(self._destroy_sap_step(old, sid))
+        if old.links:
+            draft.e_rest.append(self._links_step("destroy-links", old, old.links))
+        _, remove, removed = draft.flows_of(self.lsi0)
+        for cookie, flow in old_split.lsi0_flows.items():
+            remove.append(cookie)
+            removed.append(flow)
+        # The graph-LSI's flows go with the LSI: no bundle removes them first. The step
+        # only keeps them for an undo, which re-installs them once the ports are back.
+        if old_split.graph_flows:
+            draft.released[old.lsi] = Step("release-flows", gid, old.lsi, {
+                "lsi": old.lsi, "removed": list(old_split.graph_flows.values())})
+        draft.e_destroy.append(Step("destroy-lsi", gid, old.lsi,
+                                    {"external_ids": self._lsi_ids(gid)}))
 
-        # Removed graphs: everything goes.
-        for gid in sorted(set(deployed) - set(desired)):
-            old = deployed[gid]
-            touched.add(gid)
-            summary["graphs-removed"] += 1
-            old_split = old.split(self.naming)
-            self._teardown_functions(old, old.functions.keys(), phase_e_stop, phase_e_rest,
-                                     phase_e_destroy)
-            for sid, port in sorted(old.sap_ports.items()):
-                phase_e_rest.append(self._destroy_sap_step(old, sid))
-            if old.links:
-                phase_e_rest.append(self._links_step("destroy-links", old, old.links))
-            add, remove, removed = flows_of(self.lsi0)
-            for cookie, flow in old_split.lsi0_flows.items():
-                remove.append(cookie)
-                removed.append(flow)
-            # The graph-LSI's flows go with the LSI: no bundle removes them first. The step
-            # only keeps them for an undo, which re-installs them once the ports are back.
-            if old_split.graph_flows:
-                released[old.lsi] = Step("release-flows", gid, old.lsi, {
-                    "lsi": old.lsi, "removed": list(old_split.graph_flows.values())})
-            phase_e_destroy.append(Step("destroy-lsi", gid, old.lsi,
-                                        {"external_ids": self._lsi_ids(gid)}))
+    def _change_graph(self, draft: "_Draft", graph: Graph, old, source, split,
+                      inputs: "_Inputs") -> None:
+        """A new or changed graph: its LSI, functions, SAPs, links and flows."""
+        gid = graph.id
+        draft.touched.add(gid)
+        lsi = old.lsi if old is not None else self.naming.graph_lsi(gid)
+        if old is None:
+            draft.summary["graphs-added"] += 1
+            draft.b_lsi.append(Step("create-lsi", gid, lsi, {"external_ids": self._lsi_ids(gid)}))
+        else:
+            draft.summary["graphs-changed"] += 1
+        recreated_ports: set = set()
+        functions, ports_to_tag = self._change_functions(draft, graph, old, lsi, inputs,
+                                                         recreated_ports)
+        sap_ports = self._change_saps(draft, graph, old, lsi, recreated_ports)
+        self._change_links_and_flows(draft, graph, old, lsi, split, inputs.spare_links,
+                                     ports_to_tag, recreated_ports)
+        draft.deployed[gid] = DeployedGraph(
+            id=gid, source=source, lsi=lsi, functions=functions, sap_ports=sap_ports,
+            links=split.links, status="running", error="", deployed_at=inputs.stamp,
+            _graph=graph, _split=split)
 
-        placements = self._place(desired, deployed)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-        for gid in sorted(desired):
-            graph = desired[gid]
-            old = deployed.get(gid)
-            if old is not None and old.source == sources[gid] and old.status == "running":
-                new_deployed[gid] = with_source(old, sources[gid])
+    def _change_functions(self, draft: "_Draft", graph: Graph, old, lsi: str,
+                          inputs: "_Inputs", recreated_ports: set) -> tuple:
+        """Functions gone, kept, updated in place (ports added or removed), replaced and
+        new; their ports attached or detached. Returns (function id -> DeployedFunction,
+        the port specs of the prepared slots taken, to retag); adds the vSwitch ports of
+        replaced functions to recreated_ports."""
+        gid = graph.id
+        old_graph = old.graph if old is not None else Graph(id=gid)
+        old_functions = old.functions if old is not None else {}
+        functions = {}
+        to_attach, to_detach, to_tag = [], [], []
+        gone = set(old_graph.functions) - set(graph.functions)
+        if gone:
+            self._teardown_functions(old, gone, draft.e_stop, draft.e_rest, draft.e_destroy)
+            draft.summary["functions-destroyed"] += len(gone)
+        for fid in sorted(graph.functions):
+            function = graph.functions[fid]
+            previous = old_graph.functions.get(fid)
+            if previous is not None and function == previous:
+                functions[fid] = old_functions[fid]
                 continue
-            touched.add(gid)
-            lsi = old.lsi if old is not None else self.naming.graph_lsi(gid)
-            if old is None:
-                summary["graphs-added"] += 1
-                phase_b_lsi.append(Step("create-lsi", gid, lsi, {"external_ids": self._lsi_ids(gid)}))
-                old_graph = Graph(id=gid)
-                old_functions, old_sap_ports, old_links = {}, {}, ()
-            else:
-                summary["graphs-changed"] += 1
-                old_graph = old.graph
-                old_functions, old_sap_ports, old_links = old.functions, old.sap_ports, old.links
-            recreated_ports: set = set()
-            functions = {}
-            new_ports_to_attach = []
-            ports_to_detach = []
-            ports_to_tag = []
+            if previous is not None and not _needs_replacement(previous, function):
+                functions[fid], attach, detach = self._update_ports(
+                    graph, lsi, previous, function, old_functions[fid], draft.b_rest)
+                to_attach += attach
+                to_detach += detach
+                continue
+            if previous is not None:
+                self._teardown_functions(old, [fid], draft.a, draft.a, draft.a)
+                recreated_ports.update(old_functions[fid].port_map().values())
+                draft.summary["functions-destroyed"] += 1
+            functions[fid] = self._new_function(draft, gid, function, inputs, to_attach,
+                                                to_tag)
+        if to_attach:
+            draft.b_rest.append(Step("attach-ports", gid, lsi, {"lsi": lsi, "ports": to_attach}))
+        if to_detach:
+            draft.e_rest.append(Step("detach-ports", gid, lsi, {"lsi": lsi, "ports": to_detach}))
+        return functions, to_tag
 
-            # functions
-            gone = set(old_graph.functions) - set(graph.functions)
-            if gone:
-                self._teardown_functions(old, gone, phase_e_stop, phase_e_rest, phase_e_destroy)
-                summary["functions-destroyed"] += len(gone)
-            for fid in sorted(graph.functions):
-                function = graph.functions[fid]
-                previous = old_graph.functions.get(fid)
-                if previous is not None and function == previous:
-                    functions[fid] = old_functions[fid]
-                    continue
-                if previous is not None and not _needs_replacement(previous, function):
-                    functions[fid], attach, detach = self._update_ports(
-                        graph, lsi, previous, function, old_functions[fid], phase_b_rest)
-                    new_ports_to_attach += attach
-                    ports_to_detach += detach
-                    continue
-                if previous is not None:
-                    self._teardown_functions(old, [fid], phase_a, phase_a, phase_a)
-                    recreated_ports.update(old_functions[fid].port_map().values())
-                    summary["functions-destroyed"] += 1
-                resolution = resolutions.get((gid, fid)) or self.compute.resolve(gid, function)
-                spare = claims[gid].get(fid)
-                deployed_fn = DeployedFunction(
-                    id=fid, instance=spare.instance if spare else
-                    self.naming.function_instance(gid, fid),
-                    environment=resolution.environment, template=resolution.template_id,
-                    image=resolution.image,
-                    ports=tuple(zip(function.port_ids(), spare.ports)) if spare else
-                    tuple((p.id, self.naming.function_port(gid, fid, p.id))
-                          for p in function.ports),
-                    cores=tuple(placements.get((gid, fid), ())))
-                functions[fid] = deployed_fn
-                summary["functions-created"] += 1
-                phase_b_functions.append(self._create_function_step(gid, function, deployed_fn,
-                                                                    resolution, spare))
-                specs = [self._port_spec(gid, fid, pid, ifname)
-                         for pid, ifname in deployed_fn.ports]
-                if spare:
-                    claimed.add(spare.instance)
-                    ports_to_tag += specs
-                else:
-                    new_ports_to_attach += specs
-                phase_c.append(Step("start-function", gid, deployed_fn.instance,
-                                    {"environment": deployed_fn.environment}))
-            if new_ports_to_attach:
-                phase_b_rest.append(Step("attach-ports", gid, lsi,
-                                         {"lsi": lsi, "ports": new_ports_to_attach}))
-            if ports_to_detach:
-                phase_e_rest.append(Step("detach-ports", gid, lsi,
-                                         {"lsi": lsi, "ports": ports_to_detach}))
+    def _new_function(self, draft: "_Draft", gid: str, function, inputs: "_Inputs",
+                      to_attach: list, to_tag: list) -> DeployedFunction:
+        """Create and start a function, in a prepared slot when the graph claimed one (its
+        ports go to to_tag) or afresh (to to_attach)."""
+        fid = function.id
+        resolution = inputs.resolutions.get((gid, fid)) or self.compute.resolve(gid, function)
+        spare = inputs.claims.get(fid)
+        deployed_fn = DeployedFunction(
+            id=fid, instance=spare.instance if spare else
+            self.naming.function_instance(gid, fid),
+            environment=resolution.environment, template=resolution.template_id,
+            image=resolution.image,
+            ports=tuple(zip(function.port_ids(), spare.ports)) if spare else
+            tuple((p.id, self.naming.function_port(gid, fid, p.id))
+                  for p in function.ports),
+            cores=tuple(inputs.placements.get((gid, fid), ())))
+        draft.summary["functions-created"] += 1
+        draft.b_functions.append(self._create_function_step(gid, function, deployed_fn,
+                                                            resolution, spare))
+        specs = [self._port_spec(gid, fid, pid, ifname) for pid, ifname in deployed_fn.ports]
+        if spare:
+            draft.claimed.add(spare.instance)
+            to_tag += specs
+        else:
+            to_attach += specs
+        draft.c.append(Step("start-function", gid, deployed_fn.instance,
+                            {"environment": deployed_fn.environment}))
+        return deployed_fn
 
-            # SAPs on the graph-LSI (gre, host-stack)
-            sap_ports = {}
-            for sid, sap in sorted(graph.saps.items()):
-                if sap.on_lsi0:
-                    continue
-                previous = old_graph.saps.get(sid)
-                if previous == sap and sid in old_sap_ports:
-                    sap_ports[sid] = old_sap_ports[sid]
-                    continue
-                name = self.naming.sap_port(gid, sid, sap.type)
-                if previous is not None and sid in old_sap_ports:
-                    phase_a.append(self._destroy_sap_step(old, sid))
-                    recreated_ports.add(name)
-                sap_ports[sid] = name
-                phase_b_rest.append(self._create_sap_step(gid, lsi, sap, name))
-            for sid in sorted(set(old_sap_ports) - set(sap_ports)):
-                if sid not in graph.saps or graph.saps[sid].on_lsi0:
-                    phase_e_rest.append(self._destroy_sap_step(old, sid))
+    def _change_saps(self, draft: "_Draft", graph: Graph, old, lsi: str,
+                     recreated_ports: set) -> dict:
+        """The SAPs on the graph-LSI (gre, host-stack): created, replaced, destroyed.
+        Returns SAP id -> vSwitch port."""
+        gid = graph.id
+        old_graph = old.graph if old is not None else Graph(id=gid)
+        old_sap_ports = old.sap_ports if old is not None else {}
+        sap_ports = {}
+        for sid, sap in sorted(graph.saps.items()):
+            if sap.on_lsi0:
+                continue
+            previous = old_graph.saps.get(sid)
+            if previous == sap and sid in old_sap_ports:
+                sap_ports[sid] = old_sap_ports[sid]
+                continue
+            name = self.naming.sap_port(gid, sid, sap.type)
+            if previous is not None and sid in old_sap_ports:
+                draft.a.append(self._destroy_sap_step(old, sid))
+                recreated_ports.add(name)
+            sap_ports[sid] = name
+            draft.b_rest.append(self._create_sap_step(gid, lsi, sap, name))
+        for sid in sorted(set(old_sap_ports) - set(sap_ports)):
+            if sid not in graph.saps or graph.saps[sid].on_lsi0:
+                draft.e_rest.append(self._destroy_sap_step(old, sid))
+        return sap_ports
 
-            # links and flows
-            split = splits[gid]
-            old_split = old.split(self.naming) if old is not None else None
-            # A link is its patch-port pair: what it carries may change (its flows change
-            # then), the ports only come and go with the name.
-            old_names = {l.name for l in old_links}
-            new_names = {l.name for l in split.links}
-            new_links = [l for l in split.links if l.name not in old_names]
-            dead_links = [l for l in old_links if l.name not in new_names]
-            prepared = (spare_links or {}).get(gid, ())
-            links_to_tag = [l for l in new_links if l.name in prepared]
-            new_links = [l for l in new_links if l.name not in prepared]
-            if ports_to_tag or links_to_tag:
-                phase_b_tags.append(self._tag_step(gid, lsi, ports_to_tag, links_to_tag))
-                claimed.update(l.name for l in links_to_tag)
-            if new_links:
-                phase_b_rest.append(self._links_step("create-links", None, new_links, gid, lsi))
-            if dead_links:
-                phase_e_rest.append(self._links_step("destroy-links", old, dead_links))
-            for target_lsi, new_flows, old_flows in (
-                    (self.lsi0, split.lsi0_flows, old_split.lsi0_flows if old_split else {}),
-                    (lsi, split.graph_flows, old_split.graph_flows if old_split else {})):
-                add, remove, removed = flows_of(target_lsi)
-                for cookie, flow in old_flows.items():
-                    stale = new_flows.get(cookie) != flow or _references(flow, recreated_ports)
-                    if stale:
-                        remove.append(cookie)
-                        removed.append(flow)
-                for cookie, flow in new_flows.items():
-                    if old_flows.get(cookie) != flow or _references(flow, recreated_ports):
-                        add.append(flow)
+    def _change_links_and_flows(self, draft: "_Draft", graph: Graph, old, lsi: str, split,
+                                spare_links, ports_to_tag: list, recreated_ports: set) -> None:
+        """Virtual links created, taken from the prepared ones (retagged, with the ports
+        of claimed slots) or destroyed; the flows that changed on LSI-0 and the graph-LSI
+        (and those that reference a recreated port)."""
+        gid = graph.id
+        old_links = old.links if old is not None else ()
+        old_split = old.split(self.naming) if old is not None else None
+        # A link is its patch-port pair: what it carries may change (its flows change
+        # then), the ports only come and go with the name.
+        old_names = {l.name for l in old_links}
+        new_names = {l.name for l in split.links}
+        new_links = [l for l in split.links if l.name not in old_names]
+        dead_links = [l for l in old_links if l.name not in new_names]
+        links_to_tag = [l for l in new_links if l.name in spare_links]
+        new_links = [l for l in new_links if l.name not in spare_links]
+        if ports_to_tag or links_to_tag:
+            draft.b_tags.append(self._tag_step(gid, lsi, ports_to_tag, links_to_tag))
+            draft.claimed.update(l.name for l in links_to_tag)
+        if new_links:
+            draft.b_rest.append(self._links_step("create-links", None, new_links, gid, lsi))
+        if dead_links:
+            draft.e_rest.append(self._links_step("destroy-links", old, dead_links))
+        for target_lsi, new_flows, old_flows in (
+                (self.lsi0, split.lsi0_flows, old_split.lsi0_flows if old_split else {}),
+                (lsi, split.graph_flows, old_split.graph_flows if old_split else {})):
+            add, remove, removed = draft.flows_of(target_lsi)
+            for cookie, flow in old_flows.items():
+                stale = new_flows.get(cookie) != flow or _references(flow, recreated_ports)
+                if stale:
+                    remove.append(cookie)
+                    removed.append(flow)
+            for cookie, flow in new_flows.items():
+                if old_flows.get(cookie) != flow or _references(flow, recreated_ports):
+                    add.append(flow)
 
-            new_deployed[gid] = DeployedGraph(
-                id=gid, source=sources[gid], lsi=lsi, functions=functions, sap_ports=sap_ports,
-                links=split.links, status="running", error="", deployed_at=stamp,
-                _graph=graph, _split=split)
-
+    def _assemble(self, draft: "_Draft") -> PlanResult:
+        """The phases in order (A to E, see the module's docstring), as one plan."""
+        summary = draft.summary
         # A graph's ports and links change in one step: one vSwitch reconfiguration.
-        phase_b_rest = _links_with_ports(phase_b_rest, "attach-ports", "create-links")
-        phase_e_rest = _links_with_ports(phase_e_rest, "detach-ports", "destroy-links")
-
-        # Assemble.
+        b_rest = _links_with_ports(draft.b_rest, "attach-ports", "create-links")
+        e_rest = _links_with_ports(draft.e_rest, "detach-ports", "destroy-links")
         plan = Plan()
-        plan.extend(phase_a)
-        plan.extend(phase_b_lsi)
+        plan.extend(draft.a)
+        plan.extend(draft.b_lsi)
         # Retagging prepared ports is OVSDB metadata that no function step reads: it runs
         # alongside the creates.
-        if phase_b_functions or phase_b_tags:
-            plan.add(Group("create functions" + (", tag prepared ports" if phase_b_tags else ""),
-                           tuple(phase_b_functions + phase_b_tags)))
-        plan.extend(phase_b_rest)
-        if phase_c:
-            plan.add(Group("start functions", tuple(phase_c)))
+        if draft.b_functions or draft.b_tags:
+            plan.add(Group("create functions" + (", tag prepared ports" if draft.b_tags else ""),
+                           tuple(draft.b_functions + draft.b_tags)))
+        plan.extend(b_rest)
+        if draft.c:
+            plan.add(Group("start functions", tuple(draft.c)))
         flow_steps = []
-        for lsi in sorted(flow_changes, key=lambda name: (name != self.lsi0, name)):
-            add, remove, removed = flow_changes[lsi]
+        for lsi in sorted(draft.flow_changes, key=lambda name: (name != self.lsi0, name)):
+            add, remove, removed = draft.flow_changes[lsi]
             if not add and not remove:
                 continue
             summary["flows-added"] += len(add)
@@ -393,26 +454,26 @@ class Planner:
             flow_steps.append(Step("apply-flows", "", lsi, {"lsi": lsi, "add": add,
                                                             "remove": remove,
                                                             "removed": removed}))
-        for lsi in sorted(released):
-            summary["flows-removed"] += len(released[lsi].params["removed"])
-            flow_steps.append(released[lsi])
+        for lsi in sorted(draft.released):
+            summary["flows-removed"] += len(draft.released[lsi].params["removed"])
+            flow_steps.append(draft.released[lsi])
         # One bundle per LSI; bundles of different LSIs are independent of each other.
         if len(flow_steps) > 1:
             plan.add(Group("apply flows", tuple(flow_steps)))
         else:
             plan.extend(flow_steps)
-        if phase_e_stop:
-            plan.add(Group("stop functions", tuple(phase_e_stop)))
-        plan.extend(phase_e_rest)
-        if phase_e_destroy:
+        if draft.e_stop:
+            plan.add(Group("stop functions", tuple(draft.e_stop)))
+        plan.extend(e_rest)
+        if draft.e_destroy:
             # Functions and graph-LSIs go together: by now nothing joins them any more (ports
             # and links are gone), and their undos (recreate) come before the re-attaching.
-            if len(phase_e_destroy) > 1:
-                plan.add(Group("destroy functions and LSIs", tuple(phase_e_destroy)))
+            if len(draft.e_destroy) > 1:
+                plan.add(Group("destroy functions and LSIs", tuple(draft.e_destroy)))
             else:
-                plan.extend(phase_e_destroy)
-        return PlanResult(plan=plan, deployed=new_deployed, touched=touched, summary=summary,
-                          claimed=claimed)
+                plan.extend(draft.e_destroy)
+        return PlanResult(plan=plan, deployed=draft.deployed, touched=draft.touched,
+                          summary=summary, claimed=draft.claimed)
 
     # --- step builders ---
 
