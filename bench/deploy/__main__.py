@@ -29,6 +29,7 @@ from agent.config import DEFAULTS
 from agent.tools.graphxml import config, delete_graph
 from drivers.vswitch.ovs_process import PrivateOVS
 from tests.e2e.node import Node
+from tests.resources import PREFIX
 
 from .baseline import Baseline
 from .graphs import one_more_firewall, personal_firewalls
@@ -97,12 +98,15 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bd-") as tmp:
+        # The agent's names start with the session's prefix and "a", the script's with "s":
+        # neither touches the other's, nor another run's beside it.
         with Node("bd", Path(tmp), {"eth1": "10.99.0.1/24", "eth2": "10.99.0.2/24"},
-                  prefix_suffix="", spare_slots=args.spare_slots,
+                  prefix_suffix="a", spare_slots=args.spare_slots,
                   spare_slots_min_ports=args.spare_slots_min_ports) as node:
             ovs = PrivateOVS(node.dir / "ovs", netns=node.netns)
             package = str(Path(__file__).resolve().parents[2] / "nsf" / "firewall")
-            baseline = Baseline(ovs.env(), ovs.db_socket, ovs.bridge_mgmt, node.netns, package)
+            baseline = Baseline(ovs.env(), ovs.db_socket, ovs.bridge_mgmt, node.netns, package,
+                                prefix=PREFIX + "s")
             run_script(baseline.setup(), ovs.env())
             h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
             try:
