@@ -22,12 +22,17 @@ PINNED_ONLY = {
     "cryptography": "asyncssh's and paramiko's, pinned to a release that builds here",
     "netconf-console2": "a client the e2e tests run as a command",
     "six": "netconf-console2 imports it without declaring it",
+    "scrapli": "scrapli-netconf's own, pinned to the release it was tested with",
     "pytest-timeout": "a pytest plugin (setup.cfg: timeout)",
 }
 
 
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()          # PEP 503
+
+
 def _name(requirement: str) -> str:
-    return re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0].lower()
+    return _normal(re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0])
 
 
 def _modules_of() -> dict:
@@ -35,7 +40,7 @@ def _modules_of() -> dict:
     out: dict = {}
     for module, dists in importlib.metadata.packages_distributions().items():
         for dist in dists:
-            out.setdefault(dist.lower(), set()).add(module)
+            out.setdefault(_normal(dist), set()).add(module)
     return out
 
 
