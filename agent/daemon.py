@@ -32,7 +32,7 @@ class Agent:
         from .network.service import VSwitchService
         vswitch = VSwitchService(self.config)
         compute = ComputeService(self.config)
-        # (settle: the heap is frozen after each commit when the process is tuned)
+        # (tuning.settle freezes the heap after recovery and each commit, once tuned)
         engine = EngineService(self.config, vswitch, compute, on_settled=tuning.settle)
         # The datastores boot running through the engine, so they start after it, and take
         # the engine (made when its service starts) then.
