@@ -18,6 +18,7 @@ How it works, and why:
 
 import ctypes
 import errno as _errno
+import fcntl
 import logging
 import os
 import shutil
@@ -208,6 +209,25 @@ def _netns_fd(netns: str | None) -> int:
 def netns_exists(name: str) -> bool:
     check_netns_name(name)
     return os.path.exists(os.path.join(NETNS_RUN_DIR, name))
+
+
+NS_GET_NSTYPE = 0xB703                    # _IO(0xb7, 0x3), <linux/nsfs.h>
+
+
+def netns_usable(name: str) -> bool:
+    """Whether `ip netns exec name` can enter the namespace: /run/netns/name is a network
+    namespace (a file left without its mount, or anything else, is not)."""
+    check_netns_name(name)
+    try:
+        fd = os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def netns_list(prefix: str = "") -> list[str]:

@@ -7,7 +7,7 @@ import threading
 
 from drivers import registry
 from drivers.compute.base import FunctionPort, FunctionSpec
-from drivers.errors import DriverError
+from drivers.errors import DriverError, ResourceNotFound
 
 from .repository import Repository
 from .resolver import Resolution, Resolver, ResolveError
@@ -159,7 +159,11 @@ class ComputeManager:
 
     def destroy_function(self, step: Step) -> list:
         driver = self.driver(step.params["environment"])
-        driver.destroy(step.resource)
+        try:
+            driver.destroy(step.resource)
+        except ResourceNotFound:
+            # Gone already (removed under the agent): what was left of it is gone now.
+            LOG.warning("function %s was gone already", step.resource)
         self.status.pop(step.resource, None)
         return [Step("create-function", step.graph, step.resource, step.params)]
 
@@ -169,7 +173,10 @@ class ComputeManager:
         return [Step("stop-function", step.graph, step.resource, step.params)]
 
     def stop_function(self, step: Step) -> list:
-        self.driver(step.params["environment"]).stop(step.resource)
+        try:
+            self.driver(step.params["environment"]).stop(step.resource)
+        except ResourceNotFound:
+            LOG.warning("function %s was gone already; nothing to stop", step.resource)
         self.status[step.resource] = "stopped"
         return [Step("start-function", step.graph, step.resource, step.params)]
 

@@ -7,6 +7,7 @@ and returns the steps that undo it.
 
 import logging
 
+from drivers.errors import ResourceNotFound
 from drivers.vswitch.base import VirtualLink
 
 from ..engine.plan import Step
@@ -78,7 +79,10 @@ class NetworkManager:
         return [Step("destroy-lsi", step.graph, step.resource, step.params)]
 
     def destroy_lsi(self, step: Step) -> list:
-        self.driver.destroy_lsi(step.resource)
+        try:
+            self.driver.destroy_lsi(step.resource)
+        except ResourceNotFound:
+            LOG.warning("LSI %s was gone already", step.resource)
         return [Step("create-lsi", step.graph, step.resource, step.params)]
 
     def attach_ports(self, step: Step) -> list:
@@ -110,29 +114,48 @@ class NetworkManager:
         return [Step("tag-ports", step.graph, step.resource,
                      dict(step.params, tags=previous, previous=tags))]
 
-    def _ofports(self, lsi: str, names) -> dict:
+    def _present(self, lsi: str) -> dict:
+        """name -> PortInfo of the LSI's ports; {} when the LSI is gone."""
+        try:
+            return {p.name: p for p in self.driver.list_ports(lsi)}
+        except ResourceNotFound:
+            return {}
+
+    @staticmethod
+    def _numbers(present: dict, names) -> dict:
         """The OpenFlow port numbers of ports about to go, so that an undo recreates them
         with the same numbers (and the node is exactly as it was)."""
-        wanted = set(names)
-        return {p.name: p.ofport for p in self.driver.list_ports(lsi)
-                if p.name in wanted and isinstance(p.ofport, int) and p.ofport > 0}
+        return {name: present[name].ofport for name in names
+                if name in present and isinstance(present[name].ofport, int)
+                and present[name].ofport > 0}
 
     def detach_ports(self, step: Step) -> list:
+        """Removes what is there of the ports (and params["links"]): a port or link end
+        removed under the agent is not an error, so that a broken graph can always go."""
         lsi = step.params["lsi"]
-        names = [p["name"] for p in step.params["ports"]]
-        numbers = self._ofports(lsi, names)
+        present = self._present(lsi)
+        ports = [p for p in step.params["ports"] if p["name"] in present]
+        names = [p["name"] for p in ports]
+        numbers = self._numbers(present, names)
         links = step.params.get("links")
         if links:
-            link_numbers = self._link_ofports(links)
-            self.driver.destroy_ports_and_links(lsi, names, self._links(links))
-            links = dict(links, ofports=link_numbers)
-        else:
+            whole, lone, link_numbers = self._links_present(links, present)
+            self.driver.destroy_ports_and_links(lsi, names, whole)
+            self._destroy_lone(lone)
+            links = dict(links, names=[l.name for l in whole] + sorted(lone["names"]),
+                         ofports=link_numbers)
+        elif names:
             self.driver.destroy_ports(lsi, names)
+        if len(ports) < len(step.params["ports"]):
+            LOG.warning("ports %s of %s were gone already", ", ".join(
+                sorted({p["name"] for p in step.params["ports"]} - set(names))), lsi)
         ports = [dict(p, ofport=numbers[p["name"]]) if p["name"] in numbers else p
-                 for p in step.params["ports"]]
+                 for p in ports]
         params = dict(step.params, ports=ports)
         if links:
             params["links"] = links
+        elif "links" in params:
+            del params["links"]
         return [Step("attach-ports", step.graph, step.resource, params)]
 
     def _links(self, params) -> list:
@@ -143,6 +166,37 @@ class NetworkManager:
                                    lsi_b=params["lsi"], port_b=port_b))
         return out
 
+    def _links_present(self, params, graph_present: dict | None = None) -> tuple:
+        """(links with both ends there, {"names": links with one end, lsi: [that end]},
+        port name -> OpenFlow port number of every end there)."""
+        lsi0_present = self._present(params["lsi0"])
+        if graph_present is None:
+            graph_present = self._present(params["lsi"])
+        whole, lone = [], {"names": []}
+        numbers = {}
+        for link in self._links(params):
+            ends = [(lsi, port) for lsi, port, there in (
+                (link.lsi_a, link.port_a, lsi0_present), (link.lsi_b, link.port_b,
+                                                          graph_present)) if port in there]
+            numbers.update(self._numbers(lsi0_present, [link.port_a]))
+            numbers.update(self._numbers(graph_present, [link.port_b]))
+            if len(ends) == 2:
+                whole.append(link)
+            elif ends:
+                lone["names"].append(link.name)
+                for lsi, port in ends:
+                    lone.setdefault(lsi, []).append(port)
+            else:
+                LOG.warning("virtual link %s was gone already", link.name)
+        return whole, lone, numbers
+
+    def _destroy_lone(self, lone: dict) -> None:
+        """The ends of links whose other end was removed under the agent."""
+        for lsi, ports in sorted(lone.items()):
+            if lsi != "names":
+                LOG.warning("removing the ends %s whose peers are gone", ", ".join(ports))
+                self.driver.destroy_ports(lsi, ports)
+
     def create_links(self, step: Step) -> list:
         params = step.params
         self.driver.create_virtual_links(params["lsi0"], params["lsi"], list(params["names"]),
@@ -151,16 +205,12 @@ class NetworkManager:
         return [Step("destroy-links", step.graph, step.resource, params)]
 
     def destroy_links(self, step: Step) -> list:
-        numbers = self._link_ofports(step.params)
-        self.driver.destroy_virtual_links(self._links(step.params))
+        whole, lone, numbers = self._links_present(step.params)
+        self.driver.destroy_virtual_links(whole)
+        self._destroy_lone(lone)
+        names = [l.name for l in whole] + sorted(lone["names"])
         return [Step("create-links", step.graph, step.resource,
-                     dict(step.params, ofports=numbers))]
-
-    def _link_ofports(self, params) -> dict:
-        links = self._links(params)
-        numbers = self._ofports(params["lsi0"], [l.port_a for l in links])
-        numbers.update(self._ofports(params["lsi"], [l.port_b for l in links]))
-        return numbers
+                     dict(step.params, names=names, ofports=numbers))]
 
     def _sap_params(self, sap) -> dict:
         if sap.type == "gre":
@@ -186,8 +236,12 @@ class NetworkManager:
 
     def destroy_sap(self, step: Step) -> list:
         sap = step.params["sap"]
-        numbers = self._ofports(step.params["lsi"], [step.resource])
-        self.driver.destroy_sap(step.params["lsi"], step.resource, sap.type)
+        present = self._present(step.params["lsi"])
+        numbers = self._numbers(present, [step.resource])
+        if step.resource in present or sap.on_lsi0:
+            self.driver.destroy_sap(step.params["lsi"], step.resource, sap.type)
+        else:
+            LOG.warning("SAP port %s was gone already", step.resource)
         return [Step("create-sap", step.graph, step.resource,
                      dict(step.params, ofport=numbers.get(step.resource)))]
 

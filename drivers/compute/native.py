@@ -537,7 +537,11 @@ class NativeDriver(ComputeDriver):
             self._save(meta)
 
     def stop(self, instance: str) -> None:
-        """Thaw if paused, run `stop`, kill what is left of its processes: -> stopped."""
+        """Thaw if paused, run `stop`, kill what is left of its processes: -> stopped.
+
+        An instance whose namespace is gone (deleted under the agent) has nothing left to
+        stop: it becomes stopped without its script. With neither metadata nor namespace
+        the instance is unknown (ResourceNotFound)."""
         with self._lock(instance):
             meta = self._load(instance)
             if meta["state"] in (CREATED, STOPPED):
@@ -545,11 +549,14 @@ class NativeDriver(ComputeDriver):
             if meta["state"] == CREATING:
                 raise DriverError("cannot stop an instance whose creation did not finish",
                                   resource=instance)
-            self._thaw(meta)
-            try:
-                self._run_script(meta, "stop")
-            finally:
-                self._kill_processes(meta)
+            if netlink.netns_usable(instance):
+                self._thaw(meta)
+                try:
+                    self._run_script(meta, "stop")
+                finally:
+                    self._kill_processes(meta)
+            else:
+                LOG.warning("%s: its namespace is gone; nothing left to stop", instance)
             meta["state"] = STOPPED
             self._save(meta)
 
