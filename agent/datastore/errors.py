@@ -38,6 +38,10 @@ class LockError(DatastoreError):
     """A lock that cannot be taken or released, or a datastore locked by someone else."""
 
 
+class StateUnavailable(DatastoreError):
+    """Operational state that a read asks for cannot be built (a state provider failed)."""
+
+
 class CommitError(DatastoreError):
     """A commit (or any change of running) refused by the transaction engine, or a
     confirmed-commit request that does not fit the pending one."""
@@ -59,3 +63,8 @@ def in_use(datastore: str, holder: int) -> Problem:
 def lock_denied(message: str, holder: int) -> Problem:
     return Problem("lock-denied", message, error_type="protocol",
                    info=(("session-id", str(holder)),))
+
+
+def state_unavailable(provider: str, reason: str) -> Problem:
+    return Problem("operation-failed", "the operational state of %s cannot be read: %s"
+                   % (provider, reason), app_tag="state-unavailable")

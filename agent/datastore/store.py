@@ -45,7 +45,7 @@ from ..model.errors import ValidationError
 from . import persistence
 from .edit import Edit, Plan, execute, plan
 from .errors import (CommitError, DatastoreError, EditError, LockError, Problem,
-                     lock_denied)
+                     StateUnavailable, lock_denied, state_unavailable)
 from .locks import Locks
 from .tree import NULL, DataTree
 
@@ -241,10 +241,13 @@ class Datastores:
     def unregister_state_provider(self, name: str) -> None:
         self.providers = [p for p in self.providers if p.name != name]
 
-    async def state_trees(self) -> list[DataTree]:
-        """The trees of every state provider, built in worker threads; the caller owns
-        (and frees) them. A provider that fails is logged and left out."""
-        if not self.providers:
+    async def state_trees(self, wanted=None) -> list[DataTree]:
+        """The trees of the state providers (those for which wanted(provider) holds; all
+        without it), built in worker threads; the caller owns (and frees) them. A provider
+        that fails fails the read (StateUnavailable, with its reason): a reply without its
+        part would tell the client that part is not there."""
+        providers = [p for p in self.providers if wanted is None or wanted(p)]
+        if not providers:
             return []
         async def build(provider):
             node = await asyncio.to_thread(provider.build, self.ctx)
@@ -252,14 +255,16 @@ class Datastores:
                 return None
             from _libyang import lib
             return DataTree(self.ctx, lib.lyd_first_sibling(node.cdata))
-        results = await asyncio.gather(*(build(p) for p in self.providers),
+        results = await asyncio.gather(*(build(p) for p in providers),
                                        return_exceptions=True)
-        trees = []
-        for provider, result in zip(self.providers, results):
-            if isinstance(result, BaseException):
-                LOG.warning("state provider %s failed: %s", provider.name, result)
-            elif result is not None:
-                trees.append(result)
+        trees = [r for r in results if isinstance(r, DataTree)]
+        failed = [(p, r) for p, r in zip(providers, results) if isinstance(r, BaseException)]
+        if failed:
+            for tree in trees:
+                tree.free()
+            for provider, error in failed:
+                LOG.warning("state provider %s failed: %s", provider.name, error)
+            raise StateUnavailable([state_unavailable(p.name, str(e)) for p, e in failed])
         return trees
 
     # -- locks ----------------------------------------------------------------------

@@ -66,6 +66,9 @@ class AcceptAllEngine(TransactionEngine):
 class StateProvider:
     """A source of operational state: a callable that, given the libyang context, returns
     a data tree (config false nodes, possibly with the keys of config lists) to merge into
-    the operational datastore for get/get-data. Called on every read, in a worker thread."""
+    the operational datastore for get/get-data. Called, in a worker thread, on every read
+    whose filter can select data of `modules` (every read when empty); when it raises, the
+    read fails with an rpc-error that gives its reason."""
     name: str
     build: object = field(repr=False)     # callable(ctx) -> libyang.DNode | None
+    modules: tuple = ()                   # the YANG modules whose data it builds

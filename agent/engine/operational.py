@@ -9,6 +9,7 @@ import json
 import logging
 
 from ..model.data import parse
+from ..model.errors import ValidationError
 from ..network.split import PortMap
 
 LOG = logging.getLogger(__name__)
@@ -17,9 +18,14 @@ STATUS = "composer-types:%s"
 
 
 def _counters(stats: dict | None) -> dict:
+    """The counters the port keeps (a port whose device is gone keeps none)."""
     stats = stats or {}
-    return {k: str(int(stats.get(k.replace("-", "_"), 0)))
-            for k in ("rx-packets", "rx-bytes", "tx-packets", "tx-bytes")}
+    out = {}
+    for key in ("rx-packets", "rx-bytes", "tx-packets", "tx-bytes"):
+        value = stats.get(key.replace("-", "_"), 0)
+        if value is not None:
+            out[key] = str(int(value))
+    return out
 
 
 class GraphState:
@@ -52,18 +58,33 @@ class GraphState:
             graphs.append(entry)
             if dg is None:
                 continue
-            source = dg.source
-            entry["state"].update({k: v for k, v in source.get("config", {}).items()})
-            entry["state"].update({"status": STATUS % status, "graph-lsi": dg.lsi,
-                                   "virtual-links": len(dg.links)})
-            if dg.deployed_at:
-                entry["state"]["deployed-at"] = dg.deployed_at
-            port_stats = self._stats(driver.port_stats, dg.lsi)
-            flow_stats = self._stats(driver.flow_stats, dg.lsi)
-            entry.update(self._functions(dg, source, port_stats))
-            entry.update(self._saps(dg, source, port_stats, lsi0_ports))
-            entry.update(self._rules(dg, source, flow_stats, lsi0_flows))
+            try:
+                state, parts = self._graph(dg, status, lsi0_ports, lsi0_flows)
+                entry["state"].update(state)
+                entry.update(parts)
+            except Exception as exc:  # noqa: BLE001 - one graph must not hide the others
+                LOG.exception("the operational state of graph %s cannot be read", gid)
+                entry["state"]["last-error"] = "; ".join(filter(None, (
+                    error, "its operational state cannot be read: %s: %s"
+                    % (type(exc).__name__, exc))))
         return {"composer-sffg:service-graphs": {"service-graph": graphs}} if graphs else {}
+
+    def _graph(self, dg, status, lsi0_ports, lsi0_flows) -> tuple:
+        """What a deployed graph's entry adds to its state, and its functions, SAPs and
+        rules."""
+        driver = self.engine.network.driver
+        source = dg.source
+        state = {k: v for k, v in source.get("config", {}).items()}
+        state.update({"status": STATUS % status, "graph-lsi": dg.lsi,
+                      "virtual-links": len(dg.links)})
+        if dg.deployed_at:
+            state["deployed-at"] = dg.deployed_at
+        port_stats = self._stats(driver.port_stats, dg.lsi)
+        flow_stats = self._stats(driver.flow_stats, dg.lsi)
+        parts = self._functions(dg, source, port_stats)
+        parts.update(self._saps(dg, source, port_stats, lsi0_ports))
+        parts.update(self._rules(dg, source, flow_stats, lsi0_flows))
+        return state, parts
 
     def _functions(self, dg, source, port_stats) -> dict:
         compute = self.engine.compute
@@ -134,4 +155,24 @@ class GraphState:
         document = self.document()
         if not document:
             return None
-        return parse(ctx, json.dumps(document), "json", config_only=False, validate=False)
+        try:
+            return parse(ctx, json.dumps(document), "json", config_only=False, validate=False)
+        except ValidationError as exc:
+            # Some graph's state holds what the model refuses: find it, and show it by its
+            # status alone, so that it does not hide the others' state.
+            graphs = document["composer-sffg:service-graphs"]["service-graph"]
+            for index, entry in enumerate(graphs):
+                try:
+                    parse(ctx, json.dumps({"composer-sffg:service-graphs": {
+                        "service-graph": [entry]}}), "json", config_only=False,
+                        validate=False).free()
+                except ValidationError as bad:
+                    LOG.error("the operational state of graph %s is invalid: %s",
+                              entry["id"], bad)
+                    state = entry["state"]
+                    graphs[index] = {"id": entry["id"], "state": {
+                        "id": entry["id"], "status": state["status"],
+                        "last-error": "its operational state cannot be built: %s" % bad}}
+            LOG.debug("operational state of the graphs rebuilt after: %s", exc)
+            return parse(ctx, json.dumps(document), "json", config_only=False,
+                         validate=False)

@@ -49,8 +49,9 @@ class EngineService:
         self.engine.start_spares()
         description = DomainDescription(self.config, network, compute, self.engine, self.started)
         # In place: the NETCONF service holds this list from before the engine existed.
-        self.providers[:] = [StateProvider("service-graphs", GraphState(self.engine).build),
-                             StateProvider("domain", description.build)]
+        self.providers[:] = [StateProvider("service-graphs", GraphState(self.engine).build,
+                                           ("composer-sffg",)),
+                             StateProvider("domain", description.build, ("composer-domain",))]
 
     def transaction_engine(self) -> TransactionEngine:
         """The engine, for the datastores: they start after this service and take it then

@@ -254,7 +254,10 @@ async def operational_sources(session, flt):
     """(select sources, trees to free) for the operational state: running, the state
     providers' trees and the protocol's own state."""
     server = session.server
-    owned = await server.datastores.state_trees()
+    # Only the providers of what the filter can select are asked (one that fails fails
+    # the read; one the filter does not touch neither costs nor fails it).
+    owned = await server.datastores.state_trees(
+        lambda provider: not provider.modules or any(_touches(flt, m) for m in provider.modules))
     # running is taken after the last await: a commit may swap trees while we wait, and
     # from here until the reply is printed nothing yields to the event loop
     trees = [server.datastores.running] + owned

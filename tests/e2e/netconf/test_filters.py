@@ -136,3 +136,23 @@ def test_state_from_a_provider_merged_with_running(server, loaded):
     assert len(data) == 0
     # get-config shows no state
     assert loaded.get_config(source="running").data_ele.find("%stop/%scounters" % (T, T)) is None
+
+
+def test_a_failing_state_provider_fails_the_reads_of_its_data_only(server, loaded):
+    """<get> of what a broken provider builds is an rpc-error with its reason, never data
+    without it; a <get> of other data is answered."""
+    from agent.engine import StateProvider
+
+    def broken(ctx):
+        raise RuntimeError("the vSwitch does not answer")
+    server.datastores.register_state_provider(
+        StateProvider("graphs", broken, ("composer-sffg",)))
+    with pytest.raises(RPCError) as caught:
+        loaded.get()
+    assert caught.value.tag == "operation-failed"
+    assert "state of graphs cannot be read: the vSwitch does not answer" in caught.value.message
+    with pytest.raises(RPCError):
+        loaded.get(filter=("subtree", '<service-graphs xmlns="urn:composer-nc:yang:'
+                                      'composer-sffg"/>'))
+    data = subtree(loaded, '<top xmlns="%s"/>' % NS, source=None)
+    assert data.findtext("%stop/%sname" % (T, T)) == "n"

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from agent.datastore import CommitError, DataTree, Datastores, EditError, LockError
+from agent.datastore.errors import StateUnavailable
 from agent.model import ValidationError
 from tests.engines import FailingEngine, ReadingEngine, RecordingEngine
 
@@ -303,9 +304,16 @@ def test_state_providers(ctx, tmp_path):
 
     async def main():
         ds = await started(store(ctx, tmp_path))
-        ds.register_state_provider(StateProvider("good", good))
-        ds.register_state_provider(StateProvider("bad", bad))
-        trees = await ds.state_trees()
+        ds.register_state_provider(StateProvider("good", good, ("nc-test",)))
+        ds.register_state_provider(StateProvider("bad", bad, ("other",)))
+        # a provider that fails fails the read, with its reason
+        with pytest.raises(StateUnavailable) as caught:
+            await ds.state_trees()
+        problem, = caught.value.problems
+        assert (problem.tag, problem.app_tag) == ("operation-failed", "state-unavailable")
+        assert "state of bad cannot be read: broken" in problem.message
+        # ... and does not hide the state of a read that does not ask for it
+        trees = await ds.state_trees(lambda p: "nc-test" in p.modules)
         assert len(trees) == 1 and "<hits>5</hits>" in text(trees[0])
         for t in trees:
             t.free()

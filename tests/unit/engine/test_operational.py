@@ -61,3 +61,57 @@ def test_identityref_leaf_lists_reach_libyang_with_their_module():
         "infrastructure-capabilities"]["state"]
     assert state == {"execution-environment": ["composer-types:native"],
                      "vswitch": "composer-types:ovs"}
+
+
+def _graphs(tree):
+    data = json.loads(tree.print_mem("json", with_siblings=True))
+    return {g["id"]: g for g in data["composer-sffg:service-graphs"]["service-graph"]}
+
+
+def test_counters_a_port_does_not_keep_are_left_out(node, monkeypatch):
+    """A port whose device is gone reads None counters: its state has no such counter
+    (it made the whole provider fail: int() of None)."""
+    node.engine.apply(None, running(chain()))
+    monkeypatch.setattr(node.vswitch, "port_stats", lambda lsi: {
+        name: {"rx_packets": None, "rx_bytes": 10, "tx_packets": None, "tx_bytes": None}
+        for name in node.vswitch.lsis[lsi]["ports"]})
+    graph = _graphs(GraphState(node.engine).build(CTX))["g1"]
+    assert graph["functions"]["function"][0]["ports"]["port"][0]["state"]["counters"] == {
+        "rx-bytes": "10"}
+
+
+def test_a_graph_whose_state_cannot_be_read_does_not_hide_the_others(node, monkeypatch):
+    node.engine.apply(None, running(chain("g1"), chain("g2").replace(
+        "<priority>10</priority>", "<priority>11</priority>")))
+    lsi = node.engine.deployed["g1"].lsi
+    real = node.vswitch.flow_stats
+
+    def flow_stats(name):
+        if name == lsi:
+            raise TypeError("unreadable")
+        return real(name)
+    monkeypatch.setattr(node.vswitch, "flow_stats", flow_stats)
+    monkeypatch.setattr(GraphState, "_stats", lambda self, reader, lsi: reader(lsi))
+    graphs = _graphs(GraphState(node.engine).build(CTX))
+    assert graphs["g2"]["state"]["status"] == "composer-types:running"
+    assert "flow-rules" in graphs["g2"]
+    assert graphs["g1"]["state"]["status"] == "composer-types:running"
+    assert "its operational state cannot be read: TypeError: unreadable" in \
+        graphs["g1"]["state"]["last-error"]
+
+
+def test_a_graph_whose_state_the_model_refuses_does_not_hide_the_others(node, monkeypatch):
+    node.engine.apply(None, running(chain("g1"), chain("g2").replace(
+        "<priority>10</priority>", "<priority>11</priority>")))
+    real = GraphState._graph
+
+    def graph(self, dg, *args):
+        state, parts = real(self, dg, *args)
+        if dg.id == "g1":
+            state["virtual-links"] = "many"
+        return state, parts
+    monkeypatch.setattr(GraphState, "_graph", graph)
+    graphs = _graphs(GraphState(node.engine).build(CTX))
+    assert "flow-rules" in graphs["g2"] and "flow-rules" not in graphs["g1"]
+    assert graphs["g1"]["state"]["status"] == "composer-types:running"
+    assert "its operational state cannot be built" in graphs["g1"]["state"]["last-error"]
