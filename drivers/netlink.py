@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -639,3 +640,65 @@ def tx_checksum_enabled(ifname: str, netns: str | None = None) -> bool:
             ethtool.close()
 
     return in_netns(netns, get)
+
+
+# --- link events ---
+
+RTMGRP_LINK = 1
+RTM_DELLINK = 17
+IFLA_IFNAME = 3
+_NLMSGHDR = struct.Struct("=IHHII")
+_IFINFOMSG = struct.Struct("=BxHiII")
+_RTATTR = struct.Struct("=HH")
+
+
+def watch_links(watcher, netns: str | None, callback) -> None:
+    """callback(ifname) on the watcher's thread for each interface deleted in netns (None:
+    the agent's own); callback(None) when the kernel dropped events (ENOBUFS)."""
+    def make():
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        sock.bind((0, RTMGRP_LINK))
+        sock.setblocking(False)
+        return sock.detach()
+    fd = in_netns(netns, make)
+
+    def readable():
+        for name in _deleted_links(fd):
+            callback(name)
+    readable.__name__ = "links of %s" % (netns or "the agent's namespace")
+    watcher.own(fd, readable)
+
+
+def _deleted_links(fd: int):
+    """The names of the interfaces in the RTM_DELLINK messages waiting on fd; None when
+    the kernel dropped some."""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno == _errno.ENOBUFS:
+                yield None
+                continue
+            return
+        offset = 0
+        while offset + _NLMSGHDR.size <= len(data):
+            length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
+            if length < _NLMSGHDR.size:
+                break
+            if kind == RTM_DELLINK:
+                yield _ifname(data[offset + _NLMSGHDR.size + _IFINFOMSG.size:offset + length])
+            offset += (length + 3) & ~3
+
+
+def _ifname(attributes: bytes) -> str | None:
+    offset = 0
+    while offset + _RTATTR.size <= len(attributes):
+        length, kind = _RTATTR.unpack_from(attributes, offset)
+        if length < _RTATTR.size:
+            return None
+        if kind == IFLA_IFNAME:
+            return attributes[offset + 4:offset + length].rstrip(b"\0").decode(errors="replace")
+        offset += (length + 3) & ~3
+    return None

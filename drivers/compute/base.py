@@ -112,3 +112,18 @@ class ComputeDriver:
 
     def status(self, instance: str) -> str:
         raise NotImplementedError
+
+    # --- watching (drivers/watch.py) ---
+
+    def watch(self, watcher, sink) -> None:
+        """From now on, call sink(Event) (on the watcher's thread) when a running instance
+        breaks without the driver doing it: subject "function", what "lost" (a part of it
+        is gone) or "exited" (its process exited). Nothing by default."""
+
+    def unwatch(self) -> None:
+        """Stop reporting."""
+
+    def problems(self, instance: str) -> list:
+        """What is wrong with a running instance, as Events ([]: nothing found): "lost",
+        it must be made again; "exited", it must be restarted."""
+        return []

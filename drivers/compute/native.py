@@ -61,7 +61,7 @@ from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .. import netlink
+from .. import netlink, watch
 from ..errors import (DriverError, PrerequisiteError, ResourceExists, ResourceNotFound,
                       ScriptError)
 from ..registry import register
@@ -200,6 +200,12 @@ class NativeDriver(ComputeDriver):
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._kernel_config = None
+        # Watching (watch()): the running instances, their vSwitch ends and processes.
+        self._watcher = None
+        self._sink = None
+        self._watch_guard = threading.Lock()
+        self._watched: dict[str, dict] = {}      # instance -> {"ends": [...], "pids": [...]}
+        self._ends: dict[str, str] = {}          # vSwitch end -> instance
 
     # --- prerequisites ---
 
@@ -432,6 +438,7 @@ class NativeDriver(ComputeDriver):
                                   resource=instance)
             if meta["state"] == SPARE:
                 return
+            self._unwatch(instance)
             try:
                 self._thaw(meta)
                 if meta["state"] in (RUNNING, PAUSED):
@@ -534,7 +541,9 @@ class NativeDriver(ComputeDriver):
                                   resource=instance)
             self._run_script(meta, "start")
             meta["state"] = RUNNING
+            meta["processes"] = self._processes(instance)
             self._save(meta)
+            self._watch(meta)
 
     def stop(self, instance: str) -> None:
         """Thaw if paused, run `stop`, kill what is left of its processes: -> stopped.
@@ -549,6 +558,7 @@ class NativeDriver(ComputeDriver):
             if meta["state"] == CREATING:
                 raise DriverError("cannot stop an instance whose creation did not finish",
                                   resource=instance)
+            self._unwatch(instance)
             if netlink.netns_usable(instance):
                 self._thaw(meta)
                 try:
@@ -599,52 +609,64 @@ class NativeDriver(ComputeDriver):
             meta = self._load(instance)
             if meta["state"] in (CREATING, FAILED):
                 raise DriverError("cannot update an incomplete instance", resource=instance)
-            add = [self._validate_port(p) for p in add_ports]
-            remove = list(remove_ports)
-            current = {p["port_id"]: p for p in meta["ports"]}
-            unknown = [pid for pid in remove if pid not in current]
-            if unknown:
-                raise ResourceNotFound("no port %s" % ", ".join(map(repr, unknown)),
-                                       resource=instance)
-            kept = [p for p in meta["ports"] if p["port_id"] not in remove]
-            self._check_unique([FunctionPort(p["port_id"], p["vswitch_ifname"]) for p in kept]
-                               + add)
-            template = self._package_template(meta)
-            self._check_port_count(template, len(kept) + len(add), instance)
-            for port in add:
-                if (netlink.link_exists(port.vswitch_ifname, self.netns)
-                        and port.vswitch_ifname not in {current[r]["vswitch_ifname"]
-                                                        for r in remove}):
-                    raise ResourceExists("interface exists in the node namespace",
-                                         resource=port.vswitch_ifname)
-            removed = [current[pid] for pid in remove]
+            self._unwatch(instance)
             try:
-                for port in removed:
-                    self._delete_port(meta, port)
-                    meta["ports"].remove(port)
-                before = len(meta["ports"])
-                try:
-                    self._add_ports(meta, add)
-                except BaseException:
-                    for port in meta["ports"][before:]:
-                        self._delete_port(meta, port)
-                    del meta["ports"][before:]
-                    self._restore_ports(meta, removed)
-                    raise
-                added = meta["ports"][before:]
-                self._save(meta)
-                try:
-                    self._run_script(meta, "update", {
-                        "COMPOSER_PORTS_ADDED": " ".join(p["ifname"] for p in added),
-                        "COMPOSER_PORTS_REMOVED": " ".join(p["ifname"] for p in removed),
-                    })
-                finally:
-                    if meta["state"] == PAUSED:
-                        self._freeze(meta)  # what the script started stays paused too
+                return self._update(meta, add_ports, remove_ports)
             finally:
-                self._save(meta)
-                netlink.release(instance)
-            return {p["port_id"]: p["vswitch_ifname"] for p in meta["ports"]}
+                if meta["state"] == RUNNING:
+                    meta["processes"] = self._processes(instance)   # `update` may start some
+                    self._save(meta)
+                    self._watch(meta)
+
+    def _update(self, meta: dict, add_ports: tuple, remove_ports: tuple) -> dict[str, str]:
+        """update() holding the instance's lock."""
+        instance = meta["instance"]
+        add = [self._validate_port(p) for p in add_ports]
+        remove = list(remove_ports)
+        current = {p["port_id"]: p for p in meta["ports"]}
+        unknown = [pid for pid in remove if pid not in current]
+        if unknown:
+            raise ResourceNotFound("no port %s" % ", ".join(map(repr, unknown)),
+                                   resource=instance)
+        kept = [p for p in meta["ports"] if p["port_id"] not in remove]
+        self._check_unique([FunctionPort(p["port_id"], p["vswitch_ifname"]) for p in kept]
+                           + add)
+        template = self._package_template(meta)
+        self._check_port_count(template, len(kept) + len(add), instance)
+        for port in add:
+            if (netlink.link_exists(port.vswitch_ifname, self.netns)
+                    and port.vswitch_ifname not in {current[r]["vswitch_ifname"]
+                                                    for r in remove}):
+                raise ResourceExists("interface exists in the node namespace",
+                                     resource=port.vswitch_ifname)
+        removed = [current[pid] for pid in remove]
+        try:
+            for port in removed:
+                self._delete_port(meta, port)
+                meta["ports"].remove(port)
+            before = len(meta["ports"])
+            try:
+                self._add_ports(meta, add)
+            except BaseException:
+                for port in meta["ports"][before:]:
+                    self._delete_port(meta, port)
+                del meta["ports"][before:]
+                self._restore_ports(meta, removed)
+                raise
+            added = meta["ports"][before:]
+            self._save(meta)
+            try:
+                self._run_script(meta, "update", {
+                    "COMPOSER_PORTS_ADDED": " ".join(p["ifname"] for p in added),
+                    "COMPOSER_PORTS_REMOVED": " ".join(p["ifname"] for p in removed),
+                })
+            finally:
+                if meta["state"] == PAUSED:
+                    self._freeze(meta)  # what the script started stays paused too
+        finally:
+            self._save(meta)
+            netlink.release(instance)
+        return {p["port_id"]: p["vswitch_ifname"] for p in meta["ports"]}
 
     def destroy(self, instance: str) -> None:
         """Stop, run `destroy`, kill every process, delete the namespace and the instance
@@ -671,11 +693,15 @@ class NativeDriver(ComputeDriver):
                         "node_netns": self.netns, "state": FAILED}
                 self._teardown(meta, wait=False)
                 return
-            self._thaw(meta)
-            if meta["state"] in (RUNNING, PAUSED):
-                self._run_script_logged(meta, "stop")
-            if meta["state"] != CREATING and meta.get("scripts"):
-                self._run_script_logged(meta, "destroy")
+            self._unwatch(instance)
+            if netlink.netns_usable(instance):
+                self._thaw(meta)
+                if meta["state"] in (RUNNING, PAUSED):
+                    self._run_script_logged(meta, "stop")
+                if meta["state"] != CREATING and meta.get("scripts"):
+                    self._run_script_logged(meta, "destroy")
+            else:
+                LOG.warning("%s: its namespace is gone; destroying what is left", instance)
             self._teardown(meta, wait=False)
         with self._locks_guard:
             self._locks.pop(instance, None)
@@ -966,9 +992,16 @@ class NativeDriver(ComputeDriver):
             self._signal_all(meta["instance"], signal.SIGCONT)
 
     def _kill_processes(self, meta: dict) -> None:
-        """Kill every process of the instance and wait until they are gone."""
+        """Kill every process of the instance and wait until they are gone; the recorded
+        ones too (a namespace deleted under them leaves them running, unreachable by it)."""
         if netlink.netns_exists(meta["instance"]):
             self._signal_all(meta["instance"], signal.SIGKILL, until_empty=True)
+        for identity in meta.get("processes", ()):
+            if watch.alive(identity):
+                try:
+                    os.kill(identity[0], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def _teardown(self, meta: dict, wait: bool = True) -> None:
         """Release everything an instance may hold; each part is skipped when absent.
@@ -992,6 +1025,124 @@ class NativeDriver(ComputeDriver):
             if wait:
                 self._reaper.wait(names=ends)
         shutil.rmtree(meta["dir"], ignore_errors=True)
+
+    # --- watching ---
+
+    def watch(self, watcher, sink) -> None:
+        """Report (sink(Event)) what breaks a running instance without this driver doing it:
+        its namespace deleted, the vSwitch end of a port deleted ("lost"), a process it was
+        running after `start` exited ("exited"). Instances running now are watched from
+        here on; one whose process is gone already is reported at once."""
+        self._watcher, self._sink = watcher, sink
+        watcher.watch_directory(netlink.NETNS_RUN_DIR, self._namespace_gone)
+        netlink.watch_links(watcher, self.netns, self._end_gone)
+        for info in self.list_instances():
+            try:
+                with self._lock(info.instance):
+                    meta = self._load(info.instance)
+                    if meta.get("state") == RUNNING:
+                        self._watch(meta)
+            except (ResourceNotFound, ValueError, OSError):
+                continue
+
+    def unwatch(self) -> None:
+        with self._watch_guard:
+            watcher, self._watcher, self._sink = self._watcher, None, None
+            instances = list(self._watched)
+        for instance in instances:
+            self._unwatch(instance, watcher)
+
+    @staticmethod
+    def _processes(instance: str) -> list:
+        """What the instance's `start` left running: the processes of its namespace whose
+        parent is not (their own children come and go)."""
+        return [list(identity) for identity in watch.daemons(netlink.netns_pids(instance))]
+
+    def _watch(self, meta: dict) -> None:
+        """(holding the instance's lock) watch a running instance."""
+        with self._watch_guard:
+            watcher = self._watcher
+            if watcher is None:
+                return
+            instance = meta["instance"]
+            ends = [p["vswitch_ifname"] for p in meta.get("ports", ())]
+            pids = [identity[0] for identity in meta.get("processes", ())]
+            self._watched[instance] = {"ends": ends, "pids": pids}
+            for end in ends:
+                self._ends[end] = instance
+        for identity in meta.get("processes", ()):
+            pid, _, name = identity
+            detail = "its process %d (%s) exited" % (pid, name)
+            if not watch.alive(identity) or not watcher.watch_process(
+                    pid, lambda i=instance, d=detail: self._report(i, watch.EXITED, d)):
+                self._report(instance, watch.EXITED, detail)
+
+    def _unwatch(self, instance: str, watcher=None) -> None:
+        """Stop watching an instance (before the driver itself stops or changes it)."""
+        with self._watch_guard:
+            watched = self._watched.pop(instance, None)
+            watcher = watcher or self._watcher
+            if watched is None:
+                return
+            for end in watched["ends"]:
+                if self._ends.get(end) == instance:
+                    del self._ends[end]
+        if watcher is not None:
+            for pid in watched["pids"]:
+                watcher.unwatch_process(pid)
+
+    def _report(self, instance: str, what: str, detail: str) -> None:
+        with self._watch_guard:
+            sink = self._sink if instance in self._watched else None
+        if sink is not None:
+            sink(watch.Event(watch.FUNCTION, instance, what, detail))
+
+    def _namespace_gone(self, name: str | None) -> None:
+        if name is None:
+            for instance in list(self._watched):
+                if not netlink.netns_usable(instance):
+                    self._report(instance, watch.LOST, "its network namespace was deleted")
+            return
+        self._report(name, watch.LOST, "its network namespace was deleted")
+
+    def _end_gone(self, ifname: str | None) -> None:
+        if ifname is None:
+            with self._watch_guard:
+                sink = self._sink
+            if sink is not None:
+                sink(watch.Event(watch.NODE, self.netns or "", watch.RESYNC,
+                                 "link events were lost"))
+            return
+        instance = self._ends.get(ifname)
+        if instance is not None:
+            self._report(instance, watch.LOST, "its port %s was deleted" % ifname)
+
+    def problems(self, instance: str) -> list:
+        """What is wrong with a running instance, as Events: lost when its namespace cannot
+        be entered or the vSwitch end of a port is gone, exited when a process it ran
+        after `start` is not running."""
+        def event(what, detail):
+            return watch.Event(watch.FUNCTION, instance, what, detail)
+        try:
+            meta = self._load(instance)
+        except (ResourceNotFound, ValueError, OSError):
+            return [event(watch.LOST, "it is gone (no metadata)")]
+        found = []
+        if meta.get("state") != RUNNING:
+            found.append(event(watch.LOST, "it is %s, not running" % meta.get("state")))
+        if not netlink.netns_usable(instance):
+            found.append(event(watch.LOST, "its network namespace is gone"))
+        node = meta.get("node_netns")
+        missing = [p["vswitch_ifname"] for p in meta.get("ports", ())
+                   if not netlink.link_exists(p["vswitch_ifname"], node)]
+        if missing:
+            found.append(event(watch.LOST, "its ports %s are gone" % ", ".join(missing)))
+        dead = ["%d (%s)" % (i[0], i[2]) for i in meta.get("processes", ())
+                if not watch.alive(i)]
+        if dead:
+            found.append(event(watch.EXITED, "its processes %s are not running"
+                               % ", ".join(dead)))
+        return found
 
     # --- state ---
 
