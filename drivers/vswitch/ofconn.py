@@ -16,6 +16,11 @@ encode the text of openflow.flow_mod; encode_bundle returns None for a flow it d
 speak, and the caller uses ovs-ofctl for that bundle. A dead connection (the bridge was
 deleted and made again, vswitchd restarted) is opened again once, before anything of the
 bundle reached the switch or after it was discarded with the connection.
+
+A watched connection (monitor()) also carries an OpenFlow 1.4 flow monitor: the switch
+reports every flow another client adds, changes or removes on the bridge, and never the
+connection's own bundles; a watcher's thread reads those reports while no bundle runs,
+and a bundle hands the ones it reads on its way to the same listener.
 """
 
 import ipaddress
@@ -36,6 +41,12 @@ OFP_VERSION = 0x05                       # OpenFlow 1.4: the first with bundles
 OFPT_HELLO, OFPT_ERROR, OFPT_ECHO_REQUEST, OFPT_ECHO_REPLY = 0, 1, 2, 3
 OFPT_FLOW_MOD, OFPT_BARRIER_REQUEST, OFPT_BARRIER_REPLY = 14, 20, 21
 OFPT_BUNDLE_CONTROL, OFPT_BUNDLE_ADD_MESSAGE = 33, 34
+OFPT_MULTIPART_REQUEST, OFPT_MULTIPART_REPLY = 18, 19
+OFPMP_FLOW_MONITOR = 16
+OFPFMF_ADD, OFPFMF_REMOVED, OFPFMF_MODIFY = 2, 4, 8
+OFPFMC_ADD = 0
+# flow update events (ofp_flow_update_event)
+_FLOW_EVENTS = {1: "added", 2: "removed", 3: "modified"}
 OFPBCT_OPEN_REQUEST, OFPBCT_COMMIT_REQUEST, OFPBCT_COMMIT_REPLY = 0, 4, 5
 OFPBCT_DISCARD_REQUEST = 6
 OFPBF_ATOMIC, OFPBF_ORDERED = 1, 2
@@ -225,6 +236,35 @@ def _bundle_add(bundle_id: int, inner: bytes) -> bytes:
                     struct.pack("!IHH", bundle_id, 0, OFPBF_ATOMIC | OFPBF_ORDERED) + inner)
 
 
+def flow_monitor_request(xid: int, monitor_id: int = 1) -> bytes:
+    """OFPMP_FLOW_MONITOR: every flow of every table that another client adds, changes or
+    removes, with its cookie."""
+    request = struct.pack("!IIIHBB", monitor_id, OFPP_ANY, OFPG_ANY,
+                          OFPFMF_ADD | OFPFMF_REMOVED | OFPFMF_MODIFY, OFPTT_ALL, OFPFMC_ADD)
+    return _message(OFPT_MULTIPART_REQUEST, xid, struct.pack("!HH4x", OFPMP_FLOW_MONITOR, 0)
+                    + request + struct.pack("!HH4x", 1, 4))
+
+
+def flow_updates(body: bytes) -> list[tuple]:
+    """(event, priority, cookie) of each full update in a flow monitor reply's body (the
+    multipart header included); event is added, removed or modified."""
+    kind, = struct.unpack_from("!H", body)
+    if kind != OFPMP_FLOW_MONITOR:
+        return []
+    out = []
+    offset = 8
+    while offset + 4 <= len(body):
+        length, event = struct.unpack_from("!HH", body, offset)
+        if length < 4:
+            break
+        if event in _FLOW_EVENTS and offset + 24 <= len(body):
+            priority, = struct.unpack_from("!H", body, offset + 10)
+            cookie, = struct.unpack_from("!Q", body, offset + 16)
+            out.append((_FLOW_EVENTS[event], priority, cookie))
+        offset += length
+    return out
+
+
 def describe_error(body: bytes) -> str:
     kind, code = struct.unpack_from("!HH", body)
     name = _ERROR_CODES.get((kind, code))
@@ -248,15 +288,103 @@ class OpenFlowConnection:
         self._buffer = b""
         self._lock = threading.Lock()
         self._xids = itertools.count(1)
+        self._watcher = None           # monitor(): reads the flow monitor's reports
+        self._listener = None          # listener(bridge, [(event, priority, cookie)])
+        self._monitored = False        # the switch monitors flows for this socket
 
     def close(self) -> None:
         with self._lock:
             self._drop()
+            self._watcher = self._listener = None
 
     def _drop(self) -> None:
         if self._sock is not None:
+            if self._watcher is not None:
+                self._watcher.discard(self._sock.fileno())
             self._sock.close()
-        self._sock, self._buffer = None, b""
+        self._sock, self._buffer, self._monitored = None, b"", False
+
+    # --- the flow monitor ---
+
+    def monitor(self, watcher, listener, connect: bool = True) -> None:
+        """From now on, listener(bridge, updates) on the watcher's thread whenever another
+        client changes flows of the bridge (updates: (event, priority, cookie) each). The
+        connection is opened now if it is not (CommandError when the bridge is not there),
+        or with connect=False by the next bundle."""
+        with self._lock:
+            self._watcher, self._listener = watcher, listener
+            if self._sock is None:
+                if not connect:
+                    return
+                self._connect()
+            elif not self._monitored:
+                self._send(flow_monitor_request(self._xid()))
+                self._monitored = True
+            self._watch()
+
+    def unmonitor(self) -> None:
+        """No more reports (the switch's are dropped from now on)."""
+        with self._lock:
+            if self._watcher is not None and self._sock is not None:
+                self._watcher.discard(self._sock.fileno())
+            self._watcher = self._listener = None
+
+    def _watch(self) -> None:
+        if self._watcher is not None and self._sock is not None:
+            self._watcher.add(self._sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        """On the watcher's thread: what the switch sent while no bundle runs."""
+        if not self._lock.acquire(blocking=False):
+            return                      # a bundle runs: it reads (its fd is not watched)
+        try:
+            if self._sock is None:
+                return
+            self._sock.setblocking(False)
+            try:
+                while True:
+                    try:
+                        chunk = self._sock.recv(65536)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        LOG.info("the OpenFlow connection to %s was closed", self.bridge)
+                        self._drop()
+                        return
+                    self._buffer += chunk
+            finally:
+                if self._sock is not None:
+                    self._sock.settimeout(self.timeout)
+            self._unsolicited()
+        except _Reset:
+            pass                        # dropped: the next bundle connects again
+        finally:
+            self._lock.release()
+
+    def _unsolicited(self) -> None:
+        """Handle the complete messages in the buffer: flow monitor reports go to the
+        listener, echo requests are answered, the rest (late answers) is dropped."""
+        if self._sock is None:
+            self._buffer = b""
+            return
+        while len(self._buffer) >= HEADER.size and \
+                len(self._buffer) >= HEADER.unpack_from(self._buffer)[2]:
+            header = HEADER.unpack_from(self._buffer)
+            body = self._buffer[HEADER.size:header[2]]
+            self._buffer = self._buffer[header[2]:]
+            if header[1] == OFPT_ECHO_REQUEST:
+                self._send(_message(OFPT_ECHO_REPLY, header[3], body))
+            else:
+                self._report(header, body)
+
+    def _report(self, header, body) -> None:
+        if header[1] != OFPT_MULTIPART_REPLY or self._listener is None:
+            return
+        updates = flow_updates(body)
+        if updates:
+            self._listener(self.bridge, updates)
 
     def _connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -274,6 +402,9 @@ class OpenFlowConnection:
         if kind != OFPT_HELLO:
             raise CommandError("%s answered the hello with message type %d"
                                % (self.path, kind), resource=self.bridge)
+        if self._watcher is not None:
+            self._send(flow_monitor_request(self._xid()))
+            self._monitored = True
 
     def _xid(self) -> int:
         return next(self._xids) & 0xFFFFFFFF or next(self._xids)
@@ -313,7 +444,8 @@ class OpenFlowConnection:
             return header, body
 
     def _until(self, xid: int, errors: list) -> tuple:
-        """Messages up to the answer to xid; OFPT_ERRORs on the way go to errors."""
+        """Messages up to the answer to xid; OFPT_ERRORs on the way go to errors, flow
+        monitor reports to the listener."""
         while True:
             header, body = self._receive()
             if header[1] == OFPT_ERROR:
@@ -322,6 +454,8 @@ class OpenFlowConnection:
                     return header, body
             elif header[3] == xid:
                 return header, body
+            else:
+                self._report(header, body)
 
     def bundle(self, messages: list[bytes]) -> None:
         """Apply flow-mods (encoded with xids from next_xids) as one atomic bundle; raises
@@ -329,15 +463,30 @@ class OpenFlowConnection:
         if not messages:
             return
         with self._lock:
-            for attempt in (1, 2):
-                try:
-                    return self._bundle(messages)
-                except _Reset as exc:
-                    if attempt == 2:
-                        raise CommandError("the OpenFlow connection to %s failed: %s"
-                                           % (self.path, exc), resource=self.bridge) from None
-                    LOG.info("OpenFlow connection to %s lost (%s); connecting again",
-                             self.bridge, exc)
+            # The watcher's thread must not wake for what this thread reads meanwhile.
+            if self._watcher is not None and self._sock is not None:
+                self._watcher.discard(self._sock.fileno())
+            try:
+                for attempt in (1, 2):
+                    try:
+                        return self._bundle(messages)
+                    except _Reset as exc:
+                        if attempt == 2:
+                            raise CommandError("the OpenFlow connection to %s failed: %s"
+                                               % (self.path, exc), resource=self.bridge) \
+                                from None
+                        LOG.info("OpenFlow connection to %s lost (%s); connecting again",
+                                 self.bridge, exc)
+            finally:
+                self._after_bundle()
+
+    def _after_bundle(self) -> None:
+        """(holding the lock) the reports read past the bundle's answer; watched again."""
+        try:
+            self._unsolicited()
+        except _Reset:
+            return
+        self._watch()
 
     def next_xids(self):
         """The xids for encode_bundle."""

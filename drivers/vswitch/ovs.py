@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ..errors import (CommandError, DriverError, InvalidArgument, PrerequisiteError,
                       ResourceExists, ResourceNotFound)
 from ..registry import register
+from .. import watch
 from . import openflow, validate
 from .base import Action, Flow, LsiInfo, PortInfo, VirtualLink, VSwitchDriver
 from .netlink import NodeNetlink
@@ -143,6 +144,12 @@ class OVSDriver(VSwitchDriver):
         self._connect_lock = threading.Lock()
         self._checked = False
         self._bundlers: dict[str, OpenFlowConnection] = {}    # LSI name -> connection
+        # watch(): where changes made by others are reported, and the rows this driver is
+        # deleting itself meanwhile (name -> how many deletions of it are under way)
+        self._watcher = None
+        self._sink = None
+        self._removing: dict[str, int] = {}
+        self._removing_lock = threading.Lock()
 
     # --- lifecycle ---
 
@@ -183,6 +190,73 @@ class OVSDriver(VSwitchDriver):
                    "; without the openvswitch kernel module use 'netdev'"
                    if self.datapath_type == "system" else ""))
         self._checked = True
+
+    # --- watching (drivers/watch.py) ---
+
+    def watch(self, watcher, sink) -> None:
+        """From now on, report what others change of what this driver made, as Events:
+        an LSI or a port removed from the database (lost), flows of an LSI added, changed
+        or removed by another OpenFlow client (an OpenFlow 1.4 flow monitor on the LSI's
+        connection; flows this driver changes are never reported)."""
+        self._watcher, self._sink = watcher, sink
+        self.db.idl.listener = self._row_gone
+        with self._connect_lock:
+            connections = list(self._bundlers.values())
+        for connection in connections:
+            try:
+                connection.monitor(watcher, self._flows_changed)
+            except CommandError as err:
+                LOG.warning("cannot watch the flows of %s: %s", connection.bridge, err)
+
+    def unwatch(self) -> None:
+        self._sink = None
+        if self._db is not None:
+            self._db.idl.listener = None
+        with self._connect_lock:
+            connections = list(self._bundlers.values())
+        for connection in connections:
+            connection.unmonitor()
+        self._watcher = None
+
+    def watch_flows(self, lsi: str) -> None:
+        """Watch the flows of lsi from now on (its connection opens now)."""
+        if self._watcher is not None:
+            self._bundler(lsi).monitor(self._watcher, self._flows_changed)
+
+    def reconnect(self) -> None:
+        """The database server was restarted: connect to it again now."""
+        if self._db is not None:
+            self._db.reconnect()
+
+    def _row_gone(self, table: str, name: str) -> None:
+        with self._removing_lock:
+            if self._removing.get(name):
+                return
+        sink = self._sink
+        if sink is not None:
+            subject = watch.LSI if table == "Bridge" else watch.PORT
+            sink(watch.Event(subject, name, watch.LOST,
+                             "removed from the vSwitch by another client"))
+
+    def _flows_changed(self, lsi: str, updates: list) -> None:
+        sink = self._sink
+        if sink is not None:
+            detail = ", ".join("cookie 0x%x priority %d %s" % (cookie, priority, event)
+                               for event, priority, cookie in updates[:3])
+            if len(updates) > 3:
+                detail += " and %d more" % (len(updates) - 3)
+            sink(watch.Event(watch.FLOWS, lsi, watch.CHANGED,
+                             "flows changed by another OpenFlow client: " + detail))
+
+    def _removal(self, names, delta: int) -> None:
+        """Count the rows this driver is about to delete (delta 1), or has (-1)."""
+        with self._removing_lock:
+            for name in names:
+                count = self._removing.get(name, 0) + delta
+                if count > 0:
+                    self._removing[name] = count
+                else:
+                    self._removing.pop(name, None)
 
     def close(self) -> None:
         with self._connect_lock:
@@ -387,7 +461,12 @@ class OVSDriver(VSwitchDriver):
                         iface.delete()
                     port.delete()
 
-        self.db.transact(build, what=what)
+        names = [name for names in doomed.values() for name in names]
+        self._removal(names, 1)
+        try:
+            self.db.transact(build, what=what)
+        finally:
+            self._removal(names, -1)
 
     # --- LSIs ---
 
@@ -471,9 +550,13 @@ class OVSDriver(VSwitchDriver):
         """Remove the bridge with all its ports (and the OVS routes of tunnel endpoints on
         it; its flows go with it)."""
         endpoints = self.list_tunnel_endpoints(name)
+        removing = set()
 
         def build(txn, t):
             bridge = self._bridge(t, name)
+            rows = {name} | {port.name for port in bridge.ports}
+            self._removal(rows - removing, 1)
+            removing.update(rows)
             root = t.root
             root.verify("bridges")
             root.bridges = [b for b in root.bridges if b.name != name]
@@ -483,7 +566,18 @@ class OVSDriver(VSwitchDriver):
                 port.delete()
             bridge.delete()
 
-        self.db.transact(build, what="destroy LSI %s" % name)
+        with self._connect_lock:
+            connection = self._bundlers.get(name)
+        if connection is not None:
+            connection.unmonitor()      # the bridge's flows go with it: not an event
+        try:
+            self.db.transact(build, what="destroy LSI %s" % name)
+        except BaseException:
+            if connection is not None and self._watcher is not None:
+                connection.monitor(self._watcher, self._flows_changed, connect=False)
+            raise
+        finally:
+            self._removal(removing, -1)
         with self._connect_lock:
             connection = self._bundlers.pop(name, None)
         if connection is not None:
@@ -863,6 +957,8 @@ class OVSDriver(VSwitchDriver):
             if connection is None:
                 connection = self._bundlers[lsi] = OpenFlowConnection(
                     self.run_dir or system_run_dir(), lsi, timeout=60.0)
+                if self._watcher is not None:
+                    connection.monitor(self._watcher, self._flows_changed, connect=False)
             return connection
 
     def _names(self, lsi: str) -> dict:

@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .. import watch
 from ..errors import CommandError, PrerequisiteError
 
 LOG = logging.getLogger(__name__)
@@ -148,6 +149,39 @@ class PrivateOVS:
 
     def running(self) -> bool:
         return self.ovsdb_pid() is not None and self.vswitchd_pid() is not None
+
+    # --- watching (drivers/watch.py) ---
+
+    def daemons(self) -> dict:
+        """daemon name -> its pid, or None when it is not running."""
+        return {"ovsdb-server": self.ovsdb_pid(), "ovs-vswitchd": self.vswitchd_pid()}
+
+    def watch(self, watcher, sink) -> list[str]:
+        """sink(Event(daemon, name, exited)) on the watcher's thread when a daemon running
+        now exits (watch again after restart()); the names of those not running now."""
+        down = []
+        for name, pid in self.daemons().items():
+            def exited(name=name, pid=pid):
+                sink(watch.Event(watch.DAEMON, name, watch.EXITED,
+                                 "%s (pid %d) exited" % (name, pid)))
+            if pid is None or not watcher.watch_process(pid, exited):
+                down.append(name)
+        return down
+
+    def unwatch(self, watcher) -> None:
+        for pid in self.daemons().values():
+            if pid is not None:
+                watcher.unwatch_process(pid)
+
+    def restart(self) -> list[str]:
+        """Start the daemons that are not running and wait until both answer; the names
+        of those started. The database keeps the bridges and ports; a restarted
+        ovs-vswitchd has no flow, no tunnel route, no address on its internal ports."""
+        down = [name for name, pid in self.daemons().items() if pid is None]
+        if down:
+            LOG.warning("restarting %s in %s", " and ".join(down), self.run_dir)
+            self.start()
+        return down
 
     def start(self) -> None:
         check_binaries()

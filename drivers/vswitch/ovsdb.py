@@ -59,9 +59,14 @@ class NamedIdl(ovs.db.idl.Idl):
         # thousand), and "is this port on that LSI" is asked on every flow change.
         self.bridge_ports = {}
         self._changed_bridges = set()
+        # listener(table, name): a Bridge or Port row was deleted (see OVSDriver.watch)
+        self.listener = None
         super().__init__(remote, schema_helper, **kwargs)
 
     def notify(self, event, row, updates=None):
+        if event == ovs.db.idl.ROW_DELETE and self.listener is not None and \
+                row._table.name in ("Bridge", "Port"):
+            self.listener(row._table.name, row.name)
         if row._table.name == "Bridge":
             self.bridge_ports.pop(row.uuid, None)
             if event != ovs.db.idl.ROW_DELETE:
@@ -234,6 +239,12 @@ class OvsdbConnection:
             poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
             poller.timer_wait(IDLE_WAKE_MS)
             poller.block()
+
+    def reconnect(self) -> None:
+        """Connect again now (the server was restarted), not after the IDL's backoff."""
+        with self.lock:
+            self.idl.force_reconnect()
+        os.write(self._wake_w, b"x")
 
     def close(self) -> None:
         if self.idl is None:
