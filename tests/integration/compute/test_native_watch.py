@@ -2,28 +2,23 @@
 what the driver does itself is not."""
 
 import os
-import queue
 import signal
 import subprocess
 
 import pytest
 
 from drivers import netlink
-from drivers.watch import EXITED, FUNCTION, LOST, Watcher
+from drivers.watch import EXITED, FUNCTION, LOST
+from tests.watching import quiet, watching
 
 from .helpers import make_package, spec
 from .test_native import DAEMON
 
 
 @pytest.fixture
-def events(native, lab):
-    watcher = Watcher("%s-watch" % lab.tag)
-    watcher.start()
-    found = queue.Queue()
-    native.watch(watcher, found.put)
-    yield found
-    native.unwatch()
-    watcher.close()
+def events(native):
+    with watching(native) as found:
+        yield found
 
 
 def _running(native, lab, tmp_path, scripts=DAEMON):
@@ -34,13 +29,6 @@ def _running(native, lab, tmp_path, scripts=DAEMON):
     return inst
 
 
-def _quiet(events, seconds=0.4):
-    try:
-        event = events.get(timeout=seconds)
-    except queue.Empty:
-        return
-    raise AssertionError("unexpected event %s" % event)
-
 
 def test_the_daemon_start_left_is_watched_and_its_exit_reported(native, lab, tmp_path,
                                                                  events):
@@ -50,7 +38,7 @@ def test_the_daemon_start_left_is_watched_and_its_exit_reported(native, lab, tmp
                   "sleep")]
     assert len(daemon) == 1         # the loop (its sleeps are its children)
     assert native.problems(inst) == []
-    _quiet(events)                  # the loop's sleeps come and go: not the function's
+    quiet(events)                  # the loop's sleeps come and go: not the function's
     os.kill(daemon[0], signal.SIGKILL)
     event = events.get(timeout=2)
     assert (event.subject, event.name, event.what) == (FUNCTION, inst, EXITED)
@@ -60,7 +48,7 @@ def test_the_daemon_start_left_is_watched_and_its_exit_reported(native, lab, tmp
     native.stop(inst)
     native.start(inst)
     assert native.problems(inst) == []
-    _quiet(events)
+    quiet(events)
 
 
 def test_a_deleted_namespace_is_reported_and_stop_destroy_still_work(native, lab, tmp_path,
@@ -77,7 +65,7 @@ def test_a_deleted_namespace_is_reported_and_stop_destroy_still_work(native, lab
     native.destroy(inst)
     assert native.settle(5)
     assert not any("daemon" in p for p in _commands(str(tmp_path)))
-    _quiet(events)
+    quiet(events)
 
 
 def test_a_deleted_vswitch_end_is_reported(native, lab, tmp_path, events):
@@ -93,7 +81,7 @@ def test_what_the_driver_does_itself_is_not_reported(native, lab, tmp_path, even
     native.start(inst)
     native.destroy(inst)
     assert native.settle(5)
-    _quiet(events)
+    quiet(events)
 
 
 def _commands(text):

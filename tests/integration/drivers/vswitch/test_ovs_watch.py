@@ -8,32 +8,19 @@ import subprocess
 
 import pytest
 
-from drivers import registry
 from drivers.vswitch.base import Action, Flow
 from drivers.vswitch.ovs_process import PrivateOVS
 from drivers.watch import CHANGED, DAEMON, EXITED, FLOWS, LOST, LSI, PORT, Watcher
 from tests.resources import PREFIX
+from tests.watching import quiet, watching
 
 BR = PREFIX + "wbr"
 
 
 @pytest.fixture
 def events(driver):
-    watcher = Watcher(PREFIX + "-watch")
-    watcher.start()
-    found = queue.Queue()
-    driver.watch(watcher, found.put)
-    yield found
-    driver.unwatch()
-    watcher.close()
-
-
-def _quiet(events, seconds=0.4):
-    try:
-        event = events.get(timeout=seconds)
-    except queue.Empty:
-        return
-    raise AssertionError("unexpected event %s" % event)
+    with watching(driver) as found:
+        yield found
 
 
 def _vsctl(private_ovs, *argv):
@@ -54,7 +41,7 @@ def test_a_flow_another_client_removes_is_reported_and_own_bundles_are_not(
         driver, events, private_ovs):
     flows = _bridge_with_flows(driver)
     driver.apply_flows(BR, add=[flows[0]], remove_cookies=[flows[0].cookie])
-    _quiet(events)
+    quiet(events)
     subprocess.run(["ovs-ofctl", "-O", "OpenFlow14", "del-flows",
                     private_ovs.bridge_mgmt(BR), "cookie=0x11/-1"],
                    env=private_ovs.env(), check=True)
@@ -63,7 +50,7 @@ def test_a_flow_another_client_removes_is_reported_and_own_bundles_are_not(
     assert "cookie 0x11 priority 101 removed" in event.detail
     # still watched after a bundle of its own
     driver.apply_flows(BR, add=[flows[1]])
-    _quiet(events)
+    quiet(events)
     subprocess.run(["ovs-ofctl", "-O", "OpenFlow14", "add-flow", private_ovs.bridge_mgmt(BR),
                     "cookie=0x99,priority=7,actions=drop"], env=private_ovs.env(), check=True)
     assert "cookie 0x99 priority 7 added" in events.get(timeout=2).detail
@@ -73,7 +60,7 @@ def test_ports_and_lsis_another_client_removes_are_reported(driver, events, priv
     _bridge_with_flows(driver)
     driver.create_port(BR, BR + "q", "internal")
     driver.destroy_port(BR, BR + "q")            # its own: not reported
-    _quiet(events)
+    quiet(events)
     _vsctl(private_ovs, "del-port", BR, BR + "p")
     event = events.get(timeout=2)
     assert (event.subject, event.name, event.what) == (PORT, BR + "p", LOST)
@@ -85,7 +72,7 @@ def test_ports_and_lsis_another_client_removes_are_reported(driver, events, priv
 def test_destroying_its_own_lsi_is_not_reported(driver, events):
     _bridge_with_flows(driver)
     driver.destroy_lsi(BR)
-    _quiet(events)
+    quiet(events)
 
 
 def test_a_daemon_that_dies_is_reported_and_restarts(session_tmp):
