@@ -83,6 +83,15 @@ DEFAULTS = {
         # cheap, and the slots' ports would only make each graph's delete slower.
         "spare-slots-min-ports": 200,
     },
+    "repair": {
+        # Watch what is deployed (OVSDB and flow monitors, netlink, process exits, the
+        # private OVS's daemons) and repair what breaks (agent/engine/converge.py).
+        "enabled": True,
+        "attempts": 5,                  # repairs of a graph in a row before it is failed
+        "backoff-ms": 500,              # before the second attempt; doubles after each
+        "backoff-max-ms": 30000,
+        "stable-seconds": 60,           # a repair that held this long starts a new count
+    },
     "resources": {
         "prefix": "cnc",                # every node resource the agent creates starts with it
     },
@@ -171,6 +180,14 @@ def _check(config: AgentConfig) -> None:
         raise ConfigError("compute.spare-slot-ports must be within 1..8")
     if data["compute"]["spare-slots-min-ports"] < 0:
         raise ConfigError("compute.spare-slots-min-ports must not be negative")
+    repair = data["repair"]
+    if not 1 <= repair["attempts"] <= 1000:
+        raise ConfigError("repair.attempts must be within 1..1000")
+    if not 1 <= repair["backoff-ms"] <= repair["backoff-max-ms"]:
+        raise ConfigError("repair.backoff-ms must be at least 1 and at most "
+                          "repair.backoff-max-ms")
+    if repair["stable-seconds"] < 0:
+        raise ConfigError("repair.stable-seconds must not be negative")
     port = data["netconf"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError("netconf.port must be within 0..65535")

@@ -24,6 +24,7 @@ from drivers.errors import DriverError
 
 from .executor import Executor, StepFailed, Stopped
 from .graph import SourceReader, templates_from_tree
+from .health import Health
 from .interface import EngineRefused, TransactionEngine
 from .journal import Journal
 from .plan import Plan
@@ -90,6 +91,9 @@ class ComposerEngine(TransactionEngine):
         self.failures: dict = {}         # graph id -> last error message
         self.last_plan: Plan | None = None
         self.last_summary: dict = {}
+        # What broke since it was deployed (the watches and the converger keep it).
+        self.health = Health()
+        self.converger = None          # agent/engine/converge.py, when it runs
         self._lock = threading.Lock()
         self._generation = 0           # bumped whenever what is deployed changes
         self._validated = None         # (tree, generation, templates, PlanResult): last check
@@ -188,6 +192,8 @@ class ComposerEngine(TransactionEngine):
                 self.compute.repository.set_configured(templates)
                 self.deployed = result.deployed
                 self._generation += 1
+                if old is not None:
+                    self._converge_now()
                 return
             if transaction is None:
                 transaction = self._begin(new, templates, result)
@@ -202,10 +208,70 @@ class ComposerEngine(TransactionEngine):
             for gid in result.touched:
                 self.failures.pop(gid, None)
             self.spares.committed(result.claimed, self.deployed)
+            if self.converger is not None:
+                self.converger.committed(result.touched)
             self._recording = self._recorder.submit(self._record_commit, dict(self.deployed))
             self.on_settled()
             LOG.info("deployed in %.0f ms: %s", (time.monotonic() - transaction.started) * 1000,
                      ", ".join("%s %d" % (k, v) for k, v in result.summary.items() if v))
+
+    def _converge_now(self) -> None:
+        """A commit that changes nothing repairs what is broken, or says it could not:
+        an <ok/> would tell that the node is as running says."""
+        if self.converger is None or not (self.health.broken() or
+                                          self.health.node_faults()):
+            return
+        left = self.converger.converge_now()
+        if left:
+            gid = sorted(left)[0]
+            what = "; ".join("graph %s: %s" % (g, r) if g else r
+                             for g, r in sorted(left.items()))
+            raise EngineRefused("nothing to change, but the node is not as running says "
+                                "and its repair failed: %s" % what,
+                                path=graph_path(gid) if gid else None,
+                                app_tag="node-degraded")
+
+    # --- repairs (agent/engine/converge.py; the caller holds the lock) ---
+
+    def run_repair(self, gid: str, steps: list, why: str) -> None:
+        """Run a graph's repair steps, journaled as a transaction. No undo: a repair that
+        fails leaves the graph as far as it got (it is broken either way), and its
+        transaction open in the journal, so that recovery treats the graph as dirty."""
+        self._wait_recorded()
+        self.journal.begin({gid}, ["repair: %s" % why] + ["%3d. %s" % (n, s) for n, s in
+                                                         enumerate(steps, 1)])
+        try:
+            for step in steps:
+                self.executor.run_step(step)
+        except Exception as exc:
+            self.journal.end("repair-failed", "%s" % exc)
+            raise
+        finally:
+            self.compute.settle(timeout=5.0)
+        self.journal.end("commit", "repaired: %s" % why)
+
+    def redeploy(self, gid: str, why: str) -> None:
+        """Deploy a graph again from scratch: what is left of it goes, then all of it is
+        made (a plan of its own, undone if it fails)."""
+        dg = self.deployed[gid]
+        removal = self.planner.plan({}, {gid: dg})
+        self.run_repair(gid, removal.plan.steps(), "%s; removing what is left" % why)
+        result = self.planner.plan({gid: dg.source}, {})
+        self._wait_recorded()
+        self.journal.begin({gid}, ["redeploy: %s" % why] + result.plan.lines())
+        undo: list = []
+        try:
+            self.executor.run(result.plan, undo)
+        except StepFailed as failure:
+            self.compute.settle(timeout=5.0)
+            self.journal.end("repair-failed", str(failure))
+            self.spares.failed({gid}, self.deployed)
+            raise
+        self.deployed = dict(self.deployed, **{gid: result.deployed[gid]})
+        self._generation += 1
+        self.spares.failed({gid}, self.deployed)
+        self._recording = self._recorder.submit(self._record_commit, dict(self.deployed))
+        LOG.info("graph %s deployed again (%s)", gid, why)
 
     # --- a transaction's beginning and unhappy ends (the caller holds the lock) ---
 
@@ -330,10 +396,17 @@ class ComposerEngine(TransactionEngine):
             return self.in_progress[graph_id], self.failures.get(graph_id, "")
         if graph_id in self.deployed:
             dg = self.deployed[graph_id]
-            return dg.status, self.failures.get(graph_id, dg.error)
+            status, _ = self.health.graph_status(graph_id, dg.status)
+            return status, self.failures.get(graph_id, dg.error)
         if graph_id in self.failures:
             return "failed", self.failures[graph_id]
         return "pending", ""
+
+    def status_reason(self, graph_id: str) -> str:
+        """Why a deployed graph is not running ("" when it is, or is being changed)."""
+        if graph_id in self.in_progress or graph_id not in self.deployed:
+            return ""
+        return self.health.graph_status(graph_id, self.deployed[graph_id].status)[1]
 
     def recover(self) -> list:
         """Reconcile the node with the snapshot at boot (see Recovery); returns the report.

@@ -48,6 +48,10 @@ class Executor:
         # Test hook: fault(step) may raise to simulate a failure of that step.
         self.fault = fault
 
+    def run_step(self, step: Step) -> list:
+        """One step alone, journaled; its undo steps (a repair does not keep them)."""
+        return self._run_step(step)
+
     def _run_step(self, step: Step, stop=None) -> list:
         if stop is not None and stop.is_set():
             raise Stopped("stopped before %s" % step)

@@ -55,6 +55,9 @@ class GraphState:
             entry = {"id": gid, "state": {"id": gid, "status": STATUS % status}}
             if error:
                 entry["state"]["last-error"] = error
+            reason = engine.status_reason(gid)
+            if reason:
+                entry["state"]["status-reason"] = reason
             graphs.append(entry)
             if dg is None:
                 continue
@@ -76,7 +79,8 @@ class GraphState:
         source = dg.source
         state = {k: v for k, v in source.get("config", {}).items()}
         state.update({"status": STATUS % status, "graph-lsi": dg.lsi,
-                      "virtual-links": len(dg.links)})
+                      "virtual-links": len(dg.links),
+                      "repair-count": self.engine.health.repairs(dg.id)})
         if dg.deployed_at:
             state["deployed-at"] = dg.deployed_at
         port_stats = self._stats(driver.port_stats, dg.lsi)
@@ -87,15 +91,19 @@ class GraphState:
         return state, parts
 
     def _functions(self, dg, source, port_stats) -> dict:
-        compute = self.engine.compute
+        compute, health = self.engine.compute, self.engine.health
         out = []
         for fn in source.get("functions", {}).get("function", ()):
             fid = fn["id"]
             deployed = dg.functions.get(fid)
             state = dict(fn.get("config", {}))
             if deployed is not None:
-                status = compute.status.get(deployed.instance, deployed.status)
+                status, reason = health.function_status(
+                    dg.id, fid, compute.status.get(deployed.instance, deployed.status))
+                if reason:
+                    state["status-reason"] = reason
                 state.update({"status": STATUS % status, "implementation": deployed.template,
+                              "restart-count": health.restarts(dg.id, fid),
                               "execution-environment": STATUS % deployed.environment,
                               "cpu-core": list(deployed.cores)})
                 if deployed.error:
@@ -121,7 +129,11 @@ class GraphState:
             sid = sap_entry["id"]
             sap = dg.graph.saps[sid]
             state = json.loads(json.dumps(sap_entry.get("config", {})))
-            state.update({"status": STATUS % "running", "sap-type": STATUS % sap.type})
+            status, reason = self.engine.health.part_status(
+                dg.id, [dg.sap_ports.get(sid, sap.if_name)])
+            state.update({"status": STATUS % status, "sap-type": STATUS % sap.type})
+            if reason:
+                state["status-reason"] = reason
             if sap.on_lsi0:
                 state["vswitch-port"] = sap.if_name
                 state["counters"] = _counters(lsi0_ports.get(sap.if_name))
@@ -133,7 +145,7 @@ class GraphState:
 
     def _rules(self, dg, source, flow_stats, lsi0_flows) -> dict:
         naming = self.engine.naming
-        ports = PortMap(dg.graph, naming)
+        ports = PortMap(dg.graph, naming, dg.function_ports())
         out = []
         for rule_entry in source.get("flow-rules", {}).get("flow-rule", ()):
             rid = rule_entry["id"]
@@ -142,12 +154,17 @@ class GraphState:
             on_lsi0 = ports.on_lsi0(rule.in_port)
             packets, octets = (lsi0_flows if on_lsi0 else flow_stats).get(cookie, (0, 0))
             state = dict(rule_entry.get("config", {}))
-            state.update({"status": STATUS % "running",
-                          "installed-on": [self.engine.network.lsi0 if on_lsi0 else dg.lsi],
+            state.update({"installed-on": [self.engine.network.lsi0 if on_lsi0 else dg.lsi],
                           "packets": str(packets), "bytes": str(octets)})
             crossing = any(ports.on_lsi0(o) != on_lsi0 for o in rule.outputs())
             if crossing:
                 state["installed-on"].append(dg.lsi if on_lsi0 else self.engine.network.lsi0)
+            status, reason = self.engine.health.part_status(
+                dg.id, state["installed-on"] + [ports.port(e) for e in
+                                                (rule.in_port, *rule.outputs())])
+            state["status"] = STATUS % status
+            if reason:
+                state["status-reason"] = reason
             out.append({"id": rid, "state": state})
         return {"flow-rules": {"flow-rule": out}} if out else {}
 

@@ -4,8 +4,11 @@ import asyncio
 import logging
 import time
 
+from drivers.watch import Watcher
+
 from ..config import AgentConfig
 from ..domain.description import DomainDescription
+from .converge import Converger, Settings
 from .engine import ComposerEngine
 from .executor import FaultFile
 from .interface import StateProvider, TransactionEngine
@@ -28,6 +31,7 @@ class EngineService:
         self.engine: ComposerEngine | None = None
         self.providers: list = []
         self.recovery_report: list = []
+        self.converger: Converger | None = None
         self.started = time.time()
 
     def _start(self) -> None:
@@ -47,6 +51,14 @@ class EngineService:
             self.engine.executor.fault = FaultFile(fault_file)
         self.recovery_report = self.engine.recover()
         self.engine.start_spares()
+        repair = self.config.data["repair"]
+        if repair["enabled"]:
+            self.converger = Converger(
+                self.engine, Watcher("watcher"), self.vswitch.ovs,
+                Settings(attempts=repair["attempts"], backoff=repair["backoff-ms"] / 1000,
+                         backoff_max=repair["backoff-max-ms"] / 1000,
+                         stable=repair["stable-seconds"]))
+            self.converger.start()
         description = DomainDescription(self.config, network, compute, self.engine, self.started)
         # In place: the NETCONF service holds this list from before the engine existed.
         self.providers[:] = [StateProvider("service-graphs", GraphState(self.engine).build,
@@ -73,6 +85,10 @@ class EngineService:
         await asyncio.to_thread(self._start)
 
     async def stop(self) -> None:
+        if self.converger is not None:
+            # What the teardown removes is not to be repaired.
+            await asyncio.to_thread(self.converger.stop)
+            self.converger = None
         if self.config.get("ovs", "stop-on-exit"):
             await asyncio.to_thread(self.teardown)
         if self.engine is not None:

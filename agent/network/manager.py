@@ -40,6 +40,14 @@ class NetworkManager:
                 external_ids={"composer-owner": self.naming.prefix,
                               "composer-role": "tunnel-endpoint"}, may_exist=True)
 
+    def restore_saps(self, dg) -> None:
+        """Put back what a restarted vSwitch forgot of a graph's SAPs (the address of a
+        host-stack port, which it makes again without one)."""
+        for sid, name in sorted(dg.sap_ports.items()):
+            sap = dg.graph.saps[sid]
+            if sap.type == "host-stack" and not sap.dhcp:
+                self.driver.restore_sap(dg.lsi, name, sap.type, self._sap_params(sap))
+
     def tunnel_ips(self) -> dict:
         """endpoint IPv4 address -> interface."""
         return {address.partition("/")[0]: nic for nic, address in self.addresses.items()}

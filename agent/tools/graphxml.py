@@ -112,6 +112,21 @@ class GraphXml:
                    "".join(self.rules)))
 
 
+TEMPLATES_NS = "urn:composer-nc:yang:composer-templates"
+TYPES_NS = "urn:composer-nc:yang:composer-types"
+
+
+def native_template(template_id: str, capability: str, image: str, port_count: int = 2) -> str:
+    """A <templates> element configuring one native function package (image: its
+    directory or .tgz)."""
+    return ('<templates xmlns="%s"><template><id>%s</id><config><id>%s</id>'
+            '<functional-capability>%s</functional-capability>'
+            '<execution-environment xmlns:ct="%s">ct:native</execution-environment>'
+            '<image-uri>%s</image-uri><port-count>%d</port-count></config></template>'
+            '</templates>' % (TEMPLATES_NS, escape(template_id), escape(template_id),
+                              escape(capability), TYPES_NS, escape(image), port_count))
+
+
 def service_graphs(*graphs) -> str:
     return '<service-graphs xmlns="%s">%s</service-graphs>' % (
         SFFG_NS, "".join(g.xml() for g in graphs))

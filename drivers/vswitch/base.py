@@ -191,6 +191,10 @@ class VSwitchDriver:
     def destroy_sap(self, lsi: str, name: str, sap_type: str) -> None:
         raise NotImplementedError
 
+    def restore_sap(self, lsi: str, name: str, sap_type: str, params: dict) -> None:
+        """Put back what a restarted vSwitch forgets of a SAP made by create_sap with the
+        same arguments (its port is there). Nothing by default."""
+
     # --- Control (Table 3) ---
 
     def apply_flows(self, lsi: str, add: list[Flow] = (), remove_cookies: list[int] = ()) -> None:

@@ -795,6 +795,16 @@ class OVSDriver(VSwitchDriver):
                                                                     ", ".join(SAP_TYPES)),
                               resource=name)
 
+    def restore_sap(self, lsi: str, name: str, sap_type: str, params: dict) -> None:
+        """host-stack: the internal port's address (ovs-vswitchd makes the port's netdev
+        again, without it, when it restarts)."""
+        if sap_type == "host-stack":
+            p = _params(params)
+            self.netlink.set_address(name, validate.ipv4(p.get("ipv4_address"),
+                                                         "ipv4_address"),
+                                     validate.integer(p.get("prefix_length", 24), 0, 32,
+                                                      "prefix_length"))
+
     def destroy_sap(self, lsi: str, name: str, sap_type: str) -> None:
         """gre and host-stack: remove the port (the address goes with it); interface and
         vlan: nothing (the NIC stays on LSI-0; the caller removes its flows)."""

@@ -6,14 +6,19 @@ import subprocess
 import pytest
 
 from tests.e2e.node import resources_diff
-from tests.integration.test_engine_real import InProcessNode
+from tests.integration.inprocess import InProcessNode
 from agent.tools.graphxml import firewall_bridge_chain, firewall_chain
+
+
+class NoRepairNode(InProcessNode):
+    # What is broken stays broken until the commit under test: no converger.
+    overrides = {"repair": {"enabled": False}}
 
 
 @pytest.fixture(scope="module")
 def node(session_tmp):
-    with InProcessNode("t", session_tmp, {"eth1": "10.22.0.1/24", "eth2": "10.22.0.2/24"},
-                       prefix_suffix="t") as n:
+    with NoRepairNode("t", session_tmp, {"eth1": "10.22.0.1/24", "eth2": "10.22.0.2/24"},
+                      prefix_suffix="t") as n:
         yield n
 
 

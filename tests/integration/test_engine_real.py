@@ -3,54 +3,17 @@ host namespaces with traffic. Every step of a deploy plan is made to fail in tur
 each failure the node (OVSDB rows, flows, namespaces, links, processes) is as before.
 """
 
-import asyncio
-
 import pytest
 
-from agent.compute.service import ComputeService
-from agent.config import load
 from agent.engine.executor import StepFailed  # noqa: F401 - documents what apply wraps
 from agent.engine.interface import EngineRefused
-from agent.engine.service import EngineService
 from agent.model import create_context, parse_config
-from agent.network.service import VSwitchService
-from tests.e2e.node import Node, resources_diff
+from tests.e2e.node import resources_diff
+from tests.integration.inprocess import InProcessNode
 from tests.engines import failing_at
 from agent.tools.graphxml import firewall_bridge_chain, firewall_chain, service_graphs
 
 CTX = create_context()
-
-
-class InProcessNode(Node):
-    """A node whose agent services run in this process (no NETCONF)."""
-
-    def start_agent(self, timeout=60.0):
-        self.config = load(overrides={
-            "node": {"id": self.netns},
-            "state": {"dir": str(self.dir / "state")},
-            "ovs": {"mode": "private", "run-dir": str(self.dir / "ovs"), "netns": self.netns,
-                    "datapath-type": "netdev"},
-            "lsi0": {"interfaces": sorted(self.host_spec)},
-            "resources": {"prefix": self.resource_prefix},
-            "compute": {"spare-slots": self.spare_slots,
-                        "spare-slots-min-ports": self.spare_slots_min_ports},
-        })
-        self.vswitch = VSwitchService(self.config)
-        self.compute = ComputeService(self.config)
-        self.engine_service = EngineService(self.config, self.vswitch, self.compute)
-        self.services = [self.vswitch, self.compute, self.engine_service]
-        for service in self.services:
-            asyncio.run(service.start())
-        self.engine = self.engine_service.engine
-
-    def stop_agent(self, *args, **kwargs):
-        for service in reversed(getattr(self, "services", [])):
-            asyncio.run(service.stop())
-        self.services = []
-
-    def apply(self, *graphs):
-        tree = parse_config(CTX, service_graphs(*graphs)) if graphs else None
-        self.engine.apply(None, tree)
 
 
 @pytest.fixture(scope="module")

@@ -32,3 +32,24 @@ def test_netconf_limits_are_checked(setting, value):
 def test_a_whole_number_is_a_valid_delay():
     assert load(overrides={"netconf": {"login-failure-delay": 2}}).get(
         "netconf", "login-failure-delay") == 2
+
+
+def test_repair_defaults():
+    repair = load().data["repair"]
+    assert repair == {"enabled": True, "attempts": 5, "backoff-ms": 500,
+                      "backoff-max-ms": 30000, "stable-seconds": 60}
+    assert load(EXAMPLE).data["repair"] == repair
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"attempts": 0}, "repair.attempts"),
+    ({"backoff-ms": 0}, "repair.backoff-ms"),
+    ({"backoff-ms": 5000, "backoff-max-ms": 1000}, "repair.backoff-ms"),
+    ({"stable-seconds": -1}, "repair.stable-seconds"),
+    ({"enabled": "yes"}, "repair.enabled must be true or false"),
+    ({"restarts": 3}, "unknown setting repair.restarts"),
+])
+def test_bad_repair_settings_are_refused(bad, message):
+    with pytest.raises(ConfigError) as refused:
+        load(overrides={"repair": bad})
+    assert message in str(refused.value)
