@@ -12,6 +12,7 @@ class RecordingEngine(TransactionEngine):
     def __init__(self):
         self.applied = []          # (old xml or None, new xml or None)
         self.validated = 0
+        self.converged = 0         # commits that changed nothing
         self._lock = threading.Lock()
 
     @staticmethod
@@ -27,6 +28,10 @@ class RecordingEngine(TransactionEngine):
     def apply(self, old, new):
         with self._lock:
             self.applied.append((self._xml(old), self._xml(new)))
+
+    def converge(self):
+        with self._lock:
+            self.converged += 1
 
 
 class FailingEngine(RecordingEngine):
@@ -68,6 +73,13 @@ class FailingEngine(RecordingEngine):
             raise EngineRefused(self.message, path=self.path, app_tag=self.app_tag,
                                 info=self.info)
         super().apply(old, new)
+
+    def converge(self):
+        if self.failing:
+            with self._lock:
+                self.refused += 1
+            raise EngineRefused(self.message, path=self.path, app_tag=self.app_tag)
+        super().converge()
 
 
 @contextlib.contextmanager

@@ -536,7 +536,8 @@ class Datastores:
         if confirmed and pending is None:
             snapshot = self.running.dup()
         try:
-            printed = await self._commit_candidate(print_new=not confirmed)
+            printed = await self._commit_candidate(print_new=not confirmed,
+                                                   converge=pending is None and not confirmed)
         except BaseException:
             if snapshot is not None:
                 snapshot.free()
@@ -553,10 +554,17 @@ class Datastores:
             self._finish_confirm()
         await self._persist_running(printed)
 
-    async def _commit_candidate(self, print_new: bool = False) -> bytes | None:
+    async def _commit_candidate(self, print_new: bool = False,
+                                converge: bool = False) -> bytes | None:
         """The candidate becomes running; print_new: returns it printed for
-        _persist_running (None when nothing was committed)."""
+        _persist_running (None when nothing was committed). converge: a candidate without
+        changes has the engine make the node match running again (or say it cannot)."""
         if not self._dirty:
+            if converge:
+                try:
+                    await asyncio.to_thread(self.engine.converge)
+                except EngineRefused as exc:
+                    raise _refused(exc) from exc
             return None
         candidate = self.candidate
         checked = await self._validate(self.running, candidate, print_new=print_new)
@@ -703,10 +711,7 @@ class Datastores:
                     None, persistence.print_running, new)
             await asyncio.to_thread(run)
         except EngineRefused as exc:
-            raise CommitError(Problem("operation-failed", exc.message, path=exc.path,
-                                      app_tag=exc.app_tag,
-                                      info=tuple((k, str(v)) for k, v in exc.info.items()))
-                              ) from exc
+            raise _refused(exc) from exc
         except Exception as exc:  # noqa: BLE001 - an engine bug must not take the server down
             LOG.exception("the transaction engine failed")
             raise CommitError(Problem("operation-failed", "the transaction engine failed: %s"
@@ -754,3 +759,9 @@ class Datastores:
 
 
 __all__ = ["CONVENTIONAL", "Datastores", "PendingConfirm", "NULL"]
+
+
+def _refused(exc: EngineRefused) -> CommitError:
+    return CommitError(Problem("operation-failed", exc.message, path=exc.path,
+                               app_tag=exc.app_tag,
+                               info=tuple((k, str(v)) for k, v in exc.info.items())))

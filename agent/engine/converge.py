@@ -57,6 +57,7 @@ class Converger:
         self._due: dict = {}                # graph id (or NODE) -> (when, check flows)
         self._attempts: dict = {}           # graph id (or NODE) -> attempts in a row
         self._held: dict = {}               # graph id -> when its last repair was made
+        self._errors: dict = {}             # graph id -> why its last repair failed
         self._index_key = None
         self._index: tuple = ({}, {}, {})
         self._thread = None
@@ -276,7 +277,7 @@ class Converger:
         dg = engine.deployed.get(gid)
         if dg is None:
             self.health.forget(gid)
-            self._attempts.pop(gid, None)
+            self._forget(gid)
             return []
         if engine._open is not None or gid in engine.in_progress:
             self._queue(gid, flows, time.monotonic() + 0.05)
@@ -290,9 +291,9 @@ class Converger:
             return faults               # the node first: it is queued
         if self.health.given_up(gid) and not force:
             return faults
-        held = self._held.get(gid)
+        held = self._held.pop(gid, None)
         if held is not None and time.monotonic() - held >= self.settings.stable:
-            self._attempts.pop(gid, None)           # the last repair held
+            self._attempts.pop(gid, None)           # the last repair held: a new count
         attempts = self._attempts.get(gid, 0)
         if attempts >= self.settings.attempts and not force:
             self._give_up(gid, faults, "repaired %d times in a row, and broken again"
@@ -303,6 +304,7 @@ class Converger:
             self._repair(dg, faults)
         except Exception as exc:  # noqa: BLE001 - counted, tried again after the backoff
             LOG.error("repairing graph %s failed (attempt %d): %s", gid, attempts + 1, exc)
+            self._errors[gid] = str(exc)
             left = inspect(engine, engine.deployed.get(gid, dg), flows=True)
             self.health.found(gid, left)
             if attempts + 1 >= self.settings.attempts and not force:
@@ -311,12 +313,14 @@ class Converger:
             else:
                 self._queue(gid, True, time.monotonic() + self._backoff(gid))
             return left
+        self._errors.pop(gid, None)
         left = inspect(engine, engine.deployed.get(gid, dg), flows=True)
         self.health.found(gid, left)
         self._held[gid] = time.monotonic()
         if left:
             self._queue(gid, True, time.monotonic() + self._backoff(gid))
         else:
+            self.health.retry(gid)
             LOG.info("graph %s repaired (%s)", gid, "; ".join(str(f) for f in faults))
         return left
 
@@ -345,13 +349,17 @@ class Converger:
         for gid in touched:
             if gid not in self.engine.deployed:
                 self.health.forget(gid, counts=True)
-                self._attempts.pop(gid, None)
+                self._forget(gid)
             elif gid in broken:
                 self.health.retry(gid)
-                self._attempts.pop(gid, None)
+                self._forget(gid)
                 self._queue(gid, flows=True)
         self._watch_flows([self.engine.deployed[gid] for gid in touched
                            if gid in self.engine.deployed and gid not in broken])
+
+    def _forget(self, gid: str) -> None:
+        for table in (self._attempts, self._held, self._errors):
+            table.pop(gid, None)
 
     def converge_now(self) -> dict:
         """Check and repair now every graph known broken or queued, the failed ones too;
@@ -363,6 +371,8 @@ class Converger:
             faults = self._graph(gid, True, force=True)
             if faults:
                 left[gid] = "; ".join(str(f) for f in faults)
+                if gid in self._errors:
+                    left[gid] += " (its repair failed: %s)" % self._errors[gid]
         for name, reason in self.health.node_faults().items():
             left.setdefault("", reason)
         return left

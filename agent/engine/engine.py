@@ -25,6 +25,7 @@ from drivers.errors import DriverError
 from .executor import Executor, StepFailed, Stopped
 from .graph import SourceReader, templates_from_tree
 from .health import Health
+from .repair import inspect
 from .interface import EngineRefused, TransactionEngine
 from .journal import Journal
 from .plan import Plan
@@ -215,6 +216,10 @@ class ComposerEngine(TransactionEngine):
             LOG.info("deployed in %.0f ms: %s", (time.monotonic() - transaction.started) * 1000,
                      ", ".join("%s %d" % (k, v) for k, v in result.summary.items() if v))
 
+    def converge(self) -> None:
+        with self._lock:
+            self._converge_now()
+
     def _converge_now(self) -> None:
         """A commit that changes nothing repairs what is broken, or says it could not:
         an <ok/> would tell that the node is as running says."""
@@ -226,8 +231,8 @@ class ComposerEngine(TransactionEngine):
             gid = sorted(left)[0]
             what = "; ".join("graph %s: %s" % (g, r) if g else r
                              for g, r in sorted(left.items()))
-            raise EngineRefused("nothing to change, but the node is not as running says "
-                                "and its repair failed: %s" % what,
+            raise EngineRefused("nothing to change, but the node is not as running says, and "
+                                "could not be repaired: %s" % what,
                                 path=graph_path(gid) if gid else None,
                                 app_tag="node-degraded")
 
@@ -235,8 +240,9 @@ class ComposerEngine(TransactionEngine):
 
     def run_repair(self, gid: str, steps: list, why: str) -> None:
         """Run a graph's repair steps, journaled as a transaction. No undo: a repair that
-        fails leaves the graph as far as it got (it is broken either way), and its
-        transaction open in the journal, so that recovery treats the graph as dirty."""
+        fails leaves the graph as far as it got (broken either way; its transaction ends
+        repair-failed, and recovery checks the graph as any other). A crash in the middle
+        leaves the transaction open: recovery then deploys the graph again."""
         self._wait_recorded()
         self.journal.begin({gid}, ["repair: %s" % why] + ["%3d. %s" % (n, s) for n, s in
                                                          enumerate(steps, 1)])
@@ -455,8 +461,10 @@ class Recovery:
        interrupted transactions (graphs that may be half-changed: dirty);
     2. scan the node for everything carrying the agent's prefix: graph-LSIs, LSI-0 ports
        and flows, compute instances;
-    3. adopt a graph when it is clean and all its resources are there; its flows are
-       re-installed atomically (one bundle per LSI), so its traffic never stops;
+    3. adopt a graph when it is clean and whole (repair.inspect: each function's
+       namespace can be entered and its processes run, each port and link is on its LSI);
+       its flows are re-installed atomically (one bundle per LSI), so its traffic never
+       stops, and what a restarted vSwitch forgot of its SAPs is put back;
     4. remove everything else the scan found (orphans of crashes and of dirty graphs);
     5. the caller then applies running: what is missing is created, what changed converges.
     """
@@ -490,15 +498,17 @@ class Recovery:
                 if missing:
                     reason = "functions %s are gone" % ", ".join(missing)
                 else:
-                    ports = {p.name for p in driver.list_ports(dg.lsi)}
-                    wanted = {ifname for f in dg.functions.values() for _, ifname in f.ports}
-                    wanted |= set(dg.sap_ports.values())
-                    if not wanted <= ports:
-                        reason = "ports %s are gone" % ", ".join(sorted(wanted - ports))
+                    # Whole, not only there: each namespace can be entered, each process
+                    # runs, each port and link is on its LSI (the flows are installed
+                    # again below anyway).
+                    faults = inspect(engine, dg)
+                    if faults:
+                        reason = "; ".join(str(f) for f in faults)
             if reason is None:
                 adopted[gid] = dg
             else:
-                self.report.append("graph %s not adopted: %s" % (gid, reason))
+                self.report.append("graph %s not adopted: %s (it is deployed again)"
+                                   % (gid, reason))
 
         keep_lsis = {dg.lsi for dg in adopted.values()}
         keep_instances = {f.instance for dg in adopted.values() for f in dg.functions.values()}
@@ -527,6 +537,7 @@ class Recovery:
                              if naming.owns_cookie(f.cookie)]
             self._try("re-install flows of %s" % dg.lsi, driver.apply_flows, dg.lsi,
                       list(split.graph_flows.values()), graph_cookies)
+            self._try("restore the SAPs of %s" % dg.lsi, network.restore_saps, dg)
         for port in driver.list_ports(network.lsi0):
             if port.external_ids.get("composer-owner") == naming.prefix and \
                     port.name not in keep_lsi0_ports and \
@@ -543,7 +554,7 @@ class Recovery:
         engine.snapshot.save(adopted, {"lsi0": network.lsi0})
         engine.journal.mark_recovered()
         for line in self.report:
-            routine = line.startswith("re-install") and " failed: " not in line
+            routine = line.startswith(("re-install", "restore")) and " failed: " not in line
             LOG.log(logging.INFO if routine else logging.WARNING, "recovery: %s", line)
         LOG.info("recovery: adopted %d graphs (%s)", len(adopted), ", ".join(sorted(adopted)))
         return adopted

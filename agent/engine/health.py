@@ -39,7 +39,8 @@ class Fault:
 
     def __str__(self) -> str:
         what = "function %s" % self.function if self.function and self.kind in (
-            FUNCTION, PROCESS) else "%s %s" % (self.kind, self.resource)
+            FUNCTION, PROCESS) else "flows on %s" % self.resource if self.kind == FLOWS \
+            else "%s %s" % (self.kind, self.resource)
         return "%s: %s" % (what, self.reason)
 
 

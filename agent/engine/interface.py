@@ -6,6 +6,8 @@ copy-config to running, a confirmed-commit rollback, and at boot with old=None):
     engine.validate(old, new)   # optional checks beyond YANG; no side effect
     engine.apply(old, new)      # make the node match new; all or nothing
 
+and engine.converge() for a commit that changes nothing (the node drifted, maybe).
+
 A commit may instead call engine.read(old, new) before new has been YANG-validated: when
 it returns a callable, that callable does validate's checks from what read() took of the
 tree, in a worker thread while libyang validates new, and validate() is not called. The
@@ -56,6 +58,11 @@ class TransactionEngine:
 
     def apply(self, old, new) -> None:
         """Make the node match new; on failure undo everything and raise EngineRefused."""
+
+    def converge(self) -> None:
+        """A commit that changes nothing: make the node match running again where it
+        drifted, or raise EngineRefused saying what is still broken. Blocks; called in a
+        worker thread, holding the commit lock."""
 
 
 class AcceptAllEngine(TransactionEngine):

@@ -1,8 +1,9 @@
 """The engine's journal: each transaction's intent and progress, in the state directory.
 
 One JSON object per line: begin (with the graphs it touches), one line per step done,
-then commit, rolled-back or rollback-failed. A transaction with a begin and no end was
-interrupted (the agent crashed); recovery treats the graphs it touched as dirty.
+then commit, rolled-back or rollback-failed (repair-failed for a repair that failed: its
+graph is broken, and recovery checks it as any other). A transaction with a begin and no
+end was interrupted (the agent crashed); recovery treats the graphs it touched as dirty.
 
 Lines are appended without fsync: a killed process loses nothing the kernel already has,
 and after a machine crash nothing the journal speaks of is deployed any more (recovery
@@ -12,6 +13,9 @@ inspects the node anyway).
 import json
 import time
 from pathlib import Path
+
+
+ENDS = ("commit", "rolled-back", "rollback-failed", "repair-failed", "recovered")
 
 
 class Journal:
@@ -66,8 +70,7 @@ class Journal:
                     continue      # a line cut short by a crash
                 if record.get("event") == "begin":
                     open_txns[record["txn"]] = set(record.get("graphs", ()))
-                elif record.get("event") in ("commit", "rolled-back", "rollback-failed",
-                                             "recovered"):
+                elif record.get("event") in ENDS:
                     open_txns.pop(record.get("txn"), None)
         return set().union(*open_txns.values()) if open_txns else set()
 
@@ -84,8 +87,7 @@ class Journal:
                     continue
                 if record.get("event") == "begin":
                     open_txns.add(record["txn"])
-                elif record.get("event") in ("commit", "rolled-back", "rollback-failed",
-                                             "recovered"):
+                elif record.get("event") in ENDS:
                     open_txns.discard(record.get("txn"))
         for txn in sorted(open_txns):
             self._write({"txn": txn, "event": "recovered", "time": time.time()})

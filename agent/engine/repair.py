@@ -66,7 +66,7 @@ def inspect(engine, dg, flows: bool = False) -> list:
         for lsi, expected in ((dg.lsi, split.graph_flows), (network.lsi0, split.lsi0_flows)):
             differ = _flows_differ(driver, naming, lsi, gid, expected)
             if differ:
-                faults.append(Fault(gid, FLOWS, lsi, "flows on %s: %s" % (lsi, differ)))
+                faults.append(Fault(gid, FLOWS, lsi, differ))
     return faults
 
 

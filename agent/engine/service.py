@@ -97,4 +97,3 @@ class EngineService:
     def banner(self) -> list[str]:
         graphs = len(self.engine.deployed) if self.engine else 0
         return ["engine: %d graphs adopted after recovery" % graphs]
-

@@ -183,3 +183,24 @@ def test_ovsdb_server_killed_is_restarted(node, deployed):
     # the driver talks to the new server
     node.apply(firewall_chain("g1", parameters=["block-tcp-dst=5999"]))
     assert _traffic(node)
+
+
+def test_a_commit_that_changes_nothing_repairs_or_says_it_cannot(node, deployed):
+    from agent.engine.interface import EngineRefused
+    from tests.engines import failing_at
+    fn = deployed.functions["fw"]
+    with failing_at(node.engine.executor, "create-function g1/%s" % fn.instance):
+        subprocess.run(["ip", "netns", "del", fn.instance], check=True)
+        assert eventually(lambda: _status(node) == "failed", 20, 0.05), \
+            node.engine.status_reason("g1")
+        assert not _traffic(node)
+        with pytest.raises(EngineRefused) as refused:
+            node.engine.converge()
+        assert refused.value.app_tag == "node-degraded"
+        assert refused.value.path == "/composer-sffg:service-graphs/service-graph[id='g1']"
+        assert "graph g1: function fw: " in refused.value.message
+        assert "its repair failed: injected at create-function" in refused.value.message
+        assert _status(node) == "failed"
+    node.engine.converge()          # the cause is gone: the commit repairs
+    assert _status(node) == "running"
+    assert _traffic(node)

@@ -1,6 +1,13 @@
 #!/bin/sh
 # The relay in the background: the function's process, which the agent watches.
+# Parameters: delay=<seconds> (a slow start: sleep that long first).
 set -eu
+for p in "$@"; do
+    case "$p" in
+        delay=*) sleep "${p#delay=}" ;;
+        *) echo "relay: unknown parameter '$p'" >&2; exit 2 ;;
+    esac
+done
 for ifname in $COMPOSER_PORTS; do
     ip link set "$ifname" up promisc on
 done

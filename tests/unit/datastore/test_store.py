@@ -88,6 +88,34 @@ def test_commit_and_candidate_follow_running(ctx, tmp_path):
     run(main())
 
 
+def test_a_commit_that_changes_nothing_has_the_engine_converge(ctx, tmp_path):
+    """The node may have drifted from running: the engine repairs it, or the commit
+    fails with what it says (not <ok/> over a broken node); running stays."""
+    async def main():
+        engine = FailingEngine()
+        ds = await started(store(ctx, tmp_path, engine))
+        await ds.edit("candidate", edit(ctx, top("<name>n</name>")))
+        await ds.commit()
+        assert engine.converged == 0
+        await ds.commit()
+        assert engine.converged == 1
+        engine.fail("graph g1 is degraded", "/x", "node-degraded")
+        with pytest.raises(CommitError) as refused:
+            await ds.commit()
+        problem, = refused.value.problems
+        assert (problem.tag, problem.message, problem.app_tag) == (
+            "operation-failed", "graph g1 is degraded", "node-degraded")
+        assert "<name>n</name>" in text(ds.running)
+        # a confirming commit confirms, whatever the node looks like
+        engine.succeed()
+        await ds.edit("candidate", edit(ctx, top("<name>m</name>")))
+        await ds.commit(confirmed=True, timeout=60)
+        engine.fail()
+        await ds.commit()
+        assert ds.confirmed_commit is None
+    run(main())
+
+
 @pytest.mark.parametrize("refused_in", ["apply", "check"])
 def test_refused_commit_leaves_running(ctx, tmp_path, refused_in):
     """The engine refuses in apply(), or in the check read() returned (which runs while
