@@ -35,6 +35,8 @@ class GraphState:
         self.engine = engine
 
     def _stats(self, reader, lsi):
+        if self.engine.health.node_faults():
+            return {}       # a vSwitch daemon is being restarted: no counters to wait for
         try:
             return reader(lsi)
         except Exception as exc:  # noqa: BLE001 - counters are best effort

@@ -306,7 +306,7 @@ class OVSDriver(VSwitchDriver):
         return PortInfo(lsi=lsi, name=port.name, ofport=ofport, kind=kind,
                         external_ids=dict(port.external_ids))
 
-    def _ofports(self, lsi: str, names=None) -> dict:
+    def _ofports(self, lsi: str, names=None, timeout: float | None = None) -> dict:
         """name -> OpenFlow port number of the LSI's ports (its own: LOCAL): of all of
         them, or of those of names that are on the LSI (cheaper on a big LSI)."""
         def read(t):
@@ -319,7 +319,7 @@ class OVSDriver(VSwitchDriver):
                 if port.name != lsi and port.interfaces:
                     numbers[port.name] = _scalar(port.interfaces[0].ofport, -1)
             return numbers
-        return self.db.read(read)
+        return self.db.read(read, timeout)
 
     @staticmethod
     def _insert_port(txn, tables, spec: _PortSpec):
@@ -971,8 +971,12 @@ class OVSDriver(VSwitchDriver):
                     connection.monitor(self._watcher, self._flows_changed, connect=False)
             return connection
 
-    def _names(self, lsi: str) -> dict:
-        return {number: name for name, number in self._ofports(lsi).items()}
+    # Counters are read for <get>, which must answer while a transaction waits for a
+    # restarted database server: without the port names for this long, they fail.
+    COUNTERS_WAIT = 0.2
+
+    def _names(self, lsi: str, timeout: float | None = None) -> dict:
+        return {number: name for name, number in self._ofports(lsi, timeout=timeout).items()}
 
     def dump_flows(self, lsi: str) -> list[Flow]:
         """The LSI's flows in canonical form (openflow.canonical), ports by name."""
@@ -980,7 +984,7 @@ class OVSDriver(VSwitchDriver):
         return [e.flow for e in openflow.parse_flows(self._openflow(lsi).dump_flows(), names)]
 
     def flow_stats(self, lsi: str) -> dict[int, tuple[int, int]]:
-        names = self._names(lsi)
+        names = self._names(lsi, self.COUNTERS_WAIT)
         stats: dict[int, tuple[int, int]] = {}
         for entry in openflow.parse_flows(self._openflow(lsi).dump_flows(), names):
             packets, octets = stats.get(entry.flow.cookie, (0, 0))
@@ -990,7 +994,7 @@ class OVSDriver(VSwitchDriver):
     def port_stats(self, lsi: str) -> dict[str, dict]:
         """Live OpenFlow port counters (rx/tx packets, bytes, dropped, errors) per port name,
         without the LSI's own port; a counter the port does not keep is None."""
-        names = self._names(lsi)
+        names = self._names(lsi, self.COUNTERS_WAIT)
         stats = openflow.parse_port_stats(self._openflow(lsi).dump_ports(), names)
         stats.pop(lsi, None)
         return stats

@@ -260,11 +260,18 @@ class OvsdbConnection:
 
     # --- use ---
 
-    def read(self, fn):
-        """fn(tables) on the replica, under the lock (run the IDL first to be current)."""
-        with self.lock:
+    def read(self, fn, timeout: float | None = None):
+        """fn(tables) on the replica, under the lock (run the IDL first to be current).
+        timeout: CommandError when a transaction holds the lock longer (a server being
+        restarted holds it until it is back)."""
+        if not self.lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise CommandError("the OVS database is busy (a transaction waits for it)",
+                               resource=self.remote)
+        try:
             self.idl.run()
             return fn(Tables(self.idl, committed=True))
+        finally:
+            self.lock.release()
 
     def transact(self, build, *, wait_applied: bool = True, what: str = "change"):
         """Run build(txn, tables) in one transaction and commit it; returns build's result.
