@@ -38,11 +38,13 @@ class Event:
     subject: FUNCTION (name: the instance), PORT (a vSwitch port), LSI, FLOWS (name: the
     LSI whose flows changed), DAEMON (a vSwitch daemon) or NODE (events may have been lost:
     check everything). what: LOST (it is gone), EXITED (a process of it exited), CHANGED
-    (look at it), RESYNC. detail says what was seen, for people."""
+    (look at it), RESYNC. detail says what was seen, for people; cookies, for FLOWS, those
+    of the flows that changed."""
     subject: str
     name: str
     what: str
     detail: str = ""
+    cookies: tuple = ()     # FLOWS: the cookies of the flows that changed
 
     def __str__(self) -> str:
         return "%s %s %s%s" % (self.subject, self.name, self.what,

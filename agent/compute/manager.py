@@ -80,6 +80,17 @@ class ComputeManager:
             return [str(exc)]
         return list(driver.check_template(template))
 
+    def watch(self, watcher, sink) -> None:
+        """The drivers of every usable environment report what breaks (ComputeDriver.watch)."""
+        for environment in self.usable_environments():
+            self.driver(environment).watch(watcher, sink)
+
+    def unwatch(self) -> None:
+        with self._lock:
+            drivers = list(self._drivers.values())
+        for driver in drivers:
+            driver.unwatch()
+
     def settle(self, timeout: float | None = None) -> bool:
         """Wait for what destroyed functions left to the background (see ComputeDriver)."""
         return all([driver.settle(timeout) for driver in list(self._drivers.values())])

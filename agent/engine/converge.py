@@ -71,11 +71,7 @@ class Converger:
         if self.watcher is not None:
             self.watcher.start()
             engine.network.driver.watch(self.watcher, self.on_event)
-            for environment in engine.compute.environments:
-                try:
-                    engine.compute.driver(environment).watch(self.watcher, self.on_event)
-                except DriverError:
-                    continue
+            engine.compute.watch(self.watcher, self.on_event)
             if self.ovs is not None:
                 for name in self.ovs.watch(self.watcher, self.on_event):
                     self._daemon_down(name, "%s is not running" % name)
@@ -93,8 +89,7 @@ class Converger:
         engine = self.engine
         if self.watcher is not None:
             engine.network.driver.unwatch()
-            for driver in list(engine.compute._drivers.values()):
-                driver.unwatch()
+            engine.compute.unwatch()
             if self.ovs is not None:
                 self.ovs.unwatch(self.watcher)
             self.watcher.close()
@@ -130,16 +125,22 @@ class Converger:
             self._suspect(Fault(gid, kind, resource, "its port %s was %s" % (
                 event.name, event.detail or "removed"), fid))
         elif event.subject == watch.LSI and event.name == engine.network.lsi0:
-            self._daemon_down("lsi0", "LSI-0 was removed from the vSwitch")
+            self._daemon_down("lsi0", "LSI-0 was removed from the vSwitch", "making it again")
         elif event.subject == watch.LSI and event.name in lsis:
             gid = lsis[event.name]
             self._suspect(Fault(gid, LSI, event.name, "its graph-LSI %s was %s"
                                 % (event.name, event.detail or "removed")))
-        elif event.subject == watch.FLOWS:
-            owners = list(engine.deployed) if event.name == engine.network.lsi0 else \
-                [lsis[event.name]] if event.name in lsis else []
-            for gid in owners:
+        elif event.subject == watch.FLOWS and event.name == engine.network.lsi0:
+            # LSI-0 is shared: the cookies say whose flows changed.
+            graphs = list(engine.deployed)
+            owners = {engine.naming.graph_of_cookie(c, graphs) for c in event.cookies}
+            for gid in sorted(owners - {None}):
                 self._queue(gid, flows=True)
+            if set(event.cookies) & engine.network.endpoint_cookies():
+                self._daemon_down("lsi0", "the flows of a tunnel endpoint were changed",
+                                  "installing them again")
+        elif event.subject == watch.FLOWS and event.name in lsis:
+            self._queue(lsis[event.name], flows=True)
 
     def _suspect(self, fault: Fault) -> None:
         """A fault an event proves: shown now unless a commit is changing the graph (its
@@ -148,8 +149,8 @@ class Converger:
             self.health.report(fault)
         self._queue(fault.graph, flows=False)
 
-    def _daemon_down(self, name: str, reason: str) -> None:
-        self.health.node_fault(name, reason + "; restarting it")
+    def _daemon_down(self, name: str, reason: str, doing: str = "restarting it") -> None:
+        self.health.node_fault(name, "%s; %s" % (reason, doing))
         self._queue(NODE, flows=True)
 
     def _resources(self) -> tuple:
@@ -233,8 +234,8 @@ class Converger:
                 self._attempts[NODE] = self._attempts.get(NODE, 0) + 1
                 delay = self._backoff(NODE)
                 LOG.error("restarting the vSwitch failed (%s); again in %.1f s", exc, delay)
-                for name in self.ovs.daemons():
-                    if self.ovs.daemons()[name] is None:
+                for name, pid in self.ovs.daemons().items():
+                    if pid is None:
                         self.health.node_fault(name, "%s is down: restarting it failed: %s"
                                                % (name, exc))
                 self._queue(NODE, True, time.monotonic() + delay)

@@ -193,8 +193,6 @@ class ComposerEngine(TransactionEngine):
                 self.compute.repository.set_configured(templates)
                 self.deployed = result.deployed
                 self._generation += 1
-                if old is not None:
-                    self._converge_now()
                 return
             if transaction is None:
                 transaction = self._begin(new, templates, result)

@@ -246,7 +246,8 @@ class OVSDriver(VSwitchDriver):
             if len(updates) > 3:
                 detail += " and %d more" % (len(updates) - 3)
             sink(watch.Event(watch.FLOWS, lsi, watch.CHANGED,
-                             "flows changed by another OpenFlow client: " + detail))
+                             "flows changed by another OpenFlow client: " + detail,
+                             tuple(sorted({cookie for _, _, cookie in updates}))))
 
     def _removal(self, names, delta: int) -> None:
         """Count the rows this driver is about to delete (delta 1), or has (-1)."""

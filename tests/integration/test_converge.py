@@ -204,3 +204,23 @@ def test_a_commit_that_changes_nothing_repairs_or_says_it_cannot(node, deployed)
     node.engine.converge()          # the cause is gone: the commit repairs
     assert _status(node) == "running"
     assert _traffic(node)
+
+
+def test_a_graph_flow_deleted_from_lsi0_is_put_back(node, deployed):
+    before = node.node_resources()
+    lsi0 = node.engine.network.lsi0
+    cookie = next(iter(deployed.split(node.engine.naming).lsi0_flows))
+    ofctl(node, "del-flows", lsi0, "cookie=0x%x/-1" % cookie)
+    assert eventually(lambda: node.node_resources() == before, REPAIR, 0.05), \
+        resources_diff(before, node.node_resources())
+    assert node.engine.health.repairs("g1") == 1
+    assert _traffic(node)
+
+
+def test_what_commits_do_is_not_repaired(node, deployed):
+    node.apply(firewall_chain("g1", parameters=["block-tcp-dst=5999"]))
+    node.apply(firewall_chain("g1"))
+    time.sleep(0.5)
+    assert node.engine.health.repairs("g1") == 0
+    assert node.engine.health.broken() == set()
+    assert _status(node) == "running"

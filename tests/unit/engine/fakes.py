@@ -137,6 +137,8 @@ class FakeCompute(ComputeDriver):
         self.instances: dict = {}
         self.calls: list = []
         self.fail_on: set = set()
+        self.broken: dict = {}        # instance -> "lost" / "exited", until made or started
+        self.keep_breaking = False    # ... or for good (a function that dies at once)
 
     def state(self):
         return copy.deepcopy(self.instances)
@@ -177,6 +179,13 @@ class FakeCompute(ComputeDriver):
     def start(self, instance):
         self._call("start", instance)
         self.instances[instance]["state"] = "running"
+        if not self.keep_breaking:
+            self.broken.pop(instance, None)
+
+    def problems(self, instance):
+        from drivers.watch import FUNCTION, Event
+        what = self.broken.get(instance)
+        return [Event(FUNCTION, instance, what, "broken by the test")] if what else []
 
     def stop(self, instance):
         self._call("stop", instance)
