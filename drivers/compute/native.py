@@ -1128,7 +1128,7 @@ class NativeDriver(ComputeDriver):
         except (ResourceNotFound, ValueError, OSError):
             return [event(watch.LOST, "it is gone (no metadata)")]
         found = []
-        if meta.get("state") != RUNNING:
+        if meta.get("state") not in (RUNNING, PAUSED):
             found.append(event(watch.LOST, "it is %s, not running" % meta.get("state")))
         if not netlink.netns_usable(instance):
             found.append(event(watch.LOST, "its network namespace is gone"))
