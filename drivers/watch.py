@@ -87,6 +87,16 @@ def daemons(pids) -> list:
     return out
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether a live process (a zombie is not) of process group pgid is left."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat is not None and int(stat[1][2]) == pgid:
+                return True
+    return False
+
+
 def alive(identity) -> bool:
     """Whether the process of a process_identity() still runs (the same one)."""
     pid, started = identity[0], identity[1]

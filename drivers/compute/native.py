@@ -161,6 +161,14 @@ def _wait(proc: subprocess.Popen, timeout: float) -> int | None:
     return proc.wait()
 
 
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Until no process of group pgid runs (a killed script's children die after it, and
+    the caller says they are gone; their zombies may wait for init a while)."""
+    deadline = time.monotonic() + timeout
+    while watch.group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def _read_kernel_config() -> dict[str, str]:
     text = ""
     try:
@@ -932,6 +940,7 @@ class NativeDriver(ComputeDriver):
             except ProcessLookupError:
                 pass
             proc.wait()
+            _wait_group_gone(proc.pid, 2.0)
         output = self._tail(log_path, offset)
         elapsed = time.monotonic() - started
         if timed_out:
