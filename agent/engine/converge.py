@@ -135,19 +135,20 @@ class Converger:
             graphs = list(engine.deployed)
             owners = {engine.naming.graph_of_cookie(c, graphs) for c in event.cookies}
             for gid in sorted(owners - {None}):
-                self._queue(gid, flows=True)
+                self._suspect(Fault(gid, FLOWS, event.name, event.detail), flows=True)
             if set(event.cookies) & engine.network.endpoint_cookies():
                 self._daemon_down("lsi0", "the flows of a tunnel endpoint were changed",
                                   "installing them again")
         elif event.subject == watch.FLOWS and event.name in lsis:
-            self._queue(lsis[event.name], flows=True)
+            self._suspect(Fault(lsis[event.name], FLOWS, event.name, event.detail),
+                          flows=True)
 
-    def _suspect(self, fault: Fault) -> None:
+    def _suspect(self, fault: Fault, flows: bool = False) -> None:
         """A fault an event proves: shown now unless a commit is changing the graph (its
-        own doing, most likely), and checked soon either way."""
+        own doing, most likely), and checked soon either way (flows: its flows too)."""
         if fault.graph not in self.engine.in_progress:
             self.health.report(fault)
-        self._queue(fault.graph, flows=False)
+        self._queue(fault.graph, flows=flows)
 
     def _daemon_down(self, name: str, reason: str, doing: str = "restarting it") -> None:
         self.health.node_fault(name, "%s; %s" % (reason, doing))
