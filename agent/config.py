@@ -55,6 +55,11 @@ DEFAULTS = {
     "state": {
         "dir": "/var/lib/composer-agent",
     },
+    "datastore": {
+        # <get> and <get-data> that build operational state at the same time; the others
+        # wait their turn in order. Changes of running have threads of their own.
+        "concurrent-reads": 1,
+    },
     "ovs": {
         "mode": "private",              # "private": own ovsdb-server + vswitchd; "existing"
         "db-socket": "unix:/var/run/openvswitch/db.sock",   # used when mode = "existing"
@@ -188,6 +193,8 @@ def _check(config: AgentConfig) -> None:
                           "repair.backoff-max-ms")
     if repair["stable-seconds"] < 0:
         raise ConfigError("repair.stable-seconds must not be negative")
+    if not 1 <= data["datastore"]["concurrent-reads"] <= 64:
+        raise ConfigError("datastore.concurrent-reads must be within 1..64")
     port = data["netconf"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError("netconf.port must be within 0..65535")

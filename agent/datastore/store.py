@@ -35,8 +35,9 @@ new candidate is a copy of running instead.
 """
 
 import asyncio
-import time
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,10 @@ LOG = logging.getLogger(__name__)
 
 CONVENTIONAL = ("running", "candidate", "startup")
 DEFAULT_CONFIRM_TIMEOUT = 600
+DEFAULT_CONCURRENT_READS = 1
+# The threads of a change of running: the engine's check (then its apply), the print and
+# write of the new running meanwhile, and a release that may overlap the check it undoes.
+COMMIT_THREADS = 3
 
 
 @dataclass
@@ -79,7 +84,8 @@ class Datastores:
     """running, candidate and startup, with locks, commit and confirmed commit."""
 
     def __init__(self, ctx, engine=None, startup_path: Path | None = None,
-                 running_path: Path | None = None):
+                 running_path: Path | None = None,
+                 concurrent_reads: int = DEFAULT_CONCURRENT_READS):
         self.ctx = ctx
         self.engine = engine if engine is not None else AcceptAllEngine()
         self.startup_path = Path(startup_path) if startup_path is not None else None
@@ -99,6 +105,14 @@ class Datastores:
         self._confirm: PendingConfirm | None = None
         self._tasks: set[asyncio.Task] = set()
         self._persist_inline = True
+        # Two lanes of threads: changes of running never queue behind state reads (which
+        # call the vSwitch and can be slow and many), and at most concurrent_reads reads
+        # build their state at once, the others waiting their turn in order.
+        self._commit_lane = ThreadPoolExecutor(COMMIT_THREADS, thread_name_prefix="commit")
+        self._read_lane = ThreadPoolExecutor(4 * max(1, concurrent_reads),
+                                             thread_name_prefix="state")
+        self._read_slots = asyncio.Semaphore(max(1, concurrent_reads))
+        self._changing: asyncio.Future | None = None    # the change under way; done at its end
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -108,7 +122,7 @@ class Datastores:
         A confirmed commit pending at the crash is not in it (RFC 6241 8.4)."""
         if await self._restore_running():
             await self._boot_startup_file()
-            await asyncio.to_thread(persistence.tag_boot, self.running_path)
+            await self._in_lane(persistence.tag_boot, self.running_path)
             return
         await self._boot_startup_file()
         running = self.startup.dup()
@@ -125,15 +139,15 @@ class Datastores:
         self.candidate = running.dup()
         await self._persist_running()
         if self.running_path is not None:
-            await asyncio.to_thread(persistence.tag_boot, self.running_path)
+            await self._in_lane(persistence.tag_boot, self.running_path)
 
     async def _restore_running(self) -> bool:
         """Running from the file the last run of this boot left, through the engine."""
         if self.running_path is None:
             return False
         try:
-            crashed = await asyncio.to_thread(persistence.load_running, self.running_path,
-                                              self.ctx)
+            crashed = await self._in_lane(persistence.load_running, self.running_path,
+                                          self.ctx)
         except ValidationError as exc:
             LOG.error("the running configuration left by the last run is invalid (%s); "
                       "booting from startup", exc)
@@ -157,8 +171,8 @@ class Datastores:
     async def _boot_startup_file(self) -> None:
         if self.startup_path is not None:
             try:
-                self.startup = await asyncio.to_thread(persistence.load, self.startup_path,
-                                                       self.ctx)
+                self.startup = await self._in_lane(persistence.load, self.startup_path,
+                                                   self.ctx)
             except ValidationError as exc:
                 self.boot_problem = "startup datastore %s is invalid: %s" % (self.startup_path,
                                                                             exc)
@@ -200,10 +214,14 @@ class Datastores:
             if self._persist_inline:
                 persistence.save_running(self.running_path, tree)
             else:
-                await asyncio.to_thread(persistence.save_running, self.running_path, tree)
+                await self._in_lane(persistence.save_running, self.running_path, tree)
         except OSError as exc:
             LOG.error("cannot write %s: %s", self.running_path, exc)
         self._persist_inline = time.perf_counter() - started < 0.002
+
+    def _in_lane(self, func, *args) -> asyncio.Future:
+        """func(*args) in a thread of the commit lane (see __init__)."""
+        return asyncio.get_running_loop().run_in_executor(self._commit_lane, func, *args)
 
     # -- reading --------------------------------------------------------------------
     def tree(self, name: str) -> DataTree:
@@ -243,20 +261,29 @@ class Datastores:
 
     async def state_trees(self, wanted=None) -> list[DataTree]:
         """The trees of the state providers (those for which wanted(provider) holds; all
-        without it), built in worker threads; the caller owns (and frees) them. A provider
-        that fails fails the read (StateUnavailable, with its reason): a reply without its
-        part would tell the client that part is not there."""
+        without it), built in the read lane's threads once this read's turn has come; the
+        caller owns (and frees) them. A provider that fails fails the read
+        (StateUnavailable, with its reason): a reply without its part would tell the client
+        that part is not there."""
         providers = [p for p in self.providers if wanted is None or wanted(p)]
         if not providers:
             return []
+        loop = asyncio.get_running_loop()
+
         async def build(provider):
-            node = await asyncio.to_thread(provider.build, self.ctx)
+            node = await loop.run_in_executor(self._read_lane, provider.build, self.ctx)
             if node is None:
                 return None
             from _libyang import lib
             return DataTree(self.ctx, lib.lyd_first_sibling(node.cdata))
-        results = await asyncio.gather(*(build(p) for p in providers),
-                                       return_exceptions=True)
+        async with self._read_slots:
+            # A change of running under way goes first: the vSwitch and the interpreter are
+            # its alone but for the reads already building. Only that one change: a read
+            # never waits for more than one, however many follow.
+            if self._changing is not None:
+                await self._changing
+            results = await asyncio.gather(*(build(p) for p in providers),
+                                           return_exceptions=True)
         trees = [r for r in results if isinstance(r, DataTree)]
         failed = [(p, r) for p, r in zip(providers, results) if isinstance(r, BaseException)]
         if failed:
@@ -300,10 +327,15 @@ class Datastores:
     # -- changes --------------------------------------------------------------------
     async def _run(self, coro):
         """Run a change as its own task, one at a time, shielded from the caller's
-        cancellation."""
+        cancellation. A read whose turn comes meanwhile waits for it (see state_trees)."""
         async def serial():
             async with self._serial:
-                return await coro
+                done = self._changing = asyncio.get_running_loop().create_future()
+                try:
+                    return await coro
+                finally:
+                    self._changing = None
+                    done.set_result(None)
         task = self._spawn(serial())
         return await asyncio.shield(task)
 
@@ -455,7 +487,7 @@ class Datastores:
     async def _save_startup(self, new: DataTree) -> None:
         if self.startup_path is not None:
             try:
-                await asyncio.to_thread(persistence.save, self.startup_path, new)
+                await self._in_lane(persistence.save, self.startup_path, new)
             except OSError as exc:
                 raise DatastoreError(Problem("operation-failed", "cannot write the startup "
                                              "datastore: %s" % exc)) from exc
@@ -661,13 +693,12 @@ class Datastores:
         if check is None:
             new.validate()
             return None
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, check)
+        future = self._in_lane(check)
         try:
             new.validate()
         except BaseException:
             # What the check began for new is undone before the error is answered.
-            releasing = loop.run_in_executor(None, self.engine.release, new_root)
+            releasing = self._in_lane(self.engine.release, new_root)
             await asyncio.gather(future, releasing, return_exceptions=True)
             if releasing.exception() is not None:
                 LOG.error("the engine could not undo what it began for a refused "
@@ -675,7 +706,7 @@ class Datastores:
             raise
         printing = None
         if print_new and self.running_path is not None:
-            printing = loop.run_in_executor(None, persistence.print_running, new)
+            printing = self._in_lane(persistence.print_running, new)
         return _Checked(old_root, new_root, future, printing)
 
     async def _transaction(self, old: DataTree | None, new: DataTree, apply: bool = True,
@@ -704,12 +735,11 @@ class Datastores:
                 try:
                     await checked.future
                 except BaseException:
-                    await asyncio.to_thread(engine.release, new_root)
+                    await self._in_lane(engine.release, new_root)
                     raise
             if printing is None and print_new and self.running_path is not None:
-                printing = asyncio.get_running_loop().run_in_executor(
-                    None, persistence.print_running, new)
-            await asyncio.to_thread(run)
+                printing = self._in_lane(persistence.print_running, new)
+            await self._in_lane(run)
         except EngineRefused as exc:
             raise _refused(exc) from exc
         except Exception as exc:  # noqa: BLE001 - an engine bug must not take the server down

@@ -46,8 +46,9 @@ class NetconfService:
                                   extra_modules=netconf["extra-yang-modules"])
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         engine = self.engine() if callable(self.engine) else self.engine
-        self.datastores = Datastores(self.ctx, engine, self.startup_path,
-                                     self.config.state_dir / "running.xml")
+        self.datastores = Datastores(
+            self.ctx, engine, self.startup_path, self.config.state_dir / "running.xml",
+            concurrent_reads=self.config.get("datastore", "concurrent-reads"))
         for provider in self.providers:
             self.datastores.register_state_provider(provider)
         await self.datastores.start()
