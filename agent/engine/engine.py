@@ -4,13 +4,19 @@ apply(old, new):
   1. read the graphs and templates of new (libyang JSON -> values);
   2. plan against what is deployed (not against old: the node is the truth);
   3. journal the intent, run the plan; every step records its undo (a commit may have run
-     the plan's first steps already, while libyang validated: see read());
-  4. success: deployed := the plan's target; the snapshot is written and the journal
-     closed behind the reply (one writer thread, in commit order; the next transaction
-     waits for it; a crash before it is a crash after the executor: the journal shows
-     the transaction unfinished and recovery treats its graphs as dirty);
+     the plan's first steps already, while libyang validated: see read()); the snapshot
+     of the plan's target is written and synced beside the old one meanwhile (a writer
+     thread);
+  4. success: the snapshot is renamed into place, then the journal's commit line is
+     written and synced, and only then does the transaction count (deployed := the
+     plan's target) and apply() return: a crash before the commit line leaves the
+     transaction unfinished in the journal, which recovery treats as dirty;
      failure: the executor has undone every step, EngineRefused names the step, the
-     resource and the driver's message; deployed and the snapshot are unchanged.
+     resource and the driver's message; deployed and the snapshot are unchanged. A disk
+     that refuses the journal or the snapshot (no space, an I/O error) is a failure too:
+     the steps are undone and EngineRefused has tag resource-denied.
+  5. until the next transaction, revert() can still undo the last one (the datastores
+     could not write running's own copy).
 """
 
 import logging
@@ -22,6 +28,8 @@ from pathlib import Path
 
 from drivers.errors import DriverError
 
+from ..files import remove_stale
+
 from .executor import Executor, StepFailed, Stopped
 from .graph import SourceReader, templates_from_tree
 from .health import Health
@@ -31,7 +39,7 @@ from .journal import Journal
 from .plan import Plan
 from .planner import Planner, PlanningError, function_path, graph_path, sap_path
 from .spares import SparePool
-from .state import Snapshot, with_status
+from .state import Snapshot, encode, with_status
 
 LOG = logging.getLogger(__name__)
 
@@ -59,6 +67,29 @@ class _Transaction:
     started: float
     rest: Plan                    # what apply() still has to run
     undo: list
+    snapshot: object = None       # Future: the StagedFile of the target's snapshot
+
+
+@dataclass
+class _Applied:
+    """The last transaction applied, which revert() can still undo."""
+    tree: object                  # the configuration it deployed (by identity)
+    generation: int               # what was deployed after it
+    previous: dict                # what was deployed before it
+    configured: list              # the repository's templates before it
+    touched: set
+    undo: list
+    spares: object                # the pool's checkpoint before it
+    recorded: bool                # it wrote a snapshot
+
+
+class _NotRecorded(Exception):
+    """The disk refused the transaction's snapshot or journal end."""
+
+
+def _failed_already(future) -> bool:
+    """The snapshot's write failed on the disk already (before the steps that remain)."""
+    return future is not None and future.done() and isinstance(future.exception(), OSError)
 
 
 def graph_sources(root) -> dict:
@@ -100,8 +131,8 @@ class ComposerEngine(TransactionEngine):
         self._validated = None         # (tree, generation, templates, PlanResult): last check
         self._reading = None           # (tree, threading.Event): the last read(), and its stop
         self._open: _Transaction | None = None   # begun by a check, for apply() to finish
+        self._applied: _Applied | None = None    # the last transaction, for revert()
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
-        self._recording = None         # Future: the last commit's snapshot and journal end
         # Called (holding the lock) once what lives on is made: after recovery and after
         # each commit (the daemon freezes its heap then, see agent/tuning.py).
         self.on_settled = on_settled or (lambda: None)
@@ -141,7 +172,6 @@ class ComposerEngine(TransactionEngine):
         head, rest = result.plan.split(UNSEEN_BY_TRAFFIC)
         if not head:
             return
-        self._wait_recorded()
         transaction = self._begin(new, templates, result)
         try:
             self.executor.run(head, transaction.undo, stop)
@@ -171,6 +201,7 @@ class ComposerEngine(TransactionEngine):
     def apply(self, old, new) -> None:
         with self._lock:
             self._reading = None
+            self._applied = None
             self.spares.paused = False
             transaction, self._open = self._open, None
             cached, self._validated = self._validated, None
@@ -182,34 +213,50 @@ class ComposerEngine(TransactionEngine):
             if transaction is not None:
                 templates, result = transaction.templates, transaction.result
             else:
-                self._wait_recorded()
                 if cached is not None and new is not None and cached[0] is new \
                         and cached[1] == self._generation:
                     templates, result = cached[2], cached[3]
                 else:
                     templates, result = self._plan(new)
             self.last_plan, self.last_summary = result.plan, result.summary
+            repository = self.compute.repository
             if not result.plan:
-                self.compute.repository.set_configured(templates)
-                self.deployed = result.deployed
+                configured = repository.configured_templates()
+                repository.set_configured(templates)
+                previous, self.deployed = self.deployed, result.deployed
                 self._generation += 1
+                self._applied = _Applied(new, self._generation, previous, configured, set(),
+                                         [], self.spares.checkpoint(), False)
                 return
             if transaction is None:
                 transaction = self._begin(new, templates, result)
             try:
+                if _failed_already(transaction.snapshot):
+                    raise _NotRecorded(transaction.snapshot.exception())
                 self.executor.run(transaction.rest, transaction.undo)
+                self._record(transaction)
             except StepFailed as failure:
                 self._failed(transaction, failure)
+            except _NotRecorded as refused:
+                self._abandon(transaction, "the disk refused its records: %s" % refused)
+                raise EngineRefused(
+                    "cannot record the deployment in %s (%s); the node was rolled back"
+                    % (self.state_dir, refused), tag="resource-denied") from None
+            except Exception as exc:  # noqa: BLE001 - the snapshot could not be made
+                self._abandon(transaction, "recording it failed: %s" % exc)
+                raise
             for gid in result.touched:
                 self.in_progress.pop(gid, None)
-            self.deployed = result.deployed
+            previous, self.deployed = self.deployed, result.deployed
             self._generation += 1
             for gid in result.touched:
                 self.failures.pop(gid, None)
+            checkpoint = self.spares.checkpoint()
             self.spares.committed(result.claimed, self.deployed)
             if self.converger is not None:
                 self.converger.committed(result.touched)
-            self._recording = self._recorder.submit(self._record_commit, dict(self.deployed))
+            self._applied = _Applied(new, self._generation, previous, transaction.configured,
+                                     set(result.touched), transaction.undo, checkpoint, True)
             self.on_settled()
             LOG.info("deployed in %.0f ms: %s", (time.monotonic() - transaction.started) * 1000,
                      ", ".join("%s %d" % (k, v) for k, v in result.summary.items() if v))
@@ -240,8 +287,9 @@ class ComposerEngine(TransactionEngine):
         """Run a graph's repair steps, journaled as a transaction. No undo: a repair that
         fails leaves the graph as far as it got (broken either way; its transaction ends
         repair-failed, and recovery checks the graph as any other). A crash in the middle
-        leaves the transaction open: recovery then deploys the graph again."""
-        self._wait_recorded()
+        leaves the transaction open: recovery then deploys the graph again; so does a
+        journal that cannot be written (OSError)."""
+        self._applied = None
         self.journal.begin({gid}, ["repair: %s" % why] + ["%3d. %s" % (n, s) for n, s in
                                                          enumerate(steps, 1)])
         try:
@@ -252,7 +300,16 @@ class ComposerEngine(TransactionEngine):
             raise
         finally:
             self.compute.settle(timeout=5.0)
-        self.journal.end("commit", "repaired: %s" % why)
+        self._close_repair("repaired: %s" % why)
+
+    def _close_repair(self, message: str) -> None:
+        """A repair is done on the node: its commit line, when the disk takes it (without
+        one, a recovery deploys the graph again: the safe side)."""
+        try:
+            self.journal.end("commit", message)
+        except OSError as exc:
+            LOG.warning("cannot end the repair in the journal (%s): a recovery would deploy "
+                        "the graph again", exc)
 
     def redeploy(self, gid: str, why: str) -> None:
         """Deploy a graph again from scratch: what is left of it goes, then all of it is
@@ -261,7 +318,6 @@ class ComposerEngine(TransactionEngine):
         removal = self.planner.plan({}, {gid: dg})
         self.run_repair(gid, removal.plan.steps(), "%s; removing what is left" % why)
         result = self.planner.plan({gid: dg.source}, {})
-        self._wait_recorded()
         self.journal.begin({gid}, ["redeploy: %s" % why] + result.plan.lines())
         undo: list = []
         try:
@@ -274,21 +330,54 @@ class ComposerEngine(TransactionEngine):
         self.deployed = dict(self.deployed, **{gid: result.deployed[gid]})
         self._generation += 1
         self.spares.failed({gid}, self.deployed)
-        self._recording = self._recorder.submit(self._record_commit, dict(self.deployed))
+        self._save_snapshot(self.deployed)
+        self._close_repair("deployed again: %s" % why)
         LOG.info("graph %s deployed again (%s)", gid, why)
 
     # --- a transaction's beginning and unhappy ends (the caller holds the lock) ---
 
     def _begin(self, new, templates, result) -> _Transaction:
+        self._applied = None
+        try:
+            self.journal.begin(result.touched, result.plan.lines())
+        except OSError as exc:
+            raise EngineRefused("cannot write the journal %s (%s): nothing was changed"
+                                % (self.journal.path, exc.strerror or exc),
+                                tag="resource-denied") from None
         repository = self.compute.repository
         configured = repository.configured_templates()
         repository.set_configured(templates)
         for gid in result.touched:
             self.in_progress[gid] = "deploying" if gid in result.deployed else "removing"
         started = time.monotonic()
-        self.journal.begin(result.touched, result.plan.lines())
+        snapshot = self._recorder.submit(self.snapshot.stage, result.deployed,
+                                         {"lsi0": self.network.lsi0})
         return _Transaction(new, self._generation, templates, result, configured, started,
-                            result.plan, [])
+                            result.plan, [], snapshot)
+
+    def _record(self, transaction: _Transaction) -> None:
+        """The transaction counts: its snapshot goes into place, then the journal's commit
+        line is written and synced. _NotRecorded (the disk refused) leaves the snapshot as
+        it was (or none at all, when even the old one cannot be put back)."""
+        try:
+            transaction.snapshot.result().install()
+        except OSError as exc:
+            raise _NotRecorded(exc) from None
+        try:
+            self.journal.end("commit")
+        except OSError as exc:
+            self._save_snapshot(self.deployed)
+            raise _NotRecorded(exc) from None
+
+    def _save_snapshot(self, graphs: dict) -> None:
+        """Put the snapshot of graphs in place; when the disk refuses, remove the snapshot
+        (see Snapshot.forget): one that describes something else must not stay."""
+        try:
+            self.snapshot.save(graphs, {"lsi0": self.network.lsi0})
+        except OSError as exc:
+            LOG.error("cannot write the snapshot %s (%s): removing it; a recovery would "
+                      "redeploy every graph", self.snapshot.path, exc)
+            self.snapshot.forget()
 
     def _failed(self, transaction: _Transaction, failure: StepFailed):
         """The executor has undone everything: close the transaction, raise EngineRefused."""
@@ -322,25 +411,47 @@ class ComposerEngine(TransactionEngine):
                 self.failures[gid] = error
         self.spares.failed(touched, self.deployed)
         self.compute.repository.set_configured(transaction.configured)
+        if transaction.snapshot is not None:
+            try:
+                transaction.snapshot.result().discard()
+            except OSError:
+                pass                    # nothing was written
 
-    def _record_commit(self, graphs: dict) -> None:
-        try:
-            self.snapshot.save(graphs, {"lsi0": self.network.lsi0})
-        except OSError as exc:
-            LOG.error("cannot write the snapshot %s (%s): after a restart the graphs of "
-                      "the last commit count as interrupted", self.snapshot.path, exc)
-            return
-        self.journal.end("commit")
-
-    def _wait_recorded(self) -> None:
-        if self._recording is not None:
-            self._recording.result()
-            self._recording = None
-
-    def flush(self) -> None:
-        """Wait until the last commit's snapshot and journal end are written."""
+    def revert(self, old, new) -> None:
+        """Undo the last transaction, which deployed new: the datastores could not write
+        running's own copy. Its undo steps run (as when one of its steps had failed), and
+        what was deployed before, with its snapshot, is back."""
         with self._lock:
-            self._wait_recorded()
+            applied, self._applied = self._applied, None
+            if applied is not None and applied.tree is new and \
+                    applied.generation == self._generation:
+                self._revert(applied)
+                return
+        # Not the last transaction (the datastores never do this): plan the way back.
+        self.apply(new, old)
+
+    def _revert(self, applied: _Applied) -> None:
+        try:
+            self.journal.begin(applied.touched, ["revert the last transaction"])
+            begun = True
+        except OSError:
+            begun = False
+        errors = self.executor.rollback(list(applied.undo))
+        self.compute.settle(timeout=5.0)
+        self.deployed = applied.previous
+        self._generation += 1
+        self.compute.repository.set_configured(applied.configured)
+        self.spares.restore(applied.spares)
+        self.spares.failed(applied.touched, self.deployed)
+        if self.converger is not None:
+            self.converger.committed(applied.touched)
+        if applied.recorded:
+            self._save_snapshot(self.deployed)
+        if begun:
+            self.journal.end("rollback-failed" if errors else "reverted")
+        if errors:
+            raise EngineRefused("undoing the last transaction failed: %s" % "; ".join(errors),
+                                tag="rollback-failed")
 
     # --- planning ---
 
@@ -416,7 +527,7 @@ class ComposerEngine(TransactionEngine):
         """Reconcile the node with the snapshot at boot (see Recovery); returns the report.
         The caller applies running afterwards."""
         with self._lock:
-            self._wait_recorded()
+            self._applied = None
             recovery = Recovery(self)
             recovery.run()
             # The agent starts on a node without orphans, not one still losing them.
@@ -430,9 +541,8 @@ class ComposerEngine(TransactionEngine):
         self.spares.start(self._lock, lambda: self.deployed)
 
     def stop_spares(self) -> None:
-        """Stop filling; destroy what removed graphs left; the last snapshot is written."""
+        """Stop filling; destroy what removed graphs left."""
         self.spares.stop(self._lock)
-        self.flush()
 
     def fill_spares(self) -> int:
         """Drain, then fill the prepared slots of every running graph now (when the node
@@ -475,6 +585,7 @@ class Recovery:
         engine = self.engine
         network, compute, naming = engine.network, engine.compute, engine.naming
         snapshot_graphs, _ = engine.snapshot.load()
+        remove_stale(engine.snapshot.path)
         dirty = engine.journal.interrupted()
         driver = network.driver
         owner = {"composer-owner": naming.prefix}
@@ -549,7 +660,10 @@ class Recovery:
 
         engine.deployed = adopted
         engine._generation += 1
-        engine.snapshot.save(adopted, {"lsi0": network.lsi0})
+        # Written only when it changed: a restart on a full disk that adopts every graph
+        # needs to write nothing.
+        if engine.snapshot.read_bytes() != encode(adopted, {"lsi0": network.lsi0}):
+            engine._save_snapshot(adopted)
         engine.journal.mark_recovered()
         for line in self.report:
             routine = line.startswith(("re-install", "restore")) and " failed: " not in line

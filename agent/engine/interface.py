@@ -4,7 +4,8 @@ The datastore layer calls, for every change of running (commit, edit-config on r
 copy-config to running, a confirmed-commit rollback, and at boot with old=None):
 
     engine.validate(old, new)   # optional checks beyond YANG; no side effect
-    engine.apply(old, new)      # make the node match new; all or nothing
+    engine.apply(old, new)      # make the node match new; all or nothing; durable
+    engine.revert(old, new)     # rarely: the caller could not make new durable
 
 and engine.converge() for a commit that changes nothing (the node drifted, maybe).
 
@@ -17,7 +18,10 @@ refuses new, the caller calls engine.release(new), which undoes them, instead of
 Both take libyang config trees (the first top-level sibling, or None for an empty datastore)
 and must not modify or keep them: convert what you need before returning. apply() runs in
 a worker thread; the caller holds the commit lock, so applies never overlap. Refusal is
-EngineRefused; the node must then be exactly as it was before the call.
+EngineRefused; the node must then be exactly as it was before the call. When apply()
+returns, what the engine needs after a restart (its own records) is on the disk; when it
+cannot be, apply() undoes the change and refuses with tag resource-denied. The caller then
+writes running's own copy; if that fails it calls revert(old, new) right away.
 """
 
 from dataclasses import dataclass, field
@@ -27,12 +31,15 @@ class EngineRefused(Exception):
     """The engine cannot make the node match the new configuration.
 
     message is for the operator; path is the data path of the configuration node at fault
-    (error-path); app_tag an error-app-tag; info extra (name, value) pairs for error-info.
+    (error-path); app_tag an error-app-tag; info extra (name, value) pairs for error-info;
+    tag the RFC 6241 error-tag: operation-failed, or resource-denied when the node or its
+    disk lacks a resource (no space to record the change).
     """
 
     def __init__(self, message: str, *, path: str | None = None, app_tag: str | None = None,
-                 info: dict | None = None):
+                 info: dict | None = None, tag: str = "operation-failed"):
         super().__init__(message)
+        self.tag = tag
         self.message = message
         self.path = path
         self.app_tag = app_tag
@@ -63,6 +70,11 @@ class TransactionEngine:
         """A commit that changes nothing: make the node match running again where it
         drifted, or raise EngineRefused saying what is still broken. Blocks; called in a
         worker thread, holding the commit lock."""
+
+    def revert(self, old, new) -> None:
+        """new, just applied, could not be made durable by the caller: make the node match
+        old again. By default a transaction back to old."""
+        self.apply(new, old)
 
 
 class AcceptAllEngine(TransactionEngine):

@@ -100,6 +100,21 @@ class SparePool:
                                 if n not in claimed}
         self.wake()
 
+    def checkpoint(self):
+        """What the pool holds, for restore() (taken before committed())."""
+        return ({gid: list(slots) for gid, slots in self._slots.items()},
+                {gid: dict(links) for gid, links in self._links.items()}, list(self._doomed))
+
+    def restore(self, checkpoint) -> None:
+        """After the transaction was reverted (the caller holds the lock): the pool holds
+        again what it held before it; its undo gave back the slots and links it took, and
+        the graphs it removed are back. Slots of theirs the filler destroyed meanwhile are
+        found by failed(), which the caller runs next."""
+        slots, links, doomed = checkpoint
+        self._doomed = [entry for entry in self._doomed if any(entry is d for d in doomed)]
+        self._slots, self._links = slots, links
+        self.wake()
+
     def drain(self) -> None:
         """Destroy the slots and links of removed graphs now (caller holds the lock)."""
         while self._doomed:

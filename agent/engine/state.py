@@ -1,7 +1,7 @@
 """What is deployed on the node, per graph, and its snapshot on disk.
 
-The snapshot is written atomically after every successful transaction; at boot, recovery
-compares it with what it finds on the node and with running. A graph is kept as the JSON
+The snapshot is written atomically and synced by every successful transaction before it
+counts; at boot, recovery compares it with what it finds on the node and with running. A graph is kept as the JSON
 entry libyang printed (its source), so the snapshot needs no encoder of its own for graphs.
 """
 
@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..files import atomic_write
+from ..files import StagedFile, atomic_write
 from .graph import Endpoint, Graph, graph_from_dict
 
 
@@ -123,11 +123,17 @@ def from_json(data: dict):
 
 
 class Snapshot:
-    """The deployed state on disk, replaced atomically (temp file, rename). Not synced: it
-    describes resources that do not outlive a machine crash either."""
+    """The deployed state on disk, replaced atomically (temp file, fsync, rename, fsync of
+    the directory); a write raises OSError, the file then as it was."""
 
     def __init__(self, path):
         self.path = Path(path)
+
+    def read_bytes(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
 
     def load(self):
         try:
@@ -139,11 +145,20 @@ class Snapshot:
             return {}, {}
 
     def save(self, graphs: dict, node: dict) -> None:
-        self.write(encode(graphs, node))
+        atomic_write(self.path, encode(graphs, node))
 
-    def write(self, data: bytes) -> None:
-        """Replace the snapshot with bytes from encode()."""
-        atomic_write(self.path, data, sync=False)
+    def stage(self, graphs: dict, node: dict) -> StagedFile:
+        """The snapshot of graphs written and synced beside the file; install() replaces
+        the file with it."""
+        return StagedFile(self.path, encode(graphs, node))
+
+    def forget(self) -> None:
+        """No snapshot: recovery then adopts nothing and removes what it finds (what a
+        snapshot that cannot be brought up to date must give way to)."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def encode(graphs: dict, node: dict) -> bytes:

@@ -261,9 +261,7 @@ class Crash(BaseException):
 
 
 def _restart(node):
-    """A new engine on the same node and state directory, as after a restart (of a process
-    that lived until its last commit was recorded)."""
-    node.engine.flush()
+    """A new engine on the same node and state directory, as after a restart."""
     node.engine = node.new_engine()
     return node.engine
 
@@ -297,24 +295,34 @@ def test_a_crash_at_any_step_converges_after_restart(tmp_path, monkeypatch, thro
         assert node.state() == clean_after, "after a crash at %s" % target
 
 
-def test_a_crash_after_the_executor_before_the_snapshot_converges_after_restart(
-        tmp_path, monkeypatch):
-    """The reply goes before the snapshot and the journal's end are written; a crash in
-    between leaves the transaction unfinished in the journal."""
+@pytest.mark.parametrize("died", ["before the snapshot", "before the commit line"])
+def test_a_crash_after_the_executor_before_the_commit_line_converges_after_restart(
+        tmp_path, monkeypatch, died):
+    """A crash after the steps, before the journal's commit line (the snapshot in place
+    or not): the transaction is unfinished in the journal, its graphs dirty."""
     before, after = running(chain()), running(chain(middle=True))
     clean_after = _fresh_state(tmp_path / "clean", after, monkeypatch)
     node = make_node(tmp_path / "node", monkeypatch)
     node.engine.apply(None, before)
-    node.engine.flush()
     snapshot = node.engine.snapshot.path.read_bytes()
-    monkeypatch.setattr(node.engine, "_record_commit", lambda graphs: None)  # died first
-    node.engine.apply(None, after)
-    assert node.engine.snapshot.path.read_bytes() == snapshot
+    if died == "before the snapshot":
+        monkeypatch.setattr(node.engine, "_record", _crash)
+    else:
+        monkeypatch.setattr(node.engine.journal, "end", _crash)
+    with pytest.raises(Crash):
+        node.engine.apply(None, after)
+    assert (node.engine.snapshot.path.read_bytes() == snapshot) == \
+        (died == "before the snapshot")
     node.engine = node.new_engine()
     assert node.engine.journal.interrupted() == {"g1"}
     node.engine.recover()
-    node.engine.apply(None, after)              # running was saved before the reply
+    assert not list(node.engine.state_dir.glob(".deployed.json.*"))   # staged, never used
+    node.engine.apply(None, after)
     assert node.state() == clean_after
+
+
+def _crash(*args, **kwargs):
+    raise Crash()
 
 
 def _fresh_state(path, tree, monkeypatch):
@@ -437,7 +445,6 @@ def test_the_check_begins_the_steps_no_traffic_sees_and_apply_runs_the_rest(node
     assert _lsi_flows(node, lsi) and _lsi_flows(node, "lsi0")
     assert node.engine.graph_status("g1") == ("running", "")
     # one transaction in the journal, each step of the plan done once
-    node.engine.flush()
     records = _journal(node)
     assert [r["event"] for r in records if r["event"] != "done"] == ["begin", "commit"]
     done = sorted(r["step"] for r in records if r["event"] == "done")
@@ -446,7 +453,6 @@ def test_the_check_begins_the_steps_no_traffic_sees_and_apply_runs_the_rest(node
 
 def test_release_undoes_what_the_check_began(node):
     node.engine.apply(None, running(chain()))
-    node.engine.flush()
     before, deployed = node.state(), dict(node.engine.deployed)
     tree = running(chain(middle=True))
     node.engine.read(None, tree)()

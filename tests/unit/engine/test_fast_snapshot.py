@@ -1,6 +1,5 @@
-"""The snapshot after a transaction: once written (behind the reply), the file holds
-exactly what Snapshot.save writes, graph sources spliced in as libyang printed them; a
-failure leaves the old file."""
+"""The snapshot after a transaction: the file holds exactly what Snapshot.save writes,
+graph sources spliced in as libyang printed them; a failure leaves the old file."""
 
 import dataclasses
 
@@ -28,9 +27,7 @@ def _second(gid="g2"):
 
 
 def _saved(engine, path) -> bytes:
-    """What Snapshot.save writes for what the engine has deployed now (the engine's own
-    write done)."""
-    engine.flush()
+    """What Snapshot.save writes for what the engine has deployed now."""
     reference = Snapshot(path)
     reference.save(engine.deployed, {"lsi0": engine.network.lsi0})
     return reference.path.read_bytes()
@@ -46,7 +43,6 @@ def test_the_snapshot_after_a_success_is_what_save_writes(node, tmp_path):
 
 def test_a_failed_transaction_leaves_the_old_snapshot(node):
     node.engine.apply(None, running(chain("g1")))
-    node.engine.flush()
     before = node.engine.snapshot.path.read_bytes()
     steps = [str(s) for s in node.engine.dry_run(running(chain("g1", middle=True))).steps()]
 
@@ -61,7 +57,6 @@ def test_a_failed_transaction_leaves_the_old_snapshot(node):
 
 def test_the_snapshot_loads_back_as_what_was_deployed(node):
     node.engine.apply(None, running(chain("g1", middle=True), _second()))
-    node.engine.flush()
     graphs, info = node.engine.snapshot.load()
     assert info == {"lsi0": node.engine.network.lsi0}
     assert graphs == node.engine.deployed
@@ -91,7 +86,6 @@ def test_a_graph_left_alone_takes_the_source_with_its_text(node):
     from agent.engine.state import from_json
     import json
     node.engine.apply(None, running(chain("g1"), _second()))
-    node.engine.flush()
     # as after a restart: the deployed state comes back from the snapshot, plain dicts
     graphs, _ = from_json(json.loads(node.engine.snapshot.path.read_bytes()))
     node.engine.deployed = graphs
