@@ -1,22 +1,23 @@
-"""The startup datastore on disk: XML, replaced atomically.
+"""The datastores on disk: startup, and running's crash-restart copy; XML, replaced
+atomically and durably.
 
-A write goes to a temporary file in the same directory, is flushed to the disk
-(fsync), renamed over the old file, and the directory is synced, so that a crash
-leaves either the old or the new startup, never a mix.
+A write goes to a temporary file in the same directory, is flushed to the disk (fsync),
+renamed over the old file, and the directory is synced, so that a crash leaves either the
+old or the new file, never a mix, and a change reported done is on the disk. A write that
+cannot be done (no space, an I/O error, a read-only file system) raises OSError.
 """
 
-import os
 from pathlib import Path
 
-from ..files import atomic_write
+from ..files import StagedFile, atomic_write
 
 from .tree import DataTree
 
 
-def save(path: Path, tree: DataTree, sync: bool = True) -> None:
-    """Write a configuration tree (explicit values only) as the startup file: the
-    top-level nodes as libyang prints them (what yanglint reads too)."""
-    atomic_write(path, tree.print("explicit", pretty=True), sync=sync)
+def save(path: Path, tree: DataTree) -> None:
+    """Write a configuration tree (explicit values only) as the startup file, durably: the
+    top-level nodes as libyang prints them (what yanglint reads too). Raises OSError."""
+    atomic_write(path, tree.print("explicit", pretty=True))
 
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -31,29 +32,41 @@ def boot_id() -> str:
 
 
 def tag_boot(path: Path) -> None:
-    """Mark the running file of this process as belonging to this boot (once per start)."""
-    atomic_write(path.with_name(path.name + ".boot"), boot_id().encode(), sync=False)
-
-
-def save_running(path: Path, tree: DataTree) -> None:
-    """The running configuration, for a restart of the agent within this boot."""
-    write_running(path, print_running(tree))
+    """Mark the running file of this process as belonging to this boot (once per start;
+    a restart within the same boot finds the tag there already and writes nothing). Not
+    synced: a machine crash changes the boot anyway."""
+    tag = path.with_name(path.name + ".boot")
+    try:
+        if tag.read_text().strip() == boot_id():
+            return
+    except OSError:
+        pass
+    atomic_write(tag, boot_id().encode(), sync=False)
 
 
 def print_running(tree: DataTree) -> bytes:
-    """The running configuration as save_running writes it."""
+    """The running configuration as the crash-restart copy holds it."""
     return tree.print("explicit")
 
 
-def write_running(path: Path, data: bytes) -> None:
-    """Running as print_running printed it: replaced atomically but not synced (it only
-    has to outlive the process). One writer at a time (the datastores' serial lock), so
-    the temporary file has a fixed name."""
-    path = Path(path)
-    tmp = path.with_name("." + path.name + ".tmp")
-    with open(tmp, "wb", opener=lambda name, flags: os.open(name, flags, 0o600)) as stream:
-        stream.write(data)
-    os.replace(tmp, path)
+def stage_running(path: Path, data: bytes) -> StagedFile:
+    """Running as print_running printed it, written and synced beside path; install()
+    makes it the crash-restart copy. Raises OSError (ENOSPC, EIO...)."""
+    return StagedFile(path, data)
+
+
+def save_running(path: Path, tree: DataTree) -> None:
+    """The running configuration, for a restart of the agent within this boot, durably."""
+    stage_running(path, print_running(tree)).install()
+
+
+def forget_running(path: Path) -> None:
+    """No crash-restart copy: the next start boots from startup."""
+    for name in (path, path.with_name(path.name + ".boot")):
+        try:
+            name.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def load_running(path: Path, ctx) -> DataTree | None:

@@ -18,12 +18,19 @@ Lifecycle:
 6. await stop(): cancels the confirmed-commit timer (the pending commit stays applied).
 
 Every change of running goes through the same transaction: libyang validation of the
-new tree, then engine.validate(old, new) and engine.apply(old, new) in a worker thread;
-EngineRefused leaves running as it was and becomes a CommitError (operation-failed).
-A commit and an edit-config of running overlap the two checks: what the engine reads of
-the new tree beforehand (engine.read) is checked in a worker thread while libyang
-validates the tree in this one, and the new running is printed for its crash-restart
-copy while the engine applies it.
+new tree, then engine.validate(old, new) and engine.apply(old, new) in the commit lane's
+threads; EngineRefused leaves running as it was and becomes a CommitError
+(operation-failed). A commit and an edit-config of running overlap the two checks: what
+the engine reads of the new tree beforehand (engine.read) is checked in a worker thread
+while libyang validates the tree in this one.
+
+Durable before acknowledged: a change returns only once what a restart needs is on the
+disk (synced): the new running as the crash-restart copy (<state>/running.xml: printed
+and written beside it while the engine applies the change, renamed into place after),
+and the engine's own records (its journal and snapshot, written by apply()). When the
+disk refuses, the change fails with resource-denied and the engine reverts it (see
+_transaction): the node, running and the files stay as they were. While a confirmed
+commit waits for its confirmation, the copy is the configuration it would roll back to.
 
 Keeping candidate and running apart without copying: while the candidate has no
 changes it holds the same content as running. The edits made to it are kept (as
@@ -36,12 +43,12 @@ new candidate is a copy of running instead.
 
 import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.interface import AcceptAllEngine, EngineRefused, StateProvider
+from ..files import remove_stale
 from ..model.errors import ValidationError
 from . import persistence
 from .edit import Edit, Plan, execute, plan
@@ -54,6 +61,7 @@ LOG = logging.getLogger(__name__)
 
 CONVENTIONAL = ("running", "candidate", "startup")
 DEFAULT_CONFIRM_TIMEOUT = 600
+ROLLBACK_RETRY = 10         # seconds between tries of a rollback the disk refused
 DEFAULT_CONCURRENT_READS = 1
 # The threads of a change of running: the engine's check (then its apply), the print and
 # write of the new running meanwhile, and a release that may overlap the check it undoes.
@@ -62,12 +70,18 @@ COMMIT_THREADS = 3
 
 @dataclass
 class _Checked:
-    """The engine's check of a change, running since before libyang validated it; the
+    """A change libyang has validated: the engine's check, running since before (None:
+    the engine reads nothing early), and the new running staged on disk meanwhile; the
     same root objects go on to engine.apply."""
     old_root: object
     new_root: object
-    future: asyncio.Future
-    printing: asyncio.Future | None = None     # new printed for persistence, meanwhile
+    future: asyncio.Future | None
+    staging: asyncio.Future | None = None      # a persistence.StagedFile of new, meanwhile
+
+
+def _not_durable(path, exc: OSError) -> Problem:
+    return Problem("resource-denied", "cannot write %s (%s): the change was not made, on the "
+                   "node or on the disk" % (path, exc.strerror or exc))
 
 
 @dataclass
@@ -104,7 +118,6 @@ class Datastores:
         self._serial = asyncio.Lock()
         self._confirm: PendingConfirm | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._persist_inline = True
         # Two lanes of threads: changes of running never queue behind state reads (which
         # call the vSwitch and can be slow and many), and at most concurrent_reads reads
         # build their state at once, the others waiting their turn in order.
@@ -120,9 +133,12 @@ class Datastores:
         this boot of the machine, running is what the crashed run had instead: a process
         that died is not a device that rebooted, and the node still carries that running.
         A confirmed commit pending at the crash is not in it (RFC 6241 8.4)."""
+        for path in (self.running_path, self.startup_path):
+            if path is not None:
+                remove_stale(path)
         if await self._restore_running():
+            # The copy restored is on disk, tagged with this boot already.
             await self._boot_startup_file()
-            await self._in_lane(persistence.tag_boot, self.running_path)
             return
         await self._boot_startup_file()
         running = self.startup.dup()
@@ -137,9 +153,14 @@ class Datastores:
             LOG.error("%s; starting with an empty configuration", self.boot_problem)
         self.running = running
         self.candidate = running.dup()
-        await self._persist_running()
-        if self.running_path is not None:
-            await self._in_lane(persistence.tag_boot, self.running_path)
+        try:
+            # Not acknowledged to anyone: when the disk refuses, the copy a crash would
+            # restore stays the last one written (what the last run acknowledged).
+            await self._save_restart_copy(running)
+            if self.running_path is not None:
+                await self._in_lane(persistence.tag_boot, self.running_path)
+        except (CommitError, OSError) as exc:
+            LOG.error("cannot keep the running configuration on disk: %s", exc)
 
     async def _restore_running(self) -> bool:
         """Running from the file the last run of this boot left, through the engine."""
@@ -187,37 +208,22 @@ class Datastores:
         for task in list(self._tasks):
             task.cancel()
         if forget_running and self.running_path is not None:
-            for path in (self.running_path,
-                         self.running_path.with_name(self.running_path.name + ".boot")):
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    pass
+            persistence.forget_running(self.running_path)
 
-    async def _persist_running(self, printed: bytes | None = None) -> None:
-        """Write what a crash restart must restore: running, or, while a confirmed commit
-        waits for its confirmation, the configuration it would roll back to. printed:
-        running as _transaction printed it already."""
+    def _stage(self, tree: DataTree):
+        """tree printed and written, synced, beside the crash-restart copy (a StagedFile)."""
+        return persistence.stage_running(self.running_path, persistence.print_running(tree))
+
+    async def _save_restart_copy(self, tree: DataTree) -> None:
+        """tree becomes the crash-restart copy, durably; CommitError (resource-denied) when
+        it cannot."""
         if self.running_path is None:
             return
-        if printed is not None and self._confirm is None:
-            try:
-                persistence.write_running(self.running_path, printed)
-            except OSError as exc:
-                LOG.error("cannot write %s: %s", self.running_path, exc)
-            return
-        tree = self._confirm.rollback if self._confirm is not None else self.running
-        started = time.perf_counter()
         try:
-            # Small configurations are written in the loop (a thread hop costs more than
-            # the write); once a write has taken long, later ones go to a worker thread.
-            if self._persist_inline:
-                persistence.save_running(self.running_path, tree)
-            else:
-                await self._in_lane(persistence.save_running, self.running_path, tree)
+            staged = await self._in_lane(self._stage, tree)
+            await self._in_lane(staged.install)
         except OSError as exc:
-            LOG.error("cannot write %s: %s", self.running_path, exc)
-        self._persist_inline = time.perf_counter() - started < 0.002
+            raise CommitError(_not_durable(self.running_path, exc)) from exc
 
     def _in_lane(self, func, *args) -> asyncio.Future:
         """func(*args) in a thread of the commit lane (see __init__)."""
@@ -413,9 +419,11 @@ class Datastores:
             self._candidate_in_flight = True
         try:
             execute(work, the_plan.actions)
-            checked = await self._validate(self.running, work)
-            printed = await self._transaction(self.running, work, checked=checked,
-                                              print_new=True)
+            # While a confirmed commit is pending, a crash restores what it would roll
+            # back to: that copy stays.
+            persist = self._confirm is None
+            checked = await self._validate(self.running, work, persist=persist)
+            await self._transaction(self.running, work, checked=checked, persist=persist)
         except BaseException:
             if clean:
                 self.candidate.free()
@@ -435,7 +443,6 @@ class Datastores:
             old.free()
             self._journal_lost()
         self._free_plan(the_plan)
-        await self._persist_running(printed)
 
     async def copy(self, source, target: str, session_id: int = 0) -> None:
         """<copy-config>: source is a datastore name or a DataTree (taken over)."""
@@ -467,8 +474,8 @@ class Datastores:
                 return
             new.validate()
             if target == "running":
-                await self._transaction(self.running, new)
-                await self._replace_running(new)
+                await self._transaction(self.running, new, persist=self._confirm is None)
+                self._replace_running(new)
             else:
                 await self._save_startup(new)
         except BaseException:
@@ -489,8 +496,7 @@ class Datastores:
             try:
                 await self._in_lane(persistence.save, self.startup_path, new)
             except OSError as exc:
-                raise DatastoreError(Problem("operation-failed", "cannot write the startup "
-                                             "datastore: %s" % exc)) from exc
+                raise DatastoreError(_not_durable(self.startup_path, exc)) from exc
         old, self.startup = self.startup, new
         old.free()
 
@@ -568,8 +574,12 @@ class Datastores:
         if confirmed and pending is None:
             snapshot = self.running.dup()
         try:
-            printed = await self._commit_candidate(print_new=not confirmed,
-                                                   converge=pending is None and not confirmed)
+            # A confirmed commit leaves the crash-restart copy as it is (what it would
+            # roll back to); any other makes the new running that copy before its <ok/>.
+            committed = await self._commit_candidate(
+                persist=not confirmed, converge=pending is None and not confirmed)
+            if not committed and not confirmed and pending is not None:
+                await self._save_restart_copy(self.running)     # confirming, no change
         except BaseException:
             if snapshot is not None:
                 snapshot.free()
@@ -584,24 +594,21 @@ class Datastores:
             self._arm(pending)
         elif pending is not None:
             self._finish_confirm()
-        await self._persist_running(printed)
 
-    async def _commit_candidate(self, print_new: bool = False,
-                                converge: bool = False) -> bytes | None:
-        """The candidate becomes running; print_new: returns it printed for
-        _persist_running (None when nothing was committed). converge: a candidate without
-        changes has the engine make the node match running again (or say it cannot)."""
+    async def _commit_candidate(self, persist: bool = False, converge: bool = False) -> bool:
+        """The candidate becomes running (persist: and the crash-restart copy); False when
+        it had no changes. converge: a candidate without changes has the engine make the
+        node match running again (or say it cannot)."""
         if not self._dirty:
             if converge:
                 try:
-                    await asyncio.to_thread(self.engine.converge)
+                    await self._in_lane(self.engine.converge)
                 except EngineRefused as exc:
                     raise _refused(exc) from exc
-            return None
+            return False
         candidate = self.candidate
-        checked = await self._validate(self.running, candidate, print_new=print_new)
-        printed = await self._transaction(self.running, candidate, checked=checked,
-                                          print_new=print_new)
+        checked = await self._validate(self.running, candidate, persist=persist)
+        await self._transaction(self.running, candidate, checked=checked, persist=persist)
         old, self.running = self.running, candidate
         if self._journal is not None:
             for done in self._journal:
@@ -611,7 +618,7 @@ class Datastores:
             old.free()
             self.candidate = self.running.dup()
         self._clear_journal()
-        return printed
+        return True
 
     async def cancel_commit(self, session_id: int = 0, persist_id: str | None = None) -> None:
         """<cancel-commit>: roll a pending confirmed commit back now."""
@@ -624,16 +631,18 @@ class Datastores:
         self._check_confirm(session_id, persist_id)
         await self._rollback()
 
-    def _arm(self, pending: PendingConfirm) -> None:
+    def _arm(self, pending: PendingConfirm, delay: float | None = None) -> None:
+        """Roll back pending after its timeout (or after delay: a retry)."""
         if pending.timer is not None:
             pending.timer.cancel()
         loop = asyncio.get_running_loop()
 
         def expired():
-            LOG.warning("confirmed commit not confirmed within %d s: rolling back",
-                        pending.timeout)
+            if delay is None:
+                LOG.warning("confirmed commit not confirmed within %d s: rolling back",
+                            pending.timeout)
             self._spawn(self._run(self._rollback(pending, quiet=True)))
-        pending.timer = loop.call_later(pending.timeout, expired)
+        pending.timer = loop.call_later(pending.timeout if delay is None else delay, expired)
 
     def _finish_confirm(self) -> None:
         pending, self._confirm = self._confirm, None
@@ -650,18 +659,27 @@ class Datastores:
             pending.timer.cancel()
         target = pending.rollback
         try:
+            # The crash-restart copy holds target already (see _commit).
             await self._transaction(self.running, target)
         except CommitError as exc:
-            LOG.error("the engine refused the rollback of the confirmed commit (%s); "
-                      "running stays as committed", exc)
-            target.free()
+            if any(p.tag == "resource-denied" for p in exc.problems):
+                # Not durable (the disk): the confirmed commit stays pending, and its
+                # rollback is tried again until it can be done.
+                LOG.error("the rollback of the confirmed commit cannot be made durable "
+                          "(%s); trying again in %d s", exc, ROLLBACK_RETRY)
+                self._confirm = pending
+                self._arm(pending, ROLLBACK_RETRY)
+            else:
+                LOG.error("the engine refused the rollback of the confirmed commit (%s); "
+                          "running stays as committed", exc)
+                target.free()
             if quiet:
                 return
             raise
-        await self._replace_running(target)
+        self._replace_running(target)
 
     # -- internals ------------------------------------------------------------------
-    async def _replace_running(self, new: DataTree) -> None:
+    def _replace_running(self, new: DataTree) -> None:
         """new (applied by the engine already) becomes running; a clean candidate follows
         it, a dirty one keeps its edits but loses its journal."""
         old, self.running = self.running, new
@@ -671,18 +689,17 @@ class Datastores:
             self.candidate = self.running.dup()
         else:
             self._journal_lost()
-        await self._persist_running()
 
     async def _validate(self, old: DataTree | None, new: DataTree,
-                        print_new: bool = False) -> "_Checked | None":
+                        persist: bool = False) -> "_Checked | None":
         """libyang validation of new and the engine's validate at once: what the engine
         reads of new first (engine.read, before the default nodes are added) is checked in
         a worker thread while libyang validates new here. libyang runs in this thread, so
         no reader of the datastores sees new while it changes; it holds no Python lock
         meanwhile. A ValidationError wins over the engine's refusal, as when the two run
         one after the other. None: the engine reads nothing early (validate runs in
-        _transaction). print_new: once valid, new is printed for _persist_running while
-        the engine still checks it (see _transaction)."""
+        _transaction). persist: once valid, new is printed and staged as the crash-restart
+        copy while the engine still checks it (see _transaction)."""
         old_root = old.root() if old is not None else None
         new_root = new.root()
         try:
@@ -692,7 +709,7 @@ class Datastores:
             check = None
         if check is None:
             new.validate()
-            return None
+            return _Checked(old_root, new_root, None, self._staging(new, persist))
         future = self._in_lane(check)
         try:
             new.validate()
@@ -704,42 +721,61 @@ class Datastores:
                 LOG.error("the engine could not undo what it began for a refused "
                           "configuration: %s", releasing.exception())
             raise
-        printing = None
-        if print_new and self.running_path is not None:
-            printing = self._in_lane(persistence.print_running, new)
-        return _Checked(old_root, new_root, future, printing)
+        return _Checked(old_root, new_root, future, self._staging(new, persist))
+
+    def _staging(self, new: DataTree, persist: bool) -> asyncio.Future | None:
+        """new staged as the crash-restart copy in the commit lane, or None."""
+        if not persist or self.running_path is None:
+            return None
+        return self._in_lane(self._stage, new)
 
     async def _transaction(self, old: DataTree | None, new: DataTree, apply: bool = True,
-                           checked: "_Checked | None" = None,
-                           print_new: bool = False) -> bytes | None:
+                           checked: "_Checked | None" = None, persist: bool = False) -> None:
         """engine.validate (unless checked: the engine's check _validate started) then
-        engine.apply, in a worker thread; EngineRefused becomes CommitError
-        (operation-failed with the engine's message, path and app tag). print_new: new is
-        printed for the crash-restart copy while the engine applies it, and returned."""
+        engine.apply, in the commit lane; EngineRefused becomes CommitError with the
+        engine's tag (operation-failed, or resource-denied when it could not make its own
+        records durable), message, path and app tag.
+
+        persist: new becomes the crash-restart copy, durably, before this returns: staged
+        (printed, written and synced beside it) while the engine works, renamed into place
+        once the engine has applied it. When the disk refuses (no space, an I/O error, a
+        read-only file system) the engine does not apply new, or reverts it if it has, and
+        CommitError is resource-denied: nothing changed, on the node or on the disk."""
         if checked is not None:
             old_root, new_root = checked.old_root, checked.new_root
         else:
             old_root = old.root() if old is not None else None
             new_root = new.root()
         engine = self.engine
+        persist = persist and apply and self.running_path is not None
 
         def run():
-            if checked is None:
+            if checked is None or checked.future is None:
                 engine.validate(old_root, new_root)
             if apply:
                 engine.apply(old_root, new_root)
         self._in_transaction = True
-        printing = checked.printing if checked is not None else None
+        staging = checked.staging if checked is not None else None
+        applied = False
         try:
-            if checked is not None:
+            if checked is not None and checked.future is not None:
                 try:
                     await checked.future
                 except BaseException:
                     await self._in_lane(engine.release, new_root)
                     raise
-            if printing is None and print_new and self.running_path is not None:
-                printing = self._in_lane(persistence.print_running, new)
+            if staging is None and persist:
+                staging = self._staging(new, persist)
+            if staging is not None and staging.done() and \
+                    isinstance(staging.exception(), OSError):
+                # The disk refused already: the node is not touched.
+                if checked is not None and checked.future is not None:
+                    await self._in_lane(engine.release, new_root)
+                raise CommitError(_not_durable(self.running_path, staging.exception()))
             await self._in_lane(run)
+            applied = True
+        except (CommitError, asyncio.CancelledError):
+            raise
         except EngineRefused as exc:
             raise _refused(exc) from exc
         except Exception as exc:  # noqa: BLE001 - an engine bug must not take the server down
@@ -747,13 +783,40 @@ class Datastores:
             raise CommitError(Problem("operation-failed", "the transaction engine failed: %s"
                                       % exc)) from exc
         finally:
-            if printing is not None:
-                # new may be freed once this returns: the print must be over.
-                await asyncio.gather(printing, return_exceptions=True)
+            if staging is not None:
+                # new may be freed once this returns: its print must be over.
+                await asyncio.gather(staging, return_exceptions=True)
+                if not applied and not staging.cancelled() and staging.exception() is None:
+                    staging.result().discard()
             self._in_transaction = False
-        if printing is None or printing.exception() is not None:
-            return None             # _persist_running prints again (and reports)
-        return printing.result()
+        if persist:
+            await self._install(staging, new, old_root, new_root)
+
+    async def _install(self, staging, new: DataTree, old_root, new_root) -> None:
+        """The staged crash-restart copy goes into place; when it cannot, the engine
+        reverts what it applied and CommitError is resource-denied."""
+        staged = None
+        try:
+            if staging.exception() is not None and \
+                    not isinstance(staging.exception(), OSError):
+                LOG.error("printing the new running configuration failed (%s); printing "
+                          "it again", staging.exception())
+                staged = await self._in_lane(self._stage, new)
+            else:
+                staged = staging.result()
+            await self._in_lane(staged.install)
+        except OSError as exc:
+            if staged is not None:
+                staged.discard()
+            problem = _not_durable(self.running_path, exc)
+            try:
+                await self._in_lane(self.engine.revert, old_root, new_root)
+            except Exception as undo:  # noqa: BLE001 - reported in the rpc-error
+                LOG.error("reverting the configuration that could not be made durable "
+                          "failed: %s", undo)
+                problem = Problem("resource-denied", "%s; reverting the node failed too: %s"
+                                  % (problem.message, undo))
+            raise CommitError(problem) from exc
 
     def _record(self, done: Plan) -> None:
         self._dirty = True
@@ -792,6 +855,6 @@ __all__ = ["CONVENTIONAL", "Datastores", "PendingConfirm", "NULL"]
 
 
 def _refused(exc: EngineRefused) -> CommitError:
-    return CommitError(Problem("operation-failed", exc.message, path=exc.path,
+    return CommitError(Problem(exc.tag, exc.message, path=exc.path,
                                app_tag=exc.app_tag,
                                info=tuple((k, str(v)) for k, v in exc.info.items())))
