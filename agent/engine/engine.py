@@ -407,8 +407,12 @@ class ComposerEngine(TransactionEngine):
         touched = transaction.result.touched
         for gid in touched:
             self.in_progress.pop(gid, None)
-            if error is not None:
+            # The error stays with a graph that runs on as it was (its last-error); a graph
+            # the transaction would have added is not deployed, nor in running.
+            if error is not None and gid in self.deployed:
                 self.failures[gid] = error
+            elif gid not in self.deployed:
+                self.failures.pop(gid, None)
         self.spares.failed(touched, self.deployed)
         self.compute.repository.set_configured(transaction.configured)
         if transaction.snapshot is not None:

@@ -50,7 +50,9 @@ class GraphState:
         graphs = []
         lsi0_ports = self._stats(driver.port_stats, lsi0)
         lsi0_flows = self._stats(driver.flow_stats, lsi0)
-        known = set(engine.deployed) | set(engine.in_progress) | set(engine.failures)
+        # What is deployed (running's graphs), and what a transaction is changing now:
+        # a graph a refused commit would have added is in neither.
+        known = set(engine.deployed) | set(engine.in_progress)
         for gid in sorted(known):
             status, error = engine.graph_status(gid)
             dg = engine.deployed.get(gid)

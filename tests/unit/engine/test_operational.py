@@ -115,3 +115,23 @@ def test_a_graph_whose_state_the_model_refuses_does_not_hide_the_others(node, mo
     assert "flow-rules" in graphs["g2"] and "flow-rules" not in graphs["g1"]
     assert graphs["g1"]["state"]["status"] == "composer-types:running"
     assert "its operational state cannot be built" in graphs["g1"]["state"]["last-error"]
+
+
+def test_a_graph_a_refused_commit_would_have_added_is_not_shown(node):
+    """Operational state is what is deployed: a refused new graph is in neither running
+    nor the node; a refused change of a deployed graph leaves it running, with the error."""
+    from tests.engines import failing_at
+    import pytest
+    from agent.engine import EngineRefused
+    node.engine.apply(None, running(chain("g1")))
+    big = chain("big").replace("<priority>10</priority>", "<priority>11</priority>")
+    lsi = "create-lsi big/%s" % node.naming.graph_lsi("big")
+    with failing_at(node.engine.executor, lsi), pytest.raises(EngineRefused):
+        node.engine.apply(None, running(chain("g1"), big))
+    assert set(_graphs(GraphState(node.engine).build(CTX))) == {"g1"}
+    fw = "start-function g1/%s" % node.naming.function_instance("g1", "nat")
+    with failing_at(node.engine.executor, fw), pytest.raises(EngineRefused):
+        node.engine.apply(None, running(chain("g1", middle=True)))
+    state = _graphs(GraphState(node.engine).build(CTX))["g1"]["state"]
+    assert state["status"] == "composer-types:running"
+    assert "injected at %s" % fw in state["last-error"]
