@@ -42,11 +42,16 @@ class Journal:
         if self._fd is None:
             if self.path.exists() and self.path.stat().st_size > self.MAX_BYTES:
                 self.path.replace(self.path.with_suffix(".old"))
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            size = os.fstat(self._fd).st_size
-            if size and os.pread(self._fd, 1, size - 1) != b"\n":
-                # the last run died in the middle of a line: the next record starts its own
-                self._append(b"\n", size)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                size = os.fstat(self._fd).st_size
+                if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                    # the last run died in the middle of a line: the next record starts
+                    # a line of its own
+                    self._append(b"\n", size)
+            except OSError:
+                self._close()
+                raise
         return self._fd
 
     def _append(self, data: bytes, size: int) -> None:
@@ -86,7 +91,7 @@ class Journal:
     def begin(self, graphs, plan_lines) -> int:
         """Raises OSError when the record cannot be written (the transaction must not
         start)."""
-        txn = max(int(time.time() * 1000), self._txn + 1)
+        txn = max(time.time_ns(), self._txn + 1)     # unique across restarts too
         self._write({"txn": txn, "event": "begin", "graphs": sorted(graphs),
                      "plan": plan_lines, "time": time.time()})
         self._txn = txn
@@ -138,8 +143,11 @@ class Journal:
         for txn in sorted(self._open_transactions()):
             self._try({"txn": txn, "event": "recovered", "time": time.time()})
 
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
     def close(self) -> None:
         with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            self._close()
