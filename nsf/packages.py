@@ -64,11 +64,21 @@ def pack(package_dir: str | os.PathLike, dest: str | os.PathLike) -> str:
             else:
                 with open(path, "rb") as f:
                     tar.addfile(info, f)
+    packed = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=packed, mtime=0, compresslevel=9) as gz:
+        gz.write(raw.getvalue())
+    try:
+        if dest.read_bytes() == packed.getvalue():
+            return str(dest)        # built before: an agent's start writes nothing then
+    except FileNotFoundError:
+        pass
     tmp = dest.with_name(dest.name + ".tmp")
-    with open(tmp, "wb") as out:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
-            gz.write(raw.getvalue())
-    os.replace(tmp, dest)
+    try:
+        tmp.write_bytes(packed.getvalue())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return str(dest)
 
 

@@ -30,6 +30,17 @@ def test_build_is_reproducible(tmp_path):
         assert _digest(first[name]) == _digest(second[name]), name
 
 
+def test_a_build_of_unchanged_sources_writes_nothing(tmp_path, monkeypatch):
+    """An agent starting on a full state disk finds its packages there, unchanged."""
+    built = packages.build(tmp_path)
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(Path, "write_bytes", no_space)
+    assert packages.build(tmp_path) == built
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["%s.tgz" % n for n in SHIPPED]
+
+
 def test_only_builds_the_named_packages(tmp_path):
     assert list(packages.build(tmp_path, only=["nat"])) == ["nat"]
     with pytest.raises(ValueError, match="no package nosuch"):
