@@ -19,6 +19,7 @@ apply(old, new):
      could not write running's own copy).
 """
 
+import errno
 import logging
 import threading
 import time
@@ -90,6 +91,15 @@ class _NotRecorded(Exception):
 def _failed_already(future) -> bool:
     """The snapshot's write failed on the disk already (before the steps that remain)."""
     return future is not None and future.done() and isinstance(future.exception(), OSError)
+
+
+def _out_of_room(exc) -> bool:
+    """A step failed for want of room on a disk (its own error or the one it wraps)."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def graph_sources(root) -> dict:
@@ -360,18 +370,26 @@ class ComposerEngine(TransactionEngine):
         line is written and synced. _NotRecorded (the disk refused) leaves the snapshot as
         it was (or none at all, when even the old one cannot be put back)."""
         try:
-            transaction.snapshot.result().install()
+            self.snapshot.install(transaction.snapshot.result())
         except OSError as exc:
             raise _NotRecorded(exc) from None
         try:
             self.journal.end("commit")
         except OSError as exc:
-            self._save_snapshot(self.deployed)
+            self._restore_snapshot(self.deployed)
             raise _NotRecorded(exc) from None
 
+    def _restore_snapshot(self, graphs: dict) -> None:
+        """The snapshot of graphs, replaced by the last install, goes back in place."""
+        try:
+            self.snapshot.restore_previous()
+        except OSError as exc:
+            LOG.error("cannot put the snapshot back (%s): writing it again", exc)
+            self._save_snapshot(graphs)
+
     def _save_snapshot(self, graphs: dict) -> None:
-        """Put the snapshot of graphs in place; when the disk refuses, remove the snapshot
-        (see Snapshot.forget): one that describes something else must not stay."""
+        """Write the snapshot of graphs; when the disk refuses, remove the snapshot (see
+        Snapshot.forget): one that describes something else must not stay."""
         try:
             self.snapshot.save(graphs, {"lsi0": self.network.lsi0})
         except OSError as exc:
@@ -390,8 +408,9 @@ class ComposerEngine(TransactionEngine):
         refused = isinstance(failure.cause, Stopped)
         self._close_failed(transaction, None if refused else str(failure))
         raise EngineRefused(self._message(failure), path=self._path(failure.step),
-                            app_tag="deployment-failed",
-                            info={"step": str(failure.step)}) from None
+                            app_tag="deployment-failed", info={"step": str(failure.step)},
+                            tag="resource-denied" if _out_of_room(failure.cause)
+                            else "operation-failed") from None
 
     def _abandon(self, transaction: _Transaction, why: str) -> None:
         """Undo what a begun transaction did, and close it."""
@@ -450,7 +469,7 @@ class ComposerEngine(TransactionEngine):
         if self.converger is not None:
             self.converger.committed(applied.touched)
         if applied.recorded:
-            self._save_snapshot(self.deployed)
+            self._restore_snapshot(self.deployed)
         if begun:
             self.journal.end("rollback-failed" if errors else "reverted")
         if errors:

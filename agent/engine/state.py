@@ -6,10 +6,11 @@ entry libyang printed (its source), so the snapshot needs no encoder of its own 
 """
 
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..files import StagedFile, atomic_write
+from ..files import StagedFile, atomic_write, sync_directory
 from .graph import Endpoint, Graph, graph_from_dict
 
 
@@ -148,9 +149,31 @@ class Snapshot:
         atomic_write(self.path, encode(graphs, node))
 
     def stage(self, graphs: dict, node: dict) -> StagedFile:
-        """The snapshot of graphs written and synced beside the file; install() replaces
-        the file with it."""
+        """The snapshot of graphs written and synced beside the file, for install()."""
         return StagedFile(self.path, encode(graphs, node))
+
+    @property
+    def previous(self) -> Path:
+        return self.path.with_name(self.path.name + ".previous")
+
+    def install(self, staged: StagedFile) -> None:
+        """staged replaces the snapshot; the one it replaces stays (a second link to it)
+        until the next install, for restore_previous(). Raises OSError."""
+        self.previous.unlink(missing_ok=True)
+        try:
+            os.link(self.path, self.previous)
+        except FileNotFoundError:
+            pass
+        staged.install()
+
+    def restore_previous(self) -> None:
+        """Put back the snapshot the last install() replaced (renames only: a full disk
+        does not prevent it). Raises OSError."""
+        if self.previous.exists():
+            os.rename(self.previous, self.path)
+        else:
+            self.path.unlink(missing_ok=True)      # there was none
+        sync_directory(self.path.parent)
 
     def forget(self) -> None:
         """No snapshot: recovery then adopts nothing and removes what it finds (what a

@@ -107,7 +107,19 @@ def test_revert_undoes_the_last_transaction(node, through):
     assert node.engine.deployed["g1"].functions.keys() == {"fw", "nat"}
 
 
-def test_a_revert_the_disk_refuses_to_record_leaves_no_snapshot(node, monkeypatch):
+def test_a_revert_on_a_full_disk_puts_the_snapshot_back(node, monkeypatch):
+    """No write can be done: the old snapshot comes back by a rename."""
+    before = _as_before(node)
+    tree = running(chain(middle=True))
+    node.engine.apply(None, tree)
+    with monkeypatch.context() as disk:
+        disk.setattr(node.engine.journal, "_write", _no_space)
+        disk.setattr("agent.files.StagedFile.__init__", _no_space)
+        node.engine.revert(None, tree)
+    assert _as_before(node) == before
+
+
+def test_a_snapshot_that_cannot_be_put_back_is_removed(node, monkeypatch):
     """The node is back as before, but the snapshot of the reverted transaction must not
     stay: without one, a recovery redeploys running instead of adopting what it says."""
     before = node.state(), dict(node.engine.deployed)
@@ -115,7 +127,8 @@ def test_a_revert_the_disk_refuses_to_record_leaves_no_snapshot(node, monkeypatc
     node.engine.apply(None, tree)
     with monkeypatch.context() as disk:
         disk.setattr(node.engine.journal, "_write", _no_space)
-        disk.setattr("agent.engine.state.atomic_write", _no_space)
+        disk.setattr("agent.files.StagedFile.__init__", _no_space)
+        disk.setattr(node.engine.snapshot, "restore_previous", _no_space)
         node.engine.revert(None, tree)
     assert (node.state(), node.engine.deployed) == before
     assert not node.engine.snapshot.path.exists()
@@ -126,3 +139,25 @@ def test_revert_of_another_configuration_plans_the_way_back(node):
     node.engine.apply(None, running(chain(middle=True)))
     node.engine.revert(running(chain()), running(chain(middle=True)))   # not the same tree
     assert _as_before(node)[:2] == before
+
+
+@pytest.mark.parametrize("cause, tag", [
+    (OSError(errno.ENOSPC, "No space left on device"), "resource-denied"),
+    (OSError(errno.EACCES, "Permission denied"), "operation-failed"),
+    (RuntimeError("broken"), "operation-failed")])
+def test_a_step_that_finds_no_room_on_the_disk_is_resource_denied(node, cause, tag):
+    from drivers.errors import DriverError
+    before = _as_before(node)
+    target = "create-function g1/%s" % node.naming.function_instance("g1", "nat")
+
+    def fault(step):
+        if str(step) == target:
+            try:
+                raise cause
+            except Exception as exc:
+                raise DriverError("cannot unpack the package", resource="nat") from exc
+    node.engine.executor.fault = fault
+    with pytest.raises(EngineRefused) as caught:
+        node.engine.apply(None, running(chain(middle=True)))
+    assert caught.value.tag == tag
+    assert _as_before(node) == before
