@@ -86,25 +86,88 @@ def collect(ctx: libyang.Context) -> list[YangErrorItem]:
 
 
 def locate(root, item: YangErrorItem) -> YangErrorItem:
-    """Give an error that libyang reported by schema path (a missing mandatory node, too
-    few list entries) the data path of the first parent instance that lacks the node."""
+    """Give an error that libyang reported by schema path only (a missing mandatory node or
+    choice, too few list entries) the data path of the instance at fault: the first
+    instance of the missing node's data parent that lacks it (for a choice: lacks every
+    node of all its cases; for a list: holds fewer entries than its min-elements)."""
     if item.path is not None or not item.schema_path or root is None:
         return item
-    parent_path, _, missing = item.schema_path.rpartition("/")
-    missing = missing.split(":")[-1]
-    if not parent_path:
+    found = _schema_walk(root.context, item.schema_path)
+    if found is None:
         return item
+    missing, parent_path = found
+    if not parent_path:
+        return item                 # a top-level node: no instance to name
+    names = _data_names(missing)
+    least = _min_elements(missing)
     try:
         parents = list(root.find_all(parent_path))
     except Exception:  # noqa: BLE001 - a path libyang cannot search: keep the schema path
         return item
     for parent in parents:
-        children = [c for c in getattr(parent, "children", lambda: [])() if c.name() == missing]
-        if not children:
+        present = [c.name() for c in getattr(parent, "children", lambda: [])()]
+        if sum(1 for name in present if name in names) < least:
             return replace(item, path=parent.path())
-    if parents:
-        return replace(item, path=parents[0].path())
     return item
+
+
+_SCHEMA_ONLY = lib.LYS_CHOICE | lib.LYS_CASE
+
+
+def _schema_walk(ctx, schema_path: str):
+    """(the compiled node at schema_path, the data path of its data parent) or None.
+    libyang's schema paths name choices and cases, which data paths leave out."""
+    parts = [p for p in schema_path.split("/") if p]
+    node, data_parts = ffi.NULL, []
+    for index, part in enumerate(parts):
+        module, _, name = part.rpartition(":")
+        if index == 0:
+            mod = lib.ly_ctx_get_module_latest(ctx.cdata, module.encode())
+            if mod == ffi.NULL or mod.compiled == ffi.NULL:
+                return None
+            child = _top_level(mod, name)
+        else:
+            child = lib.lysc_node_child(node)
+            while child != ffi.NULL and not (
+                    ffi.string(child.name).decode() == name and
+                    (not module or ffi.string(child.module.name).decode() == module)):
+                child = child.next
+        if child == ffi.NULL:
+            return None
+        if index < len(parts) - 1 and not child.nodetype & _SCHEMA_ONLY:
+            data_parts.append(part)
+        node = child
+    # choices and cases between the data parent and the missing node are not data
+    return node, ("/" + "/".join(data_parts)) if data_parts else ""
+
+
+def _top_level(mod, name: str):
+    """The top-level node of a module by name, choices included (or NULL)."""
+    options = lib.LYS_GETNEXT_WITHCHOICE | lib.LYS_GETNEXT_WITHCASE
+    node = lib.lys_getnext(ffi.NULL, ffi.NULL, mod.compiled, options)
+    while node != ffi.NULL and ffi.string(node.name).decode() != name:
+        node = lib.lys_getnext(node, ffi.NULL, mod.compiled, options)
+    return node
+
+
+def _data_names(node) -> set:
+    """The names of the data nodes whose presence satisfies node (a choice: any node of
+    any of its cases)."""
+    if not node.nodetype & _SCHEMA_ONLY:
+        return {ffi.string(node.name).decode()}
+    names, child = set(), lib.lysc_node_child(node)
+    while child != ffi.NULL:
+        names |= _data_names(child)
+        child = child.next
+    return names
+
+
+def _min_elements(node) -> int:
+    if node.nodetype == lib.LYS_LIST:
+        return max(1, ffi.cast("struct lysc_node_list *", node).min)
+    if node.nodetype == lib.LYS_LEAFLIST:
+        return max(1, ffi.cast("struct lysc_node_leaflist *", node).min)
+    return 1
 
 
 def raise_from(ctx: libyang.Context, context: str, cause: Exception | None = None, root=None):
