@@ -109,7 +109,8 @@ class ComputeManager:
         try:
             return self.resolver.resolve(function)
         except ResolveError as exc:
-            raise PlanningError(exc.message, function_path(graph_id, function.id) + "/config",
+            config = function_path(graph_id, function.id) + "/config"
+            raise PlanningError(exc.message, config + ("/" + exc.leaf if exc.leaf else ""),
                                 "no-implementation") from None
 
     def place(self, desired: dict, deployed: dict) -> dict:

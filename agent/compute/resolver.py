@@ -27,12 +27,14 @@ def port_range(template: dict) -> tuple:
 
 
 class ResolveError(Exception):
-    """No implementation can run the function; reasons says why, per template."""
+    """No implementation can run the function; reasons says why, per template; leaf: the
+    function's leaf at fault (template, functional-capability), if one is."""
 
-    def __init__(self, message: str, reasons=()):
+    def __init__(self, message: str, reasons=(), leaf: str | None = None):
         super().__init__(message)
         self.message = message
         self.reasons = list(reasons)
+        self.leaf = leaf
 
 
 class Resolver:
@@ -54,13 +56,14 @@ class Resolver:
                 template = self.repository.get(function.template)
                 if template is None:
                     raise ResolveError("template %r does not exist in the repository"
-                                       % function.template)
+                                       % function.template, leaf="template")
                 raise ResolveError("template %r provides %r, not %r"
                                    % (function.template, template["functional-capability"],
-                                      function.capability))
+                                      function.capability), leaf="template")
             raise ResolveError("no template provides the functional capability %r (known: %s)"
                                % (function.capability,
-                                  ", ".join(sorted(self.repository.capabilities())) or "none"))
+                                  ", ".join(sorted(self.repository.capabilities())) or "none"),
+                               leaf="functional-capability")
         usable, reasons = [], []
         for template in candidates:
             why = self.why_not(template, function)

@@ -192,7 +192,8 @@ class Planner:
                 raise PlanningError(
                     "SAP %s uses interface %s, which is not an interface of LSI-0 (%s)"
                     % (sap.id, sap.if_name, ", ".join(sorted(self.lsi0_interfaces)) or "none"),
-                    sap_path(graph.id, sap.id) + "/config", "unknown-interface")
+                    sap_path(graph.id, sap.id) + "/config/%s/if-name" % sap.type,
+                    "unknown-interface")
             if rules and sap.type == "gre" and sap.local_ip not in self.tunnel_ips:
                 raise PlanningError(
                     "GRE SAP %s: %s is not a tunnel endpoint of this node (lsi0.addresses: %s)"

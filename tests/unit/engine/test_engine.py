@@ -200,7 +200,8 @@ def test_unknown_interface_is_refused_with_its_path(node):
     xml = chain().replace("<if-name>eth2</if-name>", "<if-name>eth9</if-name>")
     with pytest.raises(EngineRefused) as refused:
         node.engine.apply(None, running(xml))
-    assert refused.value.path == "/composer-sffg:service-graphs/service-graph[id='g1']/saps/sap[id='wan']/config"
+    assert refused.value.path == ("/composer-sffg:service-graphs/service-graph[id='g1']/saps"
+                                  "/sap[id='wan']/config/interface/if-name")
     assert node.vswitch.calls[-1][0] == "create_lsi"  # only LSI-0 at start
 
 
@@ -209,7 +210,17 @@ def test_unresolvable_function_is_refused_with_its_path(node):
     with pytest.raises(EngineRefused) as refused:
         node.engine.apply(None, running(xml))
     assert "no template provides the functional capability 'dpi'" in refused.value.message
-    assert refused.value.path.endswith("/functions/function[id='fw']/config")
+    assert refused.value.path.endswith("/functions/function[id='fw']/config"
+                                       "/functional-capability")
+
+
+def test_a_function_naming_an_unknown_template_is_refused_at_its_template(node):
+    xml = chain().replace("</functional-capability>",
+                          "</functional-capability><template>fw-nosuch</template>", 1)
+    with pytest.raises(EngineRefused) as refused:
+        node.engine.apply(None, running(xml))
+    assert "template 'fw-nosuch' does not exist" in refused.value.message
+    assert refused.value.path.endswith("/functions/function[id='fw']/config/template")
 
 
 def _every_step(node, before_tree, after_tree):
