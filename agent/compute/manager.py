@@ -105,11 +105,16 @@ class ComputeManager:
     # --- planning ---
 
     def resolve(self, graph_id: str, function) -> Resolution:
-        from ..engine.planner import PlanningError, function_path
+        from ..engine.planner import PlanningError, function_path, leaf_list_path
         try:
             return self.resolver.resolve(function)
         except ResolveError as exc:
             config = function_path(graph_id, function.id) + "/config"
+            if exc.parameter is not None:
+                raise PlanningError(exc.message, leaf_list_path(config + "/parameter",
+                                                                exc.parameter),
+                                    "unknown-parameter", tag="invalid-value",
+                                    info={"bad-element": "parameter"}) from None
             raise PlanningError(exc.message, config + ("/" + exc.leaf if exc.leaf else ""),
                                 "no-implementation") from None
 

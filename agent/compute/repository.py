@@ -7,6 +7,8 @@ the state directory at start); configured ones from composer-templates in runnin
 import logging
 from pathlib import Path
 
+from . import parameters
+
 LOG = logging.getLogger(__name__)
 
 
@@ -25,6 +27,7 @@ class Repository:
         for name, path in sorted(built.items()):
             template = dict(packages.load_template(path))
             template.setdefault("id", name)
+            parameters.check_declarations(template)
             template["image-uri"] = str(path)
             template["source"] = "built-in"
             self.builtin[template["id"]] = template

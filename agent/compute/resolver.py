@@ -1,11 +1,14 @@
 """The SF resolver: which implementation runs a function here.
 
-Keeps the templates that provide the function's capability (or the one it names), whose
-execution environment is enabled and usable, whose dependencies exist and whose ports and
-memory fit; picks the cheapest footprint (memory, then CPU, then environment weight).
+Keeps the templates that provide the function's capability (or the one it names), that
+understand its parameters, whose execution environment is enabled and usable, whose
+dependencies exist and whose ports and memory fit; picks the cheapest footprint (memory,
+then CPU, then environment weight).
 """
 
 from dataclasses import dataclass
+
+from . import parameters
 
 # Lighter environments first when footprints tie.
 ENVIRONMENT_WEIGHT = {"native": 0, "dpdk": 1, "docker": 2, "kvm": 3}
@@ -27,14 +30,17 @@ def port_range(template: dict) -> tuple:
 
 
 class ResolveError(Exception):
-    """No implementation can run the function; reasons says why, per template; leaf: the
-    function's leaf at fault (template, functional-capability), if one is."""
+    """No implementation can run the function; reasons says why, per template. leaf: the
+    function's leaf at fault (template, functional-capability), or parameter: the
+    parameter no implementation understands."""
 
-    def __init__(self, message: str, reasons=(), leaf: str | None = None):
+    def __init__(self, message: str, reasons=(), leaf: str | None = None,
+                 parameter: str | None = None):
         super().__init__(message)
         self.message = message
         self.reasons = list(reasons)
         self.leaf = leaf
+        self.parameter = parameter
 
 
 class Resolver:
@@ -64,13 +70,26 @@ class Resolver:
                                % (function.capability,
                                   ", ".join(sorted(self.repository.capabilities())) or "none"),
                                leaf="functional-capability")
-        usable, reasons = [], []
+        usable, reasons, refused = [], [], None
         for template in candidates:
+            try:
+                parameters.check(template, function.parameters)
+            except parameters.ParameterError as exc:
+                refused = refused or exc
+                reasons.append("%s: %s" % (template["id"], exc))
+                continue
             why = self.why_not(template, function)
             if why:
                 reasons.append("%s: %s" % (template["id"], "; ".join(why)))
             else:
                 usable.append(template)
+        if not usable and refused is not None:
+            message = ("parameter %r of function %s: %s" % (refused.parameter, function.id,
+                                                             refused.why)
+                       if len(candidates) == 1 else
+                       "no implementation of %r takes the parameters of function %s (%s)"
+                       % (function.capability, function.id, " | ".join(reasons)))
+            raise ResolveError(message, reasons, parameter=refused.parameter)
         if not usable:
             raise ResolveError("no implementation of %r can run here (%s)"
                                % (function.capability, " | ".join(reasons)), reasons)

@@ -493,7 +493,8 @@ class ComposerEngine(TransactionEngine):
             return self.planner.plan(sources, self.deployed, self.spares.available(),
                                      self.spares.available_links())
         except PlanningError as exc:
-            raise EngineRefused(exc.message, path=exc.path, app_tag=exc.app_tag) from None
+            raise EngineRefused(exc.message, path=exc.path, app_tag=exc.app_tag, tag=exc.tag,
+                                info=exc.info) from None
         finally:
             repository.set_configured(configured)
 

@@ -27,13 +27,18 @@ from .state import DeployedFunction, DeployedGraph, with_source
 
 
 class PlanningError(Exception):
-    """The change cannot be planned; path is the data path of the node at fault."""
+    """The change cannot be planned; path is the data path of the node at fault; tag the
+    error-tag (operation-failed unless a value is at fault: invalid-value), info pairs
+    for error-info."""
 
-    def __init__(self, message: str, path: str | None = None, app_tag: str | None = None):
+    def __init__(self, message: str, path: str | None = None, app_tag: str | None = None,
+                 tag: str = "operation-failed", info: dict | None = None):
         super().__init__(message)
         self.message = message
         self.path = path
         self.app_tag = app_tag
+        self.tag = tag
+        self.info = dict(info or {})
 
 
 def graph_path(graph_id: str) -> str:
@@ -54,6 +59,14 @@ def function_path(graph_id: str, function_id: str) -> str:
 
 def sap_path(graph_id: str, sap_id: str) -> str:
     return "%s/saps/sap[id=%s]" % (graph_path(graph_id), _quote(sap_id))
+
+
+def leaf_list_path(path: str, value: str) -> str:
+    """The entry of the leaf-list at path holding value (the leaf-list itself when the value
+    holds both kinds of quote, which an XPath literal cannot)."""
+    if "'" in value and '"' in value:
+        return path
+    return "%s[.=%s]" % (path, _quote(value))
 
 
 @dataclass
