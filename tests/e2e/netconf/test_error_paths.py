@@ -5,21 +5,12 @@ a graph committed before)."""
 import pytest
 from ncclient.operations.rpc import RPCError
 
-from agent.tools.graphxml import GraphXml, config
+from agent.tools.graphxml import config, firewall_chain
 
 from .conftest import BASE
 
 B = "{%s}" % BASE
 SFFG = "urn:composer-nc:yang:composer-sffg"
-
-
-def _chain(gid):
-    g = GraphXml(gid)
-    g.function("fw", "firewall", "lan", "wan")
-    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-    g.bidirectional("a", "lan", "fw:lan")
-    g.bidirectional("b", "fw:wan", "wan")
-    return g
 
 
 @pytest.mark.parametrize("sap, path", [
@@ -31,7 +22,7 @@ def _chain(gid):
      "/sffg:service-graphs/sffg:service-graph[sffg:id='g1']/sffg:saps/sffg:sap[sffg:id='h']"
      "/sffg:config/sffg:host-stack")])
 def test_a_missing_choice_in_a_new_graph_is_reported_at_that_graph(nc, sap, path):
-    nc.edit_config(target="candidate", config=config(_chain("chain")))
+    nc.edit_config(target="candidate", config=config(firewall_chain("chain")))
     nc.commit()
     g1 = ('<config xmlns="%s"><service-graphs xmlns="%s"><service-graph><id>g1</id>'
           "<config><id>g1</id></config><saps>%s</saps></service-graph></service-graphs>"

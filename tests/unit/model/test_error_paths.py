@@ -6,27 +6,17 @@ its parent (which belongs to whichever graph comes first)."""
 import pytest
 
 from agent.model import ValidationError, create_context, parse_config
-from agent.tools.graphxml import GraphXml
+from agent.tools.graphxml import firewall_chain
 
 CTX = create_context()
 SFFG = "urn:composer-nc:yang:composer-sffg"
 G1 = "/composer-sffg:service-graphs/service-graph[id='g1']"
 
 
-def _chain(gid: str) -> GraphXml:
-    """A valid graph: lan - fw - wan."""
-    g = GraphXml(gid)
-    g.function("fw", "firewall", "lan", "wan")
-    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-    g.bidirectional("a", "lan", "fw:lan")
-    g.bidirectional("b", "fw:wan", "wan")
-    return g
-
-
 def _document(g1_xml: str) -> str:
     """The valid graph chain first, then g1 (its text given), then another valid one."""
     return '<service-graphs xmlns="%s">%s%s%s</service-graphs>' % (
-        SFFG, _chain("chain").xml(), g1_xml, _chain("z").xml())
+        SFFG, firewall_chain("chain").xml(), g1_xml, firewall_chain("z").xml())
 
 
 def _sap(sid: str, body: str) -> str:
