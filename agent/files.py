@@ -20,6 +20,7 @@ class StagedFile:
     def __init__(self, path: Path, data: bytes, mode: int = 0o600, sync: bool = True):
         self.path = Path(path)
         self.sync = sync
+        self.installed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.temporary = tempfile.mkstemp(prefix=".%s." % self.path.name,
                                               dir=self.path.parent)
@@ -35,13 +36,15 @@ class StagedFile:
             raise
 
     def install(self) -> None:
-        """Rename over path, then sync the directory (the rename itself is durable)."""
+        """Rename over path, then sync the directory (the rename itself is durable). An
+        OSError from the sync leaves the file renamed (installed) but maybe not durable."""
         try:
             os.rename(self.temporary, self.path)
         except BaseException:
             self.discard()
             raise
         self.temporary = None
+        self.installed = True
         if self.sync:
             sync_directory(self.path.parent)
 

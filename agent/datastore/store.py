@@ -790,9 +790,10 @@ class Datastores:
                     staging.result().discard()
             self._in_transaction = False
         if persist:
-            await self._install(staging, new, old_root, new_root)
+            await self._install(staging, old, new, old_root, new_root)
 
-    async def _install(self, staging, new: DataTree, old_root, new_root) -> None:
+    async def _install(self, staging, old: DataTree | None, new: DataTree, old_root,
+                       new_root) -> None:
         """The staged crash-restart copy goes into place; when it cannot, the engine
         reverts what it applied and CommitError is resource-denied."""
         staged = None
@@ -806,8 +807,12 @@ class Datastores:
                 staged = staging.result()
             await self._in_lane(staged.install)
         except OSError as exc:
-            if staged is not None:
-                staged.discard()
+            if staged is not None and staged.installed and old is not None:
+                # renamed, but its directory could not be synced: the old copy goes back
+                try:
+                    await self._in_lane(persistence.save_running, self.running_path, old)
+                except OSError as again:
+                    LOG.error("cannot put the old %s back: %s", self.running_path, again)
             problem = _not_durable(self.running_path, exc)
             try:
                 await self._in_lane(self.engine.revert, old_root, new_root)

@@ -210,3 +210,31 @@ def test_what_a_crash_left_staged_is_removed_at_start(ctx, tmp_path):
         await ds.start()
         assert not list(tmp_path.glob(".running.xml.*"))
     run(main())
+
+
+def test_a_copy_renamed_whose_directory_cannot_be_synced_is_put_back(ctx, tmp_path,
+                                                                     monkeypatch):
+    """An I/O error syncing the directory after the rename: the commit is refused and the
+    old copy is written back (a crash must not restore the refused configuration)."""
+    from agent import files
+
+    async def main():
+        engine = RevertingEngine()
+        ds = await _committed(ctx, tmp_path, engine)
+        saved = (tmp_path / "running.xml").read_bytes()
+        sync = files.sync_directory
+        calls = []
+
+        def fails_once(path):
+            calls.append(path)
+            if len(calls) == 1:
+                raise OSError(errno.EIO, "Input/output error")
+            sync(path)
+        monkeypatch.setattr(files, "sync_directory", fails_once)
+        await ds.edit("candidate", edit(ctx, top("<name>b</name>")))
+        with pytest.raises(CommitError) as caught:
+            await ds.commit()
+        assert _denied(caught) == ("resource-denied", "application")
+        assert len(engine.reverted) == 1
+        assert (tmp_path / "running.xml").read_bytes() == saved
+    run(main())
