@@ -63,6 +63,7 @@ CONVENTIONAL = ("running", "candidate", "startup")
 DEFAULT_CONFIRM_TIMEOUT = 600
 ROLLBACK_RETRY = 10         # seconds between tries of a rollback the disk refused
 DEFAULT_CONCURRENT_READS = 1
+READ_PATIENCE = 1.0         # seconds a read gives a change under way before it goes on
 # The threads of a change of running: the engine's check (then its apply), the print and
 # write of the new running meanwhile, and a release that may overlap the check it undoes.
 COMMIT_THREADS = 3
@@ -284,10 +285,10 @@ class Datastores:
             return DataTree(self.ctx, lib.lyd_first_sibling(node.cdata))
         async with self._read_slots:
             # A change of running under way goes first: the vSwitch and the interpreter are
-            # its alone but for the reads already building. Only that one change: a read
-            # never waits for more than one, however many follow.
+            # its alone but for the reads already building. Only that one change, and for
+            # READ_PATIENCE at most: a long deploy is watched while it runs.
             if self._changing is not None:
-                await self._changing
+                await asyncio.wait([self._changing], timeout=READ_PATIENCE)
             results = await asyncio.gather(*(build(p) for p in providers),
                                            return_exceptions=True)
         trees = [r for r in results if isinstance(r, DataTree)]

@@ -108,3 +108,29 @@ def test_a_read_whose_turn_comes_during_a_commit_waits_for_it(ctx, tmp_path):
         assert len(calls) == 3
         await ds.stop()
     run(main())
+
+
+def test_a_read_gives_a_long_change_a_bounded_time(ctx, tmp_path, monkeypatch):
+    """A deploy that takes minutes is watched while it runs: the read goes on after
+    READ_PATIENCE."""
+    from agent.datastore import store
+    monkeypatch.setattr(store, "READ_PATIENCE", 0.2)
+
+    async def main():
+        engine = FailingEngine()
+        ds = Datastores(ctx, engine, tmp_path / "startup.xml")
+        await ds.start()
+        ds.register_state_provider(StateProvider("fast", counters))
+        await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
+        engine.gate = threading.Event()
+        engine.entered.clear()
+        commit = asyncio.ensure_future(ds.commit())
+        while not engine.entered.is_set():
+            await asyncio.sleep(0.01)
+        reads = await _reads(ds, 2)
+        await asyncio.wait_for(asyncio.gather(*reads), 5)
+        assert not commit.done()
+        engine.gate.set()
+        await commit
+        await ds.stop()
+    run(main())
