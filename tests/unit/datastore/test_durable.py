@@ -79,22 +79,41 @@ def test_a_change_the_disk_refuses_fails_and_changes_nothing(ctx, tmp_path, monk
     run(main())
 
 
+def _fail_rename(monkeypatch):
+    install = StagedFile.install
+
+    def fails(staged):
+        if staged.path.name == "running.xml":
+            staged.discard()
+            raise OSError(errno.EIO, "Input/output error")
+        install(staged)
+    monkeypatch.setattr(StagedFile, "install", fails)
+
+
+def _fail_directory_sync_once(monkeypatch):
+    from agent import files
+    sync, calls = files.sync_directory, []
+
+    def fails_once(path):
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        sync(path)
+    monkeypatch.setattr(files, "sync_directory", fails_once)
+
+
+@pytest.mark.parametrize("fault", [_fail_rename, _fail_directory_sync_once],
+                         ids=["rename", "directory sync after the rename"])
 def test_a_copy_the_disk_refuses_after_the_engine_applied_is_reverted(ctx, tmp_path,
-                                                                     monkeypatch):
-    """The disk fills between the engine's apply and the rename of the copy: the engine
-    reverts the change."""
+                                                                     monkeypatch, fault):
+    """The disk fails between the engine's apply and the copy being in place, durably
+    (before the rename, or syncing its directory after it): the engine reverts the change
+    and the old copy is what a crash would restore."""
     async def main():
         engine = RevertingEngine()
         ds = await _committed(ctx, tmp_path, engine)
         saved = (tmp_path / "running.xml").read_bytes()
-        install = StagedFile.install
-
-        def fails(staged):
-            if staged.path.name == "running.xml":
-                staged.discard()
-                raise OSError(errno.EIO, "Input/output error")
-            install(staged)
-        monkeypatch.setattr(StagedFile, "install", fails)
+        fault(monkeypatch)
         await ds.edit("candidate", edit(ctx, top("<name>b</name>")))
         with pytest.raises(CommitError) as caught:
             await ds.commit()
@@ -209,32 +228,4 @@ def test_what_a_crash_left_staged_is_removed_at_start(ctx, tmp_path):
         ds = _store(ctx, tmp_path, RecordingEngine())
         await ds.start()
         assert not list(tmp_path.glob(".running.xml.*"))
-    run(main())
-
-
-def test_a_copy_renamed_whose_directory_cannot_be_synced_is_put_back(ctx, tmp_path,
-                                                                     monkeypatch):
-    """An I/O error syncing the directory after the rename: the commit is refused and the
-    old copy is written back (a crash must not restore the refused configuration)."""
-    from agent import files
-
-    async def main():
-        engine = RevertingEngine()
-        ds = await _committed(ctx, tmp_path, engine)
-        saved = (tmp_path / "running.xml").read_bytes()
-        sync = files.sync_directory
-        calls = []
-
-        def fails_once(path):
-            calls.append(path)
-            if len(calls) == 1:
-                raise OSError(errno.EIO, "Input/output error")
-            sync(path)
-        monkeypatch.setattr(files, "sync_directory", fails_once)
-        await ds.edit("candidate", edit(ctx, top("<name>b</name>")))
-        with pytest.raises(CommitError) as caught:
-            await ds.commit()
-        assert _denied(caught) == ("resource-denied", "application")
-        assert len(engine.reverted) == 1
-        assert (tmp_path / "running.xml").read_bytes() == saved
     run(main())

@@ -47,6 +47,22 @@ async def _reads(ds, count):
     return [asyncio.ensure_future(one()) for _ in range(count)]
 
 
+async def _commit_held_in_apply(ctx, tmp_path, build):
+    """Datastores with a state provider, and a commit under way that waits in the engine's
+    apply() until engine.gate is set: (datastores, engine, the commit's future)."""
+    engine = FailingEngine()
+    ds = Datastores(ctx, engine, tmp_path / "startup.xml")
+    await ds.start()
+    ds.register_state_provider(StateProvider("state", build))
+    await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
+    engine.gate = threading.Event()
+    engine.entered.clear()
+    commit = asyncio.ensure_future(ds.commit())
+    while not engine.entered.is_set():
+        await asyncio.sleep(0.01)
+    return ds, engine, commit
+
+
 def test_a_commit_does_not_wait_for_the_reads_under_way(ctx, tmp_path):
     """More blocked reads than any shared pool has threads: the commit still goes through
     (it waited for them all when commits and reads shared asyncio's default threads)."""
@@ -87,18 +103,9 @@ def test_reads_build_state_a_bounded_number_at_a_time(ctx, tmp_path):
 
 def test_a_read_whose_turn_comes_during_a_commit_waits_for_it(ctx, tmp_path):
     async def main():
-        engine = FailingEngine()
-        ds = Datastores(ctx, engine, tmp_path / "startup.xml")
-        await ds.start()
         calls = []
-        ds.register_state_provider(StateProvider("fast", lambda c: calls.append(1) or
-                                                 counters(c)))
-        await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
-        engine.gate = threading.Event()
-        engine.entered.clear()
-        commit = asyncio.ensure_future(ds.commit())
-        while not engine.entered.is_set():
-            await asyncio.sleep(0.01)
+        ds, engine, commit = await _commit_held_in_apply(
+            ctx, tmp_path, lambda c: calls.append(1) or counters(c))
         reads = await _reads(ds, 3)
         await asyncio.sleep(0.3)
         assert calls == [] and not any(r.done() for r in reads)
@@ -117,16 +124,7 @@ def test_a_read_gives_a_long_change_a_bounded_time(ctx, tmp_path, monkeypatch):
     monkeypatch.setattr(store, "READ_PATIENCE", 0.2)
 
     async def main():
-        engine = FailingEngine()
-        ds = Datastores(ctx, engine, tmp_path / "startup.xml")
-        await ds.start()
-        ds.register_state_provider(StateProvider("fast", counters))
-        await ds.edit("candidate", edit(ctx, top("<name>a</name>")))
-        engine.gate = threading.Event()
-        engine.entered.clear()
-        commit = asyncio.ensure_future(ds.commit())
-        while not engine.entered.is_set():
-            await asyncio.sleep(0.01)
+        ds, engine, commit = await _commit_held_in_apply(ctx, tmp_path, counters)
         reads = await _reads(ds, 2)
         await asyncio.wait_for(asyncio.gather(*reads), 5)
         assert not commit.done()
