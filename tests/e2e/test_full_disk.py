@@ -22,9 +22,9 @@ HOSTS = {"eth1": "10.41.0.1/24", "eth2": "10.41.0.2/24"}
 
 
 @contextmanager
-def tmpfs_node(session_tmp, tag):
+def tmpfs_node(session_tmp, tag, prefix_suffix):
     """A Node whose state directory is an 8 MiB tmpfs of its own (unmounted after)."""
-    node = Node(tag, session_tmp, HOSTS, prefix_suffix=tag)
+    node = Node(tag, session_tmp, HOSTS, prefix_suffix=prefix_suffix)
     state = node.dir / "state"
     state.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(state)],
@@ -73,7 +73,7 @@ def _assert_unchanged(node, m, acknowledged, resources):
 
 
 def test_a_commit_the_full_disk_refuses_changes_nothing_and_survives_kill_9(session_tmp):
-    with tmpfs_node(session_tmp, "f") as node:
+    with tmpfs_node(session_tmp, "dk", "d") as node:
         state = node.dir / "state"
         with node.netconf() as m:
             m.edit_config(target="candidate", config=config(firewall_chain("g1")))
@@ -110,7 +110,7 @@ def test_the_disk_filling_during_a_commit_leaves_the_answer_true_after_kill_9(se
     """The disk fills while the engine deploys: the files a commit needs were staged
     before, so it is most often answered <ok/>; its journal's commit line may still find
     no room, and then it is refused. Either way, a restart shows what was answered."""
-    with tmpfs_node(session_tmp, "g") as node:
+    with tmpfs_node(session_tmp, "dl", "l") as node:
         state = node.dir / "state"
         journal = state / "engine" / "journal.log"
         with node.netconf() as m:

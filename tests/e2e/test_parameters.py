@@ -17,8 +17,8 @@ B = "{%s}" % BASE
 
 @pytest.fixture(scope="module")
 def node(session_tmp):
-    with Node("p", session_tmp, {"eth1": "10.42.0.1/24", "eth2": "10.42.0.2/24"},
-              prefix_suffix="p") as n:
+    with Node("pm", session_tmp, {"eth1": "10.42.0.1/24", "eth2": "10.42.0.2/24"},
+              prefix_suffix="m") as n:
         yield n
 
 
