@@ -12,7 +12,8 @@ from drivers.errors import DriverError, ResourceNotFound
 from .repository import Repository
 from .resolver import Resolution, Resolver, ResolveError
 from .scheduler import Scheduler
-from ..engine.plan import Step
+from ..model.paths import PlanningError, function_path, leaf_list_path
+from ..model.plan import Step
 
 LOG = logging.getLogger(__name__)
 
@@ -105,7 +106,6 @@ class ComputeManager:
     # --- planning ---
 
     def resolve(self, graph_id: str, function) -> Resolution:
-        from ..engine.planner import PlanningError, function_path, leaf_list_path
         try:
             return self.resolver.resolve(function)
         except ResolveError as exc:

@@ -16,8 +16,8 @@ from ..model import create_context
 from ..model.data import parse_config
 from ..network.naming import Naming
 from .engine import graph_sources
-from .graph import templates_from_tree
-from .plan import Plan
+from ..model.graph import templates_from_tree
+from ..model.plan import Plan
 from .planner import Planner
 from .state import Snapshot
 

@@ -30,17 +30,17 @@ from pathlib import Path
 from drivers.errors import DriverError
 
 from ..files import remove_stale
-
+from ..model.deployed import with_status
+from ..model.graph import SourceReader, templates_from_tree
+from ..model.plan import Plan
 from .executor import Executor, StepFailed, Stopped
-from .graph import SourceReader, templates_from_tree
 from .health import Health
 from .repair import inspect
 from .interface import EngineRefused, TransactionEngine
 from .journal import Journal
-from .plan import Plan
 from .planner import Planner, PlanningError, function_path, graph_path, sap_path
 from .spares import SparePool
-from .state import Snapshot, encode, with_status
+from .state import Snapshot, encode
 
 LOG = logging.getLogger(__name__)
 
@@ -659,11 +659,11 @@ class Recovery:
                 self._try("remove the spare ports of %s" % dg.lsi, driver.destroy_ports,
                           dg.lsi, spare_ports)
 
-        from ..network.split import link_ports
+        from ..network.split import deployed_split, link_ports
         keep_lsi0_ports = set(network.lsi0_interfaces)
         expected_lsi0 = {}
         for dg in adopted.values():
-            split = dg.split(naming)
+            split = deployed_split(dg, naming)
             keep_lsi0_ports |= {link_ports(l.name)[0] for l in dg.links}
             expected_lsi0.update(split.lsi0_flows)
             graph_cookies = [f.cookie for f in driver.dump_flows(dg.lsi)

@@ -15,7 +15,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .plan import Group, Plan, Step
+from ..model.plan import Group, Plan, Step
 
 LOG = logging.getLogger(__name__)
 

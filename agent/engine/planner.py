@@ -19,54 +19,14 @@ of 500 creates that function, its ports, its links and its rules' flows, nothing
 import time
 from dataclasses import dataclass, field, replace
 
+from ..model.deployed import DeployedFunction, DeployedGraph, with_source
+from ..model.graph import Graph, graph_from_dict
+from ..model.paths import (PlanningError, function_path, graph_path, leaf_list_path,
+                           rule_path, sap_path)
+from ..model.plan import Group, Plan, Step
 from ..network.naming import Naming
-from ..network.split import PortMap, link_ports, split_graph
-from .graph import Graph, graph_from_dict
-from .plan import Group, Plan, Step
-from .state import DeployedFunction, DeployedGraph, with_source
+from ..network.split import PortMap, deployed_split, link_ports, split_graph
 
-
-class PlanningError(Exception):
-    """The change cannot be planned; path is the data path of the node at fault; tag the
-    error-tag (operation-failed unless a value is at fault: invalid-value), info pairs
-    for error-info."""
-
-    def __init__(self, message: str, path: str | None = None, app_tag: str | None = None,
-                 tag: str = "operation-failed", info: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.path = path
-        self.app_tag = app_tag
-        self.tag = tag
-        self.info = dict(info or {})
-
-
-def graph_path(graph_id: str) -> str:
-    return "/composer-sffg:service-graphs/service-graph[id=%s]" % _quote(graph_id)
-
-
-def _quote(value: str) -> str:
-    return "'%s'" % value if "'" not in value else '"%s"' % value
-
-
-def rule_path(graph_id: str, rule_id: str) -> str:
-    return "%s/flow-rules/flow-rule[id=%s]" % (graph_path(graph_id), _quote(rule_id))
-
-
-def function_path(graph_id: str, function_id: str) -> str:
-    return "%s/functions/function[id=%s]" % (graph_path(graph_id), _quote(function_id))
-
-
-def sap_path(graph_id: str, sap_id: str) -> str:
-    return "%s/saps/sap[id=%s]" % (graph_path(graph_id), _quote(sap_id))
-
-
-def leaf_list_path(path: str, value: str) -> str:
-    """The entry of the leaf-list at path holding value (the leaf-list itself when the value
-    holds both kinds of quote, which an XPath literal cannot)."""
-    if "'" in value and '"' in value:
-        return path
-    return "%s[.=%s]" % (path, _quote(value))
 
 
 @dataclass
@@ -154,7 +114,7 @@ class Planner:
         for graph in sorted(desired.values(), key=lambda g: (g.id in changed, g.id)):
             old = deployed.get(graph.id)
             if graph.id not in changed and old is not None:
-                splits[graph.id] = old.split(self.naming)
+                splits[graph.id] = deployed_split(old, self.naming)
                 self._check_graph(graph, vlan_owner, rules=False)
                 continue
             self._check_graph(graph, vlan_owner)
@@ -162,7 +122,7 @@ class Planner:
                 split = split_graph(
                     graph, self.naming, old.links if old is not None else (),
                     (function_ports or {}).get(graph.id),
-                    previous=(old.graph, old.function_ports(), old.split(self.naming))
+                    previous=(old.graph, old.function_ports(), deployed_split(old, self.naming))
                     if old is not None else None)
             except Exception as exc:  # SplitError
                 rule_id = getattr(exc, "rule_id", None)
@@ -270,7 +230,7 @@ class Planner:
         gid = old.id
         draft.touched.add(gid)
         draft.summary["graphs-removed"] += 1
-        old_split = old.split(self.naming)
+        old_split = deployed_split(old, self.naming)
         self._teardown_functions(old, old.functions.keys(), draft.e_stop, draft.e_rest,
                                  draft.e_destroy)
         for sid in sorted(old.sap_ports):
@@ -412,7 +372,7 @@ class Planner:
         (and those that reference a recreated port)."""
         gid = graph.id
         old_links = old.links if old is not None else ()
-        old_split = old.split(self.naming) if old is not None else None
+        old_split = deployed_split(old, self.naming) if old is not None else None
         # A link is its patch-port pair: what it carries may change (its flows change
         # then), the ports only come and go with the name.
         old_names = {l.name for l in old_links}
@@ -664,4 +624,5 @@ def _references(flow, ports: set) -> bool:
     return any(a.kind == "output" and a.arg in ports for a in flow.actions)
 
 
-__all__ = ["PlanResult", "Planner", "PlanningError", "link_ports"]
+__all__ = ["PlanResult", "Planner", "PlanningError", "function_path", "graph_path",
+           "leaf_list_path", "link_ports", "rule_path", "sap_path"]

@@ -20,9 +20,9 @@ from types import SimpleNamespace
 from drivers import watch
 from drivers.errors import DriverError, ResourceNotFound
 
-from ..network.split import link_ports
+from ..model.plan import Step
+from ..network.split import deployed_split, link_ports
 from .health import FLOWS, FUNCTION, LINK, LSI, PORT, PROCESS, SAP, Fault
-from .plan import Step
 
 
 def inspect(engine, dg, flows: bool = False) -> list:
@@ -62,7 +62,7 @@ def inspect(engine, dg, flows: bool = False) -> list:
                 faults.append(Fault(gid, LINK, link.name, "virtual link %s lost %s"
                                     % (link.name, " and ".join(gone))))
     if flows:
-        split = dg.split(naming)
+        split = deployed_split(dg, naming)
         for lsi, expected in ((dg.lsi, split.graph_flows), (network.lsi0, split.lsi0_flows)):
             differ = _flows_differ(driver, naming, lsi, gid, expected)
             if differ:
@@ -152,7 +152,7 @@ def flow_steps(engine, dg, everywhere: bool = True, lsis=()) -> list:
     """Steps installing the graph's flows again (on both LSIs, or on lsis): one bundle
     per LSI that removes the graph's cookies there and adds its flows."""
     network, naming = engine.network, engine.naming
-    split = dg.split(naming)
+    split = deployed_split(dg, naming)
     steps = []
     for lsi, expected in ((network.lsi0, split.lsi0_flows), (dg.lsi, split.graph_flows)):
         if not everywhere and lsi not in lsis:

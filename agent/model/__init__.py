@@ -1,4 +1,7 @@
-"""The YANG model at run time: the libyang context, structured errors, config parsing."""
+"""The model at run time: the libyang context, structured errors, config parsing, and the
+service graph as values (graph.py), plans (plan.py), what is deployed (deployed.py) and
+where a planning problem is (paths.py). The engine, the managers and the datastores use
+it; it imports none of them."""
 
 from .errors import ModelError, ValidationError, YangErrorItem, collect
 from .schema import COMPOSER_MODULES, create_context, project_yang_dir

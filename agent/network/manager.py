@@ -10,7 +10,7 @@ import logging
 from drivers.errors import ResourceNotFound
 from drivers.vswitch.base import VirtualLink
 
-from ..engine.plan import Step
+from ..model.plan import Step
 from .naming import Naming
 from .split import link_ports
 

@@ -20,20 +20,12 @@ from dataclasses import dataclass
 
 from drivers.vswitch.base import Action, Flow, VSwitchDriver
 
-from ..engine.graph import Endpoint, Graph
+from ..model.deployed import Link
+from ..model.graph import Endpoint, Graph
 from .naming import Naming
 
 LINK_FLOW_PRIORITY = 65000
 UNTAGGED = ("vlan_tci", "0x0000/0x1000")
-
-
-@dataclass(frozen=True)
-class Link:
-    """One virtual link of a graph and what it carries."""
-    index: int
-    name: str
-    graph_target: Endpoint | None = None    # towards the graph-LSI: output here
-    lsi0_target: Endpoint | None = None     # towards LSI-0: output here
 
 
 @dataclass(frozen=True)
@@ -250,6 +242,14 @@ def split_graph(graph: Graph, naming: Naming, previous_links=(), function_ports=
                 cookie=cookie, priority=LINK_FLOW_PRIORITY,
                 match=(("in_port", lsi0_port[link.name]),), actions=tuple(out))
     return Split(links=links, lsi0_flows=lsi0_flows, graph_flows=graph_flows)
+
+
+def deployed_split(dg, naming: Naming) -> Split:
+    """The compiled flows and links of a graph as deployed (a DeployedGraph); computed
+    once and kept with the record."""
+    if dg._split is None:
+        dg._split = split_graph(dg.graph, naming, dg.links, dg.function_ports())
+    return dg._split
 
 
 class _Reuse:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.network.split import deployed_split
 from agent.tools.graphxml import GraphXml, firewall_chain, native_template
 from tests.e2e.node import eventually, resources_diff
 from tests.integration.inprocess import InProcessNode
@@ -209,7 +210,7 @@ def test_a_commit_that_changes_nothing_repairs_or_says_it_cannot(node, deployed)
 def test_a_graph_flow_deleted_from_lsi0_is_put_back(node, deployed):
     before = node.node_resources()
     lsi0 = node.engine.network.lsi0
-    cookie = next(iter(deployed.split(node.engine.naming).lsi0_flows))
+    cookie = next(iter(deployed_split(deployed, node.engine.naming).lsi0_flows))
     ofctl(node, "del-flows", lsi0, "cookie=0x%x/-1" % cookie)
     assert eventually(lambda: node.node_resources() == before, REPAIR, 0.05), \
         resources_diff(before, node.node_resources())

@@ -9,7 +9,7 @@ import pytest
 from agent.compute import parameters
 from agent.compute.parameters import ParameterError
 from agent.compute.resolver import ResolveError, Resolver
-from agent.engine.graph import Function, Port
+from agent.model.graph import Function, Port
 from nsf import packages
 
 NSF = Path(packages.__file__).resolve().parent

@@ -1,6 +1,6 @@
 """Small graphs for unit tests, built as Graph values directly."""
 
-from agent.engine.graph import Endpoint, Function, Graph, Port, Rule, Sap
+from agent.model.graph import Endpoint, Function, Graph, Port, Rule, Sap
 
 
 def fn(fid, *ports, capability="firewall", **kw):

@@ -371,7 +371,7 @@ def test_a_vlan_claimed_by_a_deployed_graph_is_refused_to_another(node):
 
 def test_the_resolver_honours_a_template_port_range(node):
     from agent.compute.resolver import ResolveError
-    from agent.engine.graph import Function, Port
+    from agent.model.graph import Function, Port
     resolver = node.engine.compute.resolver
     node.engine.compute.repository.set_configured(TEMPLATES + [{
         "id": "br", "functional-capability": "bridge", "execution-environment": "native",

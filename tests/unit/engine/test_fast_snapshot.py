@@ -64,8 +64,9 @@ def test_the_snapshot_loads_back_as_what_was_deployed(node):
 
 def test_a_source_read_with_its_text_is_written_as_that_text(node, tmp_path):
     import json
-    from agent.engine.graph import GraphEntry
-    from agent.engine.state import encode, from_json, to_json
+    from agent.model.graph import GraphEntry
+    from agent.engine.state import encode
+    from agent.model.deployed import from_json, to_json
     node.engine.apply(None, running(chain("g1"), _second()))
     deployed = node.engine.deployed
     assert all(isinstance(dg.source, GraphEntry) for dg in deployed.values())
@@ -82,8 +83,8 @@ def test_a_source_read_with_its_text_is_written_as_that_text(node, tmp_path):
 
 
 def test_a_graph_left_alone_takes_the_source_with_its_text(node):
-    from agent.engine.graph import GraphEntry
-    from agent.engine.state import from_json
+    from agent.model.graph import GraphEntry
+    from agent.model.deployed import from_json
     import json
     node.engine.apply(None, running(chain("g1"), _second()))
     # as after a restart: the deployed state comes back from the snapshot, plain dicts

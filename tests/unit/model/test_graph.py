@@ -3,7 +3,7 @@
 import copy
 
 from agent.engine.engine import graph_sources
-from agent.engine.graph import graph_from_dict
+from agent.model.graph import graph_from_dict
 from tests.unit.engine.test_engine import chain, running
 
 

@@ -4,7 +4,7 @@ reading the whole tree (tree_to_dict), whatever the edit."""
 import json
 
 from agent.engine.engine import graph_sources
-from agent.engine.graph import SFFG, SourceReader, top_level, tree_to_dict
+from agent.model.graph import SFFG, SourceReader, top_level, tree_to_dict
 from agent.tools.graphxml import GraphXml
 from tests.unit.engine.test_engine import running
 
