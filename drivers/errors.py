@@ -70,3 +70,8 @@ class ScriptError(CommandError):
 
 class InvalidArgument(DriverError):
     """A value given to a driver is malformed or out of range; nothing was changed."""
+
+
+class NotSupported(DriverError):
+    """The driver does not do this: an optional part of the interface it does not implement
+    (pausing, changing ports, a port technology, a capability)."""

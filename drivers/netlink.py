@@ -400,6 +400,38 @@ def veth_add(ifname: str, peer: str, *, netns: str | None = None, peer_netns: st
         _WORKER.route(peer_netns).link("set", ifname=peer, state="up")
 
 
+TUNSETIFF, TUNSETPERSIST = 0x400454CA, 0x400454CB      # <linux/if_tun.h>
+IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
+
+
+def tap_add(ifname: str, *, netns: str | None = None, mac: str | None = None,
+            up: bool = True, ipv6: bool = True) -> None:
+    """A persistent tap device `ifname` in netns (as `ip tuntap add mode tap`): nobody holds
+    its file side until a hypervisor or the vSwitch opens it by name. link_delete removes it."""
+    check_ifname(ifname)
+    if link_exists(ifname, netns):
+        raise ResourceExists("interface exists", resource=ifname)
+
+    def make():
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            request = struct.pack("16sH22x", ifname.encode(), IFF_TAP | IFF_NO_PI)
+            fcntl.ioctl(fd, TUNSETIFF, request)
+            fcntl.ioctl(fd, TUNSETPERSIST, 1)
+        finally:
+            os.close(fd)
+
+    try:
+        in_netns(netns, make)
+    except OSError as exc:
+        raise NetlinkError("cannot make the tap device: %s" % exc.strerror, errno=exc.errno,
+                           resource=ifname) from None
+    if not ipv6:
+        _disable_ipv6(ifname, netns)
+    if mac is not None or up:
+        link_set(ifname, netns, mac=mac, up=True if up else None)
+
+
 def _disable_ipv6(ifname: str, netns: str | None) -> None:
     """No IPv6 on ifname (nothing to do on a kernel without IPv6)."""
     try:

@@ -6,8 +6,8 @@ import logging
 import threading
 
 from drivers import registry
-from drivers.compute.base import FunctionPort, FunctionSpec
-from drivers.errors import DriverError, ResourceNotFound
+from drivers.compute.base import PREPARED_SLOTS, FunctionPort, FunctionSpec
+from drivers.errors import DriverError, NotSupported, ResourceNotFound
 
 from .repository import Repository
 from .resolver import Resolution, Resolver, ResolveError
@@ -16,6 +16,14 @@ from ..model.paths import PlanningError, function_path, leaf_list_path
 from ..model.plan import Step
 
 LOG = logging.getLogger(__name__)
+
+
+def attachment_spec(attachment, external_ids: dict) -> dict:
+    """A port for VSwitchDriver.create_ports from a PortAttachment (drivers/compute/base.py)."""
+    spec = {"name": attachment.name, "kind": attachment.kind, "external_ids": external_ids}
+    if attachment.options:
+        spec["options"] = attachment.option_dict()
+    return spec
 
 
 def spare_labels(owner: str, graph_id: str) -> dict:
@@ -152,27 +160,67 @@ class ComputeManager:
                       for pid, ifname in params["ports"])
         return FunctionSpec(instance=step.resource, template=template, image=params["image"],
                             ports=ports, parameters=tuple(function.parameters),
-                            cpu_cores=tuple(params.get("cores", ())), labels=params["labels"],
-                            prepared=bool(params.get("spare")))
+                            cpu_cores=tuple(params.get("cores", ())), labels=params["labels"])
 
     def create_function(self, step: Step) -> list:
         driver = self.driver(step.params["environment"])
-        driver.create(self._spec(step))
-        self.status[step.resource] = "stopped"
+        spec = self._spec(step)
         if step.params.get("spare"):
-            return [Step("unclaim-function", step.graph, step.resource, step.params)]
-        return [Step("destroy-function", step.graph, step.resource, step.params)]
+            attachments = self._slots(driver).create_prepared(spec)
+        else:
+            attachments = driver.create(spec)
+        self.status[step.resource] = "stopped"
+        undo = Step("unclaim-function" if step.params.get("spare") else "destroy-function",
+                    step.graph, step.resource, step.params)
+        planned = step.params.get("attachments")
+        if planned is not None and tuple(attachments) != tuple(planned):
+            # The plan attaches the ports as port_attachments said: a driver that makes
+            # them otherwise would have them attached wrong.
+            self._undo_quietly(undo)
+            raise DriverError("the %s driver made the ports %s, not the %s it announced"
+                              % (driver.driver_name, _kinds(attachments), _kinds(planned)),
+                              resource=step.resource)
+        return [undo]
+
+    def _undo_quietly(self, step: Step) -> None:
+        try:
+            self.handlers()[step.kind](step)
+        except Exception:  # noqa: BLE001 - the error to report is the caller's
+            LOG.exception("undoing %s failed", step)
+
+    @staticmethod
+    def _slots(driver):
+        """The driver, when it has prepared slots (drivers/compute/base.py PREPARED_SLOTS)."""
+        if not driver.supports(PREPARED_SLOTS):
+            raise NotSupported("%s functions have no prepared slots"
+                               % driver.execution_environment)
+        return driver
 
     def unclaim_function(self, step: Step) -> list:
         """Undo of a create in a prepared slot: the function goes, the slot stays as it was
         prepared (its vSwitch ports stay on the graph-LSI)."""
-        self.driver(step.params["environment"]).release(step.resource)
+        self._slots(self.driver(step.params["environment"])).release(step.resource)
         self.status.pop(step.resource, None)
         return []
 
     def prepare_spare(self, environment: str, instance: str, ifnames: tuple,
-                      owner: str, graph_id: str) -> None:
-        self.driver(environment).prepare(instance, tuple(ifnames), spare_labels(owner, graph_id))
+                      owner: str, graph_id: str) -> tuple:
+        """A prepared slot; the attachments of its ports (to attach them to the graph-LSI)."""
+        driver = self._slots(self.driver(environment))
+        driver.prepare(instance, tuple(ifnames), spare_labels(owner, graph_id))
+        return driver.port_attachments({}, tuple(FunctionPort("port%d" % n, name)
+                                                 for n, name in enumerate(ifnames)))
+
+    def has_slots(self, environment: str) -> bool:
+        """Whether the environment's driver offers prepared slots."""
+        try:
+            return self.driver(environment).supports(PREPARED_SLOTS)
+        except DriverError:
+            return False
+
+    def port_attachments(self, environment: str, template: dict, ports: tuple) -> tuple:
+        """How the environment's driver will attach ports (FunctionPort) to the vSwitch."""
+        return tuple(self.driver(environment).port_attachments(template, tuple(ports)))
 
     def destroy_function(self, step: Step) -> list:
         driver = self.driver(step.params["environment"])
@@ -223,3 +271,7 @@ class ComputeManager:
             for info in driver.list_instances():
                 out.append((env, info))
         return out
+
+
+def _kinds(attachments) -> str:
+    return ", ".join("%s (%s)" % (a.name, a.kind) for a in attachments) or "none"

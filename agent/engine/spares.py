@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from drivers.errors import DriverError
 
-from ..compute.manager import spare_labels
+from ..compute.manager import attachment_spec, spare_labels
 from ..network.split import link_ports
 
 LOG = logging.getLogger(__name__)
@@ -73,7 +73,9 @@ class SparePool:
 
     @property
     def enabled(self) -> bool:
-        return self.size > 0 and ENVIRONMENT in getattr(self.compute, "environments", ())
+        """Slots need a driver with the prepared-slots capability (drivers/compute/base.py)."""
+        return (self.size > 0 and ENVIRONMENT in getattr(self.compute, "environments", ())
+                and self.compute.has_slots(ENVIRONMENT))
 
     # --- what the planner sees ---
 
@@ -191,7 +193,7 @@ class SparePool:
         if missing <= 0 and not new_links:
             return 0
         used = {f.instance for f in dg.functions.values()} | {s.instance for s in slots}
-        made, index = [], 0
+        made, attachments, index = [], [], 0
         owner = self.naming.prefix
         ids = spare_labels(owner, gid)
         try:
@@ -201,11 +203,11 @@ class SparePool:
                 if instance in used:
                     continue
                 ports = tuple(self.naming.spare_port(instance, n) for n in range(self.ports))
-                self.compute.prepare_spare(ENVIRONMENT, instance, ports, owner, gid)
+                attachments += self.compute.prepare_spare(ENVIRONMENT, instance, ports, owner,
+                                                          gid)
                 made.append(Spare(instance, ports))
             self.network.driver.create_ports_and_links(
-                dg.lsi, [{"name": name, "kind": "system", "external_ids": dict(ids)}
-                         for spare in made for name in spare.ports],
+                dg.lsi, [attachment_spec(a, dict(ids)) for a in attachments],
                 self.network.lsi0, list(new_links.values()), link_external_ids=dict(ids))
         except Exception as exc:  # noqa: BLE001 - a slot is a cache: log, clean, go on
             LOG.warning("preparing function slots for graph %s failed: %s", gid, exc)

@@ -6,6 +6,13 @@ from pathlib import Path
 from drivers.compute.base import FunctionPort, FunctionSpec
 from nsf import packages
 
+# A package whose start leaves a process running (a loop of sleeps); stop kills it.
+DAEMON = {
+    "daemon": "while :; do sleep 0.2; done\n",
+    "start": 'set -e\n"$COMPOSER_PACKAGE_DIR/daemon" > /dev/null 2>&1 &\necho $! > "$COMPOSER_RUN_DIR/pid"\n',
+    "stop": 'kill "$(cat "$COMPOSER_RUN_DIR/pid")"\n',
+}
+
 
 def spec(instance: str, image: str, ports, parameters=(), labels=None) -> FunctionSpec:
     """A FunctionSpec for a package; ports as (port_id, vswitch_ifname[, 'a.b.c.d/len'])."""

@@ -7,22 +7,17 @@ from pathlib import Path
 import pytest
 
 from drivers import netlink, registry
-from drivers.compute import native as native_module
-from drivers.compute.base import FunctionPort, FunctionSpec
+from drivers.compute import plumbing
+from drivers.compute.base import FunctionPort, FunctionSpec, PortAttachment
 from drivers.compute.native import NativeDriver
 from drivers.errors import DriverError, ResourceExists, ResourceNotFound, ScriptError
 from nsf import packages
 from tests import resources
 
-from .helpers import make_package, port, spec
+from .helpers import DAEMON, make_package, port, spec
 
 # A function with a process: start runs a daemon (a shell loop from the package, so its
 # command line names the session directory and the leak check would see it).
-DAEMON = {
-    "daemon": "while :; do sleep 0.2; done\n",
-    "start": 'set -e\n"$COMPOSER_PACKAGE_DIR/daemon" > /dev/null 2>&1 &\necho $! > "$COMPOSER_RUN_DIR/pid"\n',
-    "stop": 'kill "$(cat "$COMPOSER_RUN_DIR/pid")"\n',
-}
 
 # Records what a script sees: its arguments and the COMPOSER_ environment.
 RECORD = ('{ printf "%s\\n" "$@"; env | grep ^COMPOSER_ | sort; } '
@@ -73,7 +68,8 @@ def test_lifecycle_of_a_function_with_a_process(lab, native, tmp_path):
     image = make_package(tmp_path, "daemon", DAEMON)
     inst = lab.name("d")
     ports = native.create(spec(inst, image, [("a", lab.name("da")), ("b", lab.name("db"))]))
-    assert ports == {"a": lab.name("da"), "b": lab.name("db")}
+    assert ports == (PortAttachment("a", lab.name("da"), "system"),
+                     PortAttachment("b", lab.name("db"), "system"))
     assert native.status(inst) == "created"
     # The vSwitch ends carry no IPv6: no link-local routes for ovs-vswitchd to re-read.
     assert netlink.sysctl_get("net/ipv6/conf/%s/disable_ipv6" % lab.name("da"),
@@ -105,7 +101,7 @@ def test_lifecycle_of_a_function_with_a_process(lab, native, tmp_path):
     native.start(inst)
     pids += netlink.netns_pids(inst)
     native.destroy(inst)
-    _nothing_left(native, inst, ports.values())
+    _nothing_left(native, inst, [a.name for a in ports])
     assert not [p for p in pids if Path("/proc/%d" % p).exists() and _state(p) != "Z"]
     with pytest.raises(ResourceNotFound):
         native.destroy(inst)
@@ -141,7 +137,7 @@ def test_destroy_does_not_wait_for_the_kernel_but_keeps_the_names_reserved(
 
 def test_the_reaper_deletes_ends_a_lingering_reference_keeps(lab, native, tmp_path,
                                                              monkeypatch):
-    monkeypatch.setattr(native_module, "TEARDOWN_WAIT", 0.3)
+    monkeypatch.setattr(plumbing, "TEARDOWN_WAIT", 0.3)
     image = make_package(tmp_path, "daemon", DAEMON)
     inst = lab.name("k")
     native.create(spec(inst, image, [("a", lab.name("ka"))]))
@@ -378,8 +374,7 @@ def test_destroy_works_when_the_node_namespace_is_gone(lab, session_tmp, tmp_pat
 
 
 def _prepared_spec(inst, image, names, **kw):
-    from dataclasses import replace
-    return replace(spec(inst, image, list(zip(("a", "b"), names)), **kw), prepared=True)
+    return spec(inst, image, list(zip(("a", "b"), names)), **kw)
 
 
 def test_a_prepared_slot_becomes_the_function_without_touching_its_vswitch_ends(
@@ -394,9 +389,9 @@ def test_a_prepared_slot_becomes_the_function_without_touching_its_vswitch_ends(
     ends = {n: netlink.link_info(n, native.netns) for n in names}
     assert netlink.sysctl_get("net/ipv6/conf/%s/disable_ipv6" % names[0], native.netns) == "1"
 
-    ports = native.create(_prepared_spec(
+    ports = native.create_prepared(_prepared_spec(
         inst, image, names, labels={"composer-function": "f"}))
-    assert ports == {"a": names[0], "b": names[1]}
+    assert {a.port_id: a.name for a in ports} == {"a": names[0], "b": names[1]}
     assert native.status(inst) == "created"
     # the same vSwitch ends (same interface index): nothing was made or moved in the node
     assert {n: netlink.link_info(n, native.netns)["index"] for n in names} == \
@@ -415,7 +410,7 @@ def test_a_prepared_port_takes_the_callers_mac_and_address(lab, native, tmp_path
     inst = lab.name("q")
     names = (lab.name("qa"),)
     native.prepare(inst, names)
-    native.create(FunctionSpec(instance=inst, template={}, image=image, prepared=True,
+    native.create_prepared(FunctionSpec(instance=inst, template={}, image=image,
                                ports=(port("a", names[0], "10.9.8.7/24",
                                            mac="02:00:00:0a:0b:0d"),)))
     assert netlink.link_info("eth0", inst)["mac"] == "02:00:00:0a:0b:0d"
@@ -429,7 +424,7 @@ def test_a_failed_create_in_a_prepared_slot_makes_the_slot_again(lab, native, tm
     native.prepare(inst, names, {"composer-role": "spare"})
     ends = {n: netlink.link_info(n, native.netns)["index"] for n in names}
     with pytest.raises(ScriptError):
-        native.create(_prepared_spec(inst, image, names))
+        native.create_prepared(_prepared_spec(inst, image, names))
     assert native.status(inst) == "spare"
     # the vSwitch ends were kept (a vSwitch would hold them)
     assert {n: netlink.link_info(n, native.netns)["index"] for n in names} == ends
@@ -439,7 +434,7 @@ def test_a_failed_create_in_a_prepared_slot_makes_the_slot_again(lab, native, tm
     assert netlink.link_names("eth", inst) == ["eth0", "eth1"]
     # the slot still works
     good = make_package(tmp_path, "plain", {})
-    native.create(_prepared_spec(inst, good, names))
+    native.create_prepared(_prepared_spec(inst, good, names))
     native.destroy(inst)
     _nothing_left(native, inst, names)
 
@@ -449,16 +444,16 @@ def test_create_in_a_slot_refuses_what_is_not_that_slot(lab, native, tmp_path):
     inst = lab.name("s")
     names = (lab.name("sa"), lab.name("sb"))
     with pytest.raises(ResourceNotFound):
-        native.create(_prepared_spec(inst, image, names))      # no slot at all
+        native.create_prepared(_prepared_spec(inst, image, names))      # no slot at all
     native.prepare(inst, names)
     with pytest.raises(ResourceExists):
         native.prepare(inst, names)                           # the slot exists
     with pytest.raises(DriverError, match="prepared slot has the ports"):
-        native.create(_prepared_spec(inst, image, (names[1], names[0])))
+        native.create_prepared(_prepared_spec(inst, image, (names[1], names[0])))
     assert native.status(inst) == "spare"
-    native.create(_prepared_spec(inst, image, names))
+    native.create_prepared(_prepared_spec(inst, image, names))
     with pytest.raises(ResourceExists, match="not a prepared slot"):
-        native.create(_prepared_spec(inst, image, names))     # taken already
+        native.create_prepared(_prepared_spec(inst, image, names))     # taken already
     native.destroy(inst)
     _nothing_left(native, inst, names)
 
@@ -472,7 +467,7 @@ def test_release_empties_the_slot_and_keeps_the_vswitch_ends(lab, native, tmp_pa
     native.prepare(inst, names, {"composer-role": "spare"})
     macs = {n: netlink.link_info(n, inst)["mac"] for n in ("eth0", "eth1")}
     ends = {n: netlink.link_info(n, native.netns)["index"] for n in names}
-    native.create(_prepared_spec(inst, image, names, labels={"composer-function": "f"}))
+    native.create_prepared(_prepared_spec(inst, image, names, labels={"composer-function": "f"}))
     netlink.link_set("eth0", inst, mac="02:00:00:00:00:77")
     native.start(inst)
     assert netlink.netns_pids(inst)
@@ -487,6 +482,6 @@ def test_release_empties_the_slot_and_keeps_the_vswitch_ends(lab, native, tmp_pa
     assert {n: netlink.link_info(n, native.netns)["index"] for n in names} == ends
     assert not netlink.tx_checksum_enabled("eth0", inst)
     assert not netlink.netns_exists(inst + "-x")
-    native.create(_prepared_spec(inst, image, names))       # and it can be taken again
+    native.create_prepared(_prepared_spec(inst, image, names))       # and it can be taken again
     native.destroy(inst)
     _nothing_left(native, inst, names)

@@ -11,8 +11,7 @@ from drivers import netlink
 from drivers.watch import EXITED, FUNCTION, LOST
 from tests.watching import quiet, watching
 
-from .helpers import make_package, spec
-from .test_native import DAEMON
+from .helpers import DAEMON, make_package, spec
 
 
 @pytest.fixture

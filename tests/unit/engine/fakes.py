@@ -6,7 +6,7 @@ and after a transaction, and they fail on demand.
 
 import copy
 
-from drivers.compute.base import ComputeDriver, InstanceInfo
+from drivers.compute.base import InstanceInfo, PreparedSlotsDriver
 from drivers.errors import DriverError, ResourceExists, ResourceNotFound
 from drivers.vswitch.base import LsiInfo, PortInfo, VSwitchDriver
 
@@ -130,7 +130,7 @@ class FakeVSwitch(VSwitchDriver):
             flows[flow.cookie] = flow
 
 
-class FakeCompute(ComputeDriver):
+class FakeCompute(PreparedSlotsDriver):
     execution_environment = "native"
 
     def __init__(self, **_):
@@ -148,20 +148,23 @@ class FakeCompute(ComputeDriver):
         if name in self.fail_on:
             raise DriverError("injected failure in %s" % name, resource=instance)
 
-    def create(self, spec):
+    def create(self, spec, prepared=False):
         self._call("create", spec.instance)
         ports = [p.vswitch_ifname for p in spec.ports]
-        if spec.prepared:
+        if prepared:
             slot = self.instances.get(spec.instance)
             if slot is None or slot["state"] != "spare" or slot["ports"] != ports:
                 raise ResourceExists("not a prepared slot", resource=spec.instance)
         elif spec.instance in self.instances:
             raise ResourceExists("exists", resource=spec.instance)
         self.instances[spec.instance] = {"state": "created", "ports": ports,
-                                         "labels": dict(spec.labels), "spare": spec.prepared,
-                                         "spare_labels": slot["labels"] if spec.prepared
+                                         "labels": dict(spec.labels), "spare": prepared,
+                                         "spare_labels": slot["labels"] if prepared
                                          else None}
-        return {p.port_id: p.vswitch_ifname for p in spec.ports}
+        return self.port_attachments(spec.template, spec.ports)
+
+    def create_prepared(self, spec):
+        return self.create(spec, prepared=True)
 
     def prepare(self, instance, vswitch_ifnames, labels=None):
         self._call("prepare", instance)
@@ -195,7 +198,7 @@ class FakeCompute(ComputeDriver):
         self._call("update", instance)
         ports = self.instances[instance]["ports"]
         ports.extend(p.vswitch_ifname for p in add_ports)
-        return {}
+        return self.port_attachments({}, add_ports)
 
     def destroy(self, instance):
         self._call("destroy", instance)

@@ -5,8 +5,11 @@ import json
 
 import pytest
 
+from drivers.compute import instances
 from drivers.compute import native as native_module
-from drivers.compute.native import NativeDriver, param_env_name, script_environment
+from drivers.compute import packages
+from drivers.compute.native import NativeDriver
+from drivers.compute.packages import param_env_name, script_environment
 from drivers.errors import DriverError, PrerequisiteError, ScriptError
 
 META = {
@@ -60,11 +63,11 @@ def test_scripts_declared_or_found_by_name(tmp_path):
     (tmp_path / "start.sh").write_text("")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "stop").write_text("")
-    assert NativeDriver._scripts({}, tmp_path) == {"create": "create", "start": "start.sh"}
+    assert packages.scripts({}, tmp_path) == {"create": "create", "start": "start.sh"}
     declared = {"scripts": {"stop": "bin/stop", "start": ""}}
-    assert NativeDriver._scripts(declared, tmp_path) == {"stop": "bin/stop"}
+    assert packages.scripts(declared, tmp_path) == {"stop": "bin/stop"}
     with pytest.raises(DriverError, match="outside the package"):
-        NativeDriver._scripts({"scripts": {"create": "../x"}}, tmp_path)
+        packages.scripts({"scripts": {"create": "../x"}}, tmp_path)
 
 
 @pytest.mark.parametrize("template, count, ok", [
@@ -76,10 +79,10 @@ def test_scripts_declared_or_found_by_name(tmp_path):
 ])
 def test_port_count_limits(template, count, ok):
     if ok:
-        NativeDriver._check_port_count(template, count, "nfx")
+        packages.check_port_count(template, count, "nfx")
     else:
         with pytest.raises(DriverError, match="takes"):
-            NativeDriver._check_port_count(template, count, "nfx")
+            packages.check_port_count(template, count, "nfx")
 
 
 @pytest.mark.parametrize("instance", ["", ".x", "-x", "a/b", "a" * 65, "a b", "ab\n"])
@@ -97,12 +100,12 @@ def test_check_says_what_to_install(tmp_path, monkeypatch):
 
 
 def test_check_template_with_a_faked_node(tmp_path, monkeypatch):
-    monkeypatch.setattr(native_module.shutil, "which",
+    monkeypatch.setattr(packages.shutil, "which",
                         lambda name: "/usr/sbin/nft" if name == "nft" else None)
-    monkeypatch.setattr(native_module, "_read_kernel_config",
+    monkeypatch.setattr(packages, "_read_kernel_config",
                         lambda: {"CONFIG_NF_TABLES": "y", "CONFIG_BRIDGE_NETFILTER": "m",
                                  "CONFIG_VETH": "n"})
-    monkeypatch.setattr(native_module.os.path, "exists", lambda path: path == "/etc/present")
+    monkeypatch.setattr(packages.os.path, "exists", lambda path: path == "/etc/present")
     template = {
         "execution-environment": "composer-types:native",
         "port-technology": "tap",
@@ -140,6 +143,6 @@ def test_list_instances_of_an_empty_state_dir(tmp_path):
 
 def test_metadata_is_written_atomically(tmp_path):
     target = tmp_path / "instance.json"
-    native_module._atomic_write_json(target, {"b": 1, "a": [1]})
+    instances.atomic_write_json(target, {"b": 1, "a": [1]})
     assert json.loads(target.read_text()) == {"a": [1], "b": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["instance.json"]

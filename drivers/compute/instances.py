@@ -1,0 +1,59 @@
+"""A native function instance on disk: its directory under <state_dir>/native/, its
+metadata (instance.json, replaced atomically) and the states it records.
+
+The metadata is written before anything else of an instance is made, so that a crash
+leaves a trace list_instances finds (state "creating": destroy it).
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+from ..errors import ResourceNotFound
+
+INSTANCE_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}\Z")
+METADATA = "instance.json"
+
+# States in the metadata; status() reports "failed" for an instance that is incomplete.
+CREATING, CREATED, RUNNING, STOPPED, PAUSED, FAILED = (
+    "creating", "created", "running", "stopped", "paused", "failed")
+SPARE = "spare"        # a prepared slot: namespace and ports, no package yet
+
+
+def atomic_write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+class InstanceStore:
+    """The instances' directories under root, one per instance name."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def dir(self, instance: str) -> Path:
+        if not isinstance(instance, str) or not INSTANCE_RE.match(instance):
+            raise ValueError("invalid instance name %r (1..64 letters, digits, '_', '.', '-', "
+                             "not starting with '.' or '-')" % (instance,))
+        return self.root / instance
+
+    def load(self, instance: str) -> dict:
+        try:
+            with open(self.dir(instance) / METADATA) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise ResourceNotFound("no native function instance", resource=instance) from None
+
+    @staticmethod
+    def save(meta: dict) -> None:
+        atomic_write_json(Path(meta["dir"]) / METADATA, meta)
+
+    def names(self) -> list:
+        """The instances with metadata, sorted."""
+        if not self.root.is_dir():
+            return []
+        return [entry.name for entry in sorted(self.root.iterdir())
+                if INSTANCE_RE.match(entry.name) and (entry / METADATA).is_file()]

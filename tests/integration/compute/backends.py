@@ -1,0 +1,106 @@
+"""The execution environments the compute conformance suite (test_conformance.py) runs
+through: one Backend per driver, on the real daemons.
+
+A new driver gets a Backend here (a subclass that says how to make its driver, a function
+of its environment that runs a process, one whose create fails half-way, and how to break
+an instance under the driver) and is added to BACKENDS; the suite then runs every test
+against it, and skips them with the Backend's reason where the environment is absent.
+"""
+
+import os
+import signal
+
+from drivers import netlink, watch
+from drivers.compute.native import NativeDriver
+
+from .helpers import DAEMON, make_package, spec
+
+
+class Backend:
+    """What the suite needs of one environment. Every method gets the driver under test."""
+
+    name = ""
+
+    def unavailable(self) -> str | None:
+        """Why the environment cannot run here (the tests are skipped), or None."""
+        return None
+
+    def driver(self, lab, directory):
+        """A fresh driver whose node is the lab's namespace lab.netns("n")."""
+        raise NotImplementedError
+
+    def reopen(self, driver):
+        """A new driver on the same node and state: the agent after a restart."""
+        raise NotImplementedError
+
+    def spec(self, directory, instance: str, ports, labels=None):
+        """A FunctionSpec of this environment whose start leaves a process running;
+        ports as (port_id, vswitch_ifname); it takes 1 to 4 ports."""
+        raise NotImplementedError
+
+    def failing_spec(self, directory, instance: str, ports):
+        """A FunctionSpec whose create fails after it has made something (its namespace,
+        container or domain, its ports)."""
+        raise NotImplementedError
+
+    def lose_part(self, driver, instance: str) -> None:
+        """Delete a part of a running instance under the driver (the driver must report
+        LOST): a namespace, a container, a domain."""
+        raise NotImplementedError
+
+    def kill_process(self, driver, instance: str) -> None:
+        """Kill the process a running instance runs (the driver must report EXITED)."""
+        raise NotImplementedError
+
+    def leftovers(self, driver, instance: str) -> list:
+        """What of an instance is still on the node besides its ports (which the suite
+        checks itself), one line each."""
+        raise NotImplementedError
+
+
+class NativeBackend(Backend):
+    name = "native"
+
+    def driver(self, lab, directory):
+        return NativeDriver(str(directory / ("native-%s" % lab.tag)), netns=lab.netns("n"))
+
+    def reopen(self, driver):
+        return NativeDriver(str(driver.state_dir), netns=driver.netns)
+
+    def spec(self, directory, instance, ports, labels=None):
+        image = _package(directory, "daemon", DAEMON, min_ports=1, max_ports=4)
+        return spec(instance, image, ports, labels=labels)
+
+    def failing_spec(self, directory, instance, ports):
+        image = _package(directory, "broken", {"create": "echo no >&2\nexit 3\n"},
+                         min_ports=1, max_ports=4)
+        return spec(instance, image, ports)
+
+    def lose_part(self, driver, instance):
+        netlink.netns_delete(instance)
+
+    def kill_process(self, driver, instance):
+        for pid in netlink.netns_pids(instance):
+            identity = watch.process_identity(pid)
+            if identity is not None and identity[2] != "sleep":
+                os.kill(pid, signal.SIGKILL)
+
+    def leftovers(self, driver, instance):
+        found = []
+        if netlink.netns_exists(instance):
+            found.append("namespace %s" % instance)
+        if (driver.root / instance).exists():
+            found.append("directory %s" % (driver.root / instance))
+        return found
+
+
+def _package(directory, name, scripts, **template) -> str:
+    """A test package, made once per directory."""
+    where = directory / ("pkg-%s" % name)
+    path = where / ("%s.tgz" % name)
+    if path.exists():
+        return str(path)
+    return make_package(where, name, scripts, **template)
+
+
+BACKENDS = [NativeBackend()]
