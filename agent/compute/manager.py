@@ -152,12 +152,7 @@ class ComputeManager:
         template = params["template"]
         if set(template) == {"id"}:
             template = self.repository.get(template["id"]) or template
-        by_id = {p.id: p for p in function.ports}
-        ports = tuple(FunctionPort(port_id=pid, vswitch_ifname=ifname,
-                                   mac_address=by_id[pid].mac if pid in by_id else None,
-                                   ipv4_address=by_id[pid].ipv4 if pid in by_id else None,
-                                   ipv4_prefix_length=by_id[pid].prefix_length if pid in by_id else None)
-                      for pid, ifname in params["ports"])
+        ports = _function_ports(function, params["ports"])
         return FunctionSpec(instance=step.resource, template=template, image=params["image"],
                             ports=ports, parameters=tuple(function.parameters),
                             cpu_cores=tuple(params.get("cores", ())), labels=params["labels"])
@@ -173,12 +168,13 @@ class ComputeManager:
         undo = Step("unclaim-function" if step.params.get("spare") else "destroy-function",
                     step.graph, step.resource, step.params)
         planned = step.params.get("attachments")
-        if planned is not None and tuple(attachments) != tuple(planned):
+        made = tuple((a.port_id, a.name, a.kind, a.options) for a in attachments)
+        if planned is not None and made != tuple(planned):
             # The plan attaches the ports as port_attachments said: a driver that makes
             # them otherwise would have them attached wrong.
             self._undo_quietly(undo)
             raise DriverError("the %s driver made the ports %s, not the %s it announced"
-                              % (driver.driver_name, _kinds(attachments), _kinds(planned)),
+                              % (driver.driver_name, _kinds(made), _kinds(planned)),
                               resource=step.resource)
         return [undo]
 
@@ -218,9 +214,18 @@ class ComputeManager:
         except DriverError:
             return False
 
-    def port_attachments(self, environment: str, template: dict, ports: tuple) -> tuple:
-        """How the environment's driver will attach ports (FunctionPort) to the vSwitch."""
-        return tuple(self.driver(environment).port_attachments(template, tuple(ports)))
+    def attachments(self, environment: str, template, function, ports) -> tuple:
+        """How the environment's driver will attach the ports ((port id, vSwitch port) of
+        the function) to the vSwitch: (port id, kind, options) of each port it does not
+        attach as a "system" port (the planner plans with it; create checks it).
+        template: the template, or its id."""
+        if isinstance(template, str):
+            template = self.repository.get(template) or {"id": template}
+        elif set(template) == {"id"}:
+            template = self.repository.get(template["id"]) or template
+        made = self.driver(environment).port_attachments(
+            template, _function_ports(function, ports))
+        return tuple((a.port_id, a.kind, a.options) for a in made if a.kind != "system")
 
     def destroy_function(self, step: Step) -> list:
         driver = self.driver(step.params["environment"])
@@ -274,4 +279,16 @@ class ComputeManager:
 
 
 def _kinds(attachments) -> str:
-    return ", ".join("%s (%s)" % (a.name, a.kind) for a in attachments) or "none"
+    """(port id, name, kind, options) tuples, for people."""
+    return ", ".join("%s (%s)" % (name, kind) for _, name, kind, _ in attachments) or "none"
+
+
+def _function_ports(function, ports) -> tuple:
+    """FunctionPort of each (port id, vSwitch port) of a function (agent/model Function)."""
+    by_id = {p.id: p for p in function.ports}
+    return tuple(FunctionPort(port_id=pid, vswitch_ifname=ifname,
+                              mac_address=by_id[pid].mac if pid in by_id else None,
+                              ipv4_address=by_id[pid].ipv4 if pid in by_id else None,
+                              ipv4_prefix_length=by_id[pid].prefix_length
+                              if pid in by_id else None)
+                 for pid, ifname in ports)

@@ -8,9 +8,12 @@ the repository without checking the node's prerequisites (that needs the drivers
 import tempfile
 from pathlib import Path
 
+from drivers import registry
+
 from ..compute.manager import ComputeManager
 from ..compute.repository import Repository
 from ..compute.scheduler import Scheduler
+from ..compute.service import ComputeService
 from ..config import AgentConfig
 from ..model import create_context
 from ..model.data import parse_config
@@ -26,6 +29,11 @@ class _OfflineCompute(ComputeManager):
     def availability(self, template: dict) -> list:
         return []
 
+    def driver(self, environment: str):
+        """The driver, unchecked: only asked how it would attach ports."""
+        return registry.create("compute", environment,
+                               **self.driver_options.get(environment, {}))
+
 
 def offline_plan(config: AgentConfig, text: str | bytes) -> Plan:
     """The plan that committing the configuration in text would run now."""
@@ -38,8 +46,9 @@ def offline_plan(config: AgentConfig, text: str | bytes) -> Plan:
         repository = Repository(Path(packages))
         repository.load_builtin()
         repository.set_configured(templates_from_tree(tree))
-        compute = _OfflineCompute(config.get("compute", "execution-environments"), {},
-                                  repository, Scheduler())
+        compute = _OfflineCompute(config.get("compute", "execution-environments"),
+                                  ComputeService(config).driver_options(), repository,
+                                  Scheduler())
         addresses = config.get("lsi0", "addresses")
         planner = Planner(Naming(config.prefix), compute, config.get("lsi0", "name"),
                           config.get("lsi0", "interfaces"),

@@ -317,19 +317,20 @@ class Planner:
         fid = function.id
         resolution = inputs.resolutions.get((gid, fid)) or self.compute.resolve(gid, function)
         spare = inputs.claims.get(fid)
+        ports = tuple(zip(function.port_ids(), spare.ports)) if spare else \
+            tuple((p.id, self.naming.function_port(gid, fid, p.id)) for p in function.ports)
         deployed_fn = DeployedFunction(
             id=fid, instance=spare.instance if spare else
             self.naming.function_instance(gid, fid),
             environment=resolution.environment, template=resolution.template_id,
-            image=resolution.image,
-            ports=tuple(zip(function.port_ids(), spare.ports)) if spare else
-            tuple((p.id, self.naming.function_port(gid, fid, p.id))
-                  for p in function.ports),
-            cores=tuple(inputs.placements.get((gid, fid), ())))
+            image=resolution.image, ports=ports,
+            cores=tuple(inputs.placements.get((gid, fid), ())),
+            attachments=self._attachments(resolution.environment, resolution.template,
+                                          function, ports))
         draft.summary["functions-created"] += 1
         draft.b_functions.append(self._create_function_step(gid, function, deployed_fn,
                                                             resolution, spare))
-        specs = [self._port_spec(gid, fid, pid, ifname) for pid, ifname in deployed_fn.ports]
+        specs = self.function_port_specs(gid, deployed_fn)
         if spare:
             draft.claimed.add(spare.instance)
             to_tag += specs
@@ -454,10 +455,31 @@ class Planner:
     def _lsi_ids(self, gid: str) -> dict:
         return {"composer-owner": self.naming.prefix, "composer-graph": gid}
 
-    def _port_spec(self, gid, fid, pid, ifname) -> dict:
-        return {"name": ifname, "kind": "system",
+    def _port_spec(self, gid, fid, pid, ifname, kind: str = "system",
+                   options: dict | None = None) -> dict:
+        spec = {"name": ifname, "kind": kind,
                 "external_ids": {"composer-owner": self.naming.prefix, "composer-graph": gid,
                                  "composer-function": fid, "composer-port": pid}}
+        if options:
+            spec["options"] = dict(options)
+        return spec
+
+    def function_port_specs(self, gid, deployed_fn, pids=None) -> list:
+        """The vSwitch ports of a function (those of pids, else all), attached as its
+        driver said (DeployedFunction.attachments)."""
+        specs = []
+        for pid, ifname in deployed_fn.ports:
+            if pids is None or pid in pids:
+                kind, options = deployed_fn.attachment(pid)
+                specs.append(self._port_spec(gid, deployed_fn.id, pid, ifname, kind, options))
+        return specs
+
+    def _attachments(self, environment, template, function, ports) -> tuple:
+        """What DeployedFunction.attachments holds for a function's ports."""
+        attachments = getattr(self.compute, "attachments", None)
+        if attachments is None:
+            return ()
+        return attachments(environment, template, function, ports)
 
     def _tag_step(self, gid, lsi, port_specs, links) -> Step:
         """Prepared ports and links become the graph's: their tags change."""
@@ -479,7 +501,7 @@ class Planner:
         params = {
             "environment": deployed_fn.environment, "template": resolution.template,
             "image": resolution.image, "function": function, "ports": deployed_fn.ports,
-            "cores": deployed_fn.cores,
+            "cores": deployed_fn.cores, "attachments": deployed_fn.planned_attachments(),
             "labels": {"composer-owner": self.naming.prefix, "composer-graph": gid,
                        "composer-function": function.id}}
         if spare is not None:
@@ -530,7 +552,7 @@ class Planner:
             deployed_fn = old.functions[fid]
             stops.append(Step("stop-function", old.id, deployed_fn.instance,
                               {"environment": deployed_fn.environment}))
-            detach += [self._port_spec(old.id, fid, pid, ifname) for pid, ifname in deployed_fn.ports]
+            detach += self.function_port_specs(old.id, deployed_fn)
             destroys.append(Step("destroy-function", old.id, deployed_fn.instance, {
                 "environment": deployed_fn.environment, "template": {"id": deployed_fn.template},
                 "image": deployed_fn.image, "function": graph.functions[fid],
@@ -551,10 +573,13 @@ class Planner:
         named = deployed_fn.port_map()
         ports = tuple((p.id, named.get(p.id) or self.naming.function_port(gid, fid, p.id))
                       for p in function.ports)
-        updated = replace(deployed_fn, ports=ports)
-        attach = [self._port_spec(gid, fid, p.id, self.naming.function_port(gid, fid, p.id))
-                  for p in added]
-        detach = [self._port_spec(gid, fid, pid, deployed_fn.port_map()[pid]) for pid in removed]
+        new_ports = tuple((p.id, self.naming.function_port(gid, fid, p.id)) for p in added)
+        kept = tuple(a for a in deployed_fn.attachments if a[0] not in removed)
+        updated = replace(deployed_fn, ports=ports, attachments=kept + (self._attachments(
+            deployed_fn.environment, deployed_fn.template, function, new_ports)
+            if new_ports else ()))
+        attach = self.function_port_specs(gid, updated, {p.id for p in added})
+        detach = self.function_port_specs(gid, deployed_fn, set(removed))
         if added or removed:
             steps.append(Step("update-function", gid, deployed_fn.instance, {
                 "environment": deployed_fn.environment, "add": tuple(added),

@@ -115,7 +115,7 @@ def repair_plan(engine, dg, faults) -> tuple:
             resolution = SimpleNamespace(template={"id": fn.template}, image=fn.image)
             steps.append(planner._create_function_step(gid, dg.graph.functions[fid], fn,
                                                        resolution))
-            attach += [planner._port_spec(gid, fid, pid, ifname) for pid, ifname in fn.ports]
+            attach += planner.function_port_specs(gid, fn)
             starts.append(Step("start-function", gid, fn.instance,
                                {"environment": fn.environment}))
         steps.append(Step("attach-ports", gid, lsi, {"lsi": lsi, "ports": attach}))
@@ -128,9 +128,9 @@ def repair_plan(engine, dg, faults) -> tuple:
     if ports:
         specs = []
         for fault in ports:
-            pid = next(p for p, name in dg.functions[fault.function].ports
-                       if name == fault.resource)
-            specs.append(planner._port_spec(gid, fault.function, pid, fault.resource))
+            fn = dg.functions[fault.function]
+            pid = next(p for p, name in fn.ports if name == fault.resource)
+            specs += planner.function_port_specs(gid, fn, {pid})
         steps += [Step("detach-ports", gid, lsi, {"lsi": lsi, "ports": specs}),
                   Step("attach-ports", gid, lsi, {"lsi": lsi, "ports": specs})]
     links = [l for l in dg.links if l.name in {f.resource for f in faults if f.kind == LINK}]

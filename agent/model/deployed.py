@@ -21,9 +21,27 @@ class DeployedFunction:
     cores: tuple = ()
     status: str = "running"
     error: str = ""
+    # How ports are attached to the vSwitch where not as "system" ports (a veth end): (port
+    # id, kind, options as sorted (key, value) pairs), see drivers/compute/base.py.
+    attachments: tuple = ()
 
     def port_map(self) -> dict:
         return dict(self.ports)
+
+    def attachment(self, port_id: str) -> tuple:
+        """(kind, options dict) of a port."""
+        for pid, kind, options in self.attachments:
+            if pid == port_id:
+                return kind, dict(options)
+        return "system", {}
+
+    def planned_attachments(self) -> tuple:
+        """(port id, vSwitch port, kind, options) of every port, in order."""
+        out = []
+        for pid, name in self.ports:
+            kind, options = self.attachment(pid)
+            out.append((pid, name, kind, tuple(sorted(options.items()))))
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -84,7 +102,10 @@ def to_json(graphs: dict, node: dict) -> dict:
             "functions": {fid: {"instance": f.instance, "environment": f.environment,
                                 "template": f.template, "image": f.image,
                                 "ports": [list(p) for p in f.ports], "cores": list(f.cores),
-                                "status": f.status, "error": f.error}
+                                "status": f.status, "error": f.error,
+                                **({"attachments": [[pid, kind, dict(options)]
+                                                    for pid, kind, options in f.attachments]}
+                                   if f.attachments else {})}
                           for fid, f in dg.functions.items()},
             "links": [{"index": l.index, "name": l.name,
                        "graph_target": _endpoint_out(l.graph_target),
@@ -107,7 +128,11 @@ def from_json(data: dict):
                                              ports=tuple(tuple(p) for p in f["ports"]),
                                              cores=tuple(f.get("cores", ())),
                                              status=f.get("status", "running"),
-                                             error=f.get("error", ""))
+                                             error=f.get("error", ""),
+                                             attachments=tuple(
+                                                 (pid, kind, tuple(sorted(options.items())))
+                                                 for pid, kind, options
+                                                 in f.get("attachments", ())))
                        for fid, f in g.get("functions", {}).items()},
             links=tuple(Link(l["index"], l["name"], _endpoint_in(l["graph_target"]),
                              _endpoint_in(l["lsi0_target"])) for l in g.get("links", ())))
