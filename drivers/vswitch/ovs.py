@@ -21,8 +21,8 @@ import shutil
 import threading
 from dataclasses import dataclass
 
-from ..errors import (CommandError, DriverError, InvalidArgument, PrerequisiteError,
-                      ResourceExists, ResourceNotFound)
+from ..errors import (CommandError, DriverError, InvalidArgument, NotSupported,
+                      PrerequisiteError, ResourceExists, ResourceNotFound)
 from ..registry import register
 from .. import watch
 from . import openflow, validate
@@ -34,11 +34,21 @@ from .ovsdb import OvsdbConnection
 
 LOG = logging.getLogger(__name__)
 
-# Port kinds this driver creates, and the OVS Interface type of each.
+# Port kinds this driver creates, and the OVS Interface type of each (the kinds of a
+# function port are drivers/compute/base.py's attachment kinds).
 PORT_KINDS = {"system": "", "internal": "internal", "tap": "tap", "patch": "patch",
-              "gre": "gre"}
+              "gre": "gre", "dpdkvhostuser": "dpdkvhostuser",
+              "dpdkvhostuserclient": "dpdkvhostuserclient", "memif": "dpdk"}
 _KIND_OF_TYPE = {"": "system", "system": "system", "internal": "internal", "tap": "tap",
-                 "patch": "patch", "gre": "gre"}
+                 "patch": "patch", "gre": "gre", "dpdkvhostuser": "dpdkvhostuser",
+                 "dpdkvhostuserclient": "dpdkvhostuserclient", "dpdk": "memif"}
+# Kinds only OVS-DPDK has: ovs-vswitchd with DPDK initialised, on a netdev-datapath LSI.
+DPDK_KINDS = ("dpdkvhostuser", "dpdkvhostuserclient", "memif")
+DPDK_ADVICE = ("install openvswitch-switch-dpdk and set other_config:dpdk-init=true on "
+               "the Open_vSwitch row (ovs.datapath-type netdev)")
+SOCKET_PATH_MAX = 107           # sun_path, less its terminating NUL
+# DESIGN.md (measured here): OVS-DPDK memif ports need two rx queues.
+MEMIF_RX_QUEUES = 2
 SAP_TYPES = ("interface", "vlan", "gre", "host-stack")
 PROTOCOLS = ["OpenFlow13", "OpenFlow14"]
 MAX_OFPORT = 0xFEFF                     # OFPP_MAX - 1
@@ -89,10 +99,47 @@ def _params(params: dict) -> dict:
     return {str(k).replace("-", "_"): v for k, v in (params or {}).items()}
 
 
+def _socket_path(value, what: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or \
+            len(value.encode()) > SOCKET_PATH_MAX or any(c in value for c in ",=\0\n"):
+        raise InvalidArgument("bad %s %r (an absolute path of at most %d bytes, without ',' "
+                              "or '=')" % (what, value, SOCKET_PATH_MAX))
+    return value
+
+
+def _dpdk_options(name: str, kind: str, options: dict) -> dict:
+    """The Interface options of a vhost-user or memif port (options: what is left of the
+    caller's is refused by _port_spec)."""
+    out = {}
+    if "n_rxq" in options:
+        out["n_rxq"] = str(validate.integer(options.pop("n_rxq"), 1, 1024, "n_rxq"))
+    if kind == "dpdkvhostuserclient":
+        if "vhost-server-path" not in options:
+            raise InvalidArgument("a dpdkvhostuserclient port needs options vhost-server-path",
+                                  resource=name)
+        out["vhost-server-path"] = _socket_path(options.pop("vhost-server-path"),
+                                                "vhost-server-path")
+    if kind == "memif":
+        if "socket" not in options:
+            raise InvalidArgument("a memif port needs options socket", resource=name)
+        socket = _socket_path(options.pop("socket"), "memif socket")
+        memif_id = validate.integer(options.pop("id", 0), 0, 0xFFFFFFFF, "memif id")
+        role = options.pop("role", "server")
+        if role not in ("server", "client"):
+            raise InvalidArgument("bad memif role %r (server or client: the vSwitch's)"
+                                  % (role,), resource=name)
+        # A DPDK virtual device of the memif driver (its name starts with the driver's),
+        # one per port; a socket in the file system, not DPDK's default abstract one.
+        out["dpdk-devargs"] = "net_memif_%s,role=%s,id=%d,socket=%s,socket-abstract=no" % (
+            name, role, memif_id, socket)
+        out.setdefault("n_rxq", str(MEMIF_RX_QUEUES))
+    return out
+
+
 def _port_spec(name, kind="system", options=None, external_ids=None, ofport=None) -> _PortSpec:
     name = validate.name(name, "port name")
     if kind not in PORT_KINDS:
-        hint = " (vhost-user and dpdk ports need OVS-DPDK, which this driver does not drive)" \
+        hint = " (vhost-user ports are dpdkvhostuser or dpdkvhostuserclient)" \
             if kind in ("vhost-user", "dpdk") else ""
         raise InvalidArgument("port kind %r is not supported by the ovs driver%s; supported: %s"
                               % (kind, hint, ", ".join(PORT_KINDS)), resource=name)
@@ -117,6 +164,8 @@ def _port_spec(name, kind="system", options=None, external_ids=None, ofport=None
         if options.get("ttl") is not None:
             spec.options["ttl"] = str(validate.integer(options.pop("ttl"), 1, 255, "ttl"))
         options.pop("ttl", None)
+    if kind in DPDK_KINDS:
+        spec.options.update(_dpdk_options(name, kind, options))
     if options:
         raise InvalidArgument("options %s are not supported for %s ports"
                               % (", ".join(sorted(options)), kind), resource=name)
@@ -128,7 +177,11 @@ class OVSDriver(VSwitchDriver):
     """Open vSwitch through OVSDB (IDL) and OpenFlow (ovs-ofctl bundles).
 
     Port kinds: system (an existing netdev in the node namespace: NIC, veth end, tap made
-    by someone else), internal, tap (a tap device OVS creates), patch, gre.
+    by someone else), internal, tap (a tap device OVS opens, made if absent), patch, gre;
+    with OVS-DPDK (netdev datapath, dpdk-init) also dpdkvhostuser (OVS serves the socket in
+    its vhost directory), dpdkvhostuserclient (options vhost-server-path: the function
+    serves it) and memif (options socket, id, role: a DPDK memif device, OVS type dpdk).
+    A kind the LSI's datapath does not offer is refused before anything changes.
     """
 
     def __init__(self, db_socket: str, run_dir: str | None = None, netns: str | None = None,
@@ -392,6 +445,8 @@ class OVSDriver(VSwitchDriver):
         if len(set(names)) != len(names):
             raise InvalidArgument("port names repeat in one batch", resource=placed[0][0])
         self._check_netdevs([spec for _, spec in placed])
+        if any(spec.kind not in ("system", "patch", "internal") for _, spec in placed):
+            self.db.read(lambda t: self._check_kinds(t, placed))
 
         def build(txn, t):
             bridges = {lsi: self._bridge(t, lsi) for lsi, _ in placed}
@@ -411,6 +466,26 @@ class OVSDriver(VSwitchDriver):
                 LOG.error("could not remove ports after a failed %s: %s", what, err)
             raise CommandError("ovs-vswitchd could not add %s" % ", ".join(names),
                                resource=placed[0][0], detail="; ".join(problems))
+
+    @classmethod
+    def _check_kinds(cls, tables, placed: list) -> None:
+        """NotSupported, naming the datapath, for a port kind the LSI's datapath or this
+        ovs-vswitchd does not offer (a vhost-user or memif port without OVS-DPDK)."""
+        offered = set(tables.root.iface_types)
+        for lsi, spec in placed:
+            datapath = cls._bridge(tables, lsi).datapath_type or "system"
+            type_ = PORT_KINDS[spec.kind]
+            if spec.kind in DPDK_KINDS and datapath != "netdev":
+                raise NotSupported(
+                    "port %s: %s ports need OVS-DPDK, on the netdev datapath; LSI %s has the "
+                    "%s datapath" % (spec.name, spec.kind, lsi, datapath), resource=spec.name)
+            if type_ and type_ not in offered:
+                advice = "; %s" % DPDK_ADVICE if spec.kind in DPDK_KINDS else ""
+                raise NotSupported(
+                    "port %s: ovs-vswitchd offers no %s interfaces on the %s datapath of LSI "
+                    "%s (it offers: %s)%s" % (spec.name, type_, datapath, lsi,
+                                              ", ".join(sorted(offered)) or "none", advice),
+                    resource=spec.name)
 
     def _read_ports(self, lsi: str, names: list) -> list[PortInfo]:
         def read(t):

@@ -32,7 +32,17 @@ def test_check_names_the_missing_database(driver, tmp_path):
 
 
 @pytest.mark.parametrize("port, message", [
-    (dict(name="eth0", kind="vhost-user"), "vhost-user and dpdk ports need OVS-DPDK"),
+    (dict(name="eth0", kind="vhost-user"), "vhost-user ports are dpdkvhostuser or"),
+    (dict(name="p", kind="dpdkvhostuserclient"), "needs options vhost-server-path"),
+    (dict(name="p", kind="dpdkvhostuserclient", options={"vhost-server-path": "x.sock"}),
+     "bad vhost-server-path .x.sock."),
+    (dict(name="p", kind="memif"), "a memif port needs options socket"),
+    (dict(name="p", kind="memif", options={"socket": "/s,role=client"}), "bad memif socket"),
+    (dict(name="p", kind="memif", options={"socket": "/s", "role": "master"}),
+     "bad memif role .master."),
+    (dict(name="p", kind="memif", options={"socket": "/s", "rsize": 4}),
+     "options rsize are not supported for memif ports"),
+    (dict(name="p", kind="dpdkvhostuser", options={"n_rxq": 0}), "bad n_rxq 0"),
     (dict(name="eth0", kind="vxlan"), "port kind 'vxlan' is not supported"),
     (dict(name="this-is-16-chars"), "bad port name 'this-is-16-chars'"),
     (dict(name="-eth0"), "bad port name"),
