@@ -4,9 +4,10 @@ that create, start, stop, update and destroy functions through them.
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from drivers import registry
-from drivers.compute.base import PREPARED_SLOTS, FunctionPort, FunctionSpec
+from drivers.compute.base import PREPARED_SLOTS, ComputeDriver, FunctionPort, FunctionSpec
 from drivers.errors import DriverError, NotSupported, ResourceNotFound
 
 from .repository import Repository
@@ -45,6 +46,8 @@ class ComputeManager:
         self._driver_errors: dict = {}
         self._lock = threading.Lock()
         self.status: dict = {}                    # instance -> status
+        self.fetch_parallelism = 4
+        self._fetching: dict = {}                 # (environment, image) -> _Fetch under way
 
     # --- drivers ---
 
@@ -111,6 +114,69 @@ class ComputeManager:
             except Exception:  # noqa: BLE001
                 LOG.exception("closing compute driver failed")
 
+    # --- fetching (ComputeDriver.fetch: the slow part of a create, outside transactions) ---
+
+    def fetching(self) -> bool:
+        """Whether an enabled driver has a fetch phase (prefetching is worth it)."""
+        return any(type(self.driver(env)).fetch is not ComputeDriver.fetch
+                   for env in self.usable_environments())
+
+    def prefetch(self, wanted) -> None:
+        """Fetch, in parallel, for each (graph id, function, Resolution) of wanted whose
+        driver has a fetch phase; failures are logged (the create reports them)."""
+        specs = []
+        for gid, function, resolution in wanted:
+            try:
+                driver = self.driver(resolution.environment)
+            except DriverError:
+                continue
+            if type(driver).fetch is ComputeDriver.fetch:
+                continue
+            specs.append((driver, FunctionSpec(
+                instance="", template=resolution.template, image=resolution.image,
+                parameters=tuple(function.parameters),
+                labels={"composer-graph": gid, "composer-function": function.id})))
+        if not specs:
+            return
+
+        def one(item):
+            driver, spec = item
+            try:
+                self._fetch(driver, spec)
+            except Exception as exc:  # noqa: BLE001 - a hint: the create fetches again
+                LOG.warning("fetching %s for %s failed: %s", spec.image,
+                            spec.labels.get("composer-function"), exc)
+        with ThreadPoolExecutor(max_workers=min(self.fetch_parallelism, len(specs)),
+                                thread_name_prefix="fetch") as pool:
+            list(pool.map(one, specs))
+
+    def _fetch(self, driver, spec: FunctionSpec) -> None:
+        """driver.fetch(spec), once at a time per image: a fetch of the same image under
+        way (a prefetch, another create) is waited for instead of started again."""
+        key = (driver.execution_environment, spec.image)
+        with self._lock:
+            running = self._fetching.get(key)
+            if running is None:
+                running = self._fetching[key] = _Fetch()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            running.done.wait()
+            if running.error is None:
+                return
+            # it failed there: try here (this caller reports its own error)
+            return self._fetch(driver, spec)
+        try:
+            driver.fetch(spec)
+        except BaseException as exc:
+            running.error = exc
+            raise
+        finally:
+            with self._lock:
+                self._fetching.pop(key, None)
+            running.done.set()
+
     # --- planning ---
 
     def resolve(self, graph_id: str, function) -> Resolution:
@@ -160,6 +226,7 @@ class ComputeManager:
     def create_function(self, step: Step) -> list:
         driver = self.driver(step.params["environment"])
         spec = self._spec(step)
+        self._fetch(driver, spec)
         if step.params.get("spare"):
             attachments = self._slots(driver).create_prepared(spec)
         else:
@@ -292,3 +359,11 @@ def _function_ports(function, ports) -> tuple:
                               ipv4_prefix_length=by_id[pid].prefix_length
                               if pid in by_id else None)
                  for pid, ifname in ports)
+
+
+class _Fetch:
+    """A driver.fetch under way: done once it has returned or failed (error)."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.error = None

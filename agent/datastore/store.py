@@ -371,7 +371,9 @@ class Datastores:
                                     "candidate, not %s" % target, error_type="protocol"))
         try:
             self.locks.check(target, session_id)
-        except LockError:
+            if target == "running" and test_option != "test-only":
+                await self._prefetch(edit.tree)
+        except BaseException:
             edit.free()
             raise
         return await self._run(self._edit(target, edit, default_operation, error_option,
@@ -455,7 +457,10 @@ class Datastores:
                                     "datastore", error_type="protocol"))
         try:
             self.locks.check(target, session_id)
-        except LockError:
+            if target == "running":
+                await self._prefetch(source if isinstance(source, DataTree)
+                                     else self.tree(source))
+        except BaseException:
             if isinstance(source, DataTree):
                 source.free()
             raise
@@ -543,6 +548,8 @@ class Datastores:
         persist_id when persist was given)."""
         self.locks.check("running", session_id)
         self.locks.check("candidate", session_id)
+        if self._dirty:
+            await self._prefetch(self.candidate)
         await self._run(self._commit(session_id, confirmed, timeout, persist, persist_id))
 
     def _check_confirm(self, session_id, persist_id):
@@ -680,6 +687,23 @@ class Datastores:
         self._replace_running(target)
 
     # -- internals ------------------------------------------------------------------
+    async def _prefetch(self, tree: DataTree) -> None:
+        """Before a change of running waits for its turn: the engine fetches what it will
+        need (engine.prefetch: images), holding no lock, so that a slow fetch for this
+        change does not hold up the others. A failure is logged: the change does it again
+        under its lock, and reports it."""
+        try:
+            fetch = self.engine.prefetch(tree.root()) if tree is not None else None
+        except Exception:  # noqa: BLE001 - a hint only
+            LOG.exception("the engine could not read what to fetch")
+            return
+        if fetch is None:
+            return
+        try:
+            await asyncio.to_thread(fetch)
+        except Exception:  # noqa: BLE001 - a hint only
+            LOG.exception("fetching ahead of a change failed")
+
     def _replace_running(self, new: DataTree) -> None:
         """new (applied by the engine already) becomes running; a clean candidate follows
         it, a dirty one keeps its edits but loses its journal."""

@@ -31,7 +31,7 @@ from drivers.errors import DriverError
 
 from ..files import remove_stale
 from ..model.deployed import with_status
-from ..model.graph import SourceReader, templates_from_tree
+from ..model.graph import SourceReader, graph_from_dict, templates_from_tree
 from ..model.plan import Plan
 from .executor import Executor, StepFailed, Stopped
 from .health import Health
@@ -191,6 +191,49 @@ class ComposerEngine(TransactionEngine):
             self._failed(transaction, failure)
         transaction.rest = rest
         self._open = transaction
+
+    def prefetch(self, new):
+        """The images of the functions new would create, fetched without the engine's lock
+        (ComputeDriver.fetch: an image pulled, imported or converted takes seconds to
+        minutes, and commits of other graphs go on meanwhile). Nothing to do unless an
+        enabled driver has a fetch phase. new may be an edit (partial graphs): what cannot
+        be read or resolved is left to the transaction."""
+        if new is None or not self.compute.fetching():
+            return None
+        texts, templates = _SOURCES.texts(new), templates_from_tree(new)
+
+        def fetch():
+            with self._lock:          # briefly: what is deployed, the repository's templates
+                wanted = self._to_fetch(SourceReader().entries(texts), templates)
+            self.compute.prefetch(wanted)
+        return fetch
+
+    def _to_fetch(self, sources: dict, templates: list) -> list:
+        """(graph id, function, resolution) of each function in sources that is not
+        deployed as it is, resolved with the templates configured and those given."""
+        repository = self.compute.repository
+        configured = repository.configured_templates()
+        merged = {t["id"]: t for t in configured}
+        merged.update((t["id"], t) for t in templates)
+        repository.set_configured(list(merged.values()))
+        wanted = []
+        try:
+            for gid, entry in sources.items():
+                try:
+                    graph = graph_from_dict(entry)
+                except (KeyError, TypeError, ValueError):
+                    continue                # a partial graph of an edit
+                old = self.deployed.get(gid)
+                for fid, function in sorted(graph.functions.items()):
+                    if old is not None and old.graph.functions.get(fid) == function:
+                        continue
+                    try:
+                        wanted.append((gid, function, self.compute.resolver.resolve(function)))
+                    except Exception:  # noqa: BLE001 - the transaction reports it
+                        continue
+        finally:
+            repository.set_configured(configured)
+        return wanted
 
     def release(self, new) -> None:
         reading = self._reading

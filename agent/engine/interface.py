@@ -9,6 +9,13 @@ copy-config to running, a confirmed-commit rollback, and at boot with old=None):
 
 and engine.converge() for a commit that changes nothing (the node drifted, maybe).
 
+Before a change of running takes the commit lock, the datastores call engine.prefetch(new)
+(new: the candidate of a commit, the edit of an edit-config, the source of a copy-config):
+when it returns a callable, they run it in a worker thread, without any lock, and take
+the lock after it: slow work that belongs to no transaction (an image downloaded or
+imported) is done then, while other changes go on. It is a hint: apply() does what it
+missed.
+
 A commit may instead call engine.read(old, new) before new has been YANG-validated: when
 it returns a callable, that callable does validate's checks from what read() took of the
 tree, in a worker thread while libyang validates new, and validate() is not called. The
@@ -57,6 +64,13 @@ class TransactionEngine:
         runs validate's checks on that alone (raising EngineRefused), never touching the
         trees, which libyang is changing meanwhile (new has no default nodes yet). None:
         validate(old, new) runs after libyang's validation instead."""
+        return None
+
+    def prefetch(self, new):
+        """Optional: take from new (read only, now) what its change will need fetched, and
+        return a callable that fetches it (in a worker thread, holding no lock); None when
+        there is nothing to fetch. Errors of the callable are the change's to report: it
+        logs them and returns."""
         return None
 
     def release(self, new) -> None:
