@@ -8,7 +8,8 @@ built with its options (ComputeService.driver_options), checks its prerequisites
 The caller (agent/compute/manager.py) names the instance and the node-side name of every
 port, so that everything on the node carries the agent's prefix, and labels the instance
 so that recovery finds it (list_instances). A new driver subclasses ComputeDriver and
-implements the lifecycle; tests/conformance/compute.py is the suite it must pass.
+implements the lifecycle; tests/integration/compute/test_conformance.py is the suite it
+must pass (add a Backend for it in tests/integration/compute/backends.py).
 
 Lifecycle of an instance (numbered where order matters):
   0. fetch(spec), optional and maybe never: the slow part that belongs to no instance (an
