@@ -39,6 +39,10 @@ def script(blocks, state_dir: Path) -> str:
         if language == "python":
             code = "%s - <<'PYTHON'\n%sPYTHON\n" % (ROOT / ".venv" / "bin" / "python", code)
         parts.append(code)
+        # A person typing the next block takes longer than the kernel's ARP probes of a
+        # failed ping (3 s): a lookup left in progress must not fail the next block's first
+        # packet when run at script speed
+        parts.append("ip -n demo-h1 neigh flush all; ip -n demo-h2 neigh flush all")
     text = "\n".join(parts)
     text = text.replace("/run/composer-demo", str(state_dir))
     return re.sub(r"\bdemo-(node|h1|h2)\b", DEMO_PREFIX + r"-\1", text)
