@@ -60,6 +60,16 @@ DEFAULTS = {
         # wait their turn in order. Changes of running have threads of their own.
         "concurrent-reads": 1,
     },
+    "notifications": {
+        # The replay log of the NETCONF stream (RFC 5277 startTime), kept under
+        # <state>/notifications: at most this many notifications, none older than
+        # replay-max-age seconds. replay-max-events = 0: no replay log (no :replay).
+        "replay-max-events": 10000,
+        "replay-max-age": 7 * 86400,
+        # Notifications queued per subscriber: one that falls further behind (its client
+        # does not read) is ended.
+        "subscriber-queue": 1000,
+    },
     "ovs": {
         "mode": "private",              # "private": own ovsdb-server + vswitchd; "existing"
         "db-socket": "unix:/var/run/openvswitch/db.sock",   # used when mode = "existing"
@@ -195,6 +205,13 @@ def _check(config: AgentConfig) -> None:
         raise ConfigError("repair.stable-seconds must not be negative")
     if not 1 <= data["datastore"]["concurrent-reads"] <= 64:
         raise ConfigError("datastore.concurrent-reads must be within 1..64")
+    notifications = data["notifications"]
+    if not 0 <= notifications["replay-max-events"] <= 10_000_000:
+        raise ConfigError("notifications.replay-max-events must be within 0..10000000")
+    if notifications["replay-max-age"] < 0:
+        raise ConfigError("notifications.replay-max-age must not be negative")
+    if not 1 <= notifications["subscriber-queue"] <= 1_000_000:
+        raise ConfigError("notifications.subscriber-queue must be within 1..1000000")
     port = data["netconf"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError("netconf.port must be within 0..65535")

@@ -30,15 +30,19 @@ class Agent:
         from .engine.service import EngineService
         from .netconf import NetconfService
         from .network.service import VSwitchService
+        from .publish.service import EventService
+        # The event path first: every other service publishes on its bus.
+        events = EventService(self.config)
         vswitch = VSwitchService(self.config)
         compute = ComputeService(self.config)
         # (tuning.settle freezes the heap after recovery and each commit, once tuned)
-        engine = EngineService(self.config, vswitch, compute, on_settled=tuning.settle)
+        engine = EngineService(self.config, vswitch, compute, on_settled=tuning.settle,
+                               bus=events.bus)
         # The datastores boot running through the engine, so they start after it, and take
         # the engine (made when its service starts) then.
         netconf = NetconfService(self.config, engine=engine.transaction_engine,
-                                 providers=engine.providers)
-        return [vswitch, compute, engine, netconf]
+                                 providers=engine.providers, events=events)
+        return [events, vswitch, compute, engine, netconf]
 
     async def start(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)

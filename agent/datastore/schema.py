@@ -78,13 +78,16 @@ class SchemaIndex:
         return [m for found in self._modules[1].values() for m in found]
 
     # -- schema nodes ---------------------------------------------------------------
-    def child(self, parent, namespace: str | None, name: str) -> list:
+    def child(self, parent, namespace: str | None, name: str,
+              notifications: bool = False) -> list:
         """The data schema nodes named name under parent (None: top level) in the module
-        of namespace; any module when namespace is None (subtree filter wildcard)."""
-        k = (_key(parent) if parent is not None else 0, namespace, name)
+        of namespace; any module when namespace is None (subtree filter wildcard).
+        notifications: top-level notifications count (filters of notifications)."""
+        k = (_key(parent) if parent is not None else 0, namespace, name, notifications)
         found = self._children.get(k)
         if found is None:
-            found = self._child(parent, namespace, name)
+            kinds = DATA_NODES | (lib.LYS_NOTIF if notifications else 0)
+            found = self._child(parent, namespace, name, kinds)
             if found:                   # names of the schema only: a bounded cache
                 self._children[k] = found
         return found
@@ -97,14 +100,14 @@ class SchemaIndex:
             found = self._steps[k] = "/%s:%s" % (module_name_of(snode), name_of(snode))
         return found
 
-    def _child(self, parent, namespace, name) -> list:
+    def _child(self, parent, namespace, name, kinds=DATA_NODES) -> list:
         if namespace is not None:
             module = self.module_by_namespace(namespace)
             if module is None:
                 return []
             found = lib.lys_find_child(parent if parent is not None else NULL, module,
                                        name.encode(), len(name.encode()), 0, 0)
-            return [found] if found != NULL and found.nodetype & DATA_NODES else []
+            return [found] if found != NULL and found.nodetype & kinds else []
         if parent is not None:
             return [c for c in self.data_children(parent) if name_of(c) == name]
         matches = []
@@ -112,7 +115,7 @@ class SchemaIndex:
             if not module.implemented:
                 continue
             found = lib.lys_find_child(NULL, module, name.encode(), len(name.encode()), 0, 0)
-            if found != NULL and found.nodetype & DATA_NODES:
+            if found != NULL and found.nodetype & kinds:
                 matches.append(found)
         return matches
 

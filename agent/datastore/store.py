@@ -17,6 +17,10 @@ Lifecycle:
    one was given persist.
 6. await stop(): cancels the confirmed-commit timer (the pending commit stays applied).
 
+Observers (observe(callback)) hear of every change of running and startup and of every
+confirmed-commit event, on the event loop, once the change is made (agent/datastore/
+changes.py: ConfigChanged with its edit list, ConfirmEvent).
+
 Every change of running goes through the same transaction: libyang validation of the
 new tree, then engine.validate(old, new) and engine.apply(old, new) in the commit lane's
 threads; EngineRefused leaves running as it was and becomes a CommitError
@@ -45,17 +49,19 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..engine.interface import AcceptAllEngine, EngineRefused, StateProvider
 from ..files import remove_stale
 from ..model.errors import ValidationError
 from . import persistence
+from .changes import ConfigChanged, ConfirmEvent, diff_later, subtree_diff, touched_paths
 from .edit import Edit, Plan, execute, plan
 from .errors import (CommitError, DatastoreError, EditError, LockError, Problem,
                      StateUnavailable, lock_denied, state_unavailable)
 from .locks import Locks
-from .tree import NULL, DataTree
+from .tree import NULL, DataTree, is_default
 
 LOG = logging.getLogger(__name__)
 
@@ -127,6 +133,43 @@ class Datastores:
                                              thread_name_prefix="state")
         self._read_slots = asyncio.Semaphore(max(1, concurrent_reads))
         self._changing: asyncio.Future | None = None    # the change under way; done at its end
+        self.observers: list = []
+
+    # -- observers ------------------------------------------------------------------
+    def observe(self, callback) -> None:
+        """callback(ConfigChanged | ConfirmEvent) after each change (see changes.py)."""
+        self.observers.append(callback)
+
+    def _tell(self, change) -> None:
+        for callback in list(self.observers):
+            try:
+                callback(change)
+            except Exception:  # noqa: BLE001 - an observer must not undo a change
+                LOG.exception("datastore observer %r failed", callback)
+
+    def _changed(self, datastore: str, session_id: int, cause: str, old, new,
+                 plans=None, take_old: bool = False) -> bool:
+        """Tell the observers that datastore went from old to new (DataTrees; old None:
+        empty). plans: the edit plans that made new from old, when known (the edit list
+        is then made at once, from the subtrees they touched); otherwise both trees are
+        diffed whole in a worker thread, on copies (take_old: old is the caller's to
+        give away, not copied). Returns whether old was taken."""
+        if not self.observers:
+            return False
+        when = datetime.now(timezone.utc)
+        paths = touched_paths(plans) if plans is not None and old is not None else None
+        took = False
+        if paths is not None:
+            edits = subtree_diff(old, new, paths)
+        else:
+            took = take_old and old is not None
+            edits = diff_later(old if took or old is None else old.dup(), new.dup())
+        self._tell(ConfigChanged(datastore, session_id, cause, when, edits))
+        return took
+
+    def _confirm_event(self, event: str, session_id: int, timeout=None) -> None:
+        if self.observers:
+            self._tell(ConfirmEvent(event, session_id, datetime.now(timezone.utc), timeout))
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -154,6 +197,8 @@ class Datastores:
             LOG.error("%s; starting with an empty configuration", self.boot_problem)
         self.running = running
         self.candidate = running.dup()
+        if any(not is_default(node) for node in running.top_nodes()):
+            self._changed("running", 0, "boot", None, running)
         try:
             # Not acknowledged to anyone: when the disk refuses, the copy a crash would
             # restore stays the last one written (what the last run acknowledged).
@@ -329,7 +374,7 @@ class Datastores:
         pending = self._confirm
         if pending is not None and pending.persist is None and pending.session_id == session_id:
             LOG.info("session %d ended before confirming its commit: rolling back", session_id)
-            await self._run(self._rollback(quiet=True))
+            await self._run(self._rollback(quiet=True, event="cancel", session_id=session_id))
 
     # -- changes --------------------------------------------------------------------
     async def _run(self, coro):
@@ -411,11 +456,11 @@ class Datastores:
             execute(self.candidate, the_plan.actions)
             self._record(the_plan)
         else:
-            await self._edit_running(the_plan)
+            await self._edit_running(the_plan, session_id)
         if problems:
             raise EditError(problems)
 
-    async def _edit_running(self, the_plan: Plan) -> None:
+    async def _edit_running(self, the_plan: Plan, session_id: int = 0) -> None:
         clean = not self._dirty
         work = self.candidate if clean else self.running.dup()
         if clean:
@@ -439,6 +484,7 @@ class Datastores:
             self._candidate_in_flight = False
         old = self.running
         self.running = work
+        self._changed("running", session_id, "edit-config", old, work, plans=[the_plan])
         if clean:
             execute(old, the_plan.actions)
             self.candidate = old
@@ -481,9 +527,9 @@ class Datastores:
             new.validate()
             if target == "running":
                 await self._transaction(self.running, new, persist=self._confirm is None)
-                self._replace_running(new)
+                self._replace_running(new, session_id, "copy-config")
             else:
-                await self._save_startup(new)
+                await self._save_startup(new, session_id, "copy-config")
         except BaseException:
             if new is not self.candidate and new is not self.running and new is not self.startup:
                 new.free()
@@ -495,16 +541,18 @@ class Datastores:
             raise EditError(Problem("invalid-value", "the %s datastore cannot be deleted"
                                     % target, error_type="protocol"))
         self.locks.check(target, session_id)
-        await self._run(self._save_startup(DataTree(self.ctx)))
+        await self._run(self._save_startup(DataTree(self.ctx), session_id, "delete-config"))
 
-    async def _save_startup(self, new: DataTree) -> None:
+    async def _save_startup(self, new: DataTree, session_id: int = 0,
+                            cause: str = "copy-config") -> None:
         if self.startup_path is not None:
             try:
                 await self._in_lane(persistence.save, self.startup_path, new)
             except OSError as exc:
                 raise DatastoreError(_not_durable(self.startup_path, exc)) from exc
         old, self.startup = self.startup, new
-        old.free()
+        if not self._changed("startup", session_id, cause, old, new, take_old=True):
+            old.free()
 
     async def discard_changes(self, session_id: int = 0) -> None:
         """<discard-changes>: candidate := running."""
@@ -585,7 +633,8 @@ class Datastores:
             # A confirmed commit leaves the crash-restart copy as it is (what it would
             # roll back to); any other makes the new running that copy before its <ok/>.
             committed = await self._commit_candidate(
-                persist=not confirmed, converge=pending is None and not confirmed)
+                persist=not confirmed, converge=pending is None and not confirmed,
+                session_id=session_id)
             if not committed and not confirmed and pending is not None:
                 await self._save_restart_copy(self.running)     # confirming, no change
         except BaseException:
@@ -595,15 +644,19 @@ class Datastores:
         if confirmed:
             if pending is None:
                 pending = self._confirm = PendingConfirm(session_id, persist, snapshot, timeout)
+                self._confirm_event("start", session_id, timeout)
             else:
                 pending.persist = persist
                 pending.session_id = session_id
                 pending.timeout = timeout
+                self._confirm_event("extend", session_id, timeout)
             self._arm(pending)
         elif pending is not None:
             self._finish_confirm()
+            self._confirm_event("complete", session_id)
 
-    async def _commit_candidate(self, persist: bool = False, converge: bool = False) -> bool:
+    async def _commit_candidate(self, persist: bool = False, converge: bool = False,
+                                session_id: int = 0) -> bool:
         """The candidate becomes running (persist: and the crash-restart copy); False when
         it had no changes. converge: a candidate without changes has the engine make the
         node match running again (or say it cannot)."""
@@ -618,12 +671,15 @@ class Datastores:
         checked = await self._validate(self.running, candidate, persist=persist)
         await self._transaction(self.running, candidate, checked=checked, persist=persist)
         old, self.running = self.running, candidate
-        if self._journal is not None:
+        taken = self._changed("running", session_id, "commit", old, candidate,
+                              plans=self._journal, take_old=True)
+        if self._journal is not None and not taken:
             for done in self._journal:
                 execute(old, done.actions)
             self.candidate = old
         else:
-            old.free()
+            if not taken:
+                old.free()
             self.candidate = self.running.dup()
         self._clear_journal()
         return True
@@ -637,7 +693,7 @@ class Datastores:
             raise CommitError(Problem("operation-failed", "no confirmed commit is pending",
                                       error_type="protocol"))
         self._check_confirm(session_id, persist_id)
-        await self._rollback()
+        await self._rollback(event="cancel", session_id=session_id)
 
     def _arm(self, pending: PendingConfirm, delay: float | None = None) -> None:
         """Roll back pending after its timeout (or after delay: a retry)."""
@@ -649,7 +705,7 @@ class Datastores:
             if delay is None:
                 LOG.warning("confirmed commit not confirmed within %d s: rolling back",
                             pending.timeout)
-            self._spawn(self._run(self._rollback(pending, quiet=True)))
+            self._spawn(self._run(self._rollback(pending, quiet=True, event="timeout")))
         pending.timer = loop.call_later(pending.timeout if delay is None else delay, expired)
 
     def _finish_confirm(self) -> None:
@@ -658,7 +714,8 @@ class Datastores:
             pending.timer.cancel()
         pending.rollback.free()
 
-    async def _rollback(self, expected: PendingConfirm | None = None, quiet: bool = False):
+    async def _rollback(self, expected: PendingConfirm | None = None, quiet: bool = False,
+                        event: str = "cancel", session_id: int = 0):
         pending = self._confirm
         if pending is None or (expected is not None and pending is not expected):
             return
@@ -684,7 +741,8 @@ class Datastores:
             if quiet:
                 return
             raise
-        self._replace_running(target)
+        self._confirm_event(event, session_id if event == "cancel" else 0)
+        self._replace_running(target, 0, "rollback")
 
     # -- internals ------------------------------------------------------------------
     async def _prefetch(self, tree: DataTree) -> None:
@@ -704,11 +762,13 @@ class Datastores:
         except Exception:  # noqa: BLE001 - a hint only
             LOG.exception("fetching ahead of a change failed")
 
-    def _replace_running(self, new: DataTree) -> None:
+    def _replace_running(self, new: DataTree, session_id: int = 0,
+                         cause: str = "copy-config") -> None:
         """new (applied by the engine already) becomes running; a clean candidate follows
         it, a dirty one keeps its edits but loses its journal."""
         old, self.running = self.running, new
-        old.free()
+        if not self._changed("running", session_id, cause, old, new, take_old=True):
+            old.free()
         if not self._dirty:
             self.candidate.free()
             self.candidate = self.running.dup()

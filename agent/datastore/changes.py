@@ -1,0 +1,202 @@
+"""What the datastores tell their observers after each transaction, and the edit list of a
+change of configuration (RFC 6470 netconf-config-change: target and operation per changed
+node), from libyang's diff of the old and new trees.
+
+Observers (Datastores.observe(callback)) are called on the event loop, after the change
+is done (running replaced, the engine has applied it), with one of:
+- ConfigChanged: running or startup changed (commit, edit-config or copy-config of
+  running, a confirmed commit rolled back, the boot, copy-config or delete-config of
+  startup); edits() gives [(data path, operation)], operation one of create, delete,
+  replace;
+- ConfirmEvent: a confirmed commit started, was extended, confirmed (complete),
+  cancelled or timed out.
+session_id 0 means the server itself (boot, a timeout, the end of a session).
+
+The edit list costs what the change costs: a commit whose edits are known (the plans of
+its edit-configs) diffs only the subtrees they touched (libyang's lyd_diff_tree), at
+once. A change of the whole tree (copy-config, a rollback, an edit with default-operation
+replace) is diffed whole in a worker thread after the change, on copies the observer's
+edits() waits for: libyang 2.1's diff of a list grows with the square of its entries.
+"""
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from _libyang import ffi, lib
+
+from ..model.errors import collect
+from .tree import NULL, DataTree, children, node_path
+
+OPERATIONS = {"create": "create", "delete": "delete", "replace": "replace"}
+_DIFFS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="config-diff")
+
+
+@dataclass
+class ConfigChanged:
+    """running or startup changed; see the module docstring."""
+    datastore: str                  # "running" or "startup"
+    session_id: int                 # 0: the server itself
+    cause: str                      # commit, edit-config, copy-config, rollback, boot, ...
+    time: datetime
+    _edits: object = field(default=None, repr=False)    # list, or a Future of one
+
+    def edits(self, timeout: float | None = 60) -> list:
+        """[(data path, operation)] of the change (waits for a whole-tree diff)."""
+        edits = self._edits
+        if isinstance(edits, Future):
+            return edits.result(timeout)
+        return edits or []
+
+
+@dataclass
+class ConfirmEvent:
+    """RFC 6470 confirm-event of a confirmed commit."""
+    event: str                      # start, extend, complete, cancel, timeout
+    session_id: int                 # 0: the server itself (timeout)
+    time: datetime
+    timeout: int | None = None      # seconds left, for start and extend
+
+
+# -- the edit list ----------------------------------------------------------------------
+def _operation(ctx, node) -> str | None:
+    meta = node.meta
+    while meta != NULL:
+        if ffi.string(meta.name) == b"operation" and \
+                ffi.string(meta.annotation.module.name) == b"yang":
+            return ffi.string(lib.lyd_value_get_canonical(
+                ctx.cdata, ffi.addressof(meta.value))).decode()
+        meta = meta.next
+    return None
+
+
+def _collect(ctx, diff_first, out: list) -> None:
+    """(path, operation) of every node of a libyang diff whose operation is not none;
+    below a created or deleted node nothing more."""
+    stack = []
+    node = diff_first
+    while node != NULL:
+        stack.append(node)
+        node = node.next
+    stack.reverse()
+    while stack:
+        node = stack.pop()
+        op = _operation(ctx, node)
+        if op in OPERATIONS:
+            out.append((node_path(node), OPERATIONS[op]))
+            if op != "replace" or node.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
+                continue
+        kids = [c for c in children(node) if not c.schema.flags & lib.LYS_KEY]
+        stack.extend(reversed(kids))
+
+
+def _diff(ctx, first, second, siblings: bool) -> list:
+    out = ffi.new("struct lyd_node **")
+    call = lib.lyd_diff_siblings if siblings else lib.lyd_diff_tree
+    if call(first, second, 0, out) != lib.LY_SUCCESS:
+        collect(ctx)
+        return []
+    edits: list = []
+    try:
+        _collect(ctx, out[0], edits)
+    finally:
+        if out[0] != NULL:
+            lib.lyd_free_all(out[0])
+    return edits
+
+
+def whole_diff(old: DataTree | None, new: DataTree | None) -> list:
+    """The edit list of two whole trees (blocking; linear only for small lists)."""
+    ctx = (old or new).ctx
+    return _diff(ctx, old.first if old is not None else NULL,
+                 new.first if new is not None else NULL, siblings=True)
+
+
+def _frontier(node, out: list) -> None:
+    """The paths below which an edit node's subtree changes: each list entry, leaf and
+    leaf-list value it holds (a container is descended into)."""
+    if node.schema.nodetype == lib.LYS_CONTAINER:
+        kids = list(children(node))
+        if kids:
+            for kid in kids:
+                _frontier(kid, out)
+            return
+    if not node.schema.flags & lib.LYS_KEY:
+        out.append(node_path(node))
+
+
+SHALLOW = "\x01"
+
+
+def touched_paths(plans) -> list | None:
+    """The data paths the actions of edit plans touched (SHALLOW + path: that node, not
+    its subtree), or None when one of them replaced the whole tree."""
+    paths: list = []
+    for done in plans:
+        for action in done.actions:
+            kind = action[0]
+            if kind == "clear":
+                return None
+            if kind == "merge" and action[2]:
+                _frontier(action[1], paths)
+            elif kind == "merge":
+                # an inner node of the edit merged alone (its children have their own
+                # actions): only its creation is a change of its own
+                paths.append(SHALLOW + node_path(action[1]))
+            elif kind == "merge-all":
+                node = action[1]
+                while node != NULL:
+                    _frontier(node, paths)
+                    node = node.next
+            elif kind in ("delete", "move"):
+                paths.append(action[1])
+    return paths
+
+
+def _outermost(paths) -> list:
+    """paths without those below another of them. Sorted with "/" first, a path's
+    descendants follow it at once."""
+    out: list = []
+    for path in sorted(set(paths), key=lambda p: p.replace("/", "\x00")):
+        if out and path.startswith(out[-1] + "/"):
+            continue
+        out.append(path)
+    return out
+
+
+def subtree_diff(old: DataTree, new: DataTree, paths) -> list:
+    """The edit list of a change known to touch only the subtrees at paths."""
+    edits: list = []
+    seen = set()
+    shallow = {p[1:] for p in paths if p.startswith(SHALLOW)}
+    for path in shallow - {p for p in paths if not p.startswith(SHALLOW)}:
+        if old.find(path) is None and new.find(path) is not None:
+            seen.add((path, "create"))
+            edits.append((path, "create"))
+    for path in _outermost(p for p in paths if not p.startswith(SHALLOW)):
+        first, second = old.find(path), new.find(path)
+        if first is None and second is None:
+            continue
+        for edit in _diff(old.ctx, first if first is not None else NULL,
+                          second if second is not None else NULL, siblings=False):
+            if edit not in seen:
+                seen.add(edit)
+                edits.append(edit)
+    return edits
+
+
+def diff_later(old: DataTree | None, new: DataTree) -> Future:
+    """The whole-tree edit list, made in a worker thread; the Future owns (and frees)
+    both trees."""
+    def run():
+        try:
+            return whole_diff(old, new)
+        finally:
+            if old is not None:
+                old.free()
+            new.free()
+    return _DIFFS.submit(run)
+
+
+__all__ = ["ConfigChanged", "ConfirmEvent", "diff_later", "subtree_diff", "touched_paths",
+           "whole_diff"]
