@@ -75,6 +75,16 @@ def vlan_ranges(used) -> list:
     return ranges
 
 
+def used_vlans(deployed) -> dict:
+    """LSI-0 interface -> the VLAN ids the deployed graphs' vlan SAPs use on it."""
+    used: dict = {}
+    for dg in list(deployed.values()):
+        for sap in dg.graph.saps.values():
+            if sap.type == "vlan":
+                used.setdefault(sap.if_name, set()).add(sap.vlan_id)
+    return used
+
+
 class DomainDescription:
     """Builds the composer-domain operational tree from the agent's managers."""
 
@@ -100,11 +110,7 @@ class DomainDescription:
         state._set_boot_time(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)))
 
         # big switch
-        used_vlans: dict = {}
-        for dg in self.engine.deployed.values():
-            for sap in dg.graph.saps.values():
-                if sap.type == "vlan":
-                    used_vlans.setdefault(sap.if_name, set()).add(sap.vlan_id)
+        used = used_vlans(self.engine.deployed)
         netns = self.config.get("ovs", "netns") or None
         neighbours = self.config.get("lsi0", "neighbors")
         addresses = self.config.get("lsi0", "addresses")
@@ -121,7 +127,7 @@ class DomainDescription:
                 es._set_ipv4_address(addresses[name].partition("/")[0])
             es._set_gre_support(gre and name in addresses)
             es._set_oper_up(_interface_up(name, netns))
-            for first, last in vlan_ranges(used_vlans.get(name, set())):
+            for first, last in vlan_ranges(used.get(name, set())):
                 vr = endpoint.free_vlans.range.add(first)
                 vr.state._set_first(first)
                 vr.state._set_last(last)

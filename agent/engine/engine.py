@@ -146,6 +146,14 @@ class ComposerEngine(TransactionEngine):
         # Called (holding the lock) once what lives on is made: after recovery and after
         # each commit (the daemon freezes its heap then, see agent/tuning.py).
         self.on_settled = on_settled or (lambda: None)
+        # Called (in the engine's thread, holding the lock) after each change of what is
+        # deployed or being deployed, with the graphs it touched (None: any): the status
+        # and domain events (agent/engine/status.py, agent/domain/events.py).
+        self.observers: list = []
+
+    def _changed(self, graphs=None) -> None:
+        for observer in self.observers:
+            observer(graphs)
 
     # --- TransactionEngine ---
 
@@ -280,6 +288,7 @@ class ComposerEngine(TransactionEngine):
                 self._generation += 1
                 self._applied = _Applied(new, self._generation, previous, configured, set(),
                                          [], self.spares.checkpoint(), False)
+                self._changed(set())
                 return
             if transaction is None:
                 transaction = self._begin(new, templates, result)
@@ -310,6 +319,7 @@ class ComposerEngine(TransactionEngine):
                 self.converger.committed(result.touched)
             self._applied = _Applied(new, self._generation, previous, transaction.configured,
                                      set(result.touched), transaction.undo, checkpoint, True)
+            self._changed(result.touched)
             self.on_settled()
             LOG.info("deployed in %.0f ms: %s", (time.monotonic() - transaction.started) * 1000,
                      ", ".join("%s %d" % (k, v) for k, v in result.summary.items() if v))
@@ -385,6 +395,7 @@ class ComposerEngine(TransactionEngine):
         self.spares.failed({gid}, self.deployed)
         self._save_snapshot(self.deployed)
         self._close_repair("deployed again: %s" % why)
+        self._changed({gid})
         LOG.info("graph %s deployed again (%s)", gid, why)
 
     # --- a transaction's beginning and unhappy ends (the caller holds the lock) ---
@@ -402,6 +413,7 @@ class ComposerEngine(TransactionEngine):
         repository.set_configured(templates)
         for gid in result.touched:
             self.in_progress[gid] = "deploying" if gid in result.deployed else "removing"
+        self._changed(result.touched)
         started = time.monotonic()
         snapshot = self._recorder.submit(self.snapshot.stage, result.deployed,
                                          {"lsi0": self.network.lsi0})
@@ -482,6 +494,7 @@ class ComposerEngine(TransactionEngine):
                 transaction.snapshot.result().discard()
             except OSError:
                 pass                    # nothing was written
+        self._changed(touched)
 
     def revert(self, old, new) -> None:
         """Undo the last transaction, which deployed new: the datastores could not write
@@ -509,6 +522,7 @@ class ComposerEngine(TransactionEngine):
         self.compute.repository.set_configured(applied.configured)
         self.spares.restore(applied.spares)
         self.spares.failed(applied.touched, self.deployed)
+        self._changed(applied.touched)
         if self.converger is not None:
             self.converger.committed(applied.touched)
         if applied.recorded:
@@ -597,6 +611,7 @@ class ComposerEngine(TransactionEngine):
             self._applied = None
             recovery = Recovery(self)
             recovery.run()
+            self._changed(None)
             # The agent starts on a node without orphans, not one still losing them.
             self.compute.settle(timeout=5.0)
             self.spares.clear()
@@ -627,6 +642,7 @@ class ComposerEngine(TransactionEngine):
     def mark(self, graph_id: str, status: str, error: str = "") -> None:
         if graph_id in self.deployed:
             self.deployed[graph_id] = with_status(self.deployed[graph_id], status, error)
+            self._changed({graph_id})
 
 
 class Recovery:

@@ -8,7 +8,9 @@ graph is whole again. A graph is
             agent is repairing it;
   failed    when the agent gave up repairing it (too many attempts in a row);
 and its own status otherwise. Thread-safe: the watcher's thread reports, the converger
-repairs, <get> reads.
+repairs, <get> reads. on_change(graph) is called after each change (graph None: a change
+of the node, which every graph shows), outside the lock: the status events
+(agent/engine/status.py) hang there.
 """
 
 import threading
@@ -52,7 +54,8 @@ def _reason(parts) -> str:
 class Health:
     """See the module docstring."""
 
-    def __init__(self):
+    def __init__(self, on_change=None):
+        self.on_change = on_change
         self._lock = threading.Lock()
         self._faults: dict[str, dict] = {}      # graph -> key -> Fault
         self._node: dict[str, str] = {}         # node-wide problem -> reason
@@ -62,9 +65,14 @@ class Health:
 
     # --- what is broken ---
 
+    def _changed(self, graph: str | None) -> None:
+        if self.on_change is not None:
+            self.on_change(graph)
+
     def report(self, fault: Fault) -> None:
         with self._lock:
             self._faults.setdefault(fault.graph, {})[fault.key] = fault
+        self._changed(fault.graph)
 
     def found(self, graph: str, faults) -> None:
         """What a check of the graph found: its faults from now on."""
@@ -73,6 +81,7 @@ class Health:
                 self._faults[graph] = {f.key: f for f in faults}
             else:
                 self._faults.pop(graph, None)
+        self._changed(graph)
 
     def faults(self, graph: str) -> list:
         with self._lock:
@@ -86,10 +95,12 @@ class Health:
     def node_fault(self, name: str, reason: str) -> None:
         with self._lock:
             self._node[name] = reason
+        self._changed(None)
 
     def node_ok(self, name: str) -> None:
         with self._lock:
             self._node.pop(name, None)
+        self._changed(None)
 
     def node_faults(self) -> dict:
         with self._lock:
@@ -98,6 +109,7 @@ class Health:
     def give_up(self, graph: str, reason: str) -> None:
         with self._lock:
             self._failed[graph] = reason
+        self._changed(graph)
 
     def given_up(self, graph: str) -> str | None:
         with self._lock:
@@ -107,6 +119,7 @@ class Health:
         """Repair the graph again (a commit asks for it)."""
         with self._lock:
             self._failed.pop(graph, None)
+        self._changed(graph)
 
     def forget(self, graph: str, counts: bool = False) -> None:
         """The graph is gone (or new): its faults go; with counts, its counts too."""
@@ -126,6 +139,7 @@ class Health:
             self._repairs[graph] = self._repairs.get(graph, 0) + 1
             for fid in functions:
                 self._restarts[(graph, fid)] = self._restarts.get((graph, fid), 0) + 1
+        self._changed(graph)
 
     def repairs(self, graph: str) -> int:
         with self._lock:

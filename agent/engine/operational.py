@@ -28,6 +28,44 @@ def _counters(stats: dict | None) -> dict:
     return out
 
 
+def graph_status(engine, gid: str) -> dict:
+    """The status leaves of a graph's state (status, last-error, status-reason), as <get>
+    and the graph-status-change notification show them."""
+    status, error = engine.graph_status(gid)
+    leaves = {"status": STATUS % status}
+    if error:
+        leaves["last-error"] = error
+    reason = engine.status_reason(gid)
+    if reason:
+        leaves["status-reason"] = reason
+    return leaves
+
+
+def graph_facts(engine, dg) -> dict:
+    """What a deployed graph's state adds to its status (its LSI, links, repairs)."""
+    facts = {"graph-lsi": dg.lsi, "virtual-links": len(dg.links),
+             "repair-count": engine.health.repairs(dg.id)}
+    if dg.deployed_at:
+        facts["deployed-at"] = dg.deployed_at
+    return facts
+
+
+def function_state(engine, gid: str, deployed) -> dict:
+    """A deployed function's state beyond its configuration: status (and why), the chosen
+    implementation, its environment and cores, its restarts, its last error."""
+    status, reason = engine.health.function_status(
+        gid, deployed.id, engine.compute.status.get(deployed.instance, deployed.status))
+    state = {"status": STATUS % status, "implementation": deployed.template,
+             "restart-count": engine.health.restarts(gid, deployed.id),
+             "execution-environment": STATUS % deployed.environment,
+             "cpu-core": list(deployed.cores)}
+    if reason:
+        state["status-reason"] = reason
+    if deployed.error:
+        state["last-error"] = deployed.error
+    return state
+
+
 class GraphState:
     """A StateProvider for /service-graphs (see agent/engine/interface.py)."""
 
@@ -54,19 +92,15 @@ class GraphState:
         # a graph a refused commit would have added is in neither.
         known = set(engine.deployed) | set(engine.in_progress)
         for gid in sorted(known):
-            status, error = engine.graph_status(gid)
+            leaves = graph_status(engine, gid)
             dg = engine.deployed.get(gid)
-            entry = {"id": gid, "state": {"id": gid, "status": STATUS % status}}
-            if error:
-                entry["state"]["last-error"] = error
-            reason = engine.status_reason(gid)
-            if reason:
-                entry["state"]["status-reason"] = reason
+            entry = {"id": gid, "state": dict(leaves, id=gid)}
+            error = leaves.get("last-error", "")
             graphs.append(entry)
             if dg is None:
                 continue
             try:
-                state, parts = self._graph(dg, status, lsi0_ports, lsi0_flows)
+                state, parts = self._graph(dg, leaves["status"], lsi0_ports, lsi0_flows)
                 entry["state"].update(state)
                 entry.update(parts)
             except Exception as exc:  # noqa: BLE001 - one graph must not hide the others
@@ -82,11 +116,8 @@ class GraphState:
         driver = self.engine.network.driver
         source = dg.source
         state = {k: v for k, v in source.get("config", {}).items()}
-        state.update({"status": STATUS % status, "graph-lsi": dg.lsi,
-                      "virtual-links": len(dg.links),
-                      "repair-count": self.engine.health.repairs(dg.id)})
-        if dg.deployed_at:
-            state["deployed-at"] = dg.deployed_at
+        state["status"] = status
+        state.update(graph_facts(self.engine, dg))
         port_stats = self._stats(driver.port_stats, dg.lsi)
         flow_stats = self._stats(driver.flow_stats, dg.lsi)
         parts = self._functions(dg, source, port_stats)
@@ -95,23 +126,13 @@ class GraphState:
         return state, parts
 
     def _functions(self, dg, source, port_stats) -> dict:
-        compute, health = self.engine.compute, self.engine.health
         out = []
         for fn in source.get("functions", {}).get("function", ()):
             fid = fn["id"]
             deployed = dg.functions.get(fid)
             state = dict(fn.get("config", {}))
             if deployed is not None:
-                status, reason = health.function_status(
-                    dg.id, fid, compute.status.get(deployed.instance, deployed.status))
-                if reason:
-                    state["status-reason"] = reason
-                state.update({"status": STATUS % status, "implementation": deployed.template,
-                              "restart-count": health.restarts(dg.id, fid),
-                              "execution-environment": STATUS % deployed.environment,
-                              "cpu-core": list(deployed.cores)})
-                if deployed.error:
-                    state["last-error"] = deployed.error
+                state.update(function_state(self.engine, dg.id, deployed))
             ports = []
             port_map = deployed.port_map() if deployed else {}
             for port in fn.get("ports", {}).get("port", ()):

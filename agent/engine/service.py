@@ -8,11 +8,13 @@ from drivers.watch import Watcher
 
 from ..config import AgentConfig
 from ..domain.description import DomainDescription
+from ..domain.events import DomainEvents
 from .converge import Converger, Settings
 from .engine import ComposerEngine
 from .executor import FaultFile
 from .interface import StateProvider, TransactionEngine
 from .operational import GraphState
+from .status import StatusEvents
 
 LOG = logging.getLogger(__name__)
 
@@ -21,9 +23,12 @@ class EngineService:
     """1. build the engine on the network and compute managers;
     2. recover: reconcile the node with the last snapshot (the datastores then apply
        running through the engine, which converges the node);
-    3. offer the graph state and the domain description as operational state."""
+    3. offer the graph state and the domain description as operational state;
+    4. publish, on the agent's bus, the status changes of graphs and functions and the
+       changes of the domain description (agent/engine/status.py, agent/domain/events.py)
+       from then on."""
 
-    def __init__(self, config: AgentConfig, vswitch, compute, on_settled=None):
+    def __init__(self, config: AgentConfig, vswitch, compute, on_settled=None, bus=None):
         self.config = config
         self.on_settled = on_settled    # for the engine (see ComposerEngine)
         self.vswitch = vswitch
@@ -33,6 +38,7 @@ class EngineService:
         self.recovery_report: list = []
         self.converger: Converger | None = None
         self.started = time.time()
+        self.bus = bus
 
     def _start(self) -> None:
         network = self.vswitch.network
@@ -50,6 +56,8 @@ class EngineService:
             LOG.warning("fault injection is on (debug.fault-file = %s)", fault_file)
             self.engine.executor.fault = FaultFile(fault_file)
         self.recovery_report = self.engine.recover()
+        if self.bus is not None:
+            self._publish(self.engine, self.bus)
         self.engine.start_spares()
         repair = self.config.data["repair"]
         if repair["enabled"]:
@@ -64,6 +72,17 @@ class EngineService:
         self.providers[:] = [StateProvider("service-graphs", GraphState(self.engine).build,
                                            ("composer-sffg",)),
                              StateProvider("domain", description.build, ("composer-domain",))]
+
+    @staticmethod
+    def _publish(engine, bus) -> None:
+        """Status and domain events from now on (what recovery found is the baseline)."""
+        statuses = StatusEvents(engine, bus.publish)
+        domain = DomainEvents(engine, bus.publish)
+        statuses.baseline()
+        domain.check()
+        engine.observers += [statuses.check, lambda graphs: domain.check()]
+        engine.health.on_change = lambda graph: statuses.check(
+            None if graph is None else {graph})
 
     def transaction_engine(self) -> TransactionEngine:
         """The engine, for the datastores: they start after this service and take it then

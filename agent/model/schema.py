@@ -27,6 +27,9 @@ PROTOCOL_MODULES = (
     ("ietf-netconf-monitoring", ()),
     ("ietf-netconf-nmda", ("origin", "with-defaults")),
     ("ietf-origin", ()),
+    ("notifications", ()),                  # RFC 5277 create-subscription (yang/)
+    ("nc-notifications", ()),               # RFC 5277 streams, replayComplete (yang/)
+    ("ietf-netconf-notifications", ()),     # RFC 6470
 )
 
 

@@ -21,6 +21,7 @@ XPATH = "urn:ietf:params:netconf:capability:xpath:1.0"
 WRITABLE_RUNNING = "urn:ietf:params:netconf:capability:writable-running:1.0"
 NOTIFICATION = "urn:ietf:params:netconf:capability:notification:1.0"
 INTERLEAVE = "urn:ietf:params:netconf:capability:interleave:1.0"
+REPLAY = "urn:ietf:params:netconf:capability:replay:1.0"
 
 WITH_DEFAULTS_BASIC_MODE = "explicit"
 WITH_DEFAULTS_ALSO = ("report-all", "report-all-tagged", "trim")
@@ -43,9 +44,10 @@ def content_id(modules) -> str:
     return hashlib.sha256(repr(described).encode()).hexdigest()[:16]
 
 
-def server_capabilities(modules) -> list[str]:
-    """The hello's capabilities; modules: served_modules()."""
-    caps = list(PROTOCOL)
+def server_capabilities(modules, replay: bool = False) -> list[str]:
+    """The hello's capabilities; modules: served_modules(); replay: the NETCONF stream
+    keeps a replay log (RFC 5277 :replay)."""
+    caps = list(PROTOCOL) + ([REPLAY] if replay else [])
     cid = content_id(modules)
     caps.append("urn:ietf:params:netconf:capability:yang-library:1.0?revision=%s"
                 "&module-set-id=%s" % (YANG_LIBRARY_REVISION, cid))

@@ -34,33 +34,34 @@ class Filter:
 EVERYTHING = Filter(None)
 
 
-def parse(element, ctx, allow_xpath: bool = True) -> Filter:
-    """The Filter of a <filter> element (None element: everything)."""
+def parse(element, ctx, allow_xpath: bool = True, notifications: bool = False) -> Filter:
+    """The Filter of a <filter> element (None element: everything); notifications: it
+    filters notifications (create-subscription), whose names it may select."""
     if element is None:
         return EVERYTHING
     kind = element.get("type") or element.get("{%s}type" % BASE_NS) or "subtree"
     if kind == "subtree":
-        return Filter(subtree_selections(elements(element), ctx))
+        return Filter(subtree_selections(elements(element), ctx, notifications))
     if kind == "xpath" and allow_xpath:
         select = element.get("select") or element.get("{%s}select" % BASE_NS)
         if select is None:
             raise RpcError("missing-attribute", "an XPath filter needs a select attribute",
                            error_type="protocol", info=(("bad-attribute", "select"),
                                                         ("bad-element", "filter")))
-        return Filter([xpath_selection(select, element.nsmap, ctx)])
+        return Filter([xpath_selection(select, element.nsmap, ctx, notifications)])
     raise RpcError("bad-attribute", "filter type %s is not supported" % kind,
                    error_type="protocol", info=(("bad-attribute", "type"),
                                                 ("bad-element", "filter")))
 
 
-def xpath_selection(select: str, nsmap: dict, ctx) -> str:
+def xpath_selection(select: str, nsmap: dict, ctx, notifications: bool = False) -> str:
     """The libyang form of an XPath filter. An unprefixed top-level name is that of the
     one module that has it (whichever module it is); a filter that selects no node of
     the schema is an error, not an empty reply."""
     index = schema_index(ctx)
 
     def modules_of(name):
-        return [module_name_of(s) for s in index.child(None, None, name)]
+        return [module_name_of(s) for s in index.child(None, None, name, notifications)]
     try:
         expr = xpath.to_libyang(select, {k: v for k, v in nsmap.items() if k},
                                 index.module_name)
@@ -105,18 +106,19 @@ def _value(element, snode, text: str, index) -> str:
     return text
 
 
-def subtree_selections(children, ctx) -> list[str]:
+def subtree_selections(children, ctx, notifications: bool = False) -> list[str]:
     index = schema_index(ctx)
     out: list[str] = []
     for child in children:
-        _subtree(child, None, "", index, out)
+        _subtree(child, None, "", index, out, notifications)
     # a selection repeated (a filter of a million <name/>) is evaluated once
     return list(dict.fromkeys(out))
 
 
-def _subtree(element, parent, base: str, index, out: list) -> None:
+def _subtree(element, parent, base: str, index, out: list, notifications=False) -> None:
     q = etree.QName(element)
-    for snode in index.child(parent, q.namespace, q.localname):
+    for snode in index.child(parent, q.namespace, q.localname,
+                             notifications and parent is None):
         step = base + index.step(snode)
         kids = elements(element)
         if not kids:

@@ -23,6 +23,7 @@ from ..datastore import DataTree, Edit
 from ..datastore.schema import schema_index
 from ..datastore.tree import children, is_default
 from ..model.errors import collect
+from ..publish import now, parse_time
 from . import filters
 from .capabilities import WITH_DEFAULTS_ALSO, WITH_DEFAULTS_BASIC_MODE
 from .errors import RpcError
@@ -267,6 +268,10 @@ async def operational_sources(session, flt):
         trees.append(state)
     if _touches(flt, "ietf-yang-library"):
         trees.append(server.yang_library)
+    if _touches(flt, "nc-notifications"):
+        streams = server.notifications.streams_state()
+        owned.append(streams)
+        trees.append(streams)
     sources, merged = filters.merged_sources(server.ctx, trees)
     if merged is not None:
         owned.append(merged)
@@ -387,7 +392,7 @@ async def op_kill_session(session, op):
     if target == session.id:
         raise RpcError("invalid-value", "use close-session to end this session",
                        error_type="protocol", info=(("bad-element", "session-id"),))
-    if not await session.server.kill(target):
+    if not await session.server.kill(target, by=session.id):
         raise RpcError("invalid-value", "no session %d" % target, error_type="protocol",
                        info=(("bad-element", "session-id"),))
     return OK
@@ -616,19 +621,42 @@ async def op_edit_data(session, op):
 # -- notifications ------------------------------------------------------------------------
 @register(NOTIFICATION_NS, "create-subscription")
 async def op_create_subscription(session, op):
+    """RFC 5277: the NETCONF stream, with a filter (as <get>'s, on the notifications'
+    content), and replay from startTime (to stopTime) out of the replay log."""
+    server = session.server
     params = Params(op, [(NOTIFICATION_NS, n) for n in ("stream", "filter", "startTime",
-                                                        "stopTime")], session.server.ctx)
+                                                        "stopTime")], server.ctx)
     stream = params.text("stream", "NETCONF")
     if stream != "NETCONF":
         raise RpcError("invalid-value", "no stream %s (there is NETCONF)" % stream,
                        error_type="protocol", info=(("bad-element", "stream"),))
-    if params.get("startTime") is not None or params.get("stopTime") is not None:
-        raise RpcError("operation-failed", "replay is not supported", error_type="protocol")
-    if session.subscribed:
+    start, stop = _time(params, "startTime"), _time(params, "stopTime")
+    if stop is not None and start is None:
+        raise RpcError("missing-element", "stopTime needs startTime", error_type="protocol",
+                       info=(("bad-element", "startTime"),))
+    if start is not None:
+        if not server.notifications.replay_support:
+            raise RpcError("operation-failed", "the NETCONF stream keeps no replay log "
+                           "(notifications.replay-max-events = 0)", error_type="protocol",
+                           info=(("bad-element", "startTime"),))
+        if start > now():
+            raise RpcError("bad-element", "startTime is in the future",
+                           error_type="protocol", info=(("bad-element", "startTime"),))
+        if stop is not None and stop < start:
+            raise RpcError("bad-element", "stopTime is earlier than startTime",
+                           error_type="protocol", info=(("bad-element", "stopTime"),))
+    flt = _bounded(session, await session.prepare(
+        filters.parse, params.get("filter"), server.ctx, True, True))
+    if session.subscription is not None:
         raise RpcError("operation-failed", "this session already has a subscription",
                        error_type="protocol")
-    session.subscribed = True
+    session.subscription = server.notifications.subscribe(session, flt, start, stop)
     return OK
+
+
+def _time(params, name):
+    text = params.text(name)          # typed: yang:date-and-time
+    return parse_time(text) if text is not None else None
 
 
 __all__ = ["OPERATIONS", "Params", "register"]

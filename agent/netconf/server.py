@@ -12,6 +12,8 @@ Lifecycle:
    (logins.LoginThrottle); connections still authenticating, and sessions in total and
    per user, are limited: a connection or session beyond a limit is closed at once.
 4. await stop(): stops listening and ends every session (which releases their locks).
+Notifications (agent/netconf/notifications.py) come from the agent's event bus; the
+server publishes its own (configuration changes, sessions, confirmed commits) there.
 """
 
 import asyncio
@@ -21,11 +23,13 @@ from pathlib import Path
 import asyncssh
 
 from ..datastore.schema import schema_index
+from ..publish import Bus
 from . import monitoring
 from .capabilities import content_id, server_capabilities
 from .logins import LoginThrottle
 from .messages import DEFAULT_LIMITS, Limits
 from .modules import Schemas
+from .notifications import Notifications
 from .session import Session
 from .users import Users, host_key, valid_name
 
@@ -153,7 +157,8 @@ class NetconfServer:
                  idle_timeout: float = 0, limits: Limits = DEFAULT_LIMITS,
                  max_chunks: int = 100_000, max_sessions: int = 256,
                  max_sessions_per_user: int = 64, max_unauthenticated: int = 32,
-                 login_timeout: float = 60, logins: LoginThrottle | None = None):
+                 login_timeout: float = 60, logins: LoginThrottle | None = None,
+                 bus: Bus | None = None, replay=None, notification_queue: int = 1000):
         self.ctx = ctx
         self.datastores = datastores
         self.users = users
@@ -174,7 +179,11 @@ class NetconfServer:
         self.authenticating = 0          # connections that have not authenticated yet
         self.schemas = Schemas(ctx)
         self.modules = self.schemas.modules
-        self.capabilities = server_capabilities(self.modules)
+        self.bus = bus if bus is not None else Bus()
+        self.notifications = Notifications(self, self.bus, replay, notification_queue)
+        self.capabilities = server_capabilities(self.modules,
+                                                replay=self.notifications.replay_support)
+        datastores.observe(self.notifications.datastore_changed)
         self.statistics = monitoring.ServerStatistics()
         self.sessions: dict[int, Session] = {}
         self.connections: set = set()
@@ -209,7 +218,7 @@ class NetconfServer:
             await self._listener.wait_closed()
             self._listener = None
         for session in list(self.sessions.values()):
-            await session.terminate()
+            await session.terminate(reason="other")
         for conn in list(self.connections):
             conn.close()
         self.yang_library.free()
@@ -245,20 +254,12 @@ class NetconfServer:
         self._next_id += 1
         return self._next_id
 
-    async def kill(self, session_id: int) -> bool:
+    async def kill(self, session_id: int, by: int | None = None) -> bool:
         session = self.sessions.get(session_id)
         if session is None:
             return False
-        await session.terminate()
+        await session.terminate(reason="killed", killed_by=by)
         return True
-
-    async def notify(self, notification: bytes) -> None:
-        """Send a <notification> to every subscribed session."""
-        for session in list(self.sessions.values()):
-            try:
-                await session.notify(notification)
-            except Exception:  # noqa: BLE001 - a dead session is cleaned up by its task
-                LOG.debug("notification to session %d failed", session.id, exc_info=True)
 
     # -- protocol state -------------------------------------------------------------
     def prefix_of_module(self, module: str):

@@ -7,7 +7,8 @@
 
 The engine is injected (AcceptAllEngine by default), or a callable that returns it at
 start() (the agent's engine exists once its own service has started); state providers can
-be passed at construction or registered later on .datastores.
+be passed at construction or registered later on .datastores. The event path (bus and
+replay log, agent/publish) is the agent's; run alone, the service makes its own.
 """
 
 import logging
@@ -15,6 +16,7 @@ import logging
 from ..config import AgentConfig
 from ..datastore import Datastores
 from ..model import create_context
+from ..publish.service import EventService
 from .logins import LoginThrottle
 from .messages import Limits
 from .server import NetconfServer
@@ -26,8 +28,11 @@ LOG = logging.getLogger(__name__)
 class NetconfService:
     """Datastores plus NETCONF server, as one agent service."""
 
-    def __init__(self, config: AgentConfig, engine=None, providers=None):
+    def __init__(self, config: AgentConfig, engine=None, providers=None,
+                 events: EventService | None = None):
         self.config = config
+        self.events = events
+        self._own_events = events is None
         self.engine = engine
         # Kept by reference: the engine service fills its list in when it starts.
         self.providers = providers if providers is not None else []
@@ -42,6 +47,9 @@ class NetconfService:
 
     async def start(self) -> None:
         netconf = self.config.data["netconf"]
+        if self._own_events:
+            self.events = EventService(self.config)
+            await self.events.start()
         self.ctx = create_context(extra_dirs=netconf["extra-yang-dirs"],
                                   extra_modules=netconf["extra-yang-modules"])
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +59,6 @@ class NetconfService:
             concurrent_reads=self.config.get("datastore", "concurrent-reads"))
         for provider in self.providers:
             self.datastores.register_state_provider(provider)
-        await self.datastores.start()
         self.users = Users(self.config.state_dir / "users")
         self.users.ensure_admin()
         self.server = NetconfServer(
@@ -70,7 +77,13 @@ class NetconfService:
             login_timeout=netconf["login-timeout"],
             logins=LoginThrottle(delay=netconf["login-failure-delay"],
                                  limit=netconf["login-failure-limit"],
-                                 block=netconf["login-block-time"]))
+                                 block=netconf["login-block-time"]),
+            bus=self.events.bus, replay=self.events.replay,
+            notification_queue=self.events.queue_size)
+        self.server.notifications.capabilities_at_start(
+            self.events.state_dir / "capabilities.json")
+        # after the server: it observes the datastores, whose boot is a change of running
+        await self.datastores.start()
         await self.server.start()
 
     async def stop(self) -> None:
@@ -79,6 +92,8 @@ class NetconfService:
         if self.datastores is not None:
             # A clean exit that empties the node (the default) starts from startup next time.
             await self.datastores.stop(forget_running=self.config.get("ovs", "stop-on-exit"))
+        if self._own_events and self.events is not None:
+            await self.events.stop()
 
     @property
     def port(self) -> int:

@@ -14,6 +14,10 @@ Lifecycle:
 4. When the session ends (close-session, kill-session, idle timeout, transport closed)
    the datastores release what it held (locks, candidate changes under its lock, its
    confirmed commit unless persisted).
+netconf-session-start is published once the hellos are exchanged, netconf-session-end
+(with the termination reason) when it ends (agent/netconf/notifications.py); a
+subscription (create-subscription) sends its notifications from a task of its own,
+between the replies (interleave).
 """
 
 import asyncio
@@ -53,10 +57,13 @@ class Session:
         self.framer = Framer(server.max_message_size, server.max_chunks)
         self.chunked = False
         self.close_after_reply = False
-        self.subscribed = False
+        self.subscription = None         # notifications.Subscription
         self.task: asyncio.Task | None = None
         self.finished = asyncio.Event()
         self.killed = False
+        self.end_reason: str | None = None   # RFC 6470 termination-reason, once known
+        self.killed_by: int | None = None
+        self.started = False                 # the hellos were exchanged
         self._parser = messages.parser()
         self._large = False            # the request being handled is large
         self._write = asyncio.Lock()
@@ -73,7 +80,10 @@ class Session:
             hello = await asyncio.wait_for(self._receive(), server.hello_timeout or None)
             if hello is None or not await self._accept_hello(hello):
                 server.statistics.in_bad_hellos += 1
+                self.end_reason = "bad-hello" if hello is not None else "dropped"
                 return
+            self.started = True
+            server.notifications.session_started(self)
             LOG.info("session %d: %s from %s, %s framing", self.id, self.username,
                      self.info.source_host or "?", "chunked" if self.chunked else "EOM")
             while True:
@@ -84,6 +94,7 @@ class Session:
                 if message is None:
                     if self.framer.pending:
                         LOG.warning("session %d: closed in the middle of a message", self.id)
+                    self.end_reason = self.end_reason or "dropped"
                     break
                 await self._handle(message)
                 if len(message) >= messages.RELEASE_AFTER:
@@ -91,6 +102,7 @@ class Session:
                     await messages.in_thread(messages.release_memory)
                 if self.close_after_reply:
                     clean = True
+                    self.end_reason = "closed"
                     break
         except _Close:
             pass
@@ -98,11 +110,13 @@ class Session:
             LOG.warning("session %d: framing error (%s): closing it", self.id, exc)
         except asyncio.TimeoutError:
             LOG.info("session %d: no message in time: closing it", self.id)
+            self.end_reason = "timeout"
         except asyncio.CancelledError:
             if not self.killed:
                 raise
         except (ConnectionError, OSError, EOFError) as exc:
             LOG.info("session %d: transport closed (%s)", self.id, exc)
+            self.end_reason = self.end_reason or "dropped"
         except Exception:  # noqa: BLE001 - one broken session must not affect the others
             LOG.exception("session %d failed", self.id)
         finally:
@@ -110,6 +124,8 @@ class Session:
 
     async def _end(self, clean: bool) -> None:
         server = self.server
+        if self.subscription is not None:
+            self.subscription.stop()
         server.sessions.pop(self.id, None)
         if not clean:
             server.statistics.dropped_sessions += 1
@@ -121,12 +137,18 @@ class Session:
             self.channel.close()
         except Exception:  # noqa: BLE001
             pass
-        LOG.info("session %d ended", self.id)
+        reason = self.end_reason or "other"
+        LOG.info("session %d ended (%s)", self.id, reason)
+        if self.started or reason in ("bad-hello", "timeout"):
+            server.notifications.session_ended(self, reason, self.killed_by)
         self.finished.set()
 
-    async def terminate(self) -> None:
-        """kill-session: abort what the session does and end it."""
+    async def terminate(self, reason: str = "killed", killed_by: int | None = None) -> None:
+        """kill-session (or the server): abort what the session does and end it."""
         self.killed = True
+        if self.end_reason is None:
+            self.end_reason = reason
+            self.killed_by = killed_by
         if self.task is not None and not self.task.done():
             self.task.cancel()
         await self.finished.wait()
@@ -148,12 +170,15 @@ class Session:
             self.channel.write(framed)
             await self.channel.drain()
 
+    @property
+    def subscribed(self) -> bool:
+        return self.subscription is not None
+
     async def notify(self, notification: bytes) -> None:
-        """Send a <notification> (RFC 5277) if the session subscribed."""
-        if self.subscribed:
-            self.info.counters.out_notifications += 1
-            self.server.statistics.counters.out_notifications += 1
-            await self._send(notification)
+        """Send a <notification> (RFC 5277; its subscription calls this)."""
+        self.info.counters.out_notifications += 1
+        self.server.statistics.counters.out_notifications += 1
+        await self._send(notification)
 
     # -- hellos ---------------------------------------------------------------------
     def _hello(self) -> bytes:

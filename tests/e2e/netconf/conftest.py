@@ -32,11 +32,12 @@ _count = itertools.count(1)
 class ServerThread:
     """NetconfService on its own event loop in a thread."""
 
-    def __init__(self, state_dir: Path, engine=None, **netconf):
+    def __init__(self, state_dir: Path, engine=None, notifications=None, **netconf):
         settings = {"address": "127.0.0.1", "port": 0, "extra-yang-dirs": [str(TEST_YANG)],
                     "extra-yang-modules": ["nc-test", "nc-parts"]}
         settings.update(netconf)
-        self.config = load(None, {"state": {"dir": str(state_dir)}, "netconf": settings})
+        self.config = load(None, {"state": {"dir": str(state_dir)}, "netconf": settings,
+                                  "notifications": notifications or {}})
         self.engine = engine if engine is not None else FailingEngine()
         self.service = NetconfService(self.config, self.engine)
         self.loop = eventloop.new_event_loop()      # the agent's loop (uvloop)
@@ -109,13 +110,13 @@ def nc(server):
 class RawSession:
     """The netconf subsystem over paramiko, bytes in and out (robustness tests)."""
 
-    def __init__(self, srv, hello=True, base11=True):
+    def __init__(self, srv, hello=True, base11=True, window_size=None):
         self.client = paramiko.SSHClient()
         self.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         self.client.connect("127.0.0.1", port=srv.port, username="admin",
                             key_filename=srv.key, look_for_keys=False, allow_agent=False,
                             timeout=30)
-        self.channel = self.client.get_transport().open_session()
+        self.channel = self.client.get_transport().open_session(window_size=window_size)
         self.channel.settimeout(30)
         self.channel.invoke_subsystem("netconf")
         self.buffer = b""

@@ -157,7 +157,8 @@ def test_a_submodule_is_listed_and_served_like_a_module(nc):
 IMPLEMENTED = {"ietf-netconf", "ietf-netconf-with-defaults", "ietf-netconf-monitoring",
                "ietf-netconf-nmda", "ietf-origin", "ietf-yang-library", "ietf-datastores",
                "composer-types", "composer-sffg", "composer-domain", "composer-templates",
-               "nc-test", "nc-parts"}
+               "nc-test", "nc-parts", "notifications", "nc-notifications",
+               "ietf-netconf-notifications"}
 IMPORT_ONLY = {"ietf-inet-types", "ietf-yang-types", "ietf-yang-metadata", "ietf-ethertypes"}
 
 
@@ -182,7 +183,8 @@ def test_hello_library_and_schemas_announce_what_is_implemented(nc):
     in_hello = {c.partition("module=")[2].partition("&")[0] for c in nc.server_capabilities
                 if "?module=" in c}
     assert in_hello == {"ietf-netconf", "ietf-netconf-with-defaults",
-                        "ietf-netconf-monitoring"}
+                        "ietf-netconf-monitoring", "notifications", "nc-notifications",
+                        "ietf-netconf-notifications"}
     for name in ("yang", "ietf-yang-schema-mount", "ietf-yang-structure-ext"):
         with pytest.raises(RPCError) as caught:
             nc.get_schema(name)

@@ -6,6 +6,8 @@ import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
+from agent.publish import Event
+
 from .conftest import BASE, NS, config, connect
 
 T = "{%s}" % NS
@@ -191,23 +193,23 @@ def test_unknown_rpc(nc):
 
 
 NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
-EVENT_NS = "urn:composer-nc:test:event"
 
 
 def notify(server, text):
-    """What the server sends every subscribed session (the agent raises no event yet)."""
-    server.call(server.service.server.notify((
-        '<notification xmlns="%s"><eventTime>2026-11-24T00:00:00Z</eventTime>'
-        '<event xmlns="%s"><text>%s</text></event></notification>'
-        % (NOTIFICATION_NS, EVENT_NS, text)).encode()))
+    """An event of the test module, published on the agent's bus (from this thread, as
+    any producer does)."""
+    server.service.server.bus.publish(Event("nc-test:event", {"nc-test:event": {"text": text}}))
 
 
 def received(m, timeout=10.0):
-    """The text of the next notification the client receives, None if none comes."""
-    notification = m.take_notification(timeout=timeout)
-    if notification is None:
-        return None
-    return notification.notification_ele.findtext("{%s}event/{%s}text" % (EVENT_NS, EVENT_NS))
+    """The text of the next test event the client receives, None if none comes."""
+    while True:
+        notification = m.take_notification(timeout=timeout)
+        if notification is None:
+            return None
+        text = notification.notification_ele.findtext("{%s}event/{%s}text" % (NS, NS))
+        if text is not None:
+            return text         # (the commit's own netconf-config-change is not one)
 
 
 def test_interleave_subscription(server, nc):

@@ -11,13 +11,16 @@ from agent.network.service import VSwitchService
 def test_the_agent_starts_netconf_after_the_vswitch_compute_and_engine(tmp_path):
     from agent.compute.service import ComputeService
     from agent.engine.service import EngineService
+    from agent.publish.service import EventService
     config = load(None, {"state": {"dir": str(tmp_path)}})
     services = Agent(config).build_services()
-    assert [type(s) for s in services] == [VSwitchService, ComputeService, EngineService,
-                                           NetconfService]
-    engine, netconf = services[2], services[3]
+    assert [type(s) for s in services] == [EventService, VSwitchService, ComputeService,
+                                           EngineService, NetconfService]
+    events, engine, netconf = services[0], services[3], services[4]
     # the datastores see the engine's providers list, filled in when the engine starts
     assert netconf.providers is engine.providers
+    # one event path: the engine and the NETCONF server publish on the same bus
+    assert engine.bus is events.bus and netconf.events is events
 
 
 def test_start_banner_stop(tmp_path):
@@ -59,10 +62,11 @@ def test_the_datastores_reach_every_method_of_the_agents_engine(tmp_path):
     config = load(None, {"state": {"dir": str(tmp_path)},
                          "netconf": {"address": "127.0.0.1", "port": 0}})
     services = Agent(config).build_services()
-    engine_service, netconf = services[2], services[3]
+    events, engine_service, netconf = services[0], services[3], services[4]
     engine_service.engine = Recording()        # what its start() makes, without the daemons
 
     async def main():
+        await events.start()
         await netconf.start()
         try:
             calls.clear()                      # the datastores' boot applied running
@@ -72,5 +76,6 @@ def test_the_datastores_reach_every_method_of_the_agents_engine(tmp_path):
                 method(*[None] * len(inspect.signature(method).parameters))
         finally:
             await netconf.stop()
+            await events.stop()
     asyncio.run(main())
     assert calls == interface
