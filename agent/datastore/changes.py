@@ -70,9 +70,10 @@ def _operation(ctx, node) -> str | None:
     return None
 
 
-def _collect(ctx, diff_first, out: list) -> None:
+def _collect(ctx, diff_first, out: list, moves: bool = True) -> None:
     """(path, operation) of every node of a libyang diff whose operation is not none;
-    below a created or deleted node nothing more."""
+    below a created or deleted node nothing more. moves: report an entry of a
+    user-ordered list that moved (replace); a diff of one entry alone cannot tell."""
     stack = []
     node = diff_first
     while node != NULL:
@@ -82,15 +83,19 @@ def _collect(ctx, diff_first, out: list) -> None:
     while stack:
         node = stack.pop()
         op = _operation(ctx, node)
+        terminal = node.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST)
+        if op == "replace" and not moves and not node.schema.nodetype & lib.LYS_LEAF:
+            op = None
         if op in OPERATIONS:
             out.append((node_path(node), OPERATIONS[op]))
-            if op != "replace" or node.schema.nodetype & (lib.LYS_LEAF | lib.LYS_LEAFLIST):
+            if op != "replace" or terminal:
                 continue
         kids = [c for c in children(node) if not c.schema.flags & lib.LYS_KEY]
         stack.extend(reversed(kids))
 
 
 def _diff(ctx, first, second, siblings: bool) -> list:
+    """The edit list of libyang's diff of two sibling lists (siblings) or subtrees."""
     out = ffi.new("struct lyd_node **")
     call = lib.lyd_diff_siblings if siblings else lib.lyd_diff_tree
     if call(first, second, 0, out) != lib.LY_SUCCESS:
@@ -98,7 +103,7 @@ def _diff(ctx, first, second, siblings: bool) -> list:
         return []
     edits: list = []
     try:
-        _collect(ctx, out[0], edits)
+        _collect(ctx, out[0], edits, moves=siblings)
     finally:
         if out[0] != NULL:
             lib.lyd_free_all(out[0])
@@ -125,7 +130,7 @@ def _frontier(node, out: list) -> None:
         out.append(node_path(node))
 
 
-SHALLOW = "\x01"
+SHALLOW, MOVED = "\x01", "\x02"
 
 
 def touched_paths(plans) -> list | None:
@@ -148,8 +153,10 @@ def touched_paths(plans) -> list | None:
                 while node != NULL:
                     _frontier(node, paths)
                     node = node.next
-            elif kind in ("delete", "move"):
+            elif kind == "delete":
                 paths.append(action[1])
+            elif kind == "move":
+                paths.append(MOVED + action[1])
     return paths
 
 
@@ -168,12 +175,16 @@ def subtree_diff(old: DataTree, new: DataTree, paths) -> list:
     """The edit list of a change known to touch only the subtrees at paths."""
     edits: list = []
     seen = set()
-    shallow = {p[1:] for p in paths if p.startswith(SHALLOW)}
-    for path in shallow - {p for p in paths if not p.startswith(SHALLOW)}:
+    deep = [p for p in paths if not p.startswith((SHALLOW, MOVED))]
+    for path in {p[1:] for p in paths if p.startswith(SHALLOW)} - set(deep):
         if old.find(path) is None and new.find(path) is not None:
             seen.add((path, "create"))
             edits.append((path, "create"))
-    for path in _outermost(p for p in paths if not p.startswith(SHALLOW)):
+    for path in {p[1:] for p in paths if p.startswith(MOVED)}:
+        if old.find(path) is not None and (path, "create") not in seen:
+            seen.add((path, "replace"))         # moved within its user-ordered list
+            edits.append((path, "replace"))
+    for path in _outermost(deep):
         first, second = old.find(path), new.find(path)
         if first is None and second is None:
             continue

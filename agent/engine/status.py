@@ -66,17 +66,15 @@ class StatusEvents:
         engine = self.engine
         dg = engine.deployed.get(gid) if known else None
         if known:
-            leaves = graph_status(engine, gid)
-            self._graph_event(gid, leaves, dg)
-        elif gid in self._graphs:
-            self._graph_event(gid, {"status": REMOVED}, None)
+            self._graph_event(gid, graph_status(engine, gid), dg)
         functions = dg.functions if dg is not None and gid not in engine.in_progress else {}
         for fid, deployed in list(functions.items()):
             self._function_event(gid, fid, function_state(engine, gid, deployed))
         if gid not in engine.in_progress:
             for key in [k for k in self._functions if k[0] == gid and k[1] not in functions]:
                 self._function_event(gid, key[1], {"status": REMOVED})
-        if not known:
+        if not known and gid in self._graphs:        # its functions went first
+            self._graph_event(gid, {"status": REMOVED}, None)
             self._graphs.pop(gid, None)
 
     def _graph_event(self, gid: str, leaves: dict, dg) -> None:

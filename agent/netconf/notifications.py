@@ -22,6 +22,7 @@ The stream (Notifications):
 import asyncio
 import json
 import logging
+import re
 from pathlib import Path
 
 from lxml import etree
@@ -78,6 +79,16 @@ class Notifications:
             return {"server": [None]}
         return session_parms(session.info)
 
+    def _publish(self, event, session_id: int = 0) -> None:
+        """Publish an event a session's RPC raised once the RPC's reply is out (its eventTime
+        is when it happened), so that 20 subscribers' notifications do not delay the
+        reply; any other at once."""
+        session = self.server.sessions.get(session_id) if session_id else None
+        if session is not None and session.handling:
+            session.after_reply.append(event)
+        else:
+            self.bus.publish(event)
+
     def datastore_changed(self, change) -> None:
         """The datastores' observer (agent/datastore/changes.py)."""
         if isinstance(change, ConfigChanged):
@@ -92,9 +103,9 @@ class Notifications:
                     body.update({"username": "", "session-id": 0})
             if change.timeout is not None and change.event in ("start", "extend"):
                 body["timeout"] = change.timeout
-            self.bus.publish(Event(_kind("netconf-confirmed-commit"),
-                                   {_kind("netconf-confirmed-commit"): body},
-                                   time=change.time))
+            self._publish(Event(_kind("netconf-confirmed-commit"),
+                                {_kind("netconf-confirmed-commit"): body}, time=change.time),
+                          change.session_id)
 
     def _config_change(self, change: ConfigChanged) -> None:
         changed_by = self._changed_by(change.session_id)
@@ -113,8 +124,8 @@ class Notifications:
         hints = [Change(change.datastore, p) for p in paths]
         if operational:
             hints += [Change("operational", p) for p in paths]
-        self.bus.publish(Event(_kind("netconf-config-change"), content, hints,
-                               time=change.time))
+        self._publish(Event(_kind("netconf-config-change"), content, hints, time=change.time),
+                      change.session_id)
 
     def session_started(self, session) -> None:
         self.bus.publish(Event(_kind("netconf-session-start"),
@@ -181,6 +192,9 @@ class Notifications:
                               validate=False)
 
 
+_NAME_ONLY = re.compile(r"/[A-Za-z_][\w.-]*:[A-Za-z_][\w.-]*")
+
+
 def _special(name: str) -> Event:
     return Event(name, {name: {}})
 
@@ -226,19 +240,29 @@ class Subscription:
         asyncio.ensure_future(session.terminate(reason="other"))
 
     def _wanted(self, event) -> bool:
+        """Whether the filter selects something of the event's notification. A filter
+        that names notifications only is decided by the event's kind; another is
+        evaluated once per event for all the subscriptions that have it."""
         flt = self.filter
         if flt.selections is None:
             return True
-        ctx = self.stream.server.ctx
-        tree = notification_tree(ctx, event)
-        try:
-            selected = filters.select(ctx, [(tree, None)], flt)
+        if all(_NAME_ONLY.fullmatch(s) for s in flt.selections):
+            return "/" + event.kind in flt.selections
+        key = ("filter", tuple(flt.selections))
+        found = event.cache.get(key)
+        if found is None:
+            ctx = self.stream.server.ctx
+            tree = notification_tree(ctx, event)
             try:
-                return bool(selected.borrowed) or not selected.copies.empty
+                selected = filters.select(ctx, [(tree, None)], flt)
+                try:
+                    found = bool(selected.borrowed) or not selected.copies.empty
+                finally:
+                    selected.release()
             finally:
-                selected.release()
-        finally:
-            tree.free()
+                tree.free()
+            event.cache[key] = found
+        return found
 
     async def _send(self, event) -> None:
         try:

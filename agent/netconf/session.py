@@ -64,6 +64,8 @@ class Session:
         self.end_reason: str | None = None   # RFC 6470 termination-reason, once known
         self.killed_by: int | None = None
         self.started = False                 # the hellos were exchanged
+        self.handling = False                # an RPC is being answered
+        self.after_reply: list = []          # events its RPC raised, published after the reply
         self._parser = messages.parser()
         self._large = False            # the request being handled is large
         self._write = asyncio.Lock()
@@ -96,7 +98,12 @@ class Session:
                         LOG.warning("session %d: closed in the middle of a message", self.id)
                     self.end_reason = self.end_reason or "dropped"
                     break
-                await self._handle(message)
+                self.handling = True
+                try:
+                    await self._handle(message)
+                finally:
+                    self.handling = False
+                    self._after_reply()
                 if len(message) >= messages.RELEASE_AFTER:
                     del message
                     await messages.in_thread(messages.release_memory)
@@ -152,6 +159,13 @@ class Session:
         if self.task is not None and not self.task.done():
             self.task.cancel()
         await self.finished.wait()
+
+    def _after_reply(self) -> None:
+        """Publish what this session's last RPC raised, now that its reply is out: the
+        other subscribers' notifications are sent after it, not before."""
+        held, self.after_reply = self.after_reply, []
+        for event in held:
+            self.server.bus.publish(event)
 
     # -- I/O ------------------------------------------------------------------------
     async def _receive(self) -> bytes | None:

@@ -23,11 +23,13 @@ from .event import Event, now, parse_time, rfc3339
 
 LOG = logging.getLogger(__name__)
 
+KEEP_RENDERED = 100         # the newest events keep their renderings (the live fan-out)
+
 
 class ReplayLog:
     """See the module docstring. append() and events() are called on the event loop."""
 
-    def __init__(self, path: Path | None, max_events: int = 10000,
+    def __init__(self, path: Path | None, max_events: int = 1000,
                  max_age: float = 7 * 86400):
         self.path = Path(path) if path is not None else None
         self.max_events = max_events
@@ -98,6 +100,9 @@ class ReplayLog:
         if not self.enabled or not event.is_notification:
             return
         self._events.append(event)
+        if len(self._events) > KEEP_RENDERED:
+            # what the live subscribers sent is not needed again: the log keeps the content
+            self._events[-KEEP_RENDERED - 1].cache.clear()
         self._trim()
         if self._writer is not None:
             self._queue.put(event)

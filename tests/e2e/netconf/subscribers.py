@@ -1,0 +1,74 @@
+"""Many NETCONF subscribers in one process (asyncssh, base:1.0 framing), for the load test:
+
+    python -m tests.e2e.netconf.subscribers PORT KEY COUNT EXPECTED
+
+Opens COUNT sessions, each subscribing to netconf-config-change, prints READY, then reads
+until each has EXPECTED of them (or 120 s passed) and prints one JSON line: for each
+session, the eventTimes it received, in the order it received them.
+"""
+
+import asyncio
+import json
+import sys
+
+import asyncssh
+from lxml import etree
+
+BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
+NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+NCN = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+EOM = b"]]>]]>"
+
+
+class Subscriber:
+    def __init__(self, port, key):
+        self.port, self.key = port, key
+        self.times: list = []
+        self.buffer = b""
+
+    async def _message(self, reader) -> bytes:
+        while EOM not in self.buffer:
+            data = await reader.read(65536)
+            if not data:
+                raise EOFError("closed")
+            self.buffer += data
+        message, _, self.buffer = self.buffer.partition(EOM)
+        return message
+
+    async def open(self):
+        self.conn = await asyncssh.connect("127.0.0.1", self.port, username="admin",
+                                           client_keys=[self.key], known_hosts=None)
+        self.writer, self.reader, _ = await self.conn.open_session(subsystem="netconf",
+                                                                   encoding=None)
+        await self._message(self.reader)                    # the server's hello
+        self.writer.write(b'<hello xmlns="%s"><capabilities><capability>urn:ietf:params:'
+                          b'netconf:base:1.0</capability></capabilities></hello>' % BASE.encode()
+                          + EOM)
+        self.writer.write(b'<rpc xmlns="%s" message-id="1"><create-subscription xmlns="%s">'
+                          b'<filter type="subtree"><netconf-config-change xmlns="%s"/>'
+                          b'</filter></create-subscription></rpc>'
+                          % (BASE.encode(), NOTIF.encode(), NCN.encode()) + EOM)
+        reply = etree.fromstring(await self._message(self.reader))
+        assert reply.find("{%s}ok" % BASE) is not None, etree.tostring(reply)
+
+    async def read(self, expected):
+        while len(self.times) < expected:
+            root = etree.fromstring(await self._message(self.reader))
+            if root.find("{%s}netconf-config-change" % NCN) is not None:
+                self.times.append(root.findtext("{%s}eventTime" % NOTIF))
+        self.conn.close()
+
+
+async def main(port, key, count, expected):
+    subscribers = [Subscriber(port, key) for _ in range(count)]
+    await asyncio.gather(*(s.open() for s in subscribers))
+    print("READY", flush=True)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.read(expected) for s in subscribers)), 120)
+    except asyncio.TimeoutError:
+        pass
+    print(json.dumps([s.times for s in subscribers]), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
