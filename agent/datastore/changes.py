@@ -12,6 +12,7 @@ is done (running replaced, the engine has applied it), with one of:
   cancelled or timed out.
 session_id 0 means the server itself (boot, a timeout, the end of a session).
 
+An edit list longer than MAX_EDITS is given per top-level node (operation replace).
 The edit list costs what the change costs: a commit whose edits are known (the plans of
 its edit-configs) diffs only the subtrees they touched (libyang's lyd_diff_tree), at
 once. A change of the whole tree (copy-config, a rollback, an edit with default-operation
@@ -29,6 +30,9 @@ from ..model.errors import collect
 from .tree import NULL, DataTree, children, node_path
 
 OPERATIONS = {"create": "create", "delete": "delete", "replace": "replace"}
+# An edit list longer than this is given per top-level node instead (its subtree
+# replaced): a notification of 10,000 edits serves nobody, and costs every subscriber.
+MAX_EDITS = 200
 _DIFFS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="config-diff")
 
 
@@ -40,6 +44,11 @@ class ConfigChanged:
     cause: str                      # commit, edit-config, copy-config, rollback, boot, ...
     time: datetime
     _edits: object = field(default=None, repr=False)    # list, or a Future of one
+
+    @property
+    def known_edits(self) -> list | None:
+        """The edit list if it is made already (None while a whole-tree diff runs)."""
+        return self._edits if isinstance(self._edits, list) else None
 
     def edits(self, timeout: float | None = 60) -> list:
         """[(data path, operation)] of the change (waits for a whole-tree diff)."""
@@ -70,6 +79,10 @@ def _operation(ctx, node) -> str | None:
     return None
 
 
+class _TooMany(Exception):
+    """The edit list is longer than MAX_EDITS."""
+
+
 def _collect(ctx, diff_first, out: list, moves: bool = True) -> None:
     """(path, operation) of every node of a libyang diff whose operation is not none;
     below a created or deleted node nothing more. moves: report an entry of a
@@ -87,6 +100,8 @@ def _collect(ctx, diff_first, out: list, moves: bool = True) -> None:
         if op == "replace" and not moves and not node.schema.nodetype & lib.LYS_LEAF:
             op = None
         if op in OPERATIONS:
+            if len(out) >= MAX_EDITS:
+                raise _TooMany()
             out.append((node_path(node), OPERATIONS[op]))
             if op != "replace" or terminal:
                 continue
@@ -94,27 +109,44 @@ def _collect(ctx, diff_first, out: list, moves: bool = True) -> None:
         stack.extend(reversed(kids))
 
 
-def _diff(ctx, first, second, siblings: bool) -> list:
-    """The edit list of libyang's diff of two sibling lists (siblings) or subtrees."""
+def _diff(ctx, first, second, siblings: bool, room: int = MAX_EDITS) -> tuple:
+    """(the edit list, the top-level nodes it is under) of libyang's diff of two sibling
+    lists (siblings) or subtrees; the list is None when it would be longer than room."""
     out = ffi.new("struct lyd_node **")
     call = lib.lyd_diff_siblings if siblings else lib.lyd_diff_tree
     if call(first, second, 0, out) != lib.LY_SUCCESS:
         collect(ctx)
-        return []
+        return [], []
     edits: list = []
     try:
-        _collect(ctx, out[0], edits, moves=siblings)
+        tops = []
+        node = out[0]
+        while node != NULL:
+            op = _operation(ctx, node)
+            tops.append((node_path(node), OPERATIONS.get(op, "replace")))
+            node = node.next
+        try:
+            _collect(ctx, out[0], edits, moves=siblings)
+        except _TooMany:
+            edits = None
+        if edits is not None and len(edits) > room:
+            edits = None
     finally:
         if out[0] != NULL:
             lib.lyd_free_all(out[0])
-    return edits
+    return edits, tops
+
+
+def _coarse(edits, tops) -> list:
+    """edits, or, when there are too many (None), one per top-level node changed."""
+    return edits if edits is not None else list(dict.fromkeys(tops))
 
 
 def whole_diff(old: DataTree | None, new: DataTree | None) -> list:
     """The edit list of two whole trees (blocking; linear only for small lists)."""
     ctx = (old or new).ctx
-    return _diff(ctx, old.first if old is not None else NULL,
-                 new.first if new is not None else NULL, siblings=True)
+    return _coarse(*_diff(ctx, old.first if old is not None else NULL,
+                          new.first if new is not None else NULL, siblings=True))
 
 
 def _frontier(node, out: list) -> None:
@@ -184,16 +216,23 @@ def subtree_diff(old: DataTree, new: DataTree, paths) -> list:
         if old.find(path) is not None and (path, "create") not in seen:
             seen.add((path, "replace"))         # moved within its user-ordered list
             edits.append((path, "replace"))
+    tops: list = []
     for path in _outermost(deep):
         first, second = old.find(path), new.find(path)
         if first is None and second is None:
             continue
-        for edit in _diff(old.ctx, first if first is not None else NULL,
-                          second if second is not None else NULL, siblings=False):
+        found, above = _diff(old.ctx, first if first is not None else NULL,
+                             second if second is not None else NULL, siblings=False,
+                             room=MAX_EDITS - len(edits) if edits is not None else 0)
+        tops += above
+        if found is None or edits is None:
+            edits = None
+            continue
+        for edit in found:
             if edit not in seen:
                 seen.add(edit)
                 edits.append(edit)
-    return edits
+    return _coarse(edits, tops)
 
 
 def diff_later(old: DataTree | None, new: DataTree) -> Future:

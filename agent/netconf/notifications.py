@@ -119,7 +119,7 @@ class Notifications:
             return {_kind("netconf-config-change"): body}
         # The subtree hint needs the edit list only when it is made at once (the usual
         # case); a whole-tree change hints at the whole datastore.
-        ready = change._edits if isinstance(change._edits, list) else None
+        ready = change.known_edits
         paths = [path for path, _ in ready] if ready is not None else ["/"]
         hints = [Change(change.datastore, p) for p in paths]
         if operational:

@@ -14,7 +14,9 @@ For producers (any thread; publish() never blocks):
 - content: the notification instance as RFC 7951 JSON, or a callable made once on first
   use (keep it off a hot path); it must fit the model (render.py checks it with libyang);
 - changes: the subtrees the event changed, Change(datastore, data path), for on-change
-  consumers; time: when it happened (now by default: stamp it where it happens).
+  consumers ("/" for a whole datastore: a copy-config, a rollback); a change of running
+  names running and operational; time: when it happened (now by default: stamp it where
+  it happens).
 The agent has one Bus (Agent.bus; the services get it); events it publishes now:
 ietf-netconf-notifications:netconf-config-change (running and startup, with the edit
 list and who made it), -session-start, -session-end, -confirmed-commit,

@@ -420,3 +420,23 @@ def test_twenty_subscribers_and_a_commit_loop(session_tmp):
     per_send = (cpu_loaded - cpu_alone) / 20
     assert per_send < 0.00025, "%.0f us of CPU per notification sent" % (per_send * 1e6)
     assert warm
+
+
+def test_a_restart_with_other_capabilities_announces_them(session_tmp):
+    state = session_tmp / "pf-caps"
+    server = ServerThread(state).start()
+    server.stop()
+    since = datetime.now(timezone.utc)
+    server = ServerThread(state, **{"extra-yang-modules": ["nc-test"]}).start()   # no nc-parts
+    try:
+        with connect(server) as m:
+            subscribe(m, start=since)
+            change = take(m, "netconf-capability-change")
+            assert change is not None
+            assert change.content.find("{%s}changed-by/{%s}server" % (NCN, NCN)) is not None
+            modified = [e.text for e in change.content.iterfind(
+                "{%s}modified-capability" % NCN)]
+            assert any(c.startswith("urn:ietf:params:netconf:capability:yang-library:1.1?")
+                       for c in modified), modified
+    finally:
+        server.stop()

@@ -75,3 +75,14 @@ def test_observers_hear_every_change(ctx):
         ("running", 0, "rollback", [("/nc-test:top/count", "delete")]),
     ]
     assert all(isinstance(c, (ConfigChanged, ConfirmEvent)) for c in heard)
+
+
+def test_a_long_edit_list_is_given_per_top_level_node(ctx):
+    items = "".join("<item><name>i%d</name><value>%%d</value></item>" % n for n in range(250))
+    old = tree(ctx, top(items.replace("%d", "1")))
+    new = tree(ctx, top(items.replace("%d", "2")))
+    assert whole_diff(old, new) == [("/nc-test:top", "replace")]
+    the_plan = plan(old.dup(), edit(ctx, top(items.replace("%d", "2"))))
+    assert subtree_diff(old, new, touched_paths([the_plan])) == [("/nc-test:top", "replace")]
+    few = tree(ctx, top(items.replace("%d", "1").replace("i7</name><value>1", "i7</name><value>5")))
+    assert whole_diff(old, few) == [("/nc-test:top/item[name='i7']/value", "replace")]
