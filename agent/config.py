@@ -64,7 +64,7 @@ DEFAULTS = {
         # The replay log of the NETCONF stream (RFC 5277 startTime), kept under
         # <state>/notifications: at most this many notifications, none older than
         # replay-max-age seconds. replay-max-events = 0: no replay log (no :replay).
-        "replay-max-events": 1000,     # about 1.5 KB of memory each
+        "replay-max-events": 1000,     # about 2 KB of memory each
         "replay-max-age": 7 * 86400,
         # Notifications queued per subscriber: one that falls further behind (its client
         # does not read) is ended.
