@@ -1,0 +1,92 @@
+"""Status and domain events from the engine on fake drivers: what <get> shows, published
+when it changes, by the change itself."""
+
+import time
+
+from agent.domain.events import DomainEvents
+from agent.engine.health import FUNCTION, Fault
+from agent.engine.status import StatusEvents
+from agent.tools.graphxml import GraphXml
+
+from .test_engine import apply, chain, keep_templates, make_node, running  # noqa: F401
+
+
+def watched(node):
+    published = []
+    engine = node.engine
+    statuses = StatusEvents(engine, published.append)
+    domain = DomainEvents(engine, published.append)
+    statuses.baseline()
+    domain.check()
+    engine.observers += [statuses.check, lambda graphs: domain.check()]
+    engine.health.on_change = lambda graph: statuses.check(None if graph is None else {graph})
+    return published
+
+
+def steps(published):
+    out = []
+    for event in published:
+        body = event.body
+        if event.kind.endswith("graph-status-change"):
+            out.append(("graph", body["graph-id"], body["status"].split(":")[1]))
+        elif event.kind.endswith("function-status-change"):
+            out.append((body["function-id"], body["status"].split(":")[1]))
+        else:
+            out.append(("domain",) + tuple(sorted(c.path.rsplit("/", 1)[1] for c in event.changes)))
+    return out
+
+
+def test_deploy_fault_repair_and_removal(tmp_path, monkeypatch):
+    node = make_node(tmp_path, monkeypatch)
+    published = watched(node)
+    apply(node, running(chain("g1")))
+    assert steps(published) == [("graph", "g1", "deploying"), ("graph", "g1", "running"),
+                                ("fw", "running"), ("domain", "cpu-cores-free")]
+    running_event = published[1].body
+    assert running_event["previous-status"] == "composer-types:deploying"
+    assert running_event["graph-lsi"] and "repair-count" in running_event
+    function = published[2].body
+    assert (function["implementation"], function["execution-environment"]) == (
+        "fw-native", "composer-types:native")
+    assert published[1].changes[0].path == "/composer-sffg:service-graphs/service-graph" \
+                                           "[id='g1']/state"
+    del published[:]
+    health = node.engine.health
+    health.report(Fault("g1", FUNCTION, "x", "its namespace was deleted", "fw"))
+    health.repaired("g1", ["fw"])
+    health.found("g1", [])
+    assert steps(published) == [("graph", "g1", "degraded"), ("fw", "degraded"),
+                                ("graph", "g1", "running"), ("fw", "running")]
+    assert published[0].body["status-reason"] == "function fw: its namespace was deleted"
+    assert published[2].body["repair-count"] == 1
+    del published[:]
+    node.engine.apply(None, None)
+    assert steps(published) == [("graph", "g1", "removing"), ("fw", "removed"),
+                                ("graph", "g1", "removed"), ("domain", "cpu-cores-free")]
+
+
+def test_a_vlan_sap_changes_the_free_vlans_and_costs_little(tmp_path, monkeypatch):
+    node = make_node(tmp_path, monkeypatch)
+    published = watched(node)
+    g = GraphXml("gv")
+    g.sap_vlan("v", "eth1", 42).sap_interface("wan", "eth2")
+    g.bidirectional("r", "v", "wan")
+    apply(node, running(g.xml()))
+    domain = [e for e in published if e.kind == "composer-domain:domain"]
+    assert [c.path for c in domain[0].changes] == [
+        "/composer-domain:domain/big-switch/endpoints/endpoint[name='eth1']/free-vlans"]
+    assert domain[0].content is None and not domain[0].is_notification
+    # what the events cost a commit that changes one graph of ten functions
+    functions = [("f%d" % i, "firewall", ("in", "out")) for i in range(10)]
+    g = GraphXml("big")
+    for fid, capability, ports in functions:
+        g.function(fid, capability, *ports)
+    g.sap_interface("lan", "eth1")
+    apply(node, running(g.xml()))
+    started = time.perf_counter()
+    for _ in range(50):
+        for observer in node.engine.observers:
+            observer({"big"})
+    cost = (time.perf_counter() - started) / 50
+    print("status and domain events of a 10-function graph: %.3f ms" % (cost * 1000))
+    assert cost < 0.002
