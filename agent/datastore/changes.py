@@ -118,19 +118,19 @@ def _diff(ctx, first, second, siblings: bool, room: int = MAX_EDITS) -> tuple:
         collect(ctx)
         return [], []
     edits: list = []
+    tops: list = []
     try:
-        tops = []
-        node = out[0]
-        while node != NULL:
-            op = _operation(ctx, node)
-            tops.append((node_path(node), OPERATIONS.get(op, "replace")))
-            node = node.next
         try:
             _collect(ctx, out[0], edits, moves=siblings)
         except _TooMany:
             edits = None
-        if edits is not None and len(edits) > room:
+        if edits is None or len(edits) > room:
             edits = None
+            node = out[0]
+            while node != NULL:
+                tops.append((node_path(node), OPERATIONS.get(_operation(ctx, node),
+                                                             "replace")))
+                node = node.next
     finally:
         if out[0] != NULL:
             lib.lyd_free_all(out[0])
@@ -216,23 +216,36 @@ def subtree_diff(old: DataTree, new: DataTree, paths) -> list:
         if old.find(path) is not None and (path, "create") not in seen:
             seen.add((path, "replace"))         # moved within its user-ordered list
             edits.append((path, "replace"))
-    tops: list = []
     for path in _outermost(deep):
         first, second = old.find(path), new.find(path)
         if first is None and second is None:
             continue
-        found, above = _diff(old.ctx, first if first is not None else NULL,
-                             second if second is not None else NULL, siblings=False,
-                             room=MAX_EDITS - len(edits) if edits is not None else 0)
-        tops += above
-        if found is None or edits is None:
-            edits = None
-            continue
+        found, _ = _diff(old.ctx, first if first is not None else NULL,
+                         second if second is not None else NULL, siblings=False,
+                         room=MAX_EDITS - len(edits))
+        if found is None:
+            # too many: each top-level node the change touched, replaced
+            return list(dict.fromkeys((_top(p), "replace") for p in
+                                      [e[0] for e in edits] + deep))
         for edit in found:
             if edit not in seen:
                 seen.add(edit)
                 edits.append(edit)
-    return _coarse(edits, tops)
+    return edits
+
+
+def _top(path: str) -> str:
+    """The first step of a data path (a top-level node, with its keys)."""
+    quote = None
+    for index, char in enumerate(path):
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "/" and index > 0:
+            return path[:index]
+    return path
 
 
 def diff_later(old: DataTree | None, new: DataTree) -> Future:

@@ -129,6 +129,7 @@ class Bus:
     def __init__(self):
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._early: list = []          # published before bind()
         self._listeners: list = []
         self._subscriptions: set = set()
@@ -143,6 +144,7 @@ class Bus:
         loop = loop or asyncio.get_running_loop()
         with self._lock:
             self._loop = loop
+            self._loop_thread = threading.get_ident() if loop.is_running() else None
             early, self._early = self._early, []
             for event in early:
                 loop.call_soon_threadsafe(self._deliver, event)
@@ -164,6 +166,8 @@ class Bus:
             self.published += 1
             if self._loop is None:
                 self._early.append(event)
+            elif threading.get_ident() == self._loop_thread:
+                self._loop.call_soon(self._deliver, event)     # no wake-up needed
             else:
                 try:
                     self._loop.call_soon_threadsafe(self._deliver, event)

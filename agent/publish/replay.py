@@ -3,13 +3,15 @@ RFC 5277 replay (startTime) and any channel that replays (RFC 8639).
 
 Bounded by count (max_events) and age (max_age seconds): the oldest go first. On disk it
 is a file of JSON lines (<state>/notifications/replay.log): its first line holds the
-log's creation time, each other line one event. Appends are written by a thread of its
-own, in order, without fsync (a crash of the agent loses nothing the kernel has; a crash
-of the machine may lose the last ones); the file is rewritten, atomically, once it holds
-twice the events kept. A log that cannot be read is started anew (logged), with a new
-creation time, as RFC 5277 replayLogCreationTime says.
+log's creation time, each other line one event. Appends are handed to a thread of its
+own every FLUSH_AFTER seconds, which writes them in order, without fsync (a crash of the
+agent may lose the last 0.2 s of them, a crash of the machine a little more); the file
+is rewritten, atomically, once it holds twice the events kept. A log that cannot be read
+is started anew (logged), with a new creation time, as RFC 5277 replayLogCreationTime
+says.
 """
 
+import asyncio
 import json
 import logging
 import queue
@@ -23,6 +25,7 @@ from .event import Event, now, parse_time, rfc3339
 
 LOG = logging.getLogger(__name__)
 
+FLUSH_AFTER = 0.2           # seconds an appended event may wait in the writer's buffer
 KEEP_RENDERED = 100         # the newest events keep their renderings (the live fan-out)
 
 
@@ -40,6 +43,7 @@ class ReplayLog:
         self._lines = 0                         # event lines in the file
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._batch: list = []                  # appended, not yet handed to the writer
 
     @property
     def enabled(self) -> bool:
@@ -81,6 +85,7 @@ class ReplayLog:
 
     def close(self) -> None:
         """Write what is pending, stop the writer."""
+        self._hand_over()
         if self._writer is not None:
             self._queue.put(None)
             self._writer.join(30)
@@ -88,6 +93,7 @@ class ReplayLog:
 
     def flush(self) -> None:
         """Wait until what was appended is on disk (tests)."""
+        self._hand_over()
         if self._writer is not None:
             done = threading.Event()
             self._queue.put(done)
@@ -105,7 +111,18 @@ class ReplayLog:
             self._events[-KEEP_RENDERED - 1].cache.clear()
         self._trim()
         if self._writer is not None:
-            self._queue.put(event)
+            # handed to the writer in batches: one wake-up of its thread per FLUSH_AFTER
+            self._batch.append(event)
+            if len(self._batch) == 1:
+                try:
+                    asyncio.get_running_loop().call_later(FLUSH_AFTER, self._hand_over)
+                except RuntimeError:            # no loop (tests): at once
+                    self._hand_over()
+
+    def _hand_over(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            self._queue.put(batch)
 
     def events(self, start: datetime, stop: datetime | None = None) -> list:
         """The notifications whose eventTime is within [start, stop], in order."""
@@ -135,25 +152,25 @@ class ReplayLog:
                 if item is None:
                     return
                 if isinstance(item, threading.Event):
-                    if stream is not None:
-                        stream.flush()
                     item.set()
                     continue
-                try:
-                    if self._lines >= 2 * max(self.max_events, 1):
-                        if stream is not None:
-                            stream.close()
-                            stream = None
-                        self._rewrite(before=item)
-                    if stream is None:
-                        stream = open(self.path, "a", encoding="utf-8")
-                    stream.write(json.dumps(item.to_dict(), separators=(",", ":")) + "\n")
-                    self._lines += 1
-                    if self._queue.empty():
-                        stream.flush()
-                except (OSError, TypeError, ValueError) as exc:
-                    LOG.error("cannot write event #%d to the replay log %s: %s", item.seq,
-                              self.path, exc)
+                for event in item:
+                    try:
+                        if self._lines >= 2 * max(self.max_events, 1):
+                            if stream is not None:
+                                stream.close()
+                                stream = None
+                            self._rewrite(before=event)
+                        if stream is None:
+                            stream = open(self.path, "a", encoding="utf-8")
+                        stream.write(json.dumps(event.to_dict(), separators=(",", ":"))
+                                     + "\n")
+                        self._lines += 1
+                    except (OSError, TypeError, ValueError) as exc:
+                        LOG.error("cannot write event #%d to the replay log %s: %s",
+                                  event.seq, self.path, exc)
+                if stream is not None:
+                    stream.flush()
         finally:
             if stream is not None:
                 stream.close()
