@@ -19,6 +19,7 @@ create_tunnel_endpoint.
 import logging
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 
 from ..errors import (CommandError, DriverError, InvalidArgument, NotSupported,
@@ -994,12 +995,32 @@ class OVSDriver(VSwitchDriver):
         if "/" not in network:
             network += "/32"
         if add:
+            self._wait_address_seen(ep)
             self.appctl("ovs/route/add", network, ep.name)
         else:
             try:
                 self.appctl("ovs/route/del", network)
             except CommandError as err:
                 LOG.warning("OVS route %s of tunnel endpoint %s: %s", network, ep.name, err)
+
+    def _wait_address_seen(self, ep: TunnelEndpoint) -> None:
+        """Until ovs-vswitchd has read the endpoint's new address from rtnetlink (its local
+        route is in `ovs/route/show`), for at most self.timeout.
+
+        A route's source address comes from a cache of the interfaces' addresses that this
+        news refreshes, and ovs-vswitchd reads the news in its main loop after the unixctl
+        requests of the same round: while it is busy (a bridge reconfiguration, a loaded
+        machine), a route added right after the address is refused ("Error while
+        inserting route")."""
+        local = "Cached: %s/32 dev %s SRC %s local" % (ep.ip, ep.name, ep.ip)
+        deadline = time.monotonic() + self.timeout
+        while local not in (line.strip() for line in
+                            self.appctl("ovs/route/show").splitlines()):
+            if time.monotonic() > deadline:
+                LOG.warning("ovs-vswitchd has not seen the address %s of %s after %g s",
+                            ep.ip, ep.name, self.timeout)
+                return
+            time.sleep(0.005)
 
     def _set_port_tags(self, lsi: str, name: str, tags: dict) -> None:
         def build(txn, t):

@@ -8,13 +8,18 @@ PrivateOVS and driver. The underlay veth carries MTU 1600 so that full-size host
 fit in GRE (24 bytes of outer IP and GRE header with key, plus the inner Ethernet header).
 """
 
+import os
+import signal
+import threading
+import time
+
 import pytest
 
 from drivers import registry
 from drivers.errors import ResourceNotFound
 from drivers.vswitch.base import Action, Flow
 from drivers.vswitch.ovs_process import PrivateOVS
-from tests.resources import PREFIX
+from tests.resources import PREFIX, processes_mentioning
 
 from .lab import Lab, iperf3, ping
 
@@ -115,3 +120,44 @@ def test_gre_tunnel_between_two_nodes(driver, lab, node_netns, node2, private_ov
     assert driver2.list_tunnel_endpoints() == []
     assert "User:" not in driver2.appctl("ovs/route/show")
     driver2.destroy_lsi(graph2)
+
+
+def _release_when_appctl_waits(pid: int, ctl: str) -> None:
+    """SIGCONT pid once an ovs-appctl towards ctl has had time to send its request."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+            "ovs-appctl" in p and ctl in p for p in processes_mentioning(ctl)):
+        time.sleep(0.005)
+    time.sleep(0.2)
+    os.kill(pid, signal.SIGCONT)
+
+
+def test_an_endpoint_made_while_vswitchd_is_busy_gets_its_route(driver, lab, node_netns,
+                                                                private_ovs, monkeypatch):
+    """ovs-vswitchd reads its rtnetlink news (the endpoint's new address) after the unixctl
+    requests of the same main-loop round: a route added while it was busy elsewhere used to
+    meet a stale address cache ("Error while inserting route"). Here it is stopped while
+    the address is set, and resumed once the driver's ovs-appctl waits on its socket."""
+    nic = PREFIX + "gb1"
+    lab.veth(nic, node_netns, PREFIX + "gb2", node_netns)
+    lsi0 = PREFIX + "gbl"
+    driver.create_lsi(lsi0, ports=(nic,))
+    pid = private_ovs.vswitchd_pid()
+    set_address = driver.netlink.set_address
+
+    def set_address_while_busy(*args):
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            set_address(*args)
+        finally:
+            threading.Thread(target=_release_when_appctl_waits,
+                             args=(pid, str(private_ovs.vswitchd_ctl))).start()
+
+    monkeypatch.setattr(driver.netlink, "set_address", set_address_while_busy)
+    try:
+        endpoint = driver.create_tunnel_endpoint(lsi0, PREFIX + "gbt", "192.168.76.1", 24, nic,
+                                                 cookie=ENDPOINT_COOKIE)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert "User: 192.168.76.0/24 dev %s SRC 192.168.76.1" % endpoint.name in \
+        driver.appctl("ovs/route/show")
