@@ -9,6 +9,7 @@ Both daemons run detached with pidfiles: the dataplane outlives an agent that cr
 a restarted agent finds and reuses a running instance.
 """
 
+import json
 import logging
 import os
 import shutil
@@ -27,8 +28,10 @@ SCHEMA_CANDIDATES = (
     "/usr/local/share/openvswitch/vswitch.ovsschema",
 )
 
-REQUIRED_BINARIES = ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl",
-                     "ovs-ofctl")
+DATABASE = "Open_vSwitch"
+
+REQUIRED_BINARIES = ("ovsdb-server", "ovsdb-tool", "ovsdb-client", "ovs-vswitchd", "ovs-vsctl",
+                     "ovs-appctl", "ovs-ofctl")
 
 # Unix socket paths are limited to 108 bytes; the bridge management sockets
 # (<run_dir>/<bridge>.mgmt) are the longest the instance creates.
@@ -195,6 +198,7 @@ class PrivateOVS:
         else:
             self._upgrade_db()
         common = ["--no-chdir", "--detach", "--overwrite-pidfile"]
+        started = self.ovsdb_pid() is None or self.vswitchd_pid() is None
         if self.ovsdb_pid() is None:
             self._run(["ovsdb-server", str(self.db_path),
                        "--remote=punix:%s" % (self.run_dir / "db.sock"),
@@ -211,6 +215,8 @@ class PrivateOVS:
                        "--log-file=%s" % (self.run_dir / "ovs-vswitchd.log"),
                        *common], netns=True)
         self._wait_ready()
+        if started:
+            self._wait_applied()
         LOG.info("private OVS running in %s%s", self.run_dir,
                  " (namespace %s)" % self.netns if self.netns else "")
 
@@ -238,6 +244,26 @@ class PrivateOVS:
                                    % self.start_timeout, resource=str(self.run_dir),
                                    detail=(result.stderr or "") + (ctl.stderr or ""))
             time.sleep(0.05)
+
+    def _wait_applied(self) -> None:
+        """Until ovs-vswitchd has read the database and applied it: next_cfg raised by one,
+        until cur_cfg, which ovs-vswitchd writes when done, reaches it (what ovs-vsctl does
+        after a change). A new ovs-vswitchd answers unixctl before it has made its bridges;
+        a running one reconnects to a new ovsdb-server only after its backoff (up to 8 s),
+        and until then its main loop skips the bridges: on the userspace datapath it
+        forwards nothing."""
+        bump = [DATABASE, {"op": "mutate", "table": "Open_vSwitch", "where": [],
+                           "mutations": [["next_cfg", "+=", 1]]},
+                {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]}]
+        reply = self._run(["ovsdb-client", "transact", self.db_socket, json.dumps(bump)])
+        try:
+            next_cfg = json.loads(reply.stdout)[1]["rows"][0]["next_cfg"]
+        except (ValueError, LookupError, TypeError):
+            raise CommandError("raising next_cfg failed", resource=str(self.run_dir),
+                               detail=reply.stdout) from None
+        self._run(["ovs-vsctl", "--db=%s" % self.db_socket,
+                   "--timeout=%d" % max(1, round(self.start_timeout)),
+                   "wait-until", "Open_vSwitch", ".", "cur_cfg>=%d" % next_cfg])
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop both daemons; vswitchd first, releasing its datapath resources."""

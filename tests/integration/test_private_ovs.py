@@ -1,10 +1,13 @@
 """The private Open vSwitch instance starts, switches inside its namespace, and stops clean."""
 
 import os
+import signal
 import subprocess
+import time
 
 from drivers.vswitch.ovs_process import PrivateOVS
 from tests import resources
+from tests.integration.drivers.vswitch.lab import Lab, in_ns, ping
 from tests.resources import PREFIX
 
 
@@ -69,3 +72,31 @@ def test_private_ovs_starts_reuses_and_stops_cleanly(session_tmp):
 def test_session_ovs_runs_in_the_node_namespace(private_ovs, node_netns):
     assert private_ovs.running()
     assert _in_netns(private_ovs.vswitchd_pid(), node_netns)
+
+
+def test_traffic_flows_when_a_restart_of_the_database_server_returns(session_tmp):
+    """ovs-vswitchd does not forward (on the userspace datapath its main loop skips the
+    bridges) while it has no database, and it reconnects to a new ovsdb-server after its
+    own backoff, seconds later: restart() returns once it has, so that the node is not
+    called healthy while traffic stands still."""
+    lab = Lab()
+    netns = lab.netns(PREFIX + "ovs2")
+    ovs = PrivateOVS(session_tmp / "ovs2", netns=netns)
+    try:
+        ovs.start()
+        bridge = PREFIX + "rb"
+        h1 = lab.host(PREFIX + "rh1", netns, PREFIX + "rp1", "10.88.0.1/24")
+        lab.host(PREFIX + "rh2", netns, PREFIX + "rp2", "10.88.0.2/24")
+        _vsctl(ovs, "add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev",
+               "--", "add-port", bridge, PREFIX + "rp1", "--", "add-port", bridge,
+               PREFIX + "rp2")
+        assert ping(h1, "10.88.0.2")
+        os.kill(ovs.ovsdb_pid(), signal.SIGKILL)
+        # ovs-vswitchd tries the dead server meanwhile, and backs off for longer
+        time.sleep(1.5)
+        assert ovs.restart() == ["ovsdb-server"]
+        answered = in_ns(h1, "ping", "-c", "1", "-W", "1", "10.88.0.2", check=False)
+        assert answered.returncode == 0, answered.stdout
+    finally:
+        ovs.stop()
+        lab.close()
