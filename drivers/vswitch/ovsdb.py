@@ -241,9 +241,14 @@ class OvsdbConnection:
             poller.block()
 
     def reconnect(self) -> None:
-        """Connect again now (the server was restarted), not after the IDL's backoff."""
+        """The server was restarted: connect again now, unless the IDL has already done so
+        by itself. Forcing down a connection made since, while it asks for the database's
+        contents, would make the IDL back off for twice as long (2 s and more)."""
         with self.lock:
-            self.idl.force_reconnect()
+            self.idl.run()              # a connection that dropped is noticed first
+            # ovs.db.idl offers no public test for a live connection
+            if not self.idl._session.is_connected():
+                self.idl.force_reconnect()
         os.write(self._wake_w, b"x")
 
     def close(self) -> None:
