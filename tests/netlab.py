@@ -86,9 +86,17 @@ class Lab:
                               text=True, timeout=timeout)
 
     def ping(self, ns: str, address: str, count: int = 3) -> bool:
-        """Whether address answers at least one of count pings from ns."""
-        return self.run(ns, "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "2",
-                        address).returncode == 0
+        """Whether address answers at least one of count pings from ns.
+
+        An unanswered ping leaves ns's ARP lookup of address in progress (3 probes, 1 s
+        apart): the next ping, sent once the path works, is queued on it and dropped as
+        unreachable when the lookup gives up. A failed ping forgets ns's neighbours, so
+        that the next one asks afresh."""
+        answered = self.run(ns, "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "2",
+                            address).returncode == 0
+        if not answered:
+            self.run(ns, "ip", "neigh", "flush", "all")
+        return answered
 
     def serve_iperf3(self, ns: str, port: int = 5201) -> subprocess.Popen:
         """A one-off iperf3 server in ns (JSON report on stdout), listening when returned."""
