@@ -14,8 +14,9 @@ def packet_socket(ifname):
     return sock
 
 
-def main(a, b):
+def main(a, b, ready):
     first, second = packet_socket(a), packet_socket(b)
+    open(ready, "w").close()        # relaying from now on: start.sh may return
     peer = {first: second, second: first}
     while True:
         ready, _, _ = select.select(list(peer), [], [])
@@ -27,4 +28,4 @@ def main(a, b):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])
