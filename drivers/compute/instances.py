@@ -31,8 +31,9 @@ def atomic_write_json(path: Path, data: dict) -> None:
 class InstanceStore:
     """The instances' directories under root, one per instance name."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, kind: str = "native"):
         self.root = Path(root)
+        self.kind = kind
 
     def dir(self, instance: str) -> Path:
         if not isinstance(instance, str) or not INSTANCE_RE.match(instance):
@@ -45,7 +46,8 @@ class InstanceStore:
             with open(self.dir(instance) / METADATA) as f:
                 return json.load(f)
         except FileNotFoundError:
-            raise ResourceNotFound("no native function instance", resource=instance) from None
+            raise ResourceNotFound("no %s function instance" % self.kind,
+                                   resource=instance) from None
 
     @staticmethod
     def save(meta: dict) -> None:

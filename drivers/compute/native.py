@@ -66,7 +66,7 @@ from ..registry import register
 from . import packages
 from .base import FunctionPort, FunctionSpec, InstanceInfo
 from .instances import CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceStore
-from .plumbing import Plumbing
+from .plumbing import Plumbing, check_unique, validate_veth_port
 from .slots import PreparedSlots
 from .watching import InstanceWatch
 
@@ -436,23 +436,11 @@ class NativeDriver(PreparedSlots):
 
     @staticmethod
     def _validate_port(port: FunctionPort) -> FunctionPort:
-        if not isinstance(port, FunctionPort):
-            raise TypeError("a port is a FunctionPort, not %r" % (port,))
-        if port.technology != "veth":
-            raise DriverError("native functions only have veth ports, not %s" % port.technology,
-                              resource=port.port_id)
-        netlink.check_ifname(port.vswitch_ifname)
-        return port
+        return validate_veth_port(port, "native")
 
     @staticmethod
     def _check_unique(ports) -> None:
-        for attr in ("port_id", "vswitch_ifname"):
-            seen = set()
-            for port in ports:
-                value = getattr(port, attr)
-                if value in seen:
-                    raise DriverError("two ports with the same %s" % attr, resource=value)
-                seen.add(value)
+        check_unique(ports)
 
     def _check_free(self, instance: str, directory: Path, ports) -> None:
         self.plumbing.reaper.wait(names=[port.vswitch_ifname for port in ports])

@@ -78,16 +78,21 @@ def script_environment(meta: dict, step: str, extra: dict | None = None,
         if port.get("ipv4_address"):
             env["COMPOSER_PORT_%s_IPV4" % n] = "%s/%d" % (port["ipv4_address"],
                                                           port["ipv4_prefix_length"])
+    env.update(parameter_environment(meta.get("parameters", ())))
+    env.update(extra or {})
+    return env
+
+
+def parameter_environment(parameters) -> dict:
+    """COMPOSER_PARAM_<KEY> of each "key=value" parameter (a key given several times holds
+    its values joined by newlines, in order)."""
     values = defaultdict(list)
-    for parameter in meta.get("parameters", ()):
+    for parameter in parameters:
         if "=" in parameter:
             key, value = parameter.split("=", 1)
             if key:
                 values[param_env_name(key)].append(value)
-    for name, vals in values.items():
-        env[name] = "\n".join(vals)
-    env.update(extra or {})
-    return env
+    return {name: "\n".join(vals) for name, vals in values.items()}
 
 
 def _wait(proc: subprocess.Popen, timeout: float) -> int | None:

@@ -25,7 +25,7 @@ import threading
 import time
 
 from .. import netlink
-from ..errors import ResourceExists
+from ..errors import DriverError, ResourceExists
 from .base import FunctionPort
 
 LOG = logging.getLogger(__name__)
@@ -53,6 +53,28 @@ def free_ifname(records, prefix: str = "eth") -> str:
     while "%s%d" % (prefix, n) in used:
         n += 1
     return "%s%d" % (prefix, n)
+
+
+def validate_veth_port(port: FunctionPort, environment: str) -> FunctionPort:
+    """port, when it is a FunctionPort of technology veth with a valid node-side name."""
+    if not isinstance(port, FunctionPort):
+        raise TypeError("a port is a FunctionPort, not %r" % (port,))
+    if port.technology != "veth":
+        raise DriverError("%s functions only have veth ports, not %s"
+                          % (environment, port.technology), resource=port.port_id)
+    netlink.check_ifname(port.vswitch_ifname)
+    return port
+
+
+def check_unique(ports) -> None:
+    """DriverError when two ports have the same id or node-side name."""
+    for attr in ("port_id", "vswitch_ifname"):
+        seen = set()
+        for port in ports:
+            value = getattr(port, attr)
+            if value in seen:
+                raise DriverError("two ports with the same %s" % attr, resource=value)
+            seen.add(value)
 
 
 class Plumbing:
