@@ -283,6 +283,26 @@ def netns_add(name: str, *, loopback_up: bool = True) -> None:
 
 
 @_on_worker
+def netns_attach(name: str, pid: int) -> None:
+    """Name the network namespace of process pid `name` (as `ip netns attach`): a bind
+    mount under /run/netns that keeps the namespace, and its interfaces, alive after the
+    process is gone (a container's, across its restarts)."""
+    check_netns_name(name)
+    _WORKER.release(name)
+    path = os.path.join(NETNS_RUN_DIR, name)
+    if os.path.exists(path):
+        raise ResourceExists("network namespace exists", resource=name)
+    try:
+        _pyr_netns.attach(name, int(pid))
+    except BaseException as exc:
+        if os.path.exists(path):            # the mount point, without its mount
+            _pyr_netns.remove(name)
+        if isinstance(exc, FileNotFoundError):
+            raise ResourceNotFound("no such process", resource=str(pid)) from None
+        raise
+
+
+@_on_worker
 def netns_delete(name: str) -> bool:
     """Remove the namespace `name` if it exists; True when it did.
 
@@ -489,21 +509,24 @@ def link_set(ifname: str, netns: str | None = None, *, up: bool | None = None,
 
 @_on_worker
 def link_move(ifname: str, to_netns: str | None, *, netns: str | None = None,
-              new_name: str | None = None, up: bool = False) -> None:
-    """Move an interface from netns to to_netns, renamed to new_name in the same request.
+              new_name: str | None = None, up: bool = False, to_pid: int | None = None) -> None:
+    """Move an interface from netns to to_netns (or to the network namespace of process
+    to_pid, a container's, then to_netns names it for up), renamed to new_name in the same
+    request.
 
     Moving takes an interface down and drops its addresses; up=True brings it up again.
     """
     ipr = _WORKER.route(netns)
     index = _index(ipr, check_ifname(ifname), netns)
-    fd = _netns_fd(to_netns)
+    fd = _netns_fd(to_netns) if to_pid is None else None
     try:
-        spec = {"net_ns_fd": fd}
+        spec = {"net_ns_fd": fd} if fd is not None else {"net_ns_pid": int(to_pid)}
         if new_name:
             spec["ifname"] = check_ifname(new_name)
         ipr.link("set", index=index, **spec)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     if up:
         target = _WORKER.route(to_netns)
         target.link("set", index=_index(target, new_name or ifname, to_netns), state="up")
