@@ -9,9 +9,11 @@ rules=$(ruleset "$@")
         echo "link set $ifname master $BRIDGE"
     done
 } | ip -batch -
-# Bridged IPv4 traverses the inet hooks (and conntrack) through br_netfilter.
-if [ ! -w /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+# Bridged IPv4 traverses the inet hooks (and conntrack) through br_netfilter. In a
+# container /proc/sys is read-only and the runtime has set it already (docker.json).
+nf_call=/proc/sys/net/bridge/bridge-nf-call-iptables
+if [ ! -r "$nf_call" ]; then
     fail "br_netfilter is not available (modprobe br_netfilter)"
 fi
-echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
+[ "$(cat "$nf_call")" = 1 ] || echo 1 > "$nf_call"
 printf '%s\n' "$rules" | nft -f -

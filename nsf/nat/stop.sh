@@ -1,3 +1,6 @@
 #!/bin/sh
 set -eu
-echo 0 > /proc/sys/net/ipv4/ip_forward
+# A container's stop ends its network namespace anyway (and /proc/sys is read-only there).
+if [ -w /proc/sys/net/ipv4/ip_forward ]; then
+    echo 0 > /proc/sys/net/ipv4/ip_forward
+fi
