@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from drivers.vswitch.ovs_process import PrivateOVS
-from tests import resources
+from tests import dockerlab, resources
 from tests.resources import PREFIX
 
 ROOT_DIRS = ("integration", "e2e")
@@ -70,6 +70,7 @@ def private_ovs(session_tmp, node_netns):
 def pytest_sessionfinish(session, exitstatus):
     if os.geteuid() != 0:
         return
+    dockerlab.stop()        # the session's own dockerd, if a test started it
     left = resources.leaks(PREFIX, run_root=str(resources.TMP_ROOT / ("%s-" % PREFIX)))
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -7,13 +7,19 @@ an instance under the driver) and is added to BACKENDS; the suite then runs ever
 against it, and skips them with the Backend's reason where the environment is absent.
 """
 
+import json
 import os
 import signal
 
 from drivers import netlink, watch
+from drivers.compute.base import FunctionSpec
+from drivers.compute.docker import DockerDriver
 from drivers.compute.native import NativeDriver
+from nsf import images
+from tests import dockerlab
+from tests.resources import PREFIX
 
-from .helpers import DAEMON, make_package, spec
+from .helpers import DAEMON, make_package, port, spec
 
 
 class Backend:
@@ -103,4 +109,66 @@ def _package(directory, name, scripts, **template) -> str:
     return make_package(where, name, scripts, **template)
 
 
-BACKENDS = [NativeBackend()]
+class DockerBackend(Backend):
+    """Containers of the session's own dockerd (tests/dockerlab.py)."""
+
+    name = "docker"
+
+    def unavailable(self):
+        return dockerlab.unavailable()
+
+    def driver(self, lab, directory):
+        return DockerDriver(str(directory / ("docker-%s" % lab.tag)), netns=lab.netns("n"),
+                            host=dockerlab.host(), prefix=PREFIX)
+
+    def reopen(self, driver):
+        return DockerDriver(str(driver.state_dir), netns=driver.netns, host=driver.host,
+                            prefix=driver.prefix)
+
+    def spec(self, directory, instance, ports, labels=None):
+        template = docker_image(directory, "daemon", DAEMON, min_ports=1, max_ports=4)
+        return docker_spec(template, instance, ports, labels=labels)
+
+    def failing_spec(self, directory, instance, ports):
+        # dockerd refuses to create a container with less than 6 MB: after the image is
+        # loaded, the namespace and the ports made
+        template = dict(docker_image(directory, "daemon", DAEMON, min_ports=1, max_ports=4),
+                        memory=1)
+        return docker_spec(template, instance, ports)
+
+    def lose_part(self, driver, instance):
+        driver.api.remove_container(instance, force=True)
+
+    def kill_process(self, driver, instance):
+        os.kill(driver.api.inspect_container(instance)["State"]["Pid"], signal.SIGKILL)
+
+    def leftovers(self, driver, instance):
+        found = []
+        if netlink.netns_exists(instance):
+            found.append("namespace %s" % instance)
+        if (driver.root / instance).exists():
+            found.append("directory %s" % (driver.root / instance))
+        if driver.api.containers(all=True, filters={"name": "^/%s$" % instance}):
+            found.append("container %s" % instance)
+        return found
+
+
+def docker_image(directory, name, scripts, **template) -> dict:
+    """The docker template of a test package's image (nsf/images.py), built once per
+    directory; template: its template.json fields (docker.json: memory 32 MiB)."""
+    where = directory / ("img-%s" % name)
+    if not where.exists():
+        make_package(where, name, scripts, **template)
+        (where / name / "docker.json").write_text(json.dumps(
+            {"id": "docker-%s" % name, "memory": 32, "cpu": 0.5}))
+    return images.build(where / "images", source_dir=where)[name]
+
+
+def docker_spec(template: dict, instance: str, ports, parameters=(), labels=None):
+    """A FunctionSpec of a docker template; ports as helpers.spec takes them."""
+    return FunctionSpec(instance=instance, template=template, image=template["image-uri"],
+                        ports=tuple(port(*p) for p in ports), parameters=tuple(parameters),
+                        labels=labels or {})
+
+
+BACKENDS = [NativeBackend(), DockerBackend()]

@@ -1,0 +1,286 @@
+"""The docker driver on the session's own dockerd (tests/dockerlab.py): the shipped firewall
+image carrying and blocking traffic, its ports inside the container, the template's limits
+as docker sees them, a port added to a running container, recovery by labels, and a fault
+at each step of create, start and update undone with nothing left behind. (The contract
+itself: test_conformance.py, which runs the docker driver too.)
+"""
+
+import os
+
+import pytest
+
+from drivers import netlink, registry
+from drivers.compute import docker as docker_module
+from drivers.compute.docker import INSTANCE_LABEL, PREFIX_LABEL, DockerDriver
+from drivers.errors import DriverError, ResourceNotFound
+from tests import dockerlab
+from tests.resources import PREFIX
+
+from .backends import DAEMON, docker_image, docker_spec
+from .helpers import port
+
+pytestmark = pytest.mark.skipif(dockerlab.unavailable() is not None,
+                                reason=dockerlab.unavailable() or "")
+
+
+@pytest.fixture
+def docker(lab, tmp_path):
+    driver = DockerDriver(str(tmp_path / "docker"), netns=lab.netns("n"),
+                          host=dockerlab.host(), prefix=PREFIX)
+    driver.check()
+    yield driver
+    for info in driver.list_instances():
+        driver.destroy(info.instance)
+    driver.settle(5)
+    driver.close()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return dockerlab.built()
+
+
+def _inside(lab, instance) -> list:
+    """The interfaces of the instance's network namespace (the container's once started),
+    lo and the firewall's bridge left out."""
+    return sorted(n for n in netlink.link_names("", instance) if n not in ("lo", "br0"))
+
+
+def _forget_neighbours(lab, host) -> None:
+    """After a ping that failed: its ARP lookup would fail the next pings for 3 s."""
+    lab.run(host, "ip", "neigh", "flush", "all")
+
+
+def _same_file(a, b) -> bool:
+    one, two = os.stat(a), os.stat(b)
+    return (one.st_dev, one.st_ino) == (two.st_dev, two.st_ino)
+
+
+def _nothing_left(driver, instance, ifnames) -> None:
+    assert driver.settle(5)
+    left = [n for n in ifnames if netlink.link_exists(n, driver.netns)]
+    assert not left, "veths left: %s" % left
+    assert not netlink.netns_exists(instance)
+    assert not (driver.root / instance).exists()
+    assert not driver.api.containers(all=True, filters={"name": "^/%s$" % instance})
+    with pytest.raises(ResourceNotFound):
+        driver.status(instance)
+
+
+def test_registered_as_the_docker_compute_driver(tmp_path):
+    driver = registry.create("compute", "docker", state_dir=str(tmp_path),
+                             host=dockerlab.host(), prefix=PREFIX)
+    assert isinstance(driver, DockerDriver)
+    assert driver.execution_environment == "docker"
+    driver.close()
+
+
+def test_firewall_container_carries_traffic_and_blocks_telnet(lab, docker, images):
+    template = images["firewall"]
+    assert template["execution-environment"] == "docker"
+    assert template["functional-capability"] == "firewall"
+    fw = lab.name("fw")
+    docker.create(docker_spec(template, fw, [("in", lab.name("fi")), ("out", lab.name("fo"))],
+                              ["block-tcp-dst=23"], labels={"composer-graph": "g1"}))
+    a = lab.host("a", docker.netns, lab.name("fi"), "10.62.0.1/24")
+    b = lab.host("b", docker.netns, lab.name("fo"), "10.62.0.2/24")
+    assert not lab.ping(a, "10.62.0.2", count=1), "created but not started: no forwarding"
+    _forget_neighbours(lab, a)
+    docker.start(fw)
+    assert docker.status(fw) == "running"
+    # the ports are in the container's network namespace, named as the function sees them
+    pid = docker.api.inspect_container(fw)["State"]["Pid"]
+    assert _same_file("/proc/%d/ns/net" % pid, os.path.join(netlink.NETNS_RUN_DIR, fw))
+    assert _inside(lab, fw) == ["eth0", "eth1"]
+    shown = docker.api.exec_start(docker.api.exec_create(fw, ["ip", "-o", "link"])["Id"])
+    assert "eth0@" in shown.decode() and "eth1@" in shown.decode()
+    # no network of docker's own, the labels recovery looks for
+    found = docker.api.inspect_container(fw)
+    assert found["HostConfig"]["NetworkMode"] == "none"
+    assert found["Config"]["Labels"][PREFIX_LABEL] == PREFIX
+    assert found["Config"]["Labels"][INSTANCE_LABEL] == fw
+    assert found["Config"]["Labels"]["composer-graph"] == "g1"
+
+    assert lab.ping(a, "10.62.0.2")
+    server = lab.serve_iperf3(b, 5201)
+    assert lab.transfers(a, "10.62.0.2", 5201)
+    assert lab.server_report(server)["end"]["sum_received"]["bytes"] > 0
+    telnet = lab.serve_iperf3(b, 23)
+    assert not lab.tcp_connects(a, "10.62.0.2", 23)
+    telnet.kill()
+
+    # stopped, the container exits and the ports stay (held); started again, they move
+    # into the new container
+    docker.stop(fw)
+    assert docker.status(fw) == "stopped"
+    assert not docker.api.inspect_container(fw)["State"]["Running"]
+    assert not lab.ping(a, "10.62.0.2", count=1)
+    _forget_neighbours(lab, a)
+    docker.start(fw)
+    assert _inside(lab, fw) == ["eth0", "eth1"]
+    assert lab.ping(a, "10.62.0.2")
+    docker.pause(fw)
+    assert docker.api.inspect_container(fw)["State"]["Paused"]
+    docker.resume(fw)
+    assert lab.ping(a, "10.62.0.2")
+
+
+def test_limits_of_the_template_are_the_containers(lab, docker, tmp_path):
+    template = dict(docker_image(tmp_path, "daemon", DAEMON, min_ports=1, max_ports=4),
+                    memory=48, cpu=0.25)
+    instance = lab.name("m")
+    spec = docker_spec(template, instance, [("p0", lab.name("m0"))])
+    spec = type(spec)(**dict(spec.__dict__, cpu_cores=(0,)))
+    docker.create(spec)
+    docker.start(instance)
+    host_config = docker.api.inspect_container(instance)["HostConfig"]
+    assert host_config["Memory"] == 48 * 1024 * 1024
+    assert host_config["NanoCpus"] == 250_000_000
+    assert host_config["CpusetCpus"] == "0"
+
+
+def test_a_port_added_to_a_running_firewall_carries_traffic(lab, docker, images):
+    fw = lab.name("fw")
+    docker.create(docker_spec(images["firewall"], fw,
+                              [("in", lab.name("fi")), ("out", lab.name("fo"))],
+                              ["block-tcp-dst=23"]))
+    a = lab.host("a", docker.netns, lab.name("fi"), "10.63.0.1/24")
+    lab.host("b", docker.netns, lab.name("fo"), "10.63.0.2/24")
+    docker.start(fw)
+    assert lab.ping(a, "10.63.0.2")
+    attachments = docker.update(fw, add_ports=(port("dmz", lab.name("fd")),))
+    assert [(x.port_id, x.name) for x in attachments] == [
+        ("in", lab.name("fi")), ("out", lab.name("fo")), ("dmz", lab.name("fd"))]
+    assert _inside(lab, fw) == ["eth0", "eth1", "eth2"]
+    c = lab.host("c", docker.netns, lab.name("fd"), "10.63.0.3/24")
+    assert lab.ping(a, "10.63.0.3")
+    assert lab.ping(c, "10.63.0.2")
+    server = lab.serve_iperf3(c, 23)
+    assert not lab.tcp_connects(a, "10.63.0.3", 23)        # the rules hold on the new port
+    server.kill()
+    # and it goes again; the others keep their names
+    docker.update(fw, remove_ports=("dmz",))
+    assert _inside(lab, fw) == ["eth0", "eth1"]
+    assert lab.ping(a, "10.63.0.2")
+    assert docker.status(fw) == "running"
+
+
+def test_instances_are_found_by_their_labels_after_a_restart(lab, docker, tmp_path):
+    one, two = lab.name("r1"), lab.name("r2")
+    labels = {"composer-owner": "test", "composer-graph": "g1"}
+    docker.create(docker_spec(docker_image(tmp_path, "daemon", DAEMON, min_ports=1,
+                                           max_ports=4), one, [("p0", lab.name("a0"))], labels=labels))
+    docker.create(docker_spec(docker_image(tmp_path, "daemon", DAEMON, min_ports=1,
+                                           max_ports=4), two, [("p0", lab.name("b0"))], labels=labels))
+    docker.start(two)
+    # a container of another agent (another prefix) on the same dockerd is not ours
+    image = docker.api.inspect_container(one)["Image"]
+    other = "%sother%s" % (PREFIX, lab.tag)
+    docker.api.create_container(image, name=other, labels={PREFIX_LABEL: "zz" + PREFIX,
+                                                           INSTANCE_LABEL: other})
+    try:
+        # the agent crashed before it wrote anything about `one` but its container
+        (docker.root / one / "instance.json").unlink()
+        (docker.root / one).rmdir() if not any((docker.root / one).iterdir()) else None
+        again = DockerDriver(str(docker.state_dir), netns=docker.netns, host=docker.host,
+                             prefix=PREFIX)
+        found = {i.instance: i for i in again.list_instances()}
+        assert set(found) == {one, two}
+        assert found[two].state == "running" and found[two].labels == labels
+        assert found[two].ports == (lab.name("b0"),)
+        assert found[one].state == "failed"            # incomplete: destroy it
+        for instance in (one, two):
+            again.destroy(instance)
+        assert again.settle(5)
+        again.close()
+        for instance, ifname in ((one, lab.name("a0")), (two, lab.name("b0"))):
+            _nothing_left(docker, instance, [ifname])
+    finally:
+        docker.api.remove_container(other, force=True)
+
+
+CREATE_STEPS = ["_image", "_make_netns", "_add_ports", "_create_container"]
+START_STEPS = ["_start_container", "_move_ports_in", "_wait_running"]
+
+
+@pytest.mark.parametrize("step", CREATE_STEPS + ["_save"])
+def test_a_fault_at_each_step_of_create_leaves_nothing(lab, docker, tmp_path, monkeypatch,
+                                                       step):
+    template = docker_image(tmp_path, "daemon", DAEMON, min_ports=1, max_ports=4)
+    instance = lab.name("c")
+    ports = [("p0", lab.name("c0")), ("p1", lab.name("c1"))]
+    real = getattr(DockerDriver, step)
+    calls = []
+
+    def broken(self, *args, **kwargs):
+        calls.append(step)
+        # _save fails at its last call (the instance is all made), the others at once
+        if step != "_save" or args[0].get("state") == "created":
+            raise DriverError("injected fault in %s" % step)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(DockerDriver, step, broken)
+    with pytest.raises(DriverError, match="injected"):
+        docker.create(docker_spec(template, instance, ports))
+    assert calls
+    monkeypatch.setattr(DockerDriver, step, real)
+    _nothing_left(docker, instance, [n for _, n in ports])
+
+
+@pytest.mark.parametrize("step", START_STEPS)
+def test_a_fault_at_each_step_of_start_leaves_it_created(lab, docker, tmp_path, monkeypatch,
+                                                         step):
+    template = docker_image(tmp_path, "daemon", DAEMON, min_ports=1, max_ports=4)
+    instance = lab.name("s")
+    ports = [("p0", lab.name("s0")), ("p1", lab.name("s1"))]
+    docker.create(docker_spec(template, instance, ports))
+    real = getattr(DockerDriver, step)
+
+    def broken(self, meta, *args):
+        if step != "_start_container":
+            real(self, meta, *args)                     # half-way: the step did its work
+        raise DriverError("injected fault in %s" % step)
+    monkeypatch.setattr(DockerDriver, step, broken)
+    with pytest.raises(DriverError, match="injected"):
+        docker.start(instance)
+    monkeypatch.setattr(DockerDriver, step, real)
+    assert docker.status(instance) == "created"
+    assert not docker.api.inspect_container(instance)["State"]["Running"]
+    assert all(netlink.link_exists(n, docker.netns) for _, n in ports)
+    docker.start(instance)                              # it can start after all
+    assert docker.status(instance) == "running"
+    assert _inside(lab, instance) == ["eth0", "eth1"]
+    docker.destroy(instance)
+    _nothing_left(docker, instance, [n for _, n in ports])
+
+
+def test_a_fault_while_adding_ports_leaves_them_as_they_were(lab, docker, tmp_path,
+                                                             monkeypatch):
+    template = docker_image(tmp_path, "daemon", DAEMON, min_ports=1, max_ports=4)
+    instance = lab.name("v")
+    docker.create(docker_spec(template, instance, [("p0", lab.name("v0")),
+                                                   ("p1", lab.name("v1"))]))
+    docker.start(instance)
+    real = docker_module.Plumbing.add_veths
+    made = []
+
+    def broken(self, netns, ports, records, **kwargs):
+        if made:                                         # the undo puts p1 back
+            return real(self, netns, ports, records, **kwargs)
+        real(self, netns, ports[:1], records, **kwargs)  # the first port is made
+        made.append(ports[0].vswitch_ifname)
+        raise DriverError("injected fault adding ports")
+    monkeypatch.setattr(docker_module.Plumbing, "add_veths", broken)
+    with pytest.raises(DriverError, match="injected"):
+        docker.update(instance, add_ports=(port("p2", lab.name("v2")),
+                                           port("p3", lab.name("v3"))),
+                      remove_ports=("p1",))
+    monkeypatch.setattr(docker_module.Plumbing, "add_veths", real)
+    assert made == [lab.name("v2")]
+    assert docker.settle(5)
+    assert [n for n in (lab.name(x) for x in ("v0", "v1", "v2", "v3"))
+            if netlink.link_exists(n, docker.netns)] == [lab.name("v0"), lab.name("v1")]
+    assert _inside(lab, instance) == ["eth0", "eth1"]
+    assert docker.status(instance) == "running"
+    assert docker.problems(instance) == []
+    docker.destroy(instance)
+    _nothing_left(docker, instance, [lab.name("v0"), lab.name("v1")])
