@@ -98,6 +98,13 @@ DEFAULTS = {
         # cheap, and the slots' ports would only make each graph's delete slower.
         "spare-slots-min-ports": 200,
     },
+    "docker": {
+        # The docker execution environment (compute.execution-environments "docker").
+        "mode": "private",              # "private": the agent's own dockerd; "existing"
+        "host": "unix:///run/docker.sock",  # dockerd's API when mode = "existing"
+        "run-dir": "",                  # private mode; default <state>/dockerd (stopped
+                                        # on a clean exit when ovs.stop-on-exit is)
+    },
     "repair": {
         # Watch what is deployed (OVSDB and flow monitors, netlink, process exits, the
         # private OVS's daemons) and repair what breaks (agent/engine/converge.py).
@@ -148,6 +155,10 @@ class AgentConfig:
         return Path(self.data["ovs"]["run-dir"] or self.state_dir / "ovs")
 
     @property
+    def docker_run_dir(self) -> Path:
+        return Path(self.data["docker"]["run-dir"] or self.state_dir / "dockerd")
+
+    @property
     def prefix(self) -> str:
         return self.data["resources"]["prefix"]
 
@@ -182,6 +193,9 @@ def _check(config: AgentConfig) -> None:
     data = config.data
     if data["ovs"]["mode"] not in ("private", "existing"):
         raise ConfigError("ovs.mode must be 'private' or 'existing', not %r" % data["ovs"]["mode"])
+    if data["docker"]["mode"] not in ("private", "existing"):
+        raise ConfigError("docker.mode must be 'private' or 'existing', not %r"
+                          % data["docker"]["mode"])
     if data["ovs"]["datapath-type"] not in ("auto", "system", "netdev"):
         raise ConfigError("ovs.datapath-type must be 'auto', 'system' or 'netdev'")
     for env in data["compute"]["execution-environments"]:

@@ -34,6 +34,22 @@ class Repository:
         LOG.info("repository: %d built-in native functions (%s)", len(self.builtin),
                  ", ".join(sorted(self.builtin)))
 
+    def load_builtin_images(self, image_dir) -> None:
+        """Build the container images of the shipped functions into image_dir (nsf/images.py:
+        once; the same archive after) and add their docker templates."""
+        from nsf import images
+        try:
+            built = images.build(image_dir)
+        except images.ImageError as exc:
+            LOG.warning("repository: no docker functions: %s", exc)
+            return
+        for name, template in sorted(built.items()):
+            parameters.check_declarations(template)
+            template["source"] = "built-in"
+            self.builtin[template["id"]] = template
+        LOG.info("repository: %d built-in docker functions (%s)", len(built),
+                 ", ".join(sorted(t["id"] for t in built.values())))
+
     def set_configured(self, templates: list) -> None:
         self.configured = {t["id"]: t for t in templates}
 

@@ -1,6 +1,9 @@
 """The compute service: the SF repository and the compute drivers of the enabled environments."""
 
 import asyncio
+import logging
+
+from drivers.errors import DriverError
 
 from ..config import AgentConfig
 from ..domain.description import memory_available
@@ -8,11 +11,26 @@ from .manager import ComputeManager
 from .repository import Repository
 from .scheduler import Scheduler
 
+LOG = logging.getLogger(__name__)
+
 
 class ComputeService:
     def __init__(self, config: AgentConfig):
         self.config = config
         self.compute: ComputeManager | None = None
+        self.dockerd = None
+
+    @property
+    def docker_enabled(self) -> bool:
+        return "docker" in self.config.get("compute", "execution-environments")
+
+    def docker_host(self) -> str:
+        if self.dockerd is not None:
+            return self.dockerd.host
+        if self.config.get("docker", "mode") == "private":
+            from drivers.compute.dockerd import PrivateDockerd
+            return PrivateDockerd(self.config.docker_run_dir).host
+        return self.config.get("docker", "host")
 
     def driver_options(self) -> dict:
         netns = self.config.get("ovs", "netns") or None
@@ -20,11 +38,30 @@ class ComputeService:
         return {
             "native": {"state_dir": state, "netns": netns,
                        "script_timeout": float(self.config.get("compute", "script-timeout"))},
+            "docker": {"state_dir": state, "netns": netns, "host": self.docker_host(),
+                       "prefix": self.config.prefix,
+                       "start_timeout": float(self.config.get("compute", "script-timeout"))},
         }
 
+    def _start_dockerd(self) -> None:
+        """docker.mode private: the agent's own dockerd (or the one a crashed run left).
+        When it cannot start, docker functions cannot run and the resolver says why."""
+        from drivers.compute.dockerd import PrivateDockerd
+        dockerd = PrivateDockerd(self.config.docker_run_dir)
+        try:
+            dockerd.start()
+        except DriverError as exc:
+            LOG.warning("docker functions cannot run: %s", exc)
+            return
+        self.dockerd = dockerd
+
     def _start(self) -> None:
+        if self.docker_enabled and self.config.get("docker", "mode") == "private":
+            self._start_dockerd()
         repository = Repository(self.config.state_dir / "nsf")
         repository.load_builtin()
+        if self.docker_enabled:
+            repository.load_builtin_images(self.config.state_dir / "images")
         self.compute = ComputeManager(self.config.get("compute", "execution-environments"),
                                       self.driver_options(), repository, Scheduler(),
                                       memory_free=memory_available)
@@ -32,6 +69,9 @@ class ComputeService:
     def _stop(self) -> None:
         if self.compute is not None:
             self.compute.close()
+        if self.dockerd is not None and self.config.get("ovs", "stop-on-exit"):
+            # the graphs are torn down (agent/engine/service.py): no container is left
+            self.dockerd.stop()
 
     async def start(self) -> None:
         await asyncio.to_thread(self._start)

@@ -53,3 +53,21 @@ def test_bad_repair_settings_are_refused(bad, message):
     with pytest.raises(ConfigError) as refused:
         load(overrides={"repair": bad})
     assert message in str(refused.value)
+
+
+def test_docker_defaults_and_the_example():
+    docker = load().data["docker"]
+    assert docker == {"mode": "private", "host": "unix:///run/docker.sock", "run-dir": ""}
+    assert load(EXAMPLE).data["docker"] == docker
+    assert load().docker_run_dir == Path("/var/lib/composer-agent/dockerd")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"mode": "shared"}, "docker.mode must be 'private' or 'existing'"),
+    ({"host": 5}, "docker.host must be a string"),
+    ({"socket": "x"}, "unknown setting docker.socket"),
+])
+def test_bad_docker_settings_are_refused(bad, message):
+    with pytest.raises(ConfigError) as refused:
+        load(overrides={"docker": bad})
+    assert message in str(refused.value)
