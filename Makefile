@@ -8,7 +8,7 @@ CONFIG ?=
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: all run demo test deps venv bindings check-bindings lint-yang nsf clean
+.PHONY: all run demo test deps venv bindings check-bindings lint-yang nsf images clean
 
 all: venv
 
@@ -34,6 +34,7 @@ demo: venv
 	$(VENV)/bin/composer-agent demo $(DEMO_ARGS)
 
 # The whole suite: unit (no root), integration (root, real daemons), e2e (NETCONF + traffic).
+# The tests start a dockerd of their own (tests/dockerlab.py) and build the images they run.
 test: venv
 	$(VPY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
 
@@ -50,6 +51,11 @@ lint-yang: venv
 # Pack the native function packages (nsf/<name>/) into nsf/dist/<name>.tgz, reproducibly.
 nsf: venv
 	$(VPY) -m nsf.packages nsf/dist
+
+# Build the container images of the function packages that have a docker.json into
+# nsf/dist/<name>.docker.tar (docker load archives; the agent and the tests build their own).
+images: venv
+	$(VPY) -m nsf.images nsf/dist
 
 clean:
 	rm -rf $(VENV) build *.egg-info nsf/dist
