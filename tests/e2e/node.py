@@ -220,6 +220,11 @@ level = "debug"
         ovs_dir = self.dir / "ovs"
         if ovs_dir.exists():
             PrivateOVS(ovs_dir, netns=self.netns).stop()
+        # ... and its private dockerd (docker.mode private), with the containers in it
+        docker_dir = self.dir / "state" / "dockerd"
+        if docker_dir.exists():
+            from drivers.compute.dockerd import PrivateDockerd
+            PrivateDockerd(docker_dir).stop()
         for host in self.hosts.values():
             run("ip", "netns", "del", host.name, check=False)
         own = {self.netns} | {host.name for host in self.hosts.values()}

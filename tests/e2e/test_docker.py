@@ -1,0 +1,161 @@
+"""Docker functions through NETCONF: a graph whose firewall is a container (the template
+docker-firewall, named in the graph) between two hosts, ping and iperf3 across, telnet
+blocked; a port added to the running container by a commit; the same capability resolved
+to native when the graph names no template (native is cheaper); nothing left after.
+
+The agent uses the session's dockerd (docker.mode existing, tests/dockerlab.py): its
+containers carry the agent's resource prefix in their names and labels.
+"""
+
+import pytest
+from lxml import etree
+
+from agent.tools.graphxml import GraphXml, firewall_chain
+from tests import dockerlab
+from tests.e2e.node import Node
+from tests.e2e.test_deploy import SFFG, commit, delete, graph_state, iperf_bits
+
+pytestmark = pytest.mark.skipif(dockerlab.unavailable() is not None,
+                                reason=dockerlab.unavailable() or "")
+
+
+@pytest.fixture(scope="module")
+def node(session_tmp):
+    hosts = {"eth1": "10.11.0.1/24", "eth2": "10.11.0.2/24", "eth3": "10.11.0.3/24"}
+    extra = '[docker]\nmode = "existing"\nhost = "%s"\n' % dockerlab.host()
+    with Node("d", session_tmp, hosts, prefix_suffix="d", environments=("native", "docker"),
+              extra_config=extra) as n:
+        yield n
+
+
+def _containers(node) -> list:
+    import docker
+    client = docker.APIClient(base_url=dockerlab.host())
+    try:
+        return [c["Names"][0].lstrip("/") for c in client.containers(
+            all=True, filters={"label": "composer.prefix=%s" % node.resource_prefix})]
+    finally:
+        client.close()
+
+
+def _function(m, graph_id, leaf):
+    return graph_state(m, graph_id).xpath(
+        "//s:function[s:id='fw']/s:state/s:%s/text()" % leaf, namespaces=SFFG)
+
+
+@pytest.fixture
+def clean(node):
+    before = node.node_resources()
+    yield before
+    with node.netconf() as m:
+        m.discard_changes()
+        running = etree.fromstring(m.get_config(source="running").xml.encode())
+        for gid in running.xpath("//s:service-graph/s:id/text()", namespaces=SFFG):
+            delete(m, gid)
+    assert node.resources_once_settled(before) == before
+    assert _containers(node) == []
+
+
+def _docker_firewall(graph_id, *extra_ports):
+    g = GraphXml(graph_id)
+    g.function("fw", "firewall", "lan", "wan", *extra_ports, template="docker-firewall",
+               parameters=["block-tcp-dst=23"])
+    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+    g.bidirectional("lan", "lan", "fw:lan")
+    g.bidirectional("wan", "wan", "fw:wan")
+    return g
+
+
+def test_a_docker_firewall_between_two_hosts(node, clean):
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    with node.netconf() as m:
+        commit(m, _docker_firewall("g1"))
+        assert _function(m, "g1", "implementation") == ["docker-firewall"]
+        assert _function(m, "g1", "execution-environment")[0].endswith("docker")
+        assert len(_containers(node)) == 1
+        assert h1.ping(h2.ip)
+        assert iperf_bits(h1, h2, 5201) > 1e6
+        assert iperf_bits(h1, h2, 23) == 0.0            # telnet blocked
+        delete(m, "g1")
+    assert _containers(node) == []
+    assert not h1.ping(h2.ip, count=1)
+
+
+def test_the_same_capability_without_a_template_is_native(node, clean):
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    with node.netconf() as m:
+        commit(m, firewall_chain("g1"))
+        assert _function(m, "g1", "implementation") == ["native-firewall"]
+        assert h1.ping(h2.ip)
+    assert _containers(node) == []
+
+
+def test_a_port_added_to_a_running_docker_firewall(node, clean):
+    h1, h2, h3 = node.hosts["eth1"], node.hosts["eth2"], node.hosts["eth3"]
+    with node.netconf() as m:
+        commit(m, _docker_firewall("g1"))
+        assert h1.ping(h2.ip)
+        [container] = _containers(node)
+        started = _started_at(container)
+        # the firewall gets a third port, towards eth3, while it runs
+        bigger = _docker_firewall("g1", "dmz")
+        bigger.sap_interface("dmz", "eth3")
+        bigger.bidirectional("dmz", "dmz", "fw:dmz")
+        commit(m, bigger, replace=True)
+        assert _containers(node) == [container]
+        assert _started_at(container) == started        # the same container, not restarted
+        assert h3.ping(h1.ip) and h3.ping(h2.ip)
+        assert iperf_bits(h3, h2, 5201) > 1e6
+        assert iperf_bits(h3, h2, 23) == 0.0
+        # and goes again
+        commit(m, _docker_firewall("g1"), replace=True)
+        assert _started_at(container) == started
+        assert not h3.ping(h1.ip, count=1)
+        assert h1.ping(h2.ip)
+
+
+def _started_at(container: str) -> str:
+    import docker
+    client = docker.APIClient(base_url=dockerlab.host())
+    try:
+        return client.inspect_container(container)["State"]["StartedAt"]
+    finally:
+        client.close()
+
+
+def test_own_dockerd_and_recovery_after_kill_9(session_tmp):
+    """docker.mode private: the agent runs its own dockerd; after kill -9 the restarted
+    agent finds it, adopts the graph's container by its labels, removes an orphan one (a
+    crash in the middle of a create leaves such), and a clean exit stops dockerd."""
+    from drivers.compute.dockerd import PrivateDockerd
+    from tests import resources
+    hosts = {"eth1": "10.12.0.1/24", "eth2": "10.12.0.2/24"}
+    with Node("q", session_tmp, hosts, prefix_suffix="q",
+              environments=("native", "docker")) as node:
+        dockerd = PrivateDockerd(node.dir / "state" / "dockerd")
+        assert dockerd.running()
+        h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+        with node.netconf() as m:
+            commit(m, _docker_firewall("g1"))
+        assert h1.ping(h2.ip)
+        import docker
+        client = docker.APIClient(base_url=dockerd.host)
+        try:
+            ours = {"label": "composer.prefix=%s" % node.resource_prefix}
+            [container] = client.containers(filters=ours)
+            node.kill_agent()
+            assert dockerd.running()                     # containers outlive the agent
+            orphan = node.resource_prefix + "orphan"
+            client.create_container(container["ImageID"], name=orphan, labels={
+                "composer.prefix": node.resource_prefix, "composer.instance": orphan})
+            node.start_agent()
+            assert [c["Id"] for c in client.containers(all=True, filters=ours)] == [
+                container["Id"]]
+            assert h1.ping(h2.ip)
+            with node.netconf() as m:
+                assert _function(m, "g1", "implementation") == ["docker-firewall"]
+            node.stop_agent()                            # Ctrl-C: graphs go, dockerd too
+        finally:
+            client.close()
+        assert not dockerd.running()
+        assert resources.processes_mentioning(str(dockerd.dir)) == []
