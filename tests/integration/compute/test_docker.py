@@ -125,6 +125,24 @@ def test_firewall_container_carries_traffic_and_blocks_telnet(lab, docker, image
     assert lab.ping(a, "10.62.0.2")
 
 
+def test_nat_container_masquerades_inside_hosts(lab, docker, images):
+    """The ports' addresses (given by the caller) survive the move into the container."""
+    nat = lab.name("nat")
+    docker.create(docker_spec(images["nat"], nat,
+                              [("inside", lab.name("ni"), "10.64.1.1/24"),
+                               ("outside", lab.name("no"), "192.168.64.1/24")]))
+    inside = lab.host("i", docker.netns, lab.name("ni"), "10.64.1.2/24", gateway="10.64.1.1")
+    outside = lab.host("o", docker.netns, lab.name("no"), "192.168.64.2/24")
+    docker.start(nat)
+    assert "10.64.1.1/24" in lab.run(nat, "ip", "-o", "addr", "show", "eth0").stdout
+    assert lab.ping(inside, "192.168.64.2")
+    server = lab.serve_iperf3(outside, 5201)
+    assert lab.transfers(inside, "192.168.64.2", 5201)
+    assert lab.server_report(server)["start"]["connected"][0]["remote_host"] == "192.168.64.1"
+    netlink.route_add("10.64.1.0/24", gateway="192.168.64.1", netns=outside)
+    assert not lab.ping(outside, "10.64.1.2", count=2)      # nothing gets in uninvited
+
+
 def test_limits_of_the_template_are_the_containers(lab, docker, tmp_path):
     template = dict(docker_image(tmp_path, "daemon", DAEMON, min_ports=1, max_ports=4),
                     memory=48, cpu=0.25)
