@@ -143,6 +143,48 @@ def test_nat_container_masquerades_inside_hosts(lab, docker, images):
     assert not lab.ping(outside, "10.64.1.2", count=2)      # nothing gets in uninvited
 
 
+def test_fetch_loads_the_image_once_and_create_then_loads_nothing(lab, docker, tmp_path,
+                                                                  monkeypatch):
+    """The fetch phase (run by the agent before a commit takes its locks) puts the image in
+    dockerd's store; the create that follows only uses it."""
+    template = docker_image(tmp_path, "fetched", DAEMON, min_ports=1, max_ports=4)
+    image_id = template["image-id"]
+    with pytest.raises(Exception):
+        docker.api.inspect_image(image_id)          # a fresh image: not in the store yet
+    loads = []
+    real = type(docker.api).load_image
+
+    def counted(api, data, *args, **kwargs):
+        loads.append(image_id)
+        return real(api, data, *args, **kwargs)
+    monkeypatch.setattr(type(docker.api), "load_image", counted)
+    spec = docker_spec(template, "", ())
+    docker.fetch(spec)
+    assert loads == [image_id]
+    assert docker.api.inspect_image(image_id)["Id"] == image_id
+    docker.fetch(spec)                              # idempotent
+    instance = lab.name("i")
+    docker.create(docker_spec(template, instance, [("p0", lab.name("i0"))]))
+    assert loads == [image_id]
+    # a new driver (the agent restarted) finds the image in the store: no load either
+    again = DockerDriver(str(docker.state_dir), netns=docker.netns, host=docker.host,
+                         prefix=PREFIX)
+    again.fetch(spec)
+    again.close()
+    assert loads == [image_id]
+
+
+def test_an_image_that_is_neither_an_archive_nor_in_the_store_is_refused(lab, docker,
+                                                                        tmp_path):
+    template = dict(docker_image(tmp_path, "daemon", DAEMON, min_ports=1, max_ports=4))
+    spec = docker_spec(dict(template, **{"image-uri": "composer-nsf/nosuch:1"}),
+                       lab.name("q"), [("p0", lab.name("q0"))])
+    spec = type(spec)(**dict(spec.__dict__, image="composer-nsf/nosuch:1"))
+    with pytest.raises(ResourceNotFound, match="not in the local image store"):
+        docker.create(spec)
+    _nothing_left(docker, lab.name("q"), [lab.name("q0")])
+
+
 def test_limits_of_the_template_are_the_containers(lab, docker, tmp_path):
     template = dict(docker_image(tmp_path, "daemon", DAEMON, min_ports=1, max_ports=4),
                     memory=48, cpu=0.25)
