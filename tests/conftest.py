@@ -70,8 +70,9 @@ def private_ovs(session_tmp, node_netns):
 def pytest_sessionfinish(session, exitstatus):
     if os.geteuid() != 0:
         return
+    left = dockerlab.leaks()
     dockerlab.stop()        # the session's own dockerd, if a test started it
-    left = resources.leaks(PREFIX, run_root=str(resources.TMP_ROOT / ("%s-" % PREFIX)))
+    left += resources.leaks(PREFIX, run_root=str(resources.TMP_ROOT / ("%s-" % PREFIX)))
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         lines = ["resources left behind by the test session:"] + ["  " + x for x in left]

@@ -66,6 +66,19 @@ def built() -> dict:
         return _images
 
 
+def leaks() -> list[str]:
+    """The session's containers still on its dockerd (names start with PREFIX), if it ran."""
+    if _host is None:
+        return []
+    import docker
+    client = docker.APIClient(base_url=_host, version="auto")
+    try:
+        names = [c["Names"][0].lstrip("/") for c in client.containers(all=True)]
+    finally:
+        client.close()
+    return ["container %s" % n for n in sorted(names) if n.startswith(PREFIX)]
+
+
 def stop() -> None:
     """Stop the session's dockerd (its containers go with it) and remove its files."""
     global _dockerd, _host, _images
