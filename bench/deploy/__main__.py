@@ -1,12 +1,17 @@
 """Deploy benchmark (not a test): the paper's personal-firewall scenario.
 
     sudo .venv/bin/python -m bench.deploy [--sizes 0,1,10,50,100,500] [--repeat 1]
+    sudo .venv/bin/python -m bench.deploy --environment docker --sizes 1,10,100
 
 For each N: edit-config + commit of a graph with N native personal firewalls between two
 interface SAPs until the commit returns (the graph is running), its deletion, and the same
 resources made and removed by a sequential shell script, in the same run on the same node.
 At the largest N, also the commit that adds one more firewall: as a one-function delta
 (median of --add-repeat), and as the whole graph. N = 0 is the empty graph.
+
+--environment docker: the firewalls are containers (the graph names the template
+docker-firewall; the agent runs its own dockerd), and the script makes each with
+`docker run` + veths + ovs-vsctl, on the same dockerd (baseline.py).
 
 The agent keeps --spare-slots prepared function slots per graph (compute.spare-slots; 0
 turns them off) once its vSwitch has --spare-slots-min-ports ports (the agent's defaults
@@ -93,8 +98,15 @@ def main(argv=None) -> int:
     parser.add_argument("--spare-slots-min-ports", type=int,
                         default=compute["spare-slots-min-ports"],
                         help="the node's vSwitch ports from which the agent prepares slots")
-    parser.add_argument("--output", default="bench/results/deploy.json")
+    parser.add_argument("--environment", choices=("native", "docker"), default="native",
+                        help="what the firewalls run in")
+    parser.add_argument("--output", default=None,
+                        help="default bench/results/deploy.json (deploy-docker.json)")
     args = parser.parse_args(argv)
+    docker = args.environment == "docker"
+    template = "docker-firewall" if docker else None
+    output = args.output or ("bench/results/deploy-docker.json" if docker
+                             else "bench/results/deploy.json")
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bd-") as tmp:
@@ -102,22 +114,24 @@ def main(argv=None) -> int:
         # neither touches the other's, nor another run's beside it.
         with Node("bd", Path(tmp), {"eth1": "10.99.0.1/24", "eth2": "10.99.0.2/24"},
                   prefix_suffix="a", spare_slots=args.spare_slots,
-                  spare_slots_min_ports=args.spare_slots_min_ports) as node:
+                  spare_slots_min_ports=args.spare_slots_min_ports,
+                  environments=("native", "docker") if docker else ("native",)) as node:
             ovs = PrivateOVS(node.dir / "ovs", netns=node.netns)
             package = str(Path(__file__).resolve().parents[2] / "nsf" / "firewall")
             baseline = Baseline(ovs.env(), ovs.db_socket, ovs.bridge_mgmt, node.netns, package,
-                                prefix=PREFIX + "s")
+                                prefix=PREFIX + "s", docker=docker_of(node) if docker else None)
             run_script(baseline.setup(), ovs.env())
             h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
             try:
                 with node.netconf() as m:
                     # warm-up: the first commit of a fresh agent loads what later ones reuse
-                    for text in (config(personal_firewalls(1)), delete_graph("pf")):
+                    for text in (config(personal_firewalls(1, template=template)),
+                                 delete_graph("pf")):
                         m.edit_config(target="candidate", config=text)
                         m.commit()
                     for n in sizes:
                         for _ in range(args.repeat if n <= 10 else 1):
-                            graph = personal_firewalls(n, first_mac=h1.mac)
+                            graph = personal_firewalls(n, first_mac=h1.mac, template=template)
 
                             def deploy():
                                 m.edit_config(target="candidate", config=config(graph))
@@ -137,12 +151,12 @@ def main(argv=None) -> int:
                                 adds = []
                                 for k in range(args.add_repeat):
                                     settle(node)
-                                    adds.append(timed(
-                                        lambda: commit(m, config(one_more_firewall(n + k)))))
+                                    one_more = one_more_firewall(n + k, template=template)
+                                    adds.append(timed(lambda: commit(m, config(one_more))))
                                 row["agent_add_one_all"] = [round(a, 4) for a in adds]
                                 row["agent_add_one"] = statistics.median(adds)
                                 bigger = personal_firewalls(n + args.add_repeat + 1,
-                                                            first_mac=h1.mac)
+                                                            first_mac=h1.mac, template=template)
                                 settle(node)
                                 row["agent_add_one_whole"] = timed(
                                     lambda: commit(m, config(bigger)))
@@ -155,8 +169,16 @@ def main(argv=None) -> int:
                             print(json.dumps(row), flush=True)
             finally:
                 subprocess.run(["bash", "-s"], input=baseline.cleanup(), env=ovs.env(), text=True)
-    report(rows, args.output)
+    report(rows, output)
     return 0
+
+
+def docker_of(node: Node) -> tuple:
+    """(the agent's dockerd, the docker firewall's image) for the script: the same."""
+    from drivers.compute.dockerd import PrivateDockerd
+    from nsf import images
+    image = images.build(node.dir / "state" / "images", only=("firewall",))["firewall"]
+    return PrivateDockerd(node.dir / "state" / "dockerd").host, image["image-id"]
 
 
 def report(rows, output) -> None:

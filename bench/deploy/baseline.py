@@ -9,6 +9,12 @@ the agent makes a graph-LSI: without a local port (which `add-br` would add: a k
 device in the userspace datapath, whose removal alone costs ovs-vswitchd ~20 ms). The
 script uses its own bridges, so it never touches the agent's; its LSI-0 flows name the NICs
 by number (the NICs are the agent's).
+
+With docker (a dockerd's address and the firewall's image), each firewall is a container
+instead of a namespace, as the docker driver makes it: `docker run` with no network, the
+firewall's memory/CPU limits and sysctl, the package's scripts run by `docker exec` once
+both veths are in the container's namespace (the function ends made there directly,
+`ip link add ... peer ... netns <its pid>`).
 """
 
 import shlex
@@ -22,7 +28,7 @@ def _q(*argv) -> str:
 
 class Baseline:
     def __init__(self, ovs_env: dict, db_socket: str, mgmt, node_netns: str, package_dir: str,
-                 prefix: str = "bl"):
+                 prefix: str = "bl", docker: tuple | None = None):
         self.env = ovs_env
         self.db = db_socket
         self.mgmt = mgmt                # bridge -> "unix:..." management socket
@@ -31,6 +37,7 @@ class Baseline:
         self.prefix = prefix
         self.lsi0 = prefix + "0"
         self.graph = prefix + "g"
+        self.docker = docker            # (dockerd address, image) or None: namespaces
 
     def _vsctl(self, *args) -> str:
         return _q("ovs-vsctl", "--db=" + self.db, *args)
@@ -57,7 +64,7 @@ class Baseline:
         for i in range(count):
             ns = "%sf%d" % (self.prefix, i)
             a, b = "%sa%d" % (self.prefix, i), "%sb%d" % (self.prefix, i)
-            lines += [
+            lines += self._docker_function(ns, a, b) if self.docker else [
                 _q("ip", "netns", "add", ns),
                 _q("ip", "-n", self.netns, "link", "add", a, "type", "veth", "peer", "name",
                    "eth0", "netns", ns),
@@ -76,6 +83,8 @@ class Baseline:
                    "COMPOSER_PORTS=eth0 eth1", "COMPOSER_ACTION=create", "sh", "./create.sh"),
                 _q("ip", "netns", "exec", ns, "env", "-C", self.package,
                    "COMPOSER_PORTS=eth0 eth1", "COMPOSER_ACTION=start", "sh", "./start.sh"),
+            ]
+            lines += [
                 self._vsctl("add-port", self.graph, a),
                 self._vsctl("add-port", self.graph, b),
             ]
@@ -105,6 +114,33 @@ class Baseline:
             ]
         return "\n".join(lines)
 
+    def _docker(self, *argv) -> str:
+        return _q("docker", "-H", self.docker[0], *argv)
+
+    def _docker_function(self, name: str, a: str, b: str) -> list:
+        lines = [
+            self._docker("run", "-d", "-q", "--name", name, "--network", "none",
+                         "--cap-add", "NET_ADMIN", "--memory", "16m", "--cpus", "0.1",
+                         "--sysctl", "net.bridge.bridge-nf-call-iptables=1",
+                         "--entrypoint", "/bin/sh", self.docker[1], "-c",
+                         "while :; do sleep 3600; done") + " >/dev/null",
+            "pid=$(%s)" % self._docker("inspect", "-f", "{{.State.Pid}}", name),
+        ]
+        for node_end, inside in ((a, "eth0"), (b, "eth1")):
+            lines += [
+                _q("ip", "-n", self.netns, "link", "add", node_end, "type", "veth", "peer",
+                   "name", inside) + " netns \"$pid\"",
+                _q("ip", "-n", self.netns, "link", "set", node_end, "up"),
+                self._node("ethtool", "-K", node_end, "tx", "off") + " >/dev/null",
+                _q("nsenter", "-t") + " \"$pid\" " + _q("-n", "ip", "link", "set", inside, "up"),
+                _q("nsenter", "-t") + " \"$pid\" " + _q("-n", "ethtool", "-K", inside, "tx", "off")
+                + " >/dev/null",
+            ]
+        lines.append(self._docker("exec", "-w", "/composer/package", "-e",
+                                  "COMPOSER_PORTS=eth0 eth1", name, "sh", "-c",
+                                  "./create.sh && ./start.sh"))
+        return lines
+
     def teardown(self, count: int) -> str:
         lines = ["set -e"]
         for i in range(count):
@@ -114,12 +150,22 @@ class Baseline:
                 link = "%sl%s%d" % (self.prefix, side, i)
                 lines.append(self._vsctl("del-port", self.lsi0, link + "-a", "--",
                                          "del-port", self.graph, link + "-b"))
+            name = "%sf%d" % (self.prefix, i)
+            if self.docker:
+                lines += [
+                    self._docker("exec", "-w", "/composer/package", "-e",
+                                 "COMPOSER_PORTS=eth0 eth1", name, "sh", "./stop.sh"),
+                    self._vsctl("del-port", self.graph, "%sa%d" % (self.prefix, i)),
+                    self._vsctl("del-port", self.graph, "%sb%d" % (self.prefix, i)),
+                    self._docker("rm", "-f", name) + " >/dev/null",
+                ]
+                continue
             lines += [
-                _q("ip", "netns", "exec", "%sf%d" % (self.prefix, i), "env", "-C", self.package,
+                _q("ip", "netns", "exec", name, "env", "-C", self.package,
                    "COMPOSER_PORTS=eth0 eth1", "COMPOSER_ACTION=stop", "sh", "./stop.sh"),
                 self._vsctl("del-port", self.graph, "%sa%d" % (self.prefix, i)),
                 self._vsctl("del-port", self.graph, "%sb%d" % (self.prefix, i)),
-                _q("ip", "netns", "del", "%sf%d" % (self.prefix, i)),
+                _q("ip", "netns", "del", name),
             ]
         lines.append(self._vsctl("del-br", self.graph))
         return "\n".join(lines)
