@@ -159,3 +159,42 @@ def test_own_dockerd_and_recovery_after_kill_9(session_tmp):
             client.close()
         assert not dockerd.running()
         assert resources.processes_mentioning(str(dockerd.dir)) == []
+
+
+def _status_and_restarts(m):
+    state = graph_state(m, "g1")
+    status = state.xpath("//s:service-graph/s:state/s:status/text()", namespaces=SFFG)
+    restarts = state.xpath("//s:function[s:id='fw']/s:state/s:restart-count/text()",
+                           namespaces=SFFG)
+    return status[0].split(":")[-1], int(restarts[0]) if restarts else 0
+
+
+def test_a_docker_function_that_dies_or_is_removed_is_repaired(node, clean):
+    """The agent watches its containers (docker events): one whose init is killed is
+    started again (restart-count 1), one removed by hand is made again."""
+    import os
+    import signal
+    import docker
+    from tests.e2e.node import eventually
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    client = docker.APIClient(base_url=dockerlab.host())
+    try:
+        with node.netconf() as m:
+            commit(m, _docker_firewall("g1"))
+            [name] = _containers(node)
+            os.kill(client.inspect_container(name)["State"]["Pid"], signal.SIGKILL)
+            assert eventually(lambda: client.inspect_container(name)["State"]["Running"]
+                              and _status_and_restarts(m) == ("running", 1), 30, 0.1), \
+                (_status_and_restarts(m), node.log_tail(30))
+            assert h1.ping(h2.ip)
+            assert iperf_bits(h1, h2, 23) == 0.0
+            before = client.inspect_container(name)["Id"]
+            client.remove_container(name, force=True)
+            assert eventually(lambda: _containers(node) == [name]
+                              and client.inspect_container(name)["Id"] != before
+                              and client.inspect_container(name)["State"]["Running"]
+                              and _status_and_restarts(m)[0] == "running", 30, 0.1), \
+                node.log_tail(30)
+            assert h1.ping(h2.ip)
+    finally:
+        client.close()
