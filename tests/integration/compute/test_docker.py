@@ -123,6 +123,9 @@ def test_firewall_container_carries_traffic_and_blocks_telnet(lab, docker, image
     assert docker.api.inspect_container(fw)["State"]["Paused"]
     docker.resume(fw)
     assert lab.ping(a, "10.62.0.2")
+    docker.pause(fw)                                    # a paused one goes as well
+    docker.destroy(fw)
+    _nothing_left(docker, fw, [lab.name("fi"), lab.name("fo")])
 
 
 def test_nat_container_masquerades_inside_hosts(lab, docker, images):
