@@ -98,6 +98,11 @@ class Lab:
             self.run(ns, "ip", "neigh", "flush", "all")
         return answered
 
+    def forget_neighbours(self, ns: str) -> None:
+        """After a ping that was not answered: its failed ARP lookup would fail the pings of
+        the next 3 s (the neighbour entry stays FAILED that long), however the path is now."""
+        self.run(ns, "ip", "neigh", "flush", "all")
+
     def serve_iperf3(self, ns: str, port: int = 5201) -> subprocess.Popen:
         """A one-off iperf3 server in ns (JSON report on stdout), listening when returned."""
         proc = subprocess.Popen(["ip", "netns", "exec", ns, "iperf3", "-s", "-1", "-J",

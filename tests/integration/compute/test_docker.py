@@ -46,11 +46,6 @@ def _inside(lab, instance) -> list:
     return sorted(n for n in netlink.link_names("", instance) if n not in ("lo", "br0"))
 
 
-def _forget_neighbours(lab, host) -> None:
-    """After a ping that failed: its ARP lookup would fail the next pings for 3 s."""
-    lab.run(host, "ip", "neigh", "flush", "all")
-
-
 def _same_file(a, b) -> bool:
     one, two = os.stat(a), os.stat(b)
     return (one.st_dev, one.st_ino) == (two.st_dev, two.st_ino)
@@ -85,7 +80,7 @@ def test_firewall_container_carries_traffic_and_blocks_telnet(lab, docker, image
     a = lab.host("a", docker.netns, lab.name("fi"), "10.62.0.1/24")
     b = lab.host("b", docker.netns, lab.name("fo"), "10.62.0.2/24")
     assert not lab.ping(a, "10.62.0.2", count=1), "created but not started: no forwarding"
-    _forget_neighbours(lab, a)
+    lab.forget_neighbours(a)
     docker.start(fw)
     assert docker.status(fw) == "running"
     # the ports are in the container's network namespace, named as the function sees them
@@ -115,7 +110,7 @@ def test_firewall_container_carries_traffic_and_blocks_telnet(lab, docker, image
     assert docker.status(fw) == "stopped"
     assert not docker.api.inspect_container(fw)["State"]["Running"]
     assert not lab.ping(a, "10.62.0.2", count=1)
-    _forget_neighbours(lab, a)
+    lab.forget_neighbours(a)
     docker.start(fw)
     assert _inside(lab, fw) == ["eth0", "eth1"]
     assert lab.ping(a, "10.62.0.2")

@@ -25,6 +25,7 @@ def _fw(lab, native, nsf_packages, parameters):
 def test_firewall_is_transparent_and_blocks_a_tcp_port(lab, native, nsf_packages):
     fw, a, b = _fw(lab, native, nsf_packages, ["block-tcp-dst=5023", "block-udp-dst=53"])
     assert not lab.ping(a, "10.61.0.2", count=1), "created but not started: no forwarding"
+    lab.forget_neighbours(a)
     native.start(fw)
     assert native.status(fw) == "running"
 
@@ -45,6 +46,7 @@ def test_firewall_is_transparent_and_blocks_a_tcp_port(lab, native, nsf_packages
 
     native.stop(fw)
     assert not lab.ping(a, "10.61.0.2", count=1)
+    lab.forget_neighbours(a)
     native.start(fw)
     assert lab.ping(a, "10.61.0.2")
 
@@ -128,6 +130,7 @@ def test_router_forwards_between_subnets_along_its_static_routes(lab, native, ns
     assert "10.63.2.0/24 via 10.63.9.2 dev eth1" in routes
     assert "10.63.3.0/24 dev eth1" in routes
     assert not lab.ping(h1, "10.63.9.2", count=1), "not started: not forwarding"
+    lab.forget_neighbours(h1)
 
     native.start(router)
     assert lab.ping(h1, "10.63.9.2")
