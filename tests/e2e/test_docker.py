@@ -22,9 +22,12 @@ pytestmark = pytest.mark.skipif(dockerlab.unavailable() is not None,
 @pytest.fixture(scope="module")
 def node(session_tmp):
     hosts = {"eth1": "10.11.0.1/24", "eth2": "10.11.0.2/24", "eth3": "10.11.0.3/24"}
-    extra = '[docker]\nmode = "existing"\nhost = "%s"\n' % dockerlab.host()
+    fault_file = session_tmp / "d-fault"
+    extra = ('[docker]\nmode = "existing"\nhost = "%s"\n[debug]\nfault-file = "%s"\n'
+             % (dockerlab.host(), fault_file))
     with Node("d", session_tmp, hosts, prefix_suffix="d", environments=("native", "docker"),
               extra_config=extra) as n:
+        n.fault_file = fault_file
         yield n
 
 
@@ -79,6 +82,37 @@ def test_a_docker_firewall_between_two_hosts(node, clean):
         delete(m, "g1")
     assert _containers(node) == []
     assert not h1.ping(h2.ip, count=1)
+
+
+@pytest.mark.parametrize("kind", ["create-function", "attach-ports", "start-function",
+                                  "apply-flows"])
+def test_a_fault_at_each_step_of_a_docker_deploy_is_rolled_back(node, clean, kind):
+    """The commit fails at that step (debug.fault-file) and is undone: no container, no
+    namespace, port or flow left, running unchanged; the same commit then works."""
+    from ncclient.operations.rpc import RPCError
+    from agent.network.naming import Naming
+    from agent.tools.graphxml import config
+    naming = Naming(node.resource_prefix)
+    instance, lsi = naming.function_instance("g1", "fw"), naming.graph_lsi("g1")
+    step = {"create-function": "create-function g1/" + instance,
+            "attach-ports": "attach-ports g1/" + lsi,
+            "start-function": "start-function g1/" + instance,
+            "apply-flows": "apply-flows " + lsi}[kind]
+    with node.netconf() as m:
+        m.edit_config(target="candidate", config=config(_docker_firewall("g1")))
+        node.fault_file.write_text(step)
+        try:
+            with pytest.raises(RPCError) as refused:
+                m.commit()
+        finally:
+            node.fault_file.unlink()
+        assert refused.value.message.startswith("deployment failed at step ")
+        assert "%s: injected fault" % step in refused.value.message \
+            or "'%s': " % step in refused.value.message
+        assert node.resources_once_settled(clean) == clean
+        assert _containers(node) == []
+        m.commit()
+        assert node.hosts["eth1"].ping(node.hosts["eth2"].ip)
 
 
 def test_the_same_capability_without_a_template_is_native(node, clean):
