@@ -232,3 +232,50 @@ def test_a_docker_function_that_dies_or_is_removed_is_repaired(node, clean):
             assert h1.ping(h2.ip)
     finally:
         client.close()
+
+
+def _docker_chain(graph_id, count):
+    """lan -- fw0 -- fw1 ... -- wan, each firewall a container."""
+    g = GraphXml(graph_id)
+    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+    previous = "lan"
+    for i in range(count):
+        g.function("fw%d" % i, "firewall", "lan", "wan", template="docker-firewall")
+        g.bidirectional("r%d" % i, previous, "fw%d:lan" % i)
+        previous = "fw%d:wan" % i
+    g.bidirectional("r%d" % count, previous, "wan")
+    return g
+
+
+def test_kill_9_in_the_middle_of_a_docker_deploy_leaves_no_orphan(node, clean):
+    """The agent is killed while it creates and starts four containers; restarted, it
+    keeps exactly the containers of what running holds (the commit was not acknowledged:
+    none), found by their labels."""
+    import threading
+    from agent.tools.graphxml import config
+    from tests.e2e.node import eventually
+
+    def deploy():
+        try:
+            with node.netconf() as m:
+                m.edit_config(target="candidate", config=config(_docker_chain("g1", 4)))
+                m.commit()
+        except Exception:  # noqa: BLE001 - the agent is killed under it
+            pass
+    committing = threading.Thread(target=deploy)
+    committing.start()
+    assert eventually(lambda: len(_containers(node)) >= 1, 30, 0.01)
+    node.kill_agent()
+    committing.join(30)
+    left = _containers(node)
+    assert left                                      # something to recover from
+    node.start_agent()
+    with node.netconf() as m:
+        running = etree.fromstring(m.get_config(source="running").xml.encode())
+        functions = running.xpath("//s:service-graph[s:id='g1']//s:function/s:id/text()",
+                                  namespaces=SFFG)
+    assert len(_containers(node)) == len(functions)
+    if functions:
+        assert node.hosts["eth1"].ping(node.hosts["eth2"].ip)
+    else:   # nothing of the unacknowledged commit: no namespace, port, flow either
+        assert node.resources_once_settled(clean) == clean
