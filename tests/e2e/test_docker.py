@@ -279,3 +279,47 @@ def test_kill_9_in_the_middle_of_a_docker_deploy_leaves_no_orphan(node, clean):
         assert node.hosts["eth1"].ping(node.hosts["eth2"].ip)
     else:   # nothing of the unacknowledged commit: no namespace, port, flow either
         assert node.resources_once_settled(clean) == clean
+
+
+@pytest.mark.parametrize("kind", ["update-function", "attach-ports", "apply-flows"])
+def test_a_fault_while_adding_a_port_to_a_running_docker_function(node, clean, kind):
+    """The commit adding a port fails at that step; undone, the running container has its
+    two ports again (the update's undo removes the new one) and the node is as before."""
+    from ncclient.operations.rpc import RPCError
+    from agent.network.naming import Naming
+    from agent.tools.graphxml import config
+    from tests.e2e.node import run
+    naming = Naming(node.resource_prefix)
+    instance, lsi = naming.function_instance("g1", "fw"), naming.graph_lsi("g1")
+    step = {"update-function": "update-function g1/" + instance,
+            "attach-ports": "attach-ports g1/" + lsi,
+            "apply-flows": "apply-flows " + lsi}[kind]
+    bigger = _docker_firewall("g1", "dmz")
+    bigger.sap_interface("dmz", "eth3")
+    bigger.bidirectional("dmz", "dmz", "fw:dmz")
+
+    def inside():
+        return sorted(line.split(":")[1].strip().split("@")[0] for line in run(
+            "ip", "-n", instance, "-o", "link").stdout.splitlines()
+            if "@" in line.split(":")[1])
+    with node.netconf() as m:
+        commit(m, _docker_firewall("g1"))
+        deployed = node.node_resources()
+        assert inside() == ["eth0", "eth1"]
+        [container] = _containers(node)
+        started = _started_at(container)
+        m.edit_config(target="candidate", config=config(bigger, operation="replace"))
+        node.fault_file.write_text(step)
+        try:
+            with pytest.raises(RPCError) as refused:
+                m.commit()
+        finally:
+            node.fault_file.unlink()
+        assert "injected fault" in refused.value.message
+        assert inside() == ["eth0", "eth1"]
+        assert _started_at(container) == started
+        assert node.resources_once_settled(deployed) == deployed
+        assert node.hosts["eth1"].ping(node.hosts["eth2"].ip)
+        m.commit()                                       # now for real
+        assert inside() == ["eth0", "eth1", "eth2"]
+        assert node.hosts["eth3"].ping(node.hosts["eth2"].ip)
