@@ -8,7 +8,7 @@ CONFIG ?=
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: all run demo test deps venv bindings check-bindings lint-yang nsf images clean
+.PHONY: all run demo test deps venv bindings check-bindings lint-yang nsf images guest libvirtd clean
 
 all: venv
 
@@ -35,7 +35,7 @@ demo: venv
 
 # The whole suite: unit (no root), integration (root, real daemons), e2e (NETCONF + traffic).
 # The tests start a dockerd of their own (tests/dockerlab.py) and build the images they run.
-test: venv
+test: venv guest libvirtd
 	$(VPY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) tests
 
 # Regenerate the pyangbind classes in bindings/ from yang/.
@@ -56,6 +56,15 @@ nsf: venv
 # nsf/dist/<name>.docker.tar (docker load archives; the agent and the tests build their own).
 images: venv
 	$(VPY) -m nsf.images nsf/dist
+
+# The kvm functions' tiny guest (a Debian cloud kernel, a busybox initramfs) in nsf/dist/guest;
+# rebuilt only when its inputs changed.
+guest: venv
+	$(VPY) -m nsf.guest nsf/dist/guest
+
+# libvirtd (and virtlogd) for the kvm functions, started when they do not answer.
+libvirtd: deps
+	@scripts/start-libvirtd
 
 clean:
 	rm -rf $(VENV) build *.egg-info nsf/dist
