@@ -115,6 +115,8 @@ def leaks(prefix: str, run_root: str | None = None) -> list[str]:
     """Resources with the session's prefix that are still on the node."""
     found = ["network namespace %s" % n for n in netns_names() if n.startswith(prefix)]
     found += ["link %s" % n for n in link_names() if n.startswith(prefix)]
+    from tests import guest
+    found += ["libvirt domain %s" % n for n in guest.domain_names(prefix)]
     if run_root:
         found += ["process %s" % p for p in processes_mentioning(run_root)]
     return found

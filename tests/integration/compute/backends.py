@@ -10,13 +10,14 @@ against it, and skips them with the Backend's reason where the environment is ab
 import json
 import os
 import signal
+from pathlib import Path
 
 from drivers import netlink, watch
 from drivers.compute.base import FunctionSpec
 from drivers.compute.docker import DockerDriver
 from drivers.compute.native import NativeDriver
 from nsf import images
-from tests import dockerlab
+from tests import dockerlab, guest
 from tests.resources import PREFIX
 
 from .helpers import DAEMON, make_package, port, spec
@@ -171,4 +172,46 @@ def docker_spec(template: dict, instance: str, ports, parameters=(), labels=None
                         labels=labels or {})
 
 
-BACKENDS = [NativeBackend(), DockerBackend()]
+class KvmBackend(Backend):
+    """QEMU domains through libvirtd (TCG here: every start boots the test guest, ~8 s)."""
+
+    name = "kvm"
+
+    def unavailable(self):
+        return guest.unavailable()
+
+    def driver(self, lab, directory):
+        from drivers.compute.kvm import KvmDriver
+        return KvmDriver(str(directory / ("kvm-%s" % lab.tag)), netns=lab.netns("n"))
+
+    def reopen(self, driver):
+        from drivers.compute.kvm import KvmDriver
+        return KvmDriver(str(driver.state_dir), netns=driver.netns)
+
+    def spec(self, directory, instance, ports, labels=None, template=None):
+        return FunctionSpec(instance=instance, image=str(guest.path()),
+                            template=dict({"id": "test-kvm", "memory": 160, "cpu": 1},
+                                          **(template or {})),
+                            ports=tuple(port(*p) for p in ports), labels=labels or {})
+
+    def failing_spec(self, directory, instance, ports):
+        # libvirt refuses the domain (an unknown machine type) after the taps are made
+        return self.spec(directory, instance, ports, template={"machine": "no-such-pc"})
+
+    def lose_part(self, driver, instance):
+        netlink.link_delete(driver.list_instances()[0].ports[0], driver.netns)
+
+    def kill_process(self, driver, instance):
+        pid = int(Path("/run/libvirt/qemu/%s.pid" % instance).read_text())
+        os.kill(pid, signal.SIGKILL)
+
+    def leftovers(self, driver, instance):
+        found = []
+        if guest.domain_exists(instance):
+            found.append("domain %s" % instance)
+        if (driver.root / instance).exists():
+            found.append("directory %s" % (driver.root / instance))
+        return found
+
+
+BACKENDS = [NativeBackend(), DockerBackend(), KvmBackend()]

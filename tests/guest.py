@@ -1,0 +1,59 @@
+"""The kvm functions' test guest (nsf/guest.py) and libvirtd, for the tests that boot VMs.
+
+The guest is built once into nsf/dist/guest (as `make guest` does; a rebuild only when its
+inputs changed); libvirtd is started by scripts/start-libvirtd (`make test` runs it). Where
+either is impossible the kvm tests are skipped with the reason.
+"""
+
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GUEST_DIR = ROOT / "nsf" / "dist" / "guest"
+URI = "qemu:///system"
+
+
+def path() -> Path:
+    """The built guest's directory (its guest.json)."""
+    return GUEST_DIR
+
+
+@lru_cache(maxsize=None)
+def unavailable() -> str | None:
+    """Why VMs cannot run here (None: they can): libvirt-python, libvirtd, the guest."""
+    try:
+        import libvirt  # noqa: F401
+    except ImportError:
+        return "libvirt-python is not installed (make venv)"
+    started = subprocess.run([str(ROOT / "scripts" / "start-libvirtd")], capture_output=True,
+                             text=True)
+    if started.returncode != 0:
+        return "libvirtd: %s" % started.stderr.strip()
+    from nsf import guest
+    try:
+        guest.build(GUEST_DIR)
+    except guest.GuestBuildError as exc:
+        return "the test guest cannot be built: %s" % exc
+    return None
+
+
+def domain_names(prefix: str = "") -> list[str]:
+    """The libvirt domains (defined or running) whose names start with prefix."""
+    try:
+        import libvirt
+    except ImportError:
+        return []
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    try:
+        conn = libvirt.open(URI)
+    except libvirt.libvirtError:
+        return []
+    try:
+        return sorted(d.name() for d in conn.listAllDomains(0) if d.name().startswith(prefix))
+    finally:
+        conn.close()
+
+
+def domain_exists(name: str) -> bool:
+    return name in domain_names(name)

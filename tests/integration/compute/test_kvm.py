@@ -1,0 +1,213 @@
+"""The kvm driver on the real libvirtd: the domain it defines (taps, offloads, pinning,
+metadata), traffic through the guest, the domain type probed, recovery from libvirt alone,
+and a failure at each step of create and start leaving nothing behind.
+
+Every start boots the test guest (nsf/guest.py) under TCG here, about 8 s.
+"""
+
+import time
+
+import pytest
+from lxml import etree
+
+from drivers import netlink
+from drivers.compute import kvm
+from drivers.compute.base import FunctionSpec
+from drivers.errors import DriverError, ResourceNotFound
+from tests import guest
+
+from .helpers import port
+
+pytestmark = pytest.mark.skipif(guest.unavailable() is not None,
+                                reason=guest.unavailable() or "")
+
+LABELS = {"composer-owner": "kvm-tests", "composer-graph": "g1"}
+
+
+@pytest.fixture
+def driver(lab, tmp_path):
+    driver = kvm.KvmDriver(str(tmp_path / "state"), netns=lab.netns("n"))
+    driver.check()
+    yield driver
+    for info in driver.list_instances():
+        driver.destroy(info.instance)
+    driver.close()
+
+
+def _spec(lab, name, nports=2, template=None, cores=(), labels=LABELS):
+    return FunctionSpec(instance=lab.name(name), image=str(guest.path()),
+                        template=dict({"id": "test-kvm", "memory": 160, "cpu": 1},
+                                      **(template or {})),
+                        ports=tuple(port("p%d" % n, lab.name("%s%d" % (name, n)))
+                                    for n in range(nports)),
+                        cpu_cores=tuple(cores), labels=labels)
+
+
+def _xml(instance):
+    import libvirt
+    conn = libvirt.open(guest.URI)
+    try:
+        return etree.fromstring(conn.lookupByName(instance).XMLDesc(0).encode())
+    finally:
+        conn.close()
+
+
+def _nothing_left(driver, lab, instance, ports):
+    assert not guest.domain_exists(instance)
+    assert not (driver.root / instance).exists()
+    for name in ports:
+        assert not netlink.link_exists(name, driver.netns), name
+        for relay in ("t", "r"):
+            assert not netlink.link_exists(kvm._relay_name(name, relay)), (name, relay)
+
+
+def test_the_domain_it_defines(driver, lab):
+    spec = _spec(lab, "d", cores=(1,))
+    driver.create(spec)
+    root = _xml(spec.instance)
+    assert root.get("type") == driver.resolved_domain_type(kvm.load_image(spec.image))
+    assert root.findtext("memory") == str(160 * 1024)          # KiB
+    assert root.findtext("vcpu") == "1"
+    assert [(p.get("vcpu"), p.get("cpuset")) for p in root.iter("vcpupin")] == [("0", "1")]
+    assert root.findtext("os/kernel").endswith("vmlinuz")
+    assert "composer.ports=2" in root.findtext("os/cmdline")
+    interfaces = root.findall("devices/interface")
+    assert [i.get("type") for i in interfaces] == ["ethernet", "ethernet"]
+    assert [i.find("target").get("dev") for i in interfaces] == [
+        kvm._relay_name(lab.name("d0"), "t"), kvm._relay_name(lab.name("d1"), "t")]
+    assert {i.find("target").get("managed") for i in interfaces} == {"no"}
+    for interface in interfaces:
+        host, guest_ = interface.find("driver/host"), interface.find("driver/guest")
+        assert (host.get("csum"), host.get("tso4"), host.get("tso6")) == ("off",) * 3
+        assert (guest_.get("csum"), guest_.get("tso4"), guest_.get("tso6")) == ("off",) * 3
+    labels = {e.get("name"): e.get("value")
+              for e in root.iter("{%s}label" % kvm.METADATA_NS)}
+    assert labels == LABELS
+
+
+def test_a_vm_forwards_between_two_hosts(driver, lab):
+    spec = _spec(lab, "v")
+    driver.create(spec)
+    a = lab.host("a", driver.netns, lab.name("v0"), "10.62.0.1/24")
+    lab.host("b", driver.netns, lab.name("v1"), "10.62.0.2/24")
+    assert not lab.ping(a, "10.62.0.2", count=1), "created, not started: no path"
+    started = time.monotonic()
+    driver.start(spec.instance)
+    print("kvm start to readiness: %.0f ms" % ((time.monotonic() - started) * 1000))
+    assert driver.status(spec.instance) == "running"
+    assert lab.ping(a, "10.62.0.2")
+    # the tap's offloads are off on QEMU's side too: what it hands over is complete
+    tap = kvm._relay_name(lab.name("v0"), "t")
+    assert not netlink.tx_checksum_enabled(tap)
+    driver.stop(spec.instance)
+    assert not lab.ping(a, "10.62.0.2", count=1)
+    driver.start(spec.instance)               # the same ports carry traffic again
+    assert lab.ping(a, "10.62.0.2")
+
+
+def test_the_domain_type_is_probed(driver, lab, monkeypatch):
+    image = kvm.load_image(str(guest.path()))
+    probed = driver.resolved_domain_type(image)      # what every test here boots with
+    assert probed in ("kvm", "qemu")
+    if kvm.kvm_usable() is None:
+        # a KVM guest that does not reach its init in time (here it never does) means TCG
+        monkeypatch.setattr(kvm, "KVM_PROBE_TIMEOUT", 0.01)
+        assert driver.probe_domain_type(image) == "qemu"
+        assert not guest.domain_names("composer-kvm-probe")
+    monkeypatch.setattr(kvm, "kvm_usable", lambda: "/dev/kvm: no such device")
+    assert driver.resolved_domain_type(image) == "qemu"        # no probe without /dev/kvm
+    forced = kvm.KvmDriver(str(driver.state_dir), netns=driver.netns, domain_type="qemu")
+    assert forced.resolved_domain_type(image) == "qemu"
+    forced.close()
+
+
+def test_recovery_finds_domains_by_their_metadata(driver, lab):
+    spec = _spec(lab, "r", nports=1)
+    driver.create(spec)
+    driver.start(spec.instance)
+    # another agent's driver (its own state directory) neither lists nor removes it
+    other = kvm.KvmDriver(str(driver.state_dir) + "-other", netns=driver.netns)
+    try:
+        assert other.list_instances() == []
+        with pytest.raises(ResourceNotFound):
+            other.destroy(spec.instance)
+    finally:
+        other.close()
+    # the agent killed, its state directory lost: libvirt alone knows the domain
+    import shutil
+    shutil.rmtree(driver.root / spec.instance)
+    again = kvm.KvmDriver(str(driver.state_dir), netns=driver.netns)
+    try:
+        found = again.list_instances(LABELS)
+        assert [(i.instance, i.state, i.ports) for i in found] == [
+            (spec.instance, "failed", (lab.name("r0"),))]
+        assert found[0].labels == LABELS
+        assert again.list_instances({"composer-owner": "someone-else"}) == []
+        again.destroy(spec.instance)
+    finally:
+        again.close()
+    _nothing_left(driver, lab, spec.instance, [lab.name("r0")])
+
+
+def _fail_at(monkeypatch, target, name, after=0):
+    """Make target.name raise a DriverError on its call number after+1."""
+    original = getattr(target, name)
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == after + 1:
+            raise DriverError("injected failure in %s" % name)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(target, name, failing)
+
+
+@pytest.mark.parametrize("step", ["tap", "second-tap", "relay", "redirect", "define",
+                                  "save"])
+def test_a_failure_at_each_step_of_create_leaves_nothing(driver, lab, monkeypatch, step):
+    spec = _spec(lab, "c")
+    if step == "tap":
+        _fail_at(monkeypatch, kvm.netlink, "tap_add")
+    elif step == "second-tap":
+        _fail_at(monkeypatch, kvm.netlink, "tap_add", after=1)
+    elif step == "relay":
+        _fail_at(monkeypatch, kvm.netlink, "veth_add", after=1)
+    elif step == "redirect":
+        _fail_at(monkeypatch, kvm, "_redirect", after=3)
+    elif step == "define":
+        spec = _spec(lab, "c", template={"machine": "no-such-pc"})
+    else:
+        _fail_at(monkeypatch, driver.store, "save", after=2)    # after the domain is defined
+    with pytest.raises(DriverError):
+        driver.create(spec)
+    monkeypatch.undo()
+    _nothing_left(driver, lab, spec.instance, [lab.name("c0"), lab.name("c1")])
+    assert driver.list_instances() == []
+
+
+@pytest.mark.parametrize("step", ["domain-start", "guest-fails", "not-ready"])
+def test_a_start_that_fails_leaves_the_domain_off(driver, lab, monkeypatch, step):
+    template = {"guest-function": "nosuch"} if step == "guest-fails" else \
+        {"ready-timeout": 0.5} if step == "not-ready" else {}
+    spec = _spec(lab, "s", template=template)
+    driver.create(spec)
+    if step == "domain-start":
+        # QEMU refuses to run: the tap it must open is gone
+        netlink.link_delete(kvm._relay_name(lab.name("s1"), "t"))
+    with pytest.raises(DriverError) as failed:
+        driver.start(spec.instance)
+    if step == "guest-fails":
+        assert "unknown function 'nosuch'" in str(failed.value)
+    assert driver.status(spec.instance) == "created"
+    assert not _active(spec.instance)
+    driver.destroy(spec.instance)
+    _nothing_left(driver, lab, spec.instance, [lab.name("s0"), lab.name("s1")])
+
+
+def _active(instance) -> bool:
+    import libvirt
+    conn = libvirt.open(guest.URI)
+    try:
+        return bool(conn.lookupByName(instance).isActive())
+    finally:
+        conn.close()

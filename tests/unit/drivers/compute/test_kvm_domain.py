@@ -1,0 +1,70 @@
+"""The kvm driver's domain XML and metadata, built by code (no libvirtd needed)."""
+
+from lxml import etree
+
+from drivers.compute import kvm
+
+IMAGE = {"kernel": "/s/vmlinuz", "initrd": "/s/initramfs.img"}
+
+
+def _domain(**kw):
+    args = dict(domain_type="qemu", image=IMAGE, memory_mib=160, vcpus=2,
+                taps=[("lan", "cnc1a.t", "02:00:00:00:00:01", "cnc1a"),
+                      ("wan", "cnc1b.t", None, "cnc1b")],
+                console="/s/console.log", cmdline="console=ttyS0 composer.ports=2",
+                cpu_cores=(2, 3), labels={"composer-graph": "g1"}, owner="/var/lib/x")
+    args.update(kw)
+    return etree.fromstring(kvm.domain_xml("cnc-g1-vm", **args).encode())
+
+
+def test_a_kernel_booted_domain():
+    root = _domain()
+    assert root.get("type") == "qemu"
+    assert root.findtext("name") == "cnc-g1-vm"
+    assert (root.findtext("memory"), root.find("memory").get("unit")) == ("160", "MiB")
+    assert root.findtext("vcpu") == "2"
+    assert [(p.get("vcpu"), p.get("cpuset")) for p in root.iter("vcpupin")] == [
+        ("0", "2,3"), ("1", "2,3")]
+    assert (root.findtext("os/kernel"), root.findtext("os/initrd")) == (
+        "/s/vmlinuz", "/s/initramfs.img")
+    assert root.findtext("os/cmdline") == "console=ttyS0 composer.ports=2"
+    assert root.find("devices/disk") is None
+    assert root.find("devices/serial/source").get("path") == "/s/console.log"
+
+
+def test_one_ethernet_interface_per_port_with_offloads_off():
+    interfaces = _domain().findall("devices/interface")
+    assert [(i.get("type"), i.find("target").get("dev"), i.find("target").get("managed"))
+            for i in interfaces] == [("ethernet", "cnc1a.t", "no"),
+                                     ("ethernet", "cnc1b.t", "no")]
+    assert interfaces[0].find("mac").get("address") == "02:00:00:00:00:01"
+    assert interfaces[1].find("mac") is None
+    for interface in interfaces:
+        assert interface.find("model").get("type") == "virtio"
+        assert dict(interface.find("driver/host").attrib) == kvm.HOST_OFFLOADS
+        assert dict(interface.find("driver/guest").attrib) == kvm.GUEST_OFFLOADS
+        assert set(kvm.HOST_OFFLOADS.values()) == {"off"}
+        assert {"csum", "tso4", "tso6"} <= set(kvm.GUEST_OFFLOADS)
+
+
+def test_no_pinning_without_cores_and_a_disk_image():
+    root = _domain(cpu_cores=(), image={"disk": "/s/fw.qcow2", "format": "qcow2"})
+    assert root.find("cputune") is None
+    assert root.find("os/kernel") is None and root.find("os/boot").get("dev") == "hd"
+    disk = root.find("devices/disk")
+    assert disk.find("source").get("file") == "/s/fw.qcow2"
+    assert disk.find("driver").get("type") == "qcow2"
+    assert disk.find("readonly") is not None
+
+
+def test_metadata_says_whose_domain_it_is():
+    xml = etree.tostring(_domain()).decode()
+    assert kvm.parse_metadata(xml) == {"owner": "/var/lib/x",
+                                       "labels": {"composer-graph": "g1"},
+                                       "ports": ["cnc1a", "cnc1b"]}
+    assert kvm.parse_metadata("<domain type='kvm'><name>other</name></domain>") is None
+
+
+def test_relay_names_fit_an_interface_name():
+    assert kvm._relay_name("cnc0123456789ab", "t") == "cnc0123456789.t"
+    assert len(kvm._relay_name("cnc0123456789ab", "r")) == 15
