@@ -41,6 +41,7 @@ class ComputeService:
             "docker": {"state_dir": state, "netns": netns, "host": self.docker_host(),
                        "prefix": self.config.prefix,
                        "start_timeout": float(self.config.get("compute", "script-timeout"))},
+            "kvm": {"state_dir": state, "netns": netns},
         }
 
     def _start_dockerd(self) -> None:

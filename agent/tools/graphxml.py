@@ -127,6 +127,19 @@ def native_template(template_id: str, capability: str, image: str, port_count: i
                               escape(capability), TYPES_NS, escape(image), port_count))
 
 
+def kvm_template(template_id: str, capability: str, image: str, port_count: int = 2,
+                 memory: int = 160, cpu: float = 1) -> str:
+    """A <templates> element configuring one kvm function (image: a guest of nsf/guest.py,
+    its directory, or a disk image)."""
+    return ('<templates xmlns="%s"><template><id>%s</id><config><id>%s</id>'
+            '<functional-capability>%s</functional-capability>'
+            '<execution-environment xmlns:ct="%s">ct:kvm</execution-environment>'
+            '<image-uri>%s</image-uri><port-count>%d</port-count><cpu>%s</cpu>'
+            '<memory>%d</memory></config></template></templates>'
+            % (TEMPLATES_NS, escape(template_id), escape(template_id), escape(capability),
+               TYPES_NS, escape(image), port_count, cpu, memory))
+
+
 def service_graphs(*graphs) -> str:
     return '<service-graphs xmlns="%s">%s</service-graphs>' % (
         SFFG_NS, "".join(g.xml() for g in graphs))
