@@ -38,8 +38,9 @@ def unavailable() -> str | None:
     return None
 
 
-def domain_names(prefix: str = "") -> list[str]:
-    """The libvirt domains (defined or running) whose names start with prefix."""
+def domain_names(prefix: str = "", active: bool = False) -> list[str]:
+    """The libvirt domains (defined or running; active: running) whose names start with
+    prefix."""
     try:
         import libvirt
     except ImportError:
@@ -50,7 +51,9 @@ def domain_names(prefix: str = "") -> list[str]:
     except libvirt.libvirtError:
         return []
     try:
-        return sorted(d.name() for d in conn.listAllDomains(0) if d.name().startswith(prefix))
+        flags = libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE if active else 0
+        return sorted(d.name() for d in conn.listAllDomains(flags)
+                      if d.name().startswith(prefix))
     finally:
         conn.close()
 

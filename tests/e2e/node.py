@@ -233,6 +233,14 @@ level = "debug"
                 # a function namespace left by a killed agent
                 run("ip", "netns", "del", name, check=False)
         run("ip", "netns", "del", self.netns, check=False)
+        # and the VMs of a killed agent, with the relays of their ports in the root namespace
+        from tests import guest
+        for domain in guest.domain_names(self.resource_prefix):
+            run("virsh", "-c", guest.URI, "destroy", domain, check=False)
+            run("virsh", "-c", guest.URI, "undefine", domain, check=False)
+        for link in resources.link_names():
+            if link.startswith(self.resource_prefix):
+                run("ip", "link", "del", link, check=False)
 
     # --- clients ---
 

@@ -3,13 +3,14 @@ of nsf/guest.py, a bridge between its two ports) forwards between two hosts thro
 agent's OVS, and nothing of it is left once the graph is deleted."""
 
 import json
+import threading
 import time
 
 import pytest
 from lxml import etree
 
 from agent.tools.graphxml import GraphXml, config, delete_graph, kvm_template
-from tests import guest
+from tests import guest, resources
 from tests.e2e.node import Node
 
 pytestmark = pytest.mark.skipif(guest.unavailable() is not None,
@@ -27,13 +28,17 @@ def _graph():
     return g
 
 
+def _config():
+    text = config(_graph())
+    head, _, tail = text.rpartition("</config>")
+    return head + kvm_template("test-vm", "vm-forwarder", str(guest.path())) + \
+        "</config>" + tail
+
+
 def test_a_kvm_forwarder_between_two_hosts(session_tmp):
     with Node("k", session_tmp, {"eth1": "10.63.0.1/24", "eth2": "10.63.0.2/24"},
               prefix_suffix="k", environments=("native", "kvm")) as node:
-        text = config(_graph())
-        head, _, tail = text.rpartition("</config>")
-        text = head + kvm_template("test-vm", "vm-forwarder", str(guest.path())) + \
-            "</config>" + tail
+        text = _config()
         h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
         with node.netconf(timeout=300) as m:
             m.edit_config(target="candidate", config=text)
@@ -63,3 +68,51 @@ def test_a_kvm_forwarder_between_two_hosts(session_tmp):
             m.commit()
         assert guest.domain_names(node.resource_prefix) == []
         assert not h1.ping(h2.ip, count=1)
+
+
+def _relays(prefix) -> list:
+    """The root-namespace links of the node's VM ports (tap and veth end per port)."""
+    return sorted(n for n in resources.link_names() if n.startswith(prefix))
+
+
+def test_kill_9_while_the_vm_boots_leaves_no_orphan(session_tmp):
+    """The agent killed while the commit waits for the guest to boot: the restarted agent
+    converges (the graph running with one VM, traffic through it, or no graph and no VM)
+    and after the graph's deletion no domain, tap or relay is left."""
+    with Node("q", session_tmp, {"eth1": "10.64.0.1/24", "eth2": "10.64.0.2/24"},
+              prefix_suffix="q", environments=("native", "kvm")) as node:
+        prefix = node.resource_prefix
+        h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+
+        def commit():
+            try:
+                with node.netconf(timeout=300) as m:
+                    m.edit_config(target="candidate", config=_config())
+                    m.commit()
+            except Exception:  # noqa: BLE001 - the agent is killed under it
+                pass
+        # ncclient may wait out its timeout on a session whose server was killed: not joined
+        committing = threading.Thread(target=commit, daemon=True)
+        committing.start()
+        deadline = time.monotonic() + 120
+        while not guest.domain_names(prefix, active=True):
+            assert time.monotonic() < deadline, node.log_tail()
+            time.sleep(0.05)
+        node.kill_agent()                   # the domain running, its guest booting
+        node.start_agent(timeout=300)
+        with node.netconf(timeout=300) as m:
+            running = m.get_config(source="running").data_xml
+        deployed = "vm-forwarder" in running
+        print("after the kill: the graph is %s" % ("deployed" if deployed else "gone"))
+        domains = guest.domain_names(prefix)
+        assert len(domains) == (1 if deployed else 0), (deployed, domains)
+        assert len(_relays(prefix)) == (4 if deployed else 0), _relays(prefix)
+        if deployed:
+            deadline = time.monotonic() + 120
+            while not h1.ping(h2.ip, count=1):
+                assert time.monotonic() < deadline, node.log_tail()
+            with node.netconf(timeout=300) as m:
+                m.edit_config(target="candidate", config=delete_graph("g1"))
+                m.commit()
+        assert guest.domain_names(prefix) == []
+        assert _relays(prefix) == []
