@@ -80,6 +80,7 @@ HOST_OFFLOADS = {"csum": "off", "gso": "off", "tso4": "off", "tso6": "off", "ecn
                  "ufo": "off"}
 GUEST_OFFLOADS = {"csum": "off", "tso4": "off", "tso6": "off", "ecn": "off", "ufo": "off"}
 
+PROBE_PREFIX = "composer-kvm-probe-"   # + the agent's pid: the probe's transient domain
 _PROBED: dict = {}             # (uri, kernel) -> "kvm" | "qemu", once per process
 _PROBE_LOCK = threading.Lock()
 
@@ -320,7 +321,8 @@ class KvmDriver(ComputeDriver):
         "qemu": a throw-away domain without ports, destroyed at once."""
         conn = self._connection()
         libvirt = _libvirt()
-        name = "composer-kvm-probe-%d" % os.getpid()
+        self._remove_stale_probes(conn)
+        name = "%s%d" % (PROBE_PREFIX, os.getpid())
         probe_dir = self.root / ".probe"
         probe_dir.mkdir(parents=True, exist_ok=True)
         console = probe_dir / "console.log"
@@ -344,6 +346,20 @@ class KvmDriver(ComputeDriver):
                 pass
             shutil.rmtree(probe_dir, ignore_errors=True)
         return "kvm" if ready else "qemu"
+
+    @staticmethod
+    def _remove_stale_probes(conn) -> None:
+        """Probe domains whose agent died during the probe (transient: destroyed, gone)."""
+        libvirt = _libvirt()
+        for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            name = domain.name()
+            pid = name[len(PROBE_PREFIX):]
+            if name.startswith(PROBE_PREFIX) and pid.isdigit() and \
+                    watch.process_identity(int(pid)) is None:
+                try:
+                    domain.destroy()
+                except libvirt.libvirtError:
+                    pass                        # gone meanwhile
 
     # --- helpers ---
 

@@ -113,7 +113,21 @@ def test_the_domain_type_is_probed(driver, lab, monkeypatch):
         # a KVM guest that does not reach its init in time (here it never does) means TCG
         monkeypatch.setattr(kvm, "KVM_PROBE_TIMEOUT", 0.01)
         assert driver.probe_domain_type(image) == "qemu"
-        assert not guest.domain_names("composer-kvm-probe")
+        assert not guest.domain_names(kvm.PROBE_PREFIX)
+        # the probe of an agent killed while probing is removed by the next probe
+        import libvirt
+        conn = libvirt.open(guest.URI)
+        try:
+            stale = kvm.domain_xml(kvm.PROBE_PREFIX + "999999999", domain_type="qemu",
+                                   image=image, memory_mib=kvm.MIN_MEMORY, vcpus=1, taps=[],
+                                   console=str(driver.state_dir / "stale.log"))
+            driver.state_dir.mkdir(parents=True, exist_ok=True)
+            conn.createXML(stale, 0)
+        finally:
+            conn.close()
+        assert guest.domain_names(kvm.PROBE_PREFIX) == [kvm.PROBE_PREFIX + "999999999"]
+        driver.probe_domain_type(image)
+        assert not guest.domain_names(kvm.PROBE_PREFIX)
     monkeypatch.setattr(kvm, "kvm_usable", lambda: "/dev/kvm: no such device")
     assert driver.resolved_domain_type(image) == "qemu"        # no probe without /dev/kvm
     forced = kvm.KvmDriver(str(driver.state_dir), netns=driver.netns, domain_type="qemu")
