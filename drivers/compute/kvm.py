@@ -45,6 +45,7 @@ Offloads: checksum, TSO and UFO are off on both sides of each tap (<driver><host
 so TCP through it needs complete ones.
 """
 
+import json
 import logging
 import math
 import os
@@ -101,11 +102,10 @@ def _libvirt():
 def load_image(image: str) -> dict:
     """{"kernel", "initrd"} paths of a guest built by nsf/guest.py (guest.json or its
     directory), or {"disk", "format"} of a disk image. DriverError when it is not there."""
-    path = Path(image)
+    path = Path(image).absolute()           # libvirt wants absolute paths
     if path.is_dir():
         path = path / "guest.json"
     if path.name.endswith(".json"):
-        import json
         try:
             manifest = json.loads(path.read_text())
             found = {"kernel": str(path.parent / manifest["kernel"]),

@@ -1,8 +1,10 @@
 """The kvm driver's domain XML and metadata, built by code (no libvirtd needed)."""
 
+import pytest
 from lxml import etree
 
 from drivers.compute import kvm
+from drivers.errors import DriverError
 
 IMAGE = {"kernel": "/s/vmlinuz", "initrd": "/s/initramfs.img"}
 
@@ -68,3 +70,22 @@ def test_metadata_says_whose_domain_it_is():
 def test_relay_names_fit_an_interface_name():
     assert kvm._relay_name("cnc0123456789ab", "t") == "cnc0123456789.t"
     assert len(kvm._relay_name("cnc0123456789ab", "r")) == 15
+
+
+def test_images_by_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "guest.json").write_text('{"kernel": "k", "initrd": "i"}')
+    (tmp_path / "g" / "k").write_bytes(b"")
+    (tmp_path / "g" / "i").write_bytes(b"")
+    (tmp_path / "fw.qcow2").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert kvm.load_image("g") == {"kernel": str(tmp_path / "g" / "k"),
+                                   "initrd": str(tmp_path / "g" / "i")}
+    assert kvm.load_image("g/guest.json")["kernel"] == str(tmp_path / "g" / "k")
+    assert kvm.load_image("fw.qcow2") == {"disk": str(tmp_path / "fw.qcow2"),
+                                          "format": "qcow2"}
+    (tmp_path / "g" / "i").unlink()
+    with pytest.raises(DriverError, match="initrd"):
+        kvm.load_image("g")
+    with pytest.raises(DriverError, match="no guest image"):
+        kvm.load_image("nothing.iso")
