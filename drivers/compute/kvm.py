@@ -27,8 +27,8 @@ the driver reads as it grows. A disk image without that convention says "ready-s
 false in its template: it is running once QEMU runs it.
 
 Domain type: "kvm" where a KVM guest boots, else "qemu" (TCG, emulation). Whether it boots
-is probed once per process and kernel (probe_domain_type): /dev/kvm must open, and the
-guest kernel must reach its init under KVM within KVM_PROBE_TIMEOUT; on some hosts (nested
+is probed once per process (probe_domain_type): /dev/kvm must open, and a guest kernel
+must reach its init under KVM within KVM_PROBE_TIMEOUT; on some hosts (nested
 virtualisation without the CPU features the kernel wants) the BIOS runs and the kernel
 never prints a line.
 
@@ -82,7 +82,7 @@ HOST_OFFLOADS = {"csum": "off", "gso": "off", "tso4": "off", "tso6": "off", "ecn
 GUEST_OFFLOADS = {"csum": "off", "tso4": "off", "tso6": "off", "ecn": "off", "ufo": "off"}
 
 PROBE_PREFIX = "composer-kvm-probe-"   # + the agent's pid: the probe's transient domain
-_PROBED: dict = {}             # (uri, kernel) -> "kvm" | "qemu", once per process
+_PROBED: dict = {}             # libvirt uri -> "kvm" | "qemu", once per process
 _PROBE_LOCK = threading.Lock()
 
 
@@ -303,18 +303,21 @@ class KvmDriver(ComputeDriver):
         return problems
 
     def resolved_domain_type(self, image: dict | None = None) -> str:
-        """The domain type instances get: the configured one, or the probed one."""
+        """The domain type instances get: the configured one, or the probed one. Whether a
+        KVM guest boots is a property of the host, probed once per libvirt connection with
+        the first guest kernel at hand; a disk image cannot be probed quickly and takes
+        that answer, or KVM when nothing was probed yet and /dev/kvm opens."""
         if self.domain_type != "auto":
             return self.domain_type
-        if kvm_usable() is not None or image is None or "kernel" not in image:
-            # a disk image cannot be probed quickly: KVM as soon as /dev/kvm opens
-            return "qemu" if kvm_usable() is not None else "kvm"
-        key = (self.uri, image["kernel"])
+        if kvm_usable() is not None:
+            return "qemu"
         with _PROBE_LOCK:
-            if key not in _PROBED:
-                _PROBED[key] = self.probe_domain_type(image)
-                LOG.info("kvm functions run as %s domains (probed)", _PROBED[key])
-            return _PROBED[key]
+            if self.uri not in _PROBED:
+                if image is None or "kernel" not in image:
+                    return "kvm"
+                _PROBED[self.uri] = self.probe_domain_type(image)
+                LOG.info("kvm functions run as %s domains (probed)", _PROBED[self.uri])
+            return _PROBED[self.uri]
 
     def probe_domain_type(self, image: dict) -> str:
         """"kvm" if the guest kernel reaches its init under KVM in KVM_PROBE_TIMEOUT, else

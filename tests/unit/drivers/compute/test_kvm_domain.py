@@ -89,3 +89,22 @@ def test_images_by_absolute_path(tmp_path, monkeypatch):
         kvm.load_image("g")
     with pytest.raises(DriverError, match="no guest image"):
         kvm.load_image("nothing.iso")
+
+
+def test_the_domain_type_is_probed_once_for_every_image(monkeypatch, tmp_path):
+    monkeypatch.setattr(kvm, "_PROBED", {})
+    monkeypatch.setattr(kvm, "kvm_usable", lambda: None)
+    probes = []
+    monkeypatch.setattr(kvm.KvmDriver, "probe_domain_type",
+                        lambda self, image: probes.append(image) or "qemu")
+    driver = kvm.KvmDriver(str(tmp_path))
+    disk = {"disk": "/s/fw.qcow2", "format": "qcow2"}
+    assert driver.resolved_domain_type(disk) == "kvm"          # nothing probed yet
+    assert driver.resolved_domain_type(IMAGE) == "qemu"
+    assert driver.resolved_domain_type(disk) == "qemu"         # the host's answer
+    assert driver.resolved_domain_type({"kernel": "/t/k", "initrd": "/t/i"}) == "qemu"
+    assert probes == [IMAGE]
+    monkeypatch.setattr(kvm, "kvm_usable", lambda: "/dev/kvm: No such file or directory")
+    assert driver.resolved_domain_type(IMAGE) == "qemu"
+    assert kvm.KvmDriver(str(tmp_path), domain_type="kvm").resolved_domain_type(IMAGE) == \
+        "kvm"
