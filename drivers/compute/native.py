@@ -555,7 +555,7 @@ class NativeDriver(PreparedSlots):
         running after `start` exited ("exited"). Instances running now are watched from
         here on; one whose process is gone already is reported at once."""
         self.watching.start(watcher, sink)
-        watcher.watch_directory(netlink.NETNS_RUN_DIR, self._namespace_gone)
+        watcher.watch_directory(netlink.NETNS_RUN_DIR, self.watching.namespace_gone)
         for info in self.list_instances():
             try:
                 with self._lock(info.instance):
@@ -582,15 +582,6 @@ class NativeDriver(PreparedSlots):
     def _unwatch(self, instance: str) -> None:
         """Stop watching an instance (before the driver itself stops or changes it)."""
         self.watching.remove(instance)
-
-    def _namespace_gone(self, name: str | None) -> None:
-        if name is None:
-            for instance in self.watching.instances():
-                if not netlink.netns_usable(instance):
-                    self.watching.report(instance, watch.LOST,
-                                         "its network namespace was deleted")
-            return
-        self.watching.report(name, watch.LOST, "its network namespace was deleted")
 
     def problems(self, instance: str) -> list:
         """What is wrong with a running instance, as Events: lost when its namespace cannot

@@ -93,6 +93,16 @@ class InstanceWatch:
         if sink is not None:
             sink(watch.Event(watch.FUNCTION, instance, what, detail))
 
+    def namespace_gone(self, name: str | None) -> None:
+        """A watcher.watch_directory(NETNS_RUN_DIR) callback, for drivers whose instances
+        live in a namespace named after them: a deleted one is LOST (None: look at all)."""
+        if name is None:
+            for instance in self.instances():
+                if not netlink.netns_usable(instance):
+                    self.report(instance, watch.LOST, "its network namespace was deleted")
+            return
+        self.report(name, watch.LOST, "its network namespace was deleted")
+
     def _end_gone(self, ifname: str | None) -> None:
         if ifname is None:
             with self._guard:
