@@ -18,7 +18,8 @@ _REGISTRY: dict[tuple[str, str], type] = {}
 # Built-in driver modules per kind, imported lazily by `create` and `names`.
 BUILTIN_MODULES = {
     "vswitch": ("drivers.vswitch.ovs",),
-    "compute": ("drivers.compute.native", "drivers.compute.docker", "drivers.compute.kvm"),
+    "compute": ("drivers.compute.native", "drivers.compute.docker", "drivers.compute.kvm",
+                "drivers.compute.dpdk"),
 }
 
 

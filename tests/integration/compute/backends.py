@@ -7,6 +7,7 @@ an instance under the driver) and is added to BACKENDS; the suite then runs ever
 against it, and skips them with the Backend's reason where the environment is absent.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,12 +16,18 @@ from pathlib import Path
 from drivers import netlink, watch
 from drivers.compute.base import FunctionSpec
 from drivers.compute.docker import DockerDriver
+from drivers.compute import dpdk
+from drivers.compute.dpdk import DPDKDriver
 from drivers.compute.native import NativeDriver
 from nsf import images
 from tests import dockerlab, guest
 from tests.resources import PREFIX
 
 from .helpers import DAEMON, make_package, port, spec
+
+# A multicast MAC, which the kernel refuses for a veth: a create given it on its last port
+# fails once the namespace and the other ports are made.
+REFUSED_MAC = "01:00:5e:00:00:01"
 
 
 class Backend:
@@ -214,4 +221,66 @@ class KvmBackend(Backend):
         return found
 
 
-BACKENDS = [NativeBackend(), DockerBackend(), KvmBackend()]
+class DPDKBackend(Backend):
+    """dpdk-testpmd forwarding between af_packet vdevs on the function ends of veths, one
+    lcore (the machine's cores are shared), --no-huge unless hugepages are free."""
+
+    name = "dpdk"
+
+    def unavailable(self):
+        try:
+            DPDKDriver("/nonexistent").check()
+        except Exception as exc:  # noqa: BLE001 - the reason to skip
+            return str(exc)
+        return None
+
+    def driver(self, lab, directory):
+        return DPDKDriver(str(directory / ("dpdk-%s" % lab.tag)), netns=lab.netns("n"),
+                          prefix=PREFIX)
+
+    def reopen(self, driver):
+        return DPDKDriver(str(driver.state_dir), netns=driver.netns, prefix=driver.prefix)
+
+    def spec(self, directory, instance, ports, labels=None):
+        return dpdk_spec(instance, ports, labels=labels)
+
+    def failing_spec(self, directory, instance, ports):
+        made = dpdk_spec(instance, ports)
+        last = made.ports[-1]
+        return dataclasses.replace(made, ports=made.ports[:-1] + (dataclasses.replace(
+            last, mac_address=REFUSED_MAC),))
+
+    def lose_part(self, driver, instance):
+        netlink.netns_delete(instance)
+
+    def kill_process(self, driver, instance):
+        os.kill(driver._load(instance)["pid"][0], signal.SIGKILL)
+
+    def leftovers(self, driver, instance):
+        found = []
+        if netlink.netns_exists(instance):
+            found.append("namespace %s" % instance)
+        if (driver.root / instance).exists():
+            found.append("directory %s" % (driver.root / instance))
+        found += ["process %d" % pid for pid in driver._processes(instance)]
+        if (dpdk.RUNTIME_DIR / instance).exists():
+            found.append("runtime directory %s" % (dpdk.RUNTIME_DIR / instance))
+        mount = dpdk.hugetlbfs_mount()
+        if mount:
+            found += [str(p) for p in Path(mount).glob("%smap_*" % instance)]
+        return found
+
+
+DPDK_TEMPLATE = {"id": "dpdk-test", "functional-capability": "forwarder",
+                 "execution-environment": "dpdk", "min-ports": 1, "max-ports": 4,
+                 "port-technology": "veth", "cpu": 1, "memory": 128}
+
+
+def dpdk_spec(instance: str, ports, parameters=(), labels=None, cores=()) -> FunctionSpec:
+    """A FunctionSpec of a testpmd forwarder; ports as helpers.spec takes them."""
+    return FunctionSpec(instance=instance, template=DPDK_TEMPLATE, image="dpdk-testpmd",
+                        ports=tuple(port(*p) for p in ports), parameters=tuple(parameters),
+                        cpu_cores=tuple(cores), labels=labels or {})
+
+
+BACKENDS = [NativeBackend(), DockerBackend(), KvmBackend(), DPDKBackend()]
