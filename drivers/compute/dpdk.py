@@ -69,6 +69,7 @@ BINARY = "dpdk-testpmd"
 RUNTIME_DIR = Path("/var/run/dpdk")
 PORT_DRIVERS = {"af_packet": "net_af_packet", "af_xdp": "net_af_xdp"}
 FORWARD_MODES = ("io", "mac")
+AF_XDP_MBUFS = 4096                     # ETH_AF_XDP_NUM_BUFFERS: a queue's umem
 STARTED = b"start packet forwarding"
 OUTPUT_TAIL = 2000
 POLL = 0.01
@@ -290,13 +291,17 @@ class DPDKDriver(ComputeDriver):
             vdevs += ["--vdev", "%s%d,iface=%s" % (PORT_DRIVERS[self.port_driver], n,
                                                    port["ifname"])]
         forwarding = len(set(cores)) - 1 if len(set(cores)) > 1 else 1
+        mbufs = self.mbufs
+        if self.port_driver == "af_xdp":
+            # each af_xdp queue fills its umem with 4096 mbufs of the pool
+            mbufs = max(mbufs, AF_XDP_MBUFS * len(meta["ports"]) + self.mbufs)
         return [self.binary, *lcore_arguments(cores), "-m", str(self.memory), *memory,
                 "--no-pci", "--no-shconf", "--no-telemetry", "--file-prefix=%s" % instance,
                 *vdevs, "--", "--forward-mode=%s" % meta.get("forward_mode", "io"),
                 # no wait for the links: a port not yet on the vSwitch is down
                 "--auto-start", "--disable-link-check", "--stats-period=86400",
                 "--no-mlockall",
-                "--total-num-mbufs=%d" % self.mbufs, "--nb-cores=%d" % forwarding]
+                "--total-num-mbufs=%d" % mbufs, "--nb-cores=%d" % forwarding]
 
     def start(self, instance: str) -> None:
         """created or stopped -> running: testpmd forwards when start returns; a failed
@@ -311,16 +316,7 @@ class DPDKDriver(ComputeDriver):
             if not netlink.netns_exists(instance):
                 raise DriverError("its network namespace is gone", resource=instance)
             started = time.monotonic()
-            try:
-                proc = self._spawn(meta)
-                self._wait_forwarding(meta, proc)
-            except BaseException:
-                self._kill(meta)
-                raise
-            meta["state"] = RUNNING
-            self._save(meta)
-            self.watching.add(instance, [p["vswitch_ifname"] for p in meta["ports"]],
-                              [tuple(meta["pid"])])
+            self._run(meta)
         LOG.info("started DPDK function %s (%s, %s) in %.3f s", instance, self.port_driver,
                  meta["memory"], time.monotonic() - started)
 
@@ -483,14 +479,21 @@ class DPDKDriver(ComputeDriver):
             return
         meta["state"] = STOPPED
         self._save(meta)
+        self._run(meta)
+
+    def _run(self, meta: dict) -> None:
+        """(holding the lock) testpmd spawned, forwarding, recorded as running and
+        watched; or, whatever fails, no process and the state as it was."""
+        was = meta["state"]
         try:
             proc = self._spawn(meta)
             self._wait_forwarding(meta, proc)
+            meta["state"] = RUNNING
+            self._save(meta)
         except BaseException:
+            meta["state"] = was
             self._kill(meta)
             raise
-        meta["state"] = RUNNING
-        self._save(meta)
         self.watching.add(meta["instance"], [p["vswitch_ifname"] for p in meta["ports"]],
                           [tuple(meta["pid"])])
 
@@ -517,6 +520,12 @@ class DPDKDriver(ComputeDriver):
         instance = meta["instance"]
         self._kill(meta)
         if netlink.netns_exists(instance):
+            if not meta.get("ports"):
+                # no metadata (a crash): the node ends are unknown; deleting the function
+                # ends deletes the pairs at once
+                for name in netlink.link_names("", instance):
+                    if name != "lo":
+                        netlink.link_delete(name, instance)
             netlink.netns_delete(instance)
         self.plumbing.forget([p["vswitch_ifname"] for p in meta.get("ports", ())], wait)
         shutil.rmtree(meta["dir"], ignore_errors=True)

@@ -41,7 +41,7 @@ def test_command_with_free_hugepages_and_af_xdp(tmp_path, monkeypatch):
     assert argv[1:7] == ["-l", "0,1", "-m", "128", "--huge-dir", "/mnt/huge"]
     assert "--huge-unlink" in argv and "--no-huge" not in argv
     assert "net_af_xdp1,iface=eth1" in argv
-    assert argv[-1] == "--nb-cores=1"
+    assert argv[-2:] == ["--total-num-mbufs=10240", "--nb-cores=1"]
 
 
 def test_hugepages_too_few_means_no_huge(tmp_path, monkeypatch):
