@@ -105,6 +105,13 @@ DEFAULTS = {
         "run-dir": "",                  # private mode; default <state>/dockerd (stopped
                                         # on a clean exit when ovs.stop-on-exit is)
     },
+    "dpdk": {
+        # The DPDK execution environment (compute.execution-environments "dpdk"): testpmd
+        # forwarders on veth ports (drivers/compute/dpdk.py).
+        "port-driver": "af_packet",     # or "af_xdp"
+        "hugepages": "auto",            # "auto": when enough are free; "yes"; "no"
+        "memory": 128,                  # MiB per function
+    },
     "repair": {
         # Watch what is deployed (OVSDB and flow monitors, netlink, process exits, the
         # private OVS's daemons) and repair what breaks (agent/engine/converge.py).
@@ -196,6 +203,14 @@ def _check(config: AgentConfig) -> None:
     if data["docker"]["mode"] not in ("private", "existing"):
         raise ConfigError("docker.mode must be 'private' or 'existing', not %r"
                           % data["docker"]["mode"])
+    if data["dpdk"]["port-driver"] not in ("af_packet", "af_xdp"):
+        raise ConfigError("dpdk.port-driver must be 'af_packet' or 'af_xdp', not %r"
+                          % data["dpdk"]["port-driver"])
+    if data["dpdk"]["hugepages"] not in ("auto", "yes", "no"):
+        raise ConfigError("dpdk.hugepages must be 'auto', 'yes' or 'no', not %r"
+                          % data["dpdk"]["hugepages"])
+    if not 16 <= data["dpdk"]["memory"] <= 65536:
+        raise ConfigError("dpdk.memory must be within 16..65536 (MiB)")
     if data["ovs"]["datapath-type"] not in ("auto", "system", "netdev"):
         raise ConfigError("ovs.datapath-type must be 'auto', 'system' or 'netdev'")
     for env in data["compute"]["execution-environments"]:

@@ -11,6 +11,24 @@ from . import parameters
 
 LOG = logging.getLogger(__name__)
 
+# The DPDK function shipped: testpmd forwarding between its two ports, io (as they come)
+# or mac (source MAC rewritten to the port's own).
+DPDK_FORWARDER = {
+    "id": "dpdk-forwarder",
+    "description": "dpdk-testpmd forwarding between its two ports (a DPDK bump in the wire).",
+    "functional-capability": "forwarder",
+    "execution-environment": "dpdk",
+    "port-count": 2,
+    "port-technology": "veth",
+    "cpu": 1,
+    "memory": 128,
+    "image-uri": "dpdk-testpmd",
+    "parameters": [
+        {"name": "forward-mode", "type": "enumeration", "values": ["io", "mac"],
+         "description": "io: frames as they come (default); mac: source MAC rewritten"},
+    ],
+}
+
 
 class Repository:
     def __init__(self, package_dir):
@@ -49,6 +67,14 @@ class Repository:
             self.builtin[template["id"]] = template
         LOG.info("repository: %d built-in docker functions (%s)", len(built),
                  ", ".join(sorted(t["id"] for t in built.values())))
+
+    def load_builtin_dpdk(self, memory: int = 128) -> None:
+        """Add the DPDK forwarder (drivers/compute/dpdk.py: dpdk-testpmd): capability
+        "forwarder", a whole core (it busy-polls), memory MiB."""
+        template = dict(DPDK_FORWARDER, memory=int(memory), source="built-in")
+        parameters.check_declarations(template)
+        self.builtin[template["id"]] = template
+        LOG.info("repository: built-in DPDK function %s", template["id"])
 
     def set_configured(self, templates: list) -> None:
         self.configured = {t["id"]: t for t in templates}

@@ -42,6 +42,10 @@ class ComputeService:
                        "prefix": self.config.prefix,
                        "start_timeout": float(self.config.get("compute", "script-timeout"))},
             "kvm": {"state_dir": state, "netns": netns},
+            "dpdk": {"state_dir": state, "netns": netns, "prefix": self.config.prefix,
+                     "port_driver": self.config.get("dpdk", "port-driver"),
+                     "hugepages": self.config.get("dpdk", "hugepages"),
+                     "memory": int(self.config.get("dpdk", "memory"))},
         }
 
     def _start_dockerd(self) -> None:
@@ -63,6 +67,8 @@ class ComputeService:
         repository.load_builtin()
         if self.docker_enabled:
             repository.load_builtin_images(self.config.state_dir / "images")
+        if "dpdk" in self.config.get("compute", "execution-environments"):
+            repository.load_builtin_dpdk(int(self.config.get("dpdk", "memory")))
         self.compute = ComputeManager(self.config.get("compute", "execution-environments"),
                                       self.driver_options(), repository, Scheduler(),
                                       memory_free=memory_available)

@@ -71,3 +71,21 @@ def test_bad_docker_settings_are_refused(bad, message):
     with pytest.raises(ConfigError) as refused:
         load(overrides={"docker": bad})
     assert message in str(refused.value)
+
+
+def test_dpdk_defaults_and_the_example():
+    dpdk = load().data["dpdk"]
+    assert dpdk == {"port-driver": "af_packet", "hugepages": "auto", "memory": 128}
+    assert load(EXAMPLE).data["dpdk"] == dpdk
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"port-driver": "memif"}, "dpdk.port-driver must be 'af_packet' or 'af_xdp'"),
+    ({"hugepages": "maybe"}, "dpdk.hugepages must be 'auto', 'yes' or 'no'"),
+    ({"memory": 8}, "dpdk.memory must be within 16..65536"),
+    ({"memory": "lots"}, "dpdk.memory must be"),
+])
+def test_bad_dpdk_settings_are_refused(bad, message):
+    with pytest.raises(ConfigError) as refused:
+        load(overrides={"dpdk": bad})
+    assert message in str(refused.value)
