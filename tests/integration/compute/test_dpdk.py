@@ -171,6 +171,10 @@ def test_a_forwarder_killed_under_traffic_is_reported_and_harms_no_vswitch(
         fwd.start(instance)
         assert fwd.problems(instance) == []
         assert ping(a, "10.82.0.2")
+        # started while watched, it is watched too
+        os.kill(fwd._load(instance)["pid"][0], signal.SIGKILL)
+        event = events.get(timeout=5)
+        assert (event.subject, event.name, event.what) == (FUNCTION, instance, EXITED)
         fwd.destroy(instance)
         quiet(events)
     assert private_ovs.daemons() == daemons
