@@ -250,3 +250,53 @@ def test_recovery_finds_a_forwarder_without_metadata_by_its_command_line(fwd):
     assert other.list_instances() == []                 # another agent's prefix: not ours
     again.destroy(instance)
     assert not _leftovers(again, instance, [n for _, n in ports])
+
+
+@pytest.fixture
+def hugepages(tmp_path):
+    """64 more 2 MiB hugepages reserved and a hugetlbfs mounted for the test, or a skip
+    saying why they cannot be; both undone after."""
+    nr = Path("/proc/sys/vm/nr_hugepages")
+    before = int(nr.read_text())
+    free = dpdk.hugepages_free()
+    mount = tmp_path / "huge"
+    mount.mkdir()
+    try:
+        nr.write_text(str(before + 64))
+    except OSError as exc:
+        pytest.skip("hugepages cannot be reserved here: %s" % exc)
+    mounted = False
+    try:
+        if dpdk.hugepages_free() - free < 64 << 20:
+            pytest.skip("hugepages cannot be reserved here (the kernel gave %d MiB)"
+                        % ((dpdk.hugepages_free() - free) >> 20))
+        if dpdk.hugetlbfs_mount() is None:
+            subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "nodev",
+                            str(mount)], check=True)
+            mounted = True
+        yield dpdk.hugetlbfs_mount()
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(mount)], check=False)
+        nr.write_text(str(before))
+
+
+def test_hugepages_when_they_are_free(fwd, ovs, vlab, node_netns, hugepages):
+    """With hugepages free on a hugetlbfs, testpmd takes them (none left over after: the
+    files are unlinked at once and every page is free again once it is gone)."""
+    fwd.memory = 64
+    free = dpdk.hugepages_free()
+    instance = PREFIX + "dhp"
+    p0, p1 = PREFIX + "dhp0", PREFIX + "dhp1"
+    fwd.create(dpdk_spec(instance, [("in", p0), ("out", p1)], cores=CORE))
+    a, b = _chain(ovs, vlab, node_netns, "h", "10.84.0", through=(p0, p1))
+    fwd.start(instance)
+    assert fwd._load(instance)["memory"] == "hugepages"
+    argv = dpdk._cmdline(fwd._load(instance)["pid"][0])
+    assert "--no-huge" not in argv and argv[argv.index("--huge-dir") + 1] == hugepages
+    assert dpdk.hugepages_free() < free                   # it holds some
+    assert ping(a, "10.84.0.2")
+    fwd.destroy(instance)
+    assert not _leftovers(fwd, instance, [p0, p1])
+    assert list(Path(hugepages).iterdir()) == []
+    assert dpdk.hugepages_free() == free
