@@ -1,16 +1,23 @@
 """The DPDK compute driver: a service function is a DPDK application (dpdk-testpmd, Debian
 package dpdk-dev) forwarding between its ports, busy-polling on the cores it is given.
 
-Why af_packet vdevs on veths (measured here, DPDK 22.11, userspace OVS netdev datapath, two
-hosts' namespaces through a graph-LSI and testpmd in io mode on one core, iperf3 TCP 3 s):
-the userspace OVS has no vhost-user or memif (that needs OVS-DPDK, which has segfaulted here
-when a memif peer left under load), so a DPDK function reaches the vSwitch through kernel
-interfaces: a veth pair per port, its node end a "system" port of the graph-LSI (as native),
-its function end opened by a DPDK vdev. net_af_packet: ~1.0 Gbit/s, testpmd forwarding
-~0.5 s after spawn. net_af_xdp (generic XDP on veth): ~0.3 Gbit/s, a start of ~0.6 s, and
-it needs bpffs/libxdp: af_packet is the default (the "port-driver" option takes af_xdp).
-A forwarder that dies or is killed closes packet sockets only; the vSwitch sees nothing but
-a veth whose far end is silent, so no DPDK failure can reach ovs-vswitchd.
+Why af_packet vdevs on veths. The userspace OVS (netdev datapath, no OVS-DPDK here) has no
+vhost-user or memif ports (OVS-DPDK has them, and has segfaulted here when a memif peer left
+under load), so a DPDK function reaches the vSwitch through kernel interfaces: a veth pair
+per port, its node end a "system" port of the graph-LSI (as native), its function end
+opened by a DPDK vdev. Measured here (DPDK 22.11, two hosts' namespaces through a
+graph-LSI, testpmd in io mode on one core, iperf3 TCP 3 s, three runs each, load average
+8 to 10 on the 2 shared cores, so the spread is wide):
+    path                      iperf3 Gbit/s          start (spawn -> forwarding)
+    OVS alone (no function)   1.06 / 1.01 / 1.08     -
+    net_af_packet             0.20 / 0.32 / 0.37     0.27 / 0.51 / 0.31 s
+    net_af_xdp (generic XDP)  0.37 / 0.34 / 0.26     0.25 / 0.20 / 0.22 s
+The two are even within the noise; af_packet is the default ("port-driver" option: af_xdp)
+because it needs nothing more (af_xdp on a veth is generic XDP, no zero copy; it wants a
+bpffs for libxdp's dispatcher and a umem of 4096 mbufs a queue, 22 MB instead of 4.5 MB).
+A forwarder that dies or is killed closes packet sockets only; the vSwitch sees a veth
+whose far end is silent, so no DPDK failure reaches ovs-vswitchd (tested: kill -9 under
+traffic, the daemons keep their pids and other graphs forward).
 
 What an instance is on the node (instance = FunctionSpec.instance):
   /run/netns/<instance>                the instance's network namespace, holding eth<N>
