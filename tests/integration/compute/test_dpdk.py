@@ -300,3 +300,25 @@ def test_hugepages_when_they_are_free(fwd, ovs, vlab, node_netns, hugepages):
     assert not _leftovers(fwd, instance, [p0, p1])
     assert list(Path(hugepages).iterdir()) == []
     assert dpdk.hugepages_free() == free
+
+
+def test_ports_changed_on_a_running_forwarder_restart_it(fwd, ovs, vlab, node_netns):
+    """update() cannot hand a port to a running testpmd: it restarts it with the new set
+    (said in its metadata), and it forwards through the new port."""
+    instance = PREFIX + "du"
+    p0, p1, p2 = PREFIX + "du0", PREFIX + "du1", PREFIX + "du2"
+    fwd.create(dpdk_spec(instance, [("in", p0), ("out", p1)], cores=CORE))
+    fwd.start(instance)
+    first = fwd._load(instance)["pid"]
+    # "out" goes, "new" comes: the hosts are wired to in and new
+    attachments = fwd.update(instance, add_ports=dpdk_spec(instance, [("new", p2)]).ports,
+                             remove_ports=("out",))
+    assert [(a.port_id, a.name) for a in attachments] == [("in", p0), ("new", p2)]
+    meta = fwd._load(instance)
+    assert meta["update"] == "restart" and meta["pid"] != first
+    assert fwd.status(instance) == "running" and fwd.problems(instance) == []
+    assert "iface=eth1" in " ".join(dpdk._cmdline(meta["pid"][0]))
+    a, b = _chain(ovs, vlab, node_netns, "u", "10.86.0", through=(p0, p2))
+    assert ping(a, "10.86.0.2")
+    fwd.destroy(instance)
+    assert not _leftovers(fwd, instance, [p0, p1, p2])
