@@ -94,3 +94,48 @@ def test_a_dpdk_forwarder_between_two_hosts_through_netconf(node):
     assert node.resources_once_settled(before) == before
     assert not (dpdk.RUNTIME_DIR / instance).exists()
     assert not Path(node.dir / "state" / "dpdk" / instance).exists()
+
+
+@pytest.fixture(scope="module")
+def faulty(session_tmp):
+    hosts = {"eth1": "10.14.0.1/24", "eth2": "10.14.0.2/24"}
+    fault_file = session_tmp / "k-fault"
+    with Node("j", session_tmp, hosts, prefix_suffix="j", environments=("native", "dpdk"),
+              extra_config='[debug]\nfault-file = "%s"\n' % fault_file) as n:
+        n.fault_file = fault_file
+        yield n
+
+
+@pytest.mark.parametrize("kind", ["create-function", "attach-ports", "start-function",
+                                  "apply-flows"])
+def test_a_fault_at_each_step_of_a_dpdk_deploy_is_rolled_back(faulty, kind):
+    """The commit fails at that step (debug.fault-file) and is undone: no testpmd, no
+    namespace, port, flow or runtime file left; the same commit then works."""
+    from ncclient.operations.rpc import RPCError
+    from agent.network.naming import Naming
+    from agent.tools.graphxml import config
+    node = faulty
+    before = node.node_resources()
+    naming = Naming(node.resource_prefix)
+    instance, lsi = naming.function_instance("g1", "fwd"), naming.graph_lsi("g1")
+    step = {"create-function": "create-function g1/" + instance,
+            "attach-ports": "attach-ports g1/" + lsi,
+            "start-function": "start-function g1/" + instance,
+            "apply-flows": "apply-flows " + lsi}[kind]
+    with node.netconf() as m:
+        m.edit_config(target="candidate", config=config(_graph("g1")))
+        node.fault_file.write_text(step)
+        try:
+            with pytest.raises(RPCError) as refused:
+                m.commit()
+        finally:
+            node.fault_file.unlink()
+        assert refused.value.message.startswith("deployment failed at step ")
+        assert node.resources_once_settled(before) == before
+        assert _forwarders(node) == {}
+        assert not (dpdk.RUNTIME_DIR / instance).exists()
+        m.commit()
+        assert node.hosts["eth1"].ping(node.hosts["eth2"].ip)
+        delete(m, "g1")
+    assert _forwarders(node) == {}
+    assert node.resources_once_settled(before) == before
