@@ -14,7 +14,9 @@ graph-LSI, testpmd in io mode on one core, iperf3 TCP 3 s, three runs each, load
     net_af_xdp (generic XDP)  0.37 / 0.34 / 0.26     0.25 / 0.20 / 0.22 s
 The two are even within the noise; af_packet is the default ("port-driver" option: af_xdp)
 because it needs nothing more (af_xdp on a veth is generic XDP, no zero copy; it wants a
-bpffs for libxdp's dispatcher and a umem of 4096 mbufs a queue, 22 MB instead of 4.5 MB).
+bpffs for libxdp's dispatcher and a umem of 4096 mbufs a queue, 22 MB instead of 4.5 MB,
+and a testpmd killed -9 leaves its XDP program attached to the function's end; a restart
+replaces it and forwards).
 A forwarder that dies or is killed closes packet sockets only; the vSwitch sees a veth
 whose far end is silent, so no DPDK failure reaches ovs-vswitchd (tested: kill -9 under
 traffic, the daemons keep their pids and other graphs forward).
