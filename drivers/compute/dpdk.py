@@ -494,6 +494,8 @@ class DPDKDriver(ComputeDriver):
         """(holding the lock) testpmd spawned, forwarding, recorded as running and
         watched; or, whatever fails, no process and the state as it was."""
         was = meta["state"]
+        # a forwarder a crash left behind (spawned, not recorded) would share the ports
+        self._kill(meta)
         try:
             proc = self._spawn(meta)
             self._wait_forwarding(meta, proc)

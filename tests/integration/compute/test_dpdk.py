@@ -322,3 +322,21 @@ def test_ports_changed_on_a_running_forwarder_restart_it(fwd, ovs, vlab, node_ne
     assert ping(a, "10.86.0.2")
     fwd.destroy(instance)
     assert not _leftovers(fwd, instance, [p0, p1, p2])
+
+
+def test_a_start_after_a_crash_that_left_testpmd_running_kills_it_first(fwd):
+    """The agent crashed between spawning testpmd and recording it running: the
+    instance is "created" on disk, its forwarder runs; a start leaves one forwarder."""
+    instance = PREFIX + "dz"
+    ports = [("in", PREFIX + "dz0"), ("out", PREFIX + "dz1")]
+    fwd.create(dpdk_spec(instance, ports, cores=CORE))
+    fwd.start(instance)
+    meta = fwd._load(instance)
+    left = meta["pid"][0]
+    meta["state"] = dpdk.CREATED
+    fwd._save(meta)
+    again = DPDKDriver(str(fwd.state_dir), netns=fwd.netns, prefix=PREFIX)
+    again.start(instance)
+    assert again._processes(instance) == [again._load(instance)["pid"][0]] != [left]
+    again.destroy(instance)
+    assert not _leftovers(again, instance, [n for _, n in ports])
