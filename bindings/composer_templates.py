@@ -26,7 +26,7 @@ class yc_config_composer_templates__templates_template_config(PybindBase):
 
   YANG Description: Configuration of the template.
   """
-  __slots__ = ('_path_helper', '_extmethods', '__id','__description','__functional_capability','__execution_environment','__image_uri','__port_count','__port_technology','__cpu','__memory',)
+  __slots__ = ('_path_helper', '_extmethods', '__id','__description','__functional_capability','__execution_environment','__image_uri','__port_count','__port_technology','__cpu','__memory','__image_sha256','__cost','__poll_mode',)
 
   _yang_name = 'config'
   _yang_namespace = 'urn:composer-nc:yang:composer-templates'
@@ -47,6 +47,9 @@ class yc_config_composer_templates__templates_template_config(PybindBase):
     self.__port_technology = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'veth': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:veth': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:veth': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'tap': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:tap': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:tap': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'vhost-user': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:vhost-user': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:vhost-user': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk-port': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk-port': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk-port': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="port-technology", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=True)
     self.__cpu = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), default=Decimal(1), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=True)
     self.__memory = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), default=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32)(16), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=True)
+    self.__image_sha256 = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[0-9a-f]{64}'}), is_leaf=True, yang_name="image-sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=True)
+    self.__cost = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0 .. max']}), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=True)
+    self.__poll_mode = YANGDynClass(base=YANGBool, default=YANGBool("false"), is_leaf=True, yang_name="poll-mode", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=True)
 
     load = kwargs.pop("load", None)
     if args:
@@ -413,6 +416,133 @@ when absent (veth for native and docker, tap for kvm).
   def _unset_memory(self):
     self.__memory = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), default=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32)(16), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=True)
 
+
+  def _get_image_sha256(self):
+    """
+    Getter method for image_sha256, mapped from YANG variable /templates/template/config/image_sha256 (string)
+
+    YANG Description: The SHA-256 digest of the image (lower-case hex). An image the
+agent downloads (image-uri an HTTP(S) URL, or a name that the
+configured repositories serve) is stored only when its digest
+matches.
+    """
+    return self.__image_sha256
+      
+  def _set_image_sha256(self, v, load=False):
+    """
+    Setter method for image_sha256, mapped from YANG variable /templates/template/config/image_sha256 (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_image_sha256 is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_image_sha256() directly.
+
+    YANG Description: The SHA-256 digest of the image (lower-case hex). An image the
+agent downloads (image-uri an HTTP(S) URL, or a name that the
+configured repositories serve) is stored only when its digest
+matches.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[0-9a-f]{64}'}), is_leaf=True, yang_name="image-sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=True)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """image_sha256 must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[0-9a-f]{64}'}), is_leaf=True, yang_name="image-sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=True)""",
+        })
+
+    self.__image_sha256 = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_image_sha256(self):
+    self.__image_sha256 = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[0-9a-f]{64}'}), is_leaf=True, yang_name="image-sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=True)
+
+
+  def _get_cost(self):
+    """
+    Getter method for cost, mapped from YANG variable /templates/template/config/cost (decimal64)
+
+    YANG Description: The footprint the resolver compares to choose between usable
+implementations, the cheapest first. When absent: the
+measured cost of the execution environment plus the memory
+and CPU the template needs (see the agent's README).
+    """
+    return self.__cost
+      
+  def _set_cost(self, v, load=False):
+    """
+    Setter method for cost, mapped from YANG variable /templates/template/config/cost (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cost is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cost() directly.
+
+    YANG Description: The footprint the resolver compares to choose between usable
+implementations, the cheapest first. When absent: the
+measured cost of the execution environment plus the memory
+and CPU the template needs (see the agent's README).
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0 .. max']}), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=True)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cost must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0 .. max']}), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=True)""",
+        })
+
+    self.__cost = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cost(self):
+    self.__cost = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0 .. max']}), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=True)
+
+
+  def _get_poll_mode(self):
+    """
+    Getter method for poll_mode, mapped from YANG variable /templates/template/config/poll_mode (boolean)
+
+    YANG Description: A poll-mode (DPDK) implementation: it keeps its cores busy,
+so the scheduler gives it whole cores of its own that no other
+function shares.
+    """
+    return self.__poll_mode
+      
+  def _set_poll_mode(self, v, load=False):
+    """
+    Setter method for poll_mode, mapped from YANG variable /templates/template/config/poll_mode (boolean)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_poll_mode is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_poll_mode() directly.
+
+    YANG Description: A poll-mode (DPDK) implementation: it keeps its cores busy,
+so the scheduler gives it whole cores of its own that no other
+function shares.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=YANGBool, default=YANGBool("false"), is_leaf=True, yang_name="poll-mode", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=True)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """poll_mode must be of a type compatible with boolean""",
+          'defined-type': "boolean",
+          'generated-type': """YANGDynClass(base=YANGBool, default=YANGBool("false"), is_leaf=True, yang_name="poll-mode", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=True)""",
+        })
+
+    self.__poll_mode = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_poll_mode(self):
+    self.__poll_mode = YANGDynClass(base=YANGBool, default=YANGBool("false"), is_leaf=True, yang_name="poll-mode", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=True)
+
   id = __builtin__.property(_get_id, _set_id)
   description = __builtin__.property(_get_description, _set_description)
   functional_capability = __builtin__.property(_get_functional_capability, _set_functional_capability)
@@ -422,9 +552,12 @@ when absent (veth for native and docker, tap for kvm).
   port_technology = __builtin__.property(_get_port_technology, _set_port_technology)
   cpu = __builtin__.property(_get_cpu, _set_cpu)
   memory = __builtin__.property(_get_memory, _set_memory)
+  image_sha256 = __builtin__.property(_get_image_sha256, _set_image_sha256)
+  cost = __builtin__.property(_get_cost, _set_cost)
+  poll_mode = __builtin__.property(_get_poll_mode, _set_poll_mode)
 
 
-  _pyangbind_elements = OrderedDict([('id', id), ('description', description), ('functional_capability', functional_capability), ('execution_environment', execution_environment), ('image_uri', image_uri), ('port_count', port_count), ('port_technology', port_technology), ('cpu', cpu), ('memory', memory), ])
+  _pyangbind_elements = OrderedDict([('id', id), ('description', description), ('functional_capability', functional_capability), ('execution_environment', execution_environment), ('image_uri', image_uri), ('port_count', port_count), ('port_technology', port_technology), ('cpu', cpu), ('memory', memory), ('image_sha256', image_sha256), ('cost', cost), ('poll_mode', poll_mode), ])
 
 
 class yc_state_composer_templates__templates_template_state(PybindBase):
@@ -436,7 +569,7 @@ class yc_state_composer_templates__templates_template_state(PybindBase):
 
   YANG Description: Operational state of the template.
   """
-  __slots__ = ('_path_helper', '_extmethods', '__id','__description','__functional_capability','__execution_environment','__image_uri','__port_count','__port_technology','__cpu','__memory','__available','__unavailable_reason',)
+  __slots__ = ('_path_helper', '_extmethods', '__id','__description','__functional_capability','__execution_environment','__image_uri','__port_count','__port_technology','__cpu','__memory','__image_sha256','__cost','__poll_mode','__available','__unavailable_reason',)
 
   _yang_name = 'state'
   _yang_namespace = 'urn:composer-nc:yang:composer-templates'
@@ -457,6 +590,9 @@ class yc_state_composer_templates__templates_template_state(PybindBase):
     self.__port_technology = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'veth': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:veth': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:veth': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'tap': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:tap': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:tap': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'vhost-user': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:vhost-user': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:vhost-user': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk-port': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk-port': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk-port': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="port-technology", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
     self.__cpu = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), default=Decimal(1), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
     self.__memory = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), default=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32)(16), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+    self.__image_sha256 = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[0-9a-f]{64}'}), is_leaf=True, yang_name="image-sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__cost = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0 .. max']}), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    self.__poll_mode = YANGDynClass(base=YANGBool, default=YANGBool("false"), is_leaf=True, yang_name="poll-mode", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
     self.__available = YANGDynClass(base=YANGBool, is_leaf=True, yang_name="available", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
     self.__unavailable_reason = YANGDynClass(base=str, is_leaf=True, yang_name="unavailable-reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
 
@@ -826,6 +962,133 @@ when absent (veth for native and docker, tap for kvm).
     self.__memory = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), default=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32)(16), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
 
 
+  def _get_image_sha256(self):
+    """
+    Getter method for image_sha256, mapped from YANG variable /templates/template/state/image_sha256 (string)
+
+    YANG Description: The SHA-256 digest of the image (lower-case hex). An image the
+agent downloads (image-uri an HTTP(S) URL, or a name that the
+configured repositories serve) is stored only when its digest
+matches.
+    """
+    return self.__image_sha256
+      
+  def _set_image_sha256(self, v, load=False):
+    """
+    Setter method for image_sha256, mapped from YANG variable /templates/template/state/image_sha256 (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_image_sha256 is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_image_sha256() directly.
+
+    YANG Description: The SHA-256 digest of the image (lower-case hex). An image the
+agent downloads (image-uri an HTTP(S) URL, or a name that the
+configured repositories serve) is stored only when its digest
+matches.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[0-9a-f]{64}'}), is_leaf=True, yang_name="image-sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """image_sha256 must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[0-9a-f]{64}'}), is_leaf=True, yang_name="image-sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__image_sha256 = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_image_sha256(self):
+    self.__image_sha256 = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[0-9a-f]{64}'}), is_leaf=True, yang_name="image-sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_cost(self):
+    """
+    Getter method for cost, mapped from YANG variable /templates/template/state/cost (decimal64)
+
+    YANG Description: The footprint the resolver compares to choose between usable
+implementations, the cheapest first. When absent: the
+measured cost of the execution environment plus the memory
+and CPU the template needs (see the agent's README).
+    """
+    return self.__cost
+      
+  def _set_cost(self, v, load=False):
+    """
+    Setter method for cost, mapped from YANG variable /templates/template/state/cost (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cost is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cost() directly.
+
+    YANG Description: The footprint the resolver compares to choose between usable
+implementations, the cheapest first. When absent: the
+measured cost of the execution environment plus the memory
+and CPU the template needs (see the agent's README).
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0 .. max']}), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cost must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0 .. max']}), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)""",
+        })
+
+    self.__cost = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cost(self):
+    self.__cost = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0 .. max']}), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+
+
+  def _get_poll_mode(self):
+    """
+    Getter method for poll_mode, mapped from YANG variable /templates/template/state/poll_mode (boolean)
+
+    YANG Description: A poll-mode (DPDK) implementation: it keeps its cores busy,
+so the scheduler gives it whole cores of its own that no other
+function shares.
+    """
+    return self.__poll_mode
+      
+  def _set_poll_mode(self, v, load=False):
+    """
+    Setter method for poll_mode, mapped from YANG variable /templates/template/state/poll_mode (boolean)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_poll_mode is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_poll_mode() directly.
+
+    YANG Description: A poll-mode (DPDK) implementation: it keeps its cores busy,
+so the scheduler gives it whole cores of its own that no other
+function shares.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=YANGBool, default=YANGBool("false"), is_leaf=True, yang_name="poll-mode", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """poll_mode must be of a type compatible with boolean""",
+          'defined-type': "boolean",
+          'generated-type': """YANGDynClass(base=YANGBool, default=YANGBool("false"), is_leaf=True, yang_name="poll-mode", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)""",
+        })
+
+    self.__poll_mode = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_poll_mode(self):
+    self.__poll_mode = YANGDynClass(base=YANGBool, default=YANGBool("false"), is_leaf=True, yang_name="poll-mode", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
+
+
   def _get_available(self):
     """
     Getter method for available, mapped from YANG variable /templates/template/state/available (boolean)
@@ -908,11 +1171,14 @@ when absent (veth for native and docker, tap for kvm).
   port_technology = __builtin__.property(_get_port_technology)
   cpu = __builtin__.property(_get_cpu)
   memory = __builtin__.property(_get_memory)
+  image_sha256 = __builtin__.property(_get_image_sha256)
+  cost = __builtin__.property(_get_cost)
+  poll_mode = __builtin__.property(_get_poll_mode)
   available = __builtin__.property(_get_available)
   unavailable_reason = __builtin__.property(_get_unavailable_reason)
 
 
-  _pyangbind_elements = OrderedDict([('id', id), ('description', description), ('functional_capability', functional_capability), ('execution_environment', execution_environment), ('image_uri', image_uri), ('port_count', port_count), ('port_technology', port_technology), ('cpu', cpu), ('memory', memory), ('available', available), ('unavailable_reason', unavailable_reason), ])
+  _pyangbind_elements = OrderedDict([('id', id), ('description', description), ('functional_capability', functional_capability), ('execution_environment', execution_environment), ('image_uri', image_uri), ('port_count', port_count), ('port_technology', port_technology), ('cpu', cpu), ('memory', memory), ('image_sha256', image_sha256), ('cost', cost), ('poll_mode', poll_mode), ('available', available), ('unavailable_reason', unavailable_reason), ])
 
 
 class yc_config_composer_templates__templates_template_dependencies_dependency_config(PybindBase):
@@ -1483,6 +1749,181 @@ class yc_dependencies_composer_templates__templates_template_dependencies(Pybind
   _pyangbind_elements = OrderedDict([('dependency', dependency), ])
 
 
+class yc_constraints_composer_templates__templates_template_decomposition_functions_function_config_constraints(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/config/constraints. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: What an implementation must satisfy to run the function; the
+resolver keeps only the templates that do.
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__execution_environment','__memory','__cpu',)
+
+  _yang_name = 'constraints'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__execution_environment = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},)), is_leaf=False, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=True)
+    self.__memory = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=True)
+    self.__cpu = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=True)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'config', 'constraints']
+
+  def _get_execution_environment(self):
+    """
+    Getter method for execution_environment, mapped from YANG variable /templates/template/decomposition/functions/function/config/constraints/execution_environment (identityref)
+
+    YANG Description: The execution environments the function may run in (any
+when empty).
+    """
+    return self.__execution_environment
+      
+  def _set_execution_environment(self, v, load=False):
+    """
+    Setter method for execution_environment, mapped from YANG variable /templates/template/decomposition/functions/function/config/constraints/execution_environment (identityref)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_execution_environment is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_execution_environment() directly.
+
+    YANG Description: The execution environments the function may run in (any
+when empty).
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},)), is_leaf=False, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=True)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """execution_environment must be of a type compatible with identityref""",
+          'defined-type': "composer-templates:identityref",
+          'generated-type': """YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},)), is_leaf=False, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=True)""",
+        })
+
+    self.__execution_environment = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_execution_environment(self):
+    self.__execution_environment = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},)), is_leaf=False, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=True)
+
+
+  def _get_memory(self):
+    """
+    Getter method for memory, mapped from YANG variable /templates/template/decomposition/functions/function/config/constraints/memory (uint32)
+
+    YANG Description: The least memory the implementation must give the
+function.
+    """
+    return self.__memory
+      
+  def _set_memory(self, v, load=False):
+    """
+    Setter method for memory, mapped from YANG variable /templates/template/decomposition/functions/function/config/constraints/memory (uint32)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_memory is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_memory() directly.
+
+    YANG Description: The least memory the implementation must give the
+function.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=True)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """memory must be of a type compatible with uint32""",
+          'defined-type': "uint32",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=True)""",
+        })
+
+    self.__memory = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_memory(self):
+    self.__memory = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=True)
+
+
+  def _get_cpu(self):
+    """
+    Getter method for cpu, mapped from YANG variable /templates/template/decomposition/functions/function/config/constraints/cpu (decimal64)
+
+    YANG Description: The least CPU the implementation must give the function.
+    """
+    return self.__cpu
+      
+  def _set_cpu(self, v, load=False):
+    """
+    Setter method for cpu, mapped from YANG variable /templates/template/decomposition/functions/function/config/constraints/cpu (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cpu is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cpu() directly.
+
+    YANG Description: The least CPU the implementation must give the function.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=True)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cpu must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=True)""",
+        })
+
+    self.__cpu = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cpu(self):
+    self.__cpu = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=True)
+
+  execution_environment = __builtin__.property(_get_execution_environment, _set_execution_environment)
+  memory = __builtin__.property(_get_memory, _set_memory)
+  cpu = __builtin__.property(_get_cpu, _set_cpu)
+
+
+  _pyangbind_elements = OrderedDict([('execution_environment', execution_environment), ('memory', memory), ('cpu', cpu), ])
+
+
 class yc_config_composer_templates__templates_template_decomposition_functions_function_config(PybindBase):
   """
   This class was auto-generated by the PythonClass plugin for PYANG
@@ -1492,7 +1933,7 @@ class yc_config_composer_templates__templates_template_decomposition_functions_f
 
   YANG Description: Configuration of the function.
   """
-  __slots__ = ('_path_helper', '_extmethods', '__id','__name','__functional_capability','__template','__parameter',)
+  __slots__ = ('_path_helper', '_extmethods', '__id','__name','__functional_capability','__template','__parameter','__constraints',)
 
   _yang_name = 'config'
   _yang_namespace = 'urn:composer-nc:yang:composer-templates'
@@ -1509,6 +1950,7 @@ class yc_config_composer_templates__templates_template_decomposition_functions_f
     self.__functional_capability = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'length': ['1..64']}), is_leaf=True, yang_name="functional-capability", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=True)
     self.__template = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[A-Za-z0-9_][A-Za-z0-9_.\\-]*', 'length': ['1..64']}), is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='ctypes:object-id', is_config=True)
     self.__parameter = YANGDynClass(unique=True, base=TypedListType(allowed_type=str), is_leaf=False, yang_name="parameter", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=True)
+    self.__constraints = YANGDynClass(base=yc_constraints_composer_templates__templates_template_decomposition_functions_function_config_constraints, is_container='container', yang_name="constraints", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=True)
 
     load = kwargs.pop("load", None)
     if args:
@@ -1694,7 +2136,9 @@ resolver; it must provide the functional capability.
     Getter method for parameter, mapped from YANG variable /templates/template/decomposition/functions/function/config/parameter (string)
 
     YANG Description: Parameters handed to the function's lifecycle scripts, in
-order, typically 'key=value'.
+order, typically 'key=value'. Those of a function that a
+template decomposes name the part they go to:
+'<part>.<key>=<value>'.
     """
     return self.__parameter
       
@@ -1707,7 +2151,9 @@ order, typically 'key=value'.
     do so via calling thisObj._set_parameter() directly.
 
     YANG Description: Parameters handed to the function's lifecycle scripts, in
-order, typically 'key=value'.
+order, typically 'key=value'. Those of a function that a
+template decomposes name the part they go to:
+'<part>.<key>=<value>'.
     """
     if hasattr(v, "_utype"):
       v = v._utype(v)
@@ -1727,14 +2173,2097 @@ order, typically 'key=value'.
   def _unset_parameter(self):
     self.__parameter = YANGDynClass(unique=True, base=TypedListType(allowed_type=str), is_leaf=False, yang_name="parameter", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=True)
 
+
+  def _get_constraints(self):
+    """
+    Getter method for constraints, mapped from YANG variable /templates/template/decomposition/functions/function/config/constraints (container)
+
+    YANG Description: What an implementation must satisfy to run the function; the
+resolver keeps only the templates that do.
+    """
+    return self.__constraints
+      
+  def _set_constraints(self, v, load=False):
+    """
+    Setter method for constraints, mapped from YANG variable /templates/template/decomposition/functions/function/config/constraints (container)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_constraints is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_constraints() directly.
+
+    YANG Description: What an implementation must satisfy to run the function; the
+resolver keeps only the templates that do.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=yc_constraints_composer_templates__templates_template_decomposition_functions_function_config_constraints, is_container='container', yang_name="constraints", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=True)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """constraints must be of a type compatible with container""",
+          'defined-type': "container",
+          'generated-type': """YANGDynClass(base=yc_constraints_composer_templates__templates_template_decomposition_functions_function_config_constraints, is_container='container', yang_name="constraints", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=True)""",
+        })
+
+    self.__constraints = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_constraints(self):
+    self.__constraints = YANGDynClass(base=yc_constraints_composer_templates__templates_template_decomposition_functions_function_config_constraints, is_container='container', yang_name="constraints", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=True)
+
   id = __builtin__.property(_get_id, _set_id)
   name = __builtin__.property(_get_name, _set_name)
   functional_capability = __builtin__.property(_get_functional_capability, _set_functional_capability)
   template = __builtin__.property(_get_template, _set_template)
   parameter = __builtin__.property(_get_parameter, _set_parameter)
+  constraints = __builtin__.property(_get_constraints, _set_constraints)
 
 
-  _pyangbind_elements = OrderedDict([('id', id), ('name', name), ('functional_capability', functional_capability), ('template', template), ('parameter', parameter), ])
+  _pyangbind_elements = OrderedDict([('id', id), ('name', name), ('functional_capability', functional_capability), ('template', template), ('parameter', parameter), ('constraints', constraints), ])
+
+
+class yc_constraints_composer_templates__templates_template_decomposition_functions_function_state_constraints(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/state/constraints. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: What an implementation must satisfy to run the function; the
+resolver keeps only the templates that do.
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__execution_environment','__memory','__cpu',)
+
+  _yang_name = 'constraints'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__execution_environment = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},)), is_leaf=False, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
+    self.__memory = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+    self.__cpu = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'state', 'constraints']
+
+  def _get_execution_environment(self):
+    """
+    Getter method for execution_environment, mapped from YANG variable /templates/template/decomposition/functions/function/state/constraints/execution_environment (identityref)
+
+    YANG Description: The execution environments the function may run in (any
+when empty).
+    """
+    return self.__execution_environment
+      
+  def _set_execution_environment(self, v, load=False):
+    """
+    Setter method for execution_environment, mapped from YANG variable /templates/template/decomposition/functions/function/state/constraints/execution_environment (identityref)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_execution_environment is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_execution_environment() directly.
+
+    YANG Description: The execution environments the function may run in (any
+when empty).
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},)), is_leaf=False, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """execution_environment must be of a type compatible with identityref""",
+          'defined-type': "composer-templates:identityref",
+          'generated-type': """YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},)), is_leaf=False, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)""",
+        })
+
+    self.__execution_environment = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_execution_environment(self):
+    self.__execution_environment = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},)), is_leaf=False, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
+
+
+  def _get_memory(self):
+    """
+    Getter method for memory, mapped from YANG variable /templates/template/decomposition/functions/function/state/constraints/memory (uint32)
+
+    YANG Description: The least memory the implementation must give the
+function.
+    """
+    return self.__memory
+      
+  def _set_memory(self, v, load=False):
+    """
+    Setter method for memory, mapped from YANG variable /templates/template/decomposition/functions/function/state/constraints/memory (uint32)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_memory is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_memory() directly.
+
+    YANG Description: The least memory the implementation must give the
+function.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """memory must be of a type compatible with uint32""",
+          'defined-type': "uint32",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)""",
+        })
+
+    self.__memory = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_memory(self):
+    self.__memory = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="memory", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+
+
+  def _get_cpu(self):
+    """
+    Getter method for cpu, mapped from YANG variable /templates/template/decomposition/functions/function/state/constraints/cpu (decimal64)
+
+    YANG Description: The least CPU the implementation must give the function.
+    """
+    return self.__cpu
+      
+  def _set_cpu(self, v, load=False):
+    """
+    Setter method for cpu, mapped from YANG variable /templates/template/decomposition/functions/function/state/constraints/cpu (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cpu is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cpu() directly.
+
+    YANG Description: The least CPU the implementation must give the function.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cpu must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)""",
+        })
+
+    self.__cpu = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cpu(self):
+    self.__cpu = YANGDynClass(base=RestrictedClassType(base_type=Decimal, restriction_dict={'range': ['0.01 .. max']}), is_leaf=True, yang_name="cpu", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+
+  execution_environment = __builtin__.property(_get_execution_environment)
+  memory = __builtin__.property(_get_memory)
+  cpu = __builtin__.property(_get_cpu)
+
+
+  _pyangbind_elements = OrderedDict([('execution_environment', execution_environment), ('memory', memory), ('cpu', cpu), ])
+
+
+class yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_resolution_rejected(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/state/resolution/rejected. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: A template that provides the capability and was not chosen.
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__template','__reason',)
+
+  _yang_name = 'rejected'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__template = YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__reason = YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'state', 'resolution', 'rejected']
+
+  def _get_template(self):
+    """
+    Getter method for template, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/rejected/template (string)
+
+    YANG Description: The template.
+    """
+    return self.__template
+      
+  def _set_template(self, v, load=False):
+    """
+    Setter method for template, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/rejected/template (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_template is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_template() directly.
+
+    YANG Description: The template.
+    """
+    parent = getattr(self, "_parent", None)
+    if parent is not None and load is False:
+      raise AttributeError("Cannot set keys directly when" +
+                             " within an instantiated list")
+
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """template must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__template = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_template(self):
+    self.__template = YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_reason(self):
+    """
+    Getter method for reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/rejected/reason (string)
+
+    YANG Description: Why it was not chosen: a constraint it fails, an
+environment the node does not offer, a missing
+dependency, resources the node lacks, or a higher cost.
+    """
+    return self.__reason
+      
+  def _set_reason(self, v, load=False):
+    """
+    Setter method for reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/rejected/reason (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_reason is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_reason() directly.
+
+    YANG Description: Why it was not chosen: a constraint it fails, an
+environment the node does not offer, a missing
+dependency, resources the node lacks, or a higher cost.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """reason must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__reason = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_reason(self):
+    self.__reason = YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+  template = __builtin__.property(_get_template)
+  reason = __builtin__.property(_get_reason)
+
+
+  _pyangbind_elements = OrderedDict([('template', template), ('reason', reason), ])
+
+
+class yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_resolution(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/state/resolution. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: The template chosen, and why each other candidate was not.
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__template','__cost','__reason','__rejected',)
+
+  _yang_name = 'resolution'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__template = YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__cost = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=2), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    self.__reason = YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__rejected = YANGDynClass(base=YANGListType("template",yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_resolution_rejected, yang_name="rejected", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='template', extensions=None), is_container='list', yang_name="rejected", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'state', 'resolution']
+
+  def _get_template(self):
+    """
+    Getter method for template, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/template (string)
+
+    YANG Description: The template chosen.
+    """
+    return self.__template
+      
+  def _set_template(self, v, load=False):
+    """
+    Setter method for template, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/template (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_template is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_template() directly.
+
+    YANG Description: The template chosen.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """template must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__template = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_template(self):
+    self.__template = YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_cost(self):
+    """
+    Getter method for cost, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/cost (decimal64)
+
+    YANG Description: Its footprint, as the resolver compared it.
+    """
+    return self.__cost
+      
+  def _set_cost(self, v, load=False):
+    """
+    Setter method for cost, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/cost (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cost is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cost() directly.
+
+    YANG Description: Its footprint, as the resolver compared it.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedPrecisionDecimalType(precision=2), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cost must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedPrecisionDecimalType(precision=2), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)""",
+        })
+
+    self.__cost = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cost(self):
+    self.__cost = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=2), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+
+
+  def _get_reason(self):
+    """
+    Getter method for reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/reason (string)
+
+    YANG Description: Why it was chosen.
+    """
+    return self.__reason
+      
+  def _set_reason(self, v, load=False):
+    """
+    Setter method for reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/reason (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_reason is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_reason() directly.
+
+    YANG Description: Why it was chosen.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """reason must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__reason = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_reason(self):
+    self.__reason = YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_rejected(self):
+    """
+    Getter method for rejected, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/rejected (list)
+
+    YANG Description: A template that provides the capability and was not chosen.
+    """
+    return self.__rejected
+      
+  def _set_rejected(self, v, load=False):
+    """
+    Setter method for rejected, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution/rejected (list)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_rejected is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_rejected() directly.
+
+    YANG Description: A template that provides the capability and was not chosen.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=YANGListType("template",yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_resolution_rejected, yang_name="rejected", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='template', extensions=None), is_container='list', yang_name="rejected", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """rejected must be of a type compatible with list""",
+          'defined-type': "list",
+          'generated-type': """YANGDynClass(base=YANGListType("template",yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_resolution_rejected, yang_name="rejected", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='template', extensions=None), is_container='list', yang_name="rejected", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)""",
+        })
+
+    self.__rejected = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_rejected(self):
+    self.__rejected = YANGDynClass(base=YANGListType("template",yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_resolution_rejected, yang_name="rejected", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='template', extensions=None), is_container='list', yang_name="rejected", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)
+
+  template = __builtin__.property(_get_template)
+  cost = __builtin__.property(_get_cost)
+  reason = __builtin__.property(_get_reason)
+  rejected = __builtin__.property(_get_rejected)
+
+
+  _pyangbind_elements = OrderedDict([('template', template), ('cost', cost), ('reason', reason), ('rejected', rejected), ])
+
+
+class yc_image_composer_templates__templates_template_decomposition_functions_function_state_image(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/state/image. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: The image, and its download from a repository when there is
+one under way or it failed.
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__uri','__sha256','__status','__bytes_received','__bytes_total','__error',)
+
+  _yang_name = 'image'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__uri = YANGDynClass(base=str, is_leaf=True, yang_name="uri", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__sha256 = YANGDynClass(base=str, is_leaf=True, yang_name="sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__status = YANGDynClass(base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'downloading': {}, 'stored': {}, 'failed': {}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='enumeration', is_config=False)
+    self.__bytes_received = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-received", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+    self.__bytes_total = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-total", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+    self.__error = YANGDynClass(base=str, is_leaf=True, yang_name="error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'state', 'image']
+
+  def _get_uri(self):
+    """
+    Getter method for uri, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/uri (string)
+
+    YANG Description: Where the image comes from.
+    """
+    return self.__uri
+      
+  def _set_uri(self, v, load=False):
+    """
+    Setter method for uri, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/uri (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_uri is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_uri() directly.
+
+    YANG Description: Where the image comes from.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="uri", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """uri must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="uri", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__uri = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_uri(self):
+    self.__uri = YANGDynClass(base=str, is_leaf=True, yang_name="uri", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_sha256(self):
+    """
+    Getter method for sha256, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/sha256 (string)
+
+    YANG Description: The digest it must have.
+    """
+    return self.__sha256
+      
+  def _set_sha256(self, v, load=False):
+    """
+    Setter method for sha256, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/sha256 (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_sha256 is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_sha256() directly.
+
+    YANG Description: The digest it must have.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """sha256 must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__sha256 = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_sha256(self):
+    self.__sha256 = YANGDynClass(base=str, is_leaf=True, yang_name="sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_status(self):
+    """
+    Getter method for status, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/status (enumeration)
+
+    YANG Description: Where the download stands.
+    """
+    return self.__status
+      
+  def _set_status(self, v, load=False):
+    """
+    Setter method for status, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/status (enumeration)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_status is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_status() directly.
+
+    YANG Description: Where the download stands.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'downloading': {}, 'stored': {}, 'failed': {}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='enumeration', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """status must be of a type compatible with enumeration""",
+          'defined-type': "composer-templates:enumeration",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'downloading': {}, 'stored': {}, 'failed': {}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='enumeration', is_config=False)""",
+        })
+
+    self.__status = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_status(self):
+    self.__status = YANGDynClass(base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'downloading': {}, 'stored': {}, 'failed': {}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='enumeration', is_config=False)
+
+
+  def _get_bytes_received(self):
+    """
+    Getter method for bytes_received, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/bytes_received (uint64)
+
+    YANG Description: Bytes downloaded so far.
+    """
+    return self.__bytes_received
+      
+  def _set_bytes_received(self, v, load=False):
+    """
+    Setter method for bytes_received, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/bytes_received (uint64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_bytes_received is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_bytes_received() directly.
+
+    YANG Description: Bytes downloaded so far.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-received", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """bytes_received must be of a type compatible with uint64""",
+          'defined-type': "uint64",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-received", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)""",
+        })
+
+    self.__bytes_received = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_bytes_received(self):
+    self.__bytes_received = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-received", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+
+
+  def _get_bytes_total(self):
+    """
+    Getter method for bytes_total, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/bytes_total (uint64)
+
+    YANG Description: The size of the image, when the server says it.
+    """
+    return self.__bytes_total
+      
+  def _set_bytes_total(self, v, load=False):
+    """
+    Setter method for bytes_total, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/bytes_total (uint64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_bytes_total is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_bytes_total() directly.
+
+    YANG Description: The size of the image, when the server says it.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-total", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """bytes_total must be of a type compatible with uint64""",
+          'defined-type': "uint64",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-total", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)""",
+        })
+
+    self.__bytes_total = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_bytes_total(self):
+    self.__bytes_total = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-total", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+
+
+  def _get_error(self):
+    """
+    Getter method for error, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/error (string)
+
+    YANG Description: Why the download failed.
+    """
+    return self.__error
+      
+  def _set_error(self, v, load=False):
+    """
+    Setter method for error, mapped from YANG variable /templates/template/decomposition/functions/function/state/image/error (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_error is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_error() directly.
+
+    YANG Description: Why the download failed.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """error must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__error = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_error(self):
+    self.__error = YANGDynClass(base=str, is_leaf=True, yang_name="error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+  uri = __builtin__.property(_get_uri)
+  sha256 = __builtin__.property(_get_sha256)
+  status = __builtin__.property(_get_status)
+  bytes_received = __builtin__.property(_get_bytes_received)
+  bytes_total = __builtin__.property(_get_bytes_total)
+  error = __builtin__.property(_get_error)
+
+
+  _pyangbind_elements = OrderedDict([('uri', uri), ('sha256', sha256), ('status', status), ('bytes_received', bytes_received), ('bytes_total', bytes_total), ('error', error), ])
+
+
+class yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution_rejected(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/state/decomposition/part/resolution/rejected. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: A template that provides the capability and was not chosen.
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__template','__reason',)
+
+  _yang_name = 'rejected'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__template = YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__reason = YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'state', 'decomposition', 'part', 'resolution', 'rejected']
+
+  def _get_template(self):
+    """
+    Getter method for template, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/rejected/template (string)
+
+    YANG Description: The template.
+    """
+    return self.__template
+      
+  def _set_template(self, v, load=False):
+    """
+    Setter method for template, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/rejected/template (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_template is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_template() directly.
+
+    YANG Description: The template.
+    """
+    parent = getattr(self, "_parent", None)
+    if parent is not None and load is False:
+      raise AttributeError("Cannot set keys directly when" +
+                             " within an instantiated list")
+
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """template must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__template = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_template(self):
+    self.__template = YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_reason(self):
+    """
+    Getter method for reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/rejected/reason (string)
+
+    YANG Description: Why it was not chosen: a constraint it fails, an
+environment the node does not offer, a missing
+dependency, resources the node lacks, or a higher cost.
+    """
+    return self.__reason
+      
+  def _set_reason(self, v, load=False):
+    """
+    Setter method for reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/rejected/reason (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_reason is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_reason() directly.
+
+    YANG Description: Why it was not chosen: a constraint it fails, an
+environment the node does not offer, a missing
+dependency, resources the node lacks, or a higher cost.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """reason must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__reason = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_reason(self):
+    self.__reason = YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+  template = __builtin__.property(_get_template)
+  reason = __builtin__.property(_get_reason)
+
+
+  _pyangbind_elements = OrderedDict([('template', template), ('reason', reason), ])
+
+
+class yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/state/decomposition/part/resolution. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: The template chosen, and why each other candidate was not.
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__template','__cost','__reason','__rejected',)
+
+  _yang_name = 'resolution'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__template = YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__cost = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=2), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    self.__reason = YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__rejected = YANGDynClass(base=YANGListType("template",yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution_rejected, yang_name="rejected", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='template', extensions=None), is_container='list', yang_name="rejected", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'state', 'decomposition', 'part', 'resolution']
+
+  def _get_template(self):
+    """
+    Getter method for template, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/template (string)
+
+    YANG Description: The template chosen.
+    """
+    return self.__template
+      
+  def _set_template(self, v, load=False):
+    """
+    Setter method for template, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/template (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_template is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_template() directly.
+
+    YANG Description: The template chosen.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """template must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__template = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_template(self):
+    self.__template = YANGDynClass(base=str, is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_cost(self):
+    """
+    Getter method for cost, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/cost (decimal64)
+
+    YANG Description: Its footprint, as the resolver compared it.
+    """
+    return self.__cost
+      
+  def _set_cost(self, v, load=False):
+    """
+    Setter method for cost, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/cost (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cost is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cost() directly.
+
+    YANG Description: Its footprint, as the resolver compared it.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedPrecisionDecimalType(precision=2), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cost must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedPrecisionDecimalType(precision=2), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)""",
+        })
+
+    self.__cost = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cost(self):
+    self.__cost = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=2), is_leaf=True, yang_name="cost", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+
+
+  def _get_reason(self):
+    """
+    Getter method for reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/reason (string)
+
+    YANG Description: Why it was chosen.
+    """
+    return self.__reason
+      
+  def _set_reason(self, v, load=False):
+    """
+    Setter method for reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/reason (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_reason is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_reason() directly.
+
+    YANG Description: Why it was chosen.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """reason must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__reason = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_reason(self):
+    self.__reason = YANGDynClass(base=str, is_leaf=True, yang_name="reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_rejected(self):
+    """
+    Getter method for rejected, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/rejected (list)
+
+    YANG Description: A template that provides the capability and was not chosen.
+    """
+    return self.__rejected
+      
+  def _set_rejected(self, v, load=False):
+    """
+    Setter method for rejected, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution/rejected (list)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_rejected is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_rejected() directly.
+
+    YANG Description: A template that provides the capability and was not chosen.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=YANGListType("template",yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution_rejected, yang_name="rejected", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='template', extensions=None), is_container='list', yang_name="rejected", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """rejected must be of a type compatible with list""",
+          'defined-type': "list",
+          'generated-type': """YANGDynClass(base=YANGListType("template",yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution_rejected, yang_name="rejected", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='template', extensions=None), is_container='list', yang_name="rejected", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)""",
+        })
+
+    self.__rejected = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_rejected(self):
+    self.__rejected = YANGDynClass(base=YANGListType("template",yc_rejected_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution_rejected, yang_name="rejected", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='template', extensions=None), is_container='list', yang_name="rejected", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)
+
+  template = __builtin__.property(_get_template)
+  cost = __builtin__.property(_get_cost)
+  reason = __builtin__.property(_get_reason)
+  rejected = __builtin__.property(_get_rejected)
+
+
+  _pyangbind_elements = OrderedDict([('template', template), ('cost', cost), ('reason', reason), ('rejected', rejected), ])
+
+
+class yc_image_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_image(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/state/decomposition/part/image. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: The image, and its download from a repository when there is
+one under way or it failed.
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__uri','__sha256','__status','__bytes_received','__bytes_total','__error',)
+
+  _yang_name = 'image'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__uri = YANGDynClass(base=str, is_leaf=True, yang_name="uri", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__sha256 = YANGDynClass(base=str, is_leaf=True, yang_name="sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__status = YANGDynClass(base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'downloading': {}, 'stored': {}, 'failed': {}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='enumeration', is_config=False)
+    self.__bytes_received = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-received", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+    self.__bytes_total = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-total", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+    self.__error = YANGDynClass(base=str, is_leaf=True, yang_name="error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'state', 'decomposition', 'part', 'image']
+
+  def _get_uri(self):
+    """
+    Getter method for uri, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/uri (string)
+
+    YANG Description: Where the image comes from.
+    """
+    return self.__uri
+      
+  def _set_uri(self, v, load=False):
+    """
+    Setter method for uri, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/uri (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_uri is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_uri() directly.
+
+    YANG Description: Where the image comes from.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="uri", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """uri must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="uri", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__uri = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_uri(self):
+    self.__uri = YANGDynClass(base=str, is_leaf=True, yang_name="uri", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_sha256(self):
+    """
+    Getter method for sha256, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/sha256 (string)
+
+    YANG Description: The digest it must have.
+    """
+    return self.__sha256
+      
+  def _set_sha256(self, v, load=False):
+    """
+    Setter method for sha256, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/sha256 (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_sha256 is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_sha256() directly.
+
+    YANG Description: The digest it must have.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """sha256 must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__sha256 = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_sha256(self):
+    self.__sha256 = YANGDynClass(base=str, is_leaf=True, yang_name="sha256", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_status(self):
+    """
+    Getter method for status, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/status (enumeration)
+
+    YANG Description: Where the download stands.
+    """
+    return self.__status
+      
+  def _set_status(self, v, load=False):
+    """
+    Setter method for status, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/status (enumeration)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_status is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_status() directly.
+
+    YANG Description: Where the download stands.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'downloading': {}, 'stored': {}, 'failed': {}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='enumeration', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """status must be of a type compatible with enumeration""",
+          'defined-type': "composer-templates:enumeration",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'downloading': {}, 'stored': {}, 'failed': {}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='enumeration', is_config=False)""",
+        })
+
+    self.__status = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_status(self):
+    self.__status = YANGDynClass(base=RestrictedClassType(base_type=str,                                     restriction_type="dict_key",                                     restriction_arg={'downloading': {}, 'stored': {}, 'failed': {}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='enumeration', is_config=False)
+
+
+  def _get_bytes_received(self):
+    """
+    Getter method for bytes_received, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/bytes_received (uint64)
+
+    YANG Description: Bytes downloaded so far.
+    """
+    return self.__bytes_received
+      
+  def _set_bytes_received(self, v, load=False):
+    """
+    Setter method for bytes_received, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/bytes_received (uint64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_bytes_received is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_bytes_received() directly.
+
+    YANG Description: Bytes downloaded so far.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-received", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """bytes_received must be of a type compatible with uint64""",
+          'defined-type': "uint64",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-received", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)""",
+        })
+
+    self.__bytes_received = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_bytes_received(self):
+    self.__bytes_received = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-received", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+
+
+  def _get_bytes_total(self):
+    """
+    Getter method for bytes_total, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/bytes_total (uint64)
+
+    YANG Description: The size of the image, when the server says it.
+    """
+    return self.__bytes_total
+      
+  def _set_bytes_total(self, v, load=False):
+    """
+    Setter method for bytes_total, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/bytes_total (uint64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_bytes_total is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_bytes_total() directly.
+
+    YANG Description: The size of the image, when the server says it.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-total", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """bytes_total must be of a type compatible with uint64""",
+          'defined-type': "uint64",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-total", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)""",
+        })
+
+    self.__bytes_total = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_bytes_total(self):
+    self.__bytes_total = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range':  ['0..18446744073709551615']}, int_size=64), is_leaf=True, yang_name="bytes-total", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint64', is_config=False)
+
+
+  def _get_error(self):
+    """
+    Getter method for error, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/error (string)
+
+    YANG Description: Why the download failed.
+    """
+    return self.__error
+      
+  def _set_error(self, v, load=False):
+    """
+    Setter method for error, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image/error (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_error is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_error() directly.
+
+    YANG Description: Why the download failed.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """error must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__error = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_error(self):
+    self.__error = YANGDynClass(base=str, is_leaf=True, yang_name="error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+  uri = __builtin__.property(_get_uri)
+  sha256 = __builtin__.property(_get_sha256)
+  status = __builtin__.property(_get_status)
+  bytes_received = __builtin__.property(_get_bytes_received)
+  bytes_total = __builtin__.property(_get_bytes_total)
+  error = __builtin__.property(_get_error)
+
+
+  _pyangbind_elements = OrderedDict([('uri', uri), ('sha256', sha256), ('status', status), ('bytes_received', bytes_received), ('bytes_total', bytes_total), ('error', error), ])
+
+
+class yc_part_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/state/decomposition/part. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: One function of the decomposition.
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__id','__status','__last_error','__status_reason','__implementation','__execution_environment','__cpu_core','__cores_exclusive','__restart_count','__resolution','__image',)
+
+  _yang_name = 'part'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__id = YANGDynClass(base=str, is_leaf=True, yang_name="id", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__status = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
+    self.__last_error = YANGDynClass(base=str, is_leaf=True, yang_name="last-error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__status_reason = YANGDynClass(base=str, is_leaf=True, yang_name="status-reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__implementation = YANGDynClass(base=str, is_leaf=True, yang_name="implementation", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__execution_environment = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
+    self.__cpu_core = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=int, restriction_dict={'range': ['0..65535']},int_size=16)), is_leaf=False, yang_name="cpu-core", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint16', is_config=False)
+    self.__cores_exclusive = YANGDynClass(base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
+    self.__restart_count = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+    self.__resolution = YANGDynClass(base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+    self.__image = YANGDynClass(base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'state', 'decomposition', 'part']
+
+  def _get_id(self):
+    """
+    Getter method for id, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/id (string)
+
+    YANG Description: The part: the function's id, '/', the id of the function
+in the template (nested decompositions add more).
+    """
+    return self.__id
+      
+  def _set_id(self, v, load=False):
+    """
+    Setter method for id, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/id (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_id is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_id() directly.
+
+    YANG Description: The part: the function's id, '/', the id of the function
+in the template (nested decompositions add more).
+    """
+    parent = getattr(self, "_parent", None)
+    if parent is not None and load is False:
+      raise AttributeError("Cannot set keys directly when" +
+                             " within an instantiated list")
+
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="id", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """id must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="id", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__id = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_id(self):
+    self.__id = YANGDynClass(base=str, is_leaf=True, yang_name="id", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, is_keyval=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_status(self):
+    """
+    Getter method for status, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/status (identityref)
+
+    YANG Description: The lifecycle status.
+    """
+    return self.__status
+      
+  def _set_status(self, v, load=False):
+    """
+    Setter method for status, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/status (identityref)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_status is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_status() directly.
+
+    YANG Description: The lifecycle status.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """status must be of a type compatible with identityref""",
+          'defined-type': "composer-templates:identityref",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)""",
+        })
+
+    self.__status = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_status(self):
+    self.__status = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
+
+
+  def _get_last_error(self):
+    """
+    Getter method for last_error, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/last_error (string)
+
+    YANG Description: The message of the last failure, if any.
+    """
+    return self.__last_error
+      
+  def _set_last_error(self, v, load=False):
+    """
+    Setter method for last_error, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/last_error (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_last_error is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_last_error() directly.
+
+    YANG Description: The message of the last failure, if any.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="last-error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """last_error must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="last-error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__last_error = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_last_error(self):
+    self.__last_error = YANGDynClass(base=str, is_leaf=True, yang_name="last-error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_status_reason(self):
+    """
+    Getter method for status_reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/status_reason (string)
+
+    YANG Description: Why the status is not running: what is broken, and what the
+agent does about it.
+    """
+    return self.__status_reason
+      
+  def _set_status_reason(self, v, load=False):
+    """
+    Setter method for status_reason, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/status_reason (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_status_reason is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_status_reason() directly.
+
+    YANG Description: Why the status is not running: what is broken, and what the
+agent does about it.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="status-reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """status_reason must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="status-reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__status_reason = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_status_reason(self):
+    self.__status_reason = YANGDynClass(base=str, is_leaf=True, yang_name="status-reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_implementation(self):
+    """
+    Getter method for implementation, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/implementation (string)
+
+    YANG Description: The template the resolver chose.
+    """
+    return self.__implementation
+      
+  def _set_implementation(self, v, load=False):
+    """
+    Setter method for implementation, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/implementation (string)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_implementation is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_implementation() directly.
+
+    YANG Description: The template the resolver chose.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=str, is_leaf=True, yang_name="implementation", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """implementation must be of a type compatible with string""",
+          'defined-type': "string",
+          'generated-type': """YANGDynClass(base=str, is_leaf=True, yang_name="implementation", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)""",
+        })
+
+    self.__implementation = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_implementation(self):
+    self.__implementation = YANGDynClass(base=str, is_leaf=True, yang_name="implementation", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_execution_environment(self):
+    """
+    Getter method for execution_environment, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/execution_environment (identityref)
+
+    YANG Description: Where the chosen implementation runs.
+    """
+    return self.__execution_environment
+      
+  def _set_execution_environment(self, v, load=False):
+    """
+    Setter method for execution_environment, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/execution_environment (identityref)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_execution_environment is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_execution_environment() directly.
+
+    YANG Description: Where the chosen implementation runs.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """execution_environment must be of a type compatible with identityref""",
+          'defined-type': "composer-templates:identityref",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)""",
+        })
+
+    self.__execution_environment = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_execution_environment(self):
+    self.__execution_environment = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
+
+
+  def _get_cpu_core(self):
+    """
+    Getter method for cpu_core, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/cpu_core (uint16)
+
+    YANG Description: The CPU cores the scheduler bound the function to.
+    """
+    return self.__cpu_core
+      
+  def _set_cpu_core(self, v, load=False):
+    """
+    Setter method for cpu_core, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/cpu_core (uint16)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cpu_core is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cpu_core() directly.
+
+    YANG Description: The CPU cores the scheduler bound the function to.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=int, restriction_dict={'range': ['0..65535']},int_size=16)), is_leaf=False, yang_name="cpu-core", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint16', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cpu_core must be of a type compatible with uint16""",
+          'defined-type': "uint16",
+          'generated-type': """YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=int, restriction_dict={'range': ['0..65535']},int_size=16)), is_leaf=False, yang_name="cpu-core", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint16', is_config=False)""",
+        })
+
+    self.__cpu_core = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cpu_core(self):
+    self.__cpu_core = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=int, restriction_dict={'range': ['0..65535']},int_size=16)), is_leaf=False, yang_name="cpu-core", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint16', is_config=False)
+
+
+  def _get_cores_exclusive(self):
+    """
+    Getter method for cores_exclusive, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/cores_exclusive (boolean)
+
+    YANG Description: Whether those cores are the function's alone (a poll-mode
+implementation).
+    """
+    return self.__cores_exclusive
+      
+  def _set_cores_exclusive(self, v, load=False):
+    """
+    Setter method for cores_exclusive, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/cores_exclusive (boolean)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cores_exclusive is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cores_exclusive() directly.
+
+    YANG Description: Whether those cores are the function's alone (a poll-mode
+implementation).
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cores_exclusive must be of a type compatible with boolean""",
+          'defined-type': "boolean",
+          'generated-type': """YANGDynClass(base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)""",
+        })
+
+    self.__cores_exclusive = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cores_exclusive(self):
+    self.__cores_exclusive = YANGDynClass(base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
+
+
+  def _get_restart_count(self):
+    """
+    Getter method for restart_count, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/restart_count (uint32)
+
+    YANG Description: How many times the agent restarted the function, or made it
+again, because it broke (its process exited, its namespace or
+a port vanished) since it was deployed.
+    """
+    return self.__restart_count
+      
+  def _set_restart_count(self, v, load=False):
+    """
+    Setter method for restart_count, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/restart_count (uint32)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_restart_count is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_restart_count() directly.
+
+    YANG Description: How many times the agent restarted the function, or made it
+again, because it broke (its process exited, its namespace or
+a port vanished) since it was deployed.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """restart_count must be of a type compatible with uint32""",
+          'defined-type': "uint32",
+          'generated-type': """YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)""",
+        })
+
+    self.__restart_count = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_restart_count(self):
+    self.__restart_count = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+
+
+  def _get_resolution(self):
+    """
+    Getter method for resolution, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution (container)
+
+    YANG Description: The template chosen, and why each other candidate was not.
+    """
+    return self.__resolution
+      
+  def _set_resolution(self, v, load=False):
+    """
+    Setter method for resolution, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution (container)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_resolution is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_resolution() directly.
+
+    YANG Description: The template chosen, and why each other candidate was not.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """resolution must be of a type compatible with container""",
+          'defined-type': "container",
+          'generated-type': """YANGDynClass(base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)""",
+        })
+
+    self.__resolution = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_resolution(self):
+    self.__resolution = YANGDynClass(base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+
+
+  def _get_image(self):
+    """
+    Getter method for image, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image (container)
+
+    YANG Description: The image, and its download from a repository when there is
+one under way or it failed.
+    """
+    return self.__image
+      
+  def _set_image(self, v, load=False):
+    """
+    Setter method for image, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/image (container)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_image is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_image() directly.
+
+    YANG Description: The image, and its download from a repository when there is
+one under way or it failed.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """image must be of a type compatible with container""",
+          'defined-type': "container",
+          'generated-type': """YANGDynClass(base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)""",
+        })
+
+    self.__image = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_image(self):
+    self.__image = YANGDynClass(base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+
+  id = __builtin__.property(_get_id)
+  status = __builtin__.property(_get_status)
+  last_error = __builtin__.property(_get_last_error)
+  status_reason = __builtin__.property(_get_status_reason)
+  implementation = __builtin__.property(_get_implementation)
+  execution_environment = __builtin__.property(_get_execution_environment)
+  cpu_core = __builtin__.property(_get_cpu_core)
+  cores_exclusive = __builtin__.property(_get_cores_exclusive)
+  restart_count = __builtin__.property(_get_restart_count)
+  resolution = __builtin__.property(_get_resolution)
+  image = __builtin__.property(_get_image)
+
+
+  _pyangbind_elements = OrderedDict([('id', id), ('status', status), ('last_error', last_error), ('status_reason', status_reason), ('implementation', implementation), ('execution_environment', execution_environment), ('cpu_core', cpu_core), ('cores_exclusive', cores_exclusive), ('restart_count', restart_count), ('resolution', resolution), ('image', image), ])
+
+
+class yc_decomposition_composer_templates__templates_template_decomposition_functions_function_state_decomposition(PybindBase):
+  """
+  This class was auto-generated by the PythonClass plugin for PYANG
+  from YANG module composer-templates - based on the path /templates/template/decomposition/functions/function/state/decomposition. Each member element of
+  the container is represented as a class variable - with a specific
+  YANG type.
+
+  YANG Description: When the chosen template decomposes the function into a graph
+of other functions: those parts, each resolved, scheduled and
+run like a function of the graph (the function's own
+implementation is then the decomposition template).
+  """
+  __slots__ = ('_path_helper', '_extmethods', '__part',)
+
+  _yang_name = 'decomposition'
+  _yang_namespace = 'urn:composer-nc:yang:composer-templates'
+
+  _pybind_generated_by = 'container'
+
+  def __init__(self, *args, **kwargs):
+
+    self._path_helper = False
+
+    self._extmethods = False
+    self.__part = YANGDynClass(base=YANGListType("id",yc_part_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part, yang_name="part", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='id', extensions=None), is_container='list', yang_name="part", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)
+
+    load = kwargs.pop("load", None)
+    if args:
+      if len(args) > 1:
+        raise TypeError("cannot create a YANG container with >1 argument")
+      all_attr = True
+      for e in self._pyangbind_elements:
+        if not hasattr(args[0], e):
+          all_attr = False
+          break
+      if not all_attr:
+        raise ValueError("Supplied object did not have the correct attributes")
+      for e in self._pyangbind_elements:
+        nobj = getattr(args[0], e)
+        if nobj._changed() is False:
+          continue
+        setmethod = getattr(self, "_set_%s" % e)
+        if load is None:
+          setmethod(getattr(args[0], e))
+        else:
+          setmethod(getattr(args[0], e), load=load)
+
+  def _path(self):
+    if hasattr(self, "_parent"):
+      return self._parent._path()+[self._yang_name]
+    else:
+      return ['templates', 'template', 'decomposition', 'functions', 'function', 'state', 'decomposition']
+
+  def _get_part(self):
+    """
+    Getter method for part, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part (list)
+
+    YANG Description: One function of the decomposition.
+    """
+    return self.__part
+      
+  def _set_part(self, v, load=False):
+    """
+    Setter method for part, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part (list)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_part is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_part() directly.
+
+    YANG Description: One function of the decomposition.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=YANGListType("id",yc_part_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part, yang_name="part", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='id', extensions=None), is_container='list', yang_name="part", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """part must be of a type compatible with list""",
+          'defined-type': "list",
+          'generated-type': """YANGDynClass(base=YANGListType("id",yc_part_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part, yang_name="part", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='id', extensions=None), is_container='list', yang_name="part", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)""",
+        })
+
+    self.__part = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_part(self):
+    self.__part = YANGDynClass(base=YANGListType("id",yc_part_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part, yang_name="part", parent=self, is_container='list', user_ordered=False, path_helper=self._path_helper, yang_keys='id', extensions=None), is_container='list', yang_name="part", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='list', is_config=False)
+
+  part = __builtin__.property(_get_part)
+
+
+  _pyangbind_elements = OrderedDict([('part', part), ])
 
 
 class yc_state_composer_templates__templates_template_decomposition_functions_function_state(PybindBase):
@@ -1746,7 +4275,7 @@ class yc_state_composer_templates__templates_template_decomposition_functions_fu
 
   YANG Description: Operational state of the function.
   """
-  __slots__ = ('_path_helper', '_extmethods', '__id','__name','__functional_capability','__template','__parameter','__status','__last_error','__status_reason','__implementation','__execution_environment','__cpu_core','__restart_count',)
+  __slots__ = ('_path_helper', '_extmethods', '__id','__name','__functional_capability','__template','__parameter','__constraints','__status','__last_error','__status_reason','__implementation','__execution_environment','__cpu_core','__cores_exclusive','__restart_count','__resolution','__image','__decomposition',)
 
   _yang_name = 'state'
   _yang_namespace = 'urn:composer-nc:yang:composer-templates'
@@ -1763,13 +4292,18 @@ class yc_state_composer_templates__templates_template_decomposition_functions_fu
     self.__functional_capability = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'length': ['1..64']}), is_leaf=True, yang_name="functional-capability", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
     self.__template = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_dict={'pattern': '[A-Za-z0-9_][A-Za-z0-9_.\\-]*', 'length': ['1..64']}), is_leaf=True, yang_name="template", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='ctypes:object-id', is_config=False)
     self.__parameter = YANGDynClass(unique=True, base=TypedListType(allowed_type=str), is_leaf=False, yang_name="parameter", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+    self.__constraints = YANGDynClass(base=yc_constraints_composer_templates__templates_template_decomposition_functions_function_state_constraints, is_container='container', yang_name="constraints", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
     self.__status = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:pending': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:deploying': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:running': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:degraded': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:failed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removing': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:removed': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:stopped': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="status", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
     self.__last_error = YANGDynClass(base=str, is_leaf=True, yang_name="last-error", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
     self.__status_reason = YANGDynClass(base=str, is_leaf=True, yang_name="status-reason", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
     self.__implementation = YANGDynClass(base=str, is_leaf=True, yang_name="implementation", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
     self.__execution_environment = YANGDynClass(base=RestrictedClassType(base_type=str, restriction_type="dict_key", restriction_arg={'native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:native': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:docker': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:kvm': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'composer-types:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}, 'ctypes:dpdk': {'@module': 'composer-types', '@namespace': 'urn:composer-nc:yang:composer-types'}},), is_leaf=True, yang_name="execution-environment", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='identityref', is_config=False)
     self.__cpu_core = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=int, restriction_dict={'range': ['0..65535']},int_size=16)), is_leaf=False, yang_name="cpu-core", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint16', is_config=False)
+    self.__cores_exclusive = YANGDynClass(base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
     self.__restart_count = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+    self.__resolution = YANGDynClass(base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+    self.__image = YANGDynClass(base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+    self.__decomposition = YANGDynClass(base=yc_decomposition_composer_templates__templates_template_decomposition_functions_function_state_decomposition, is_container='container', yang_name="decomposition", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
 
     load = kwargs.pop("load", None)
     if args:
@@ -1955,7 +4489,9 @@ resolver; it must provide the functional capability.
     Getter method for parameter, mapped from YANG variable /templates/template/decomposition/functions/function/state/parameter (string)
 
     YANG Description: Parameters handed to the function's lifecycle scripts, in
-order, typically 'key=value'.
+order, typically 'key=value'. Those of a function that a
+template decomposes name the part they go to:
+'<part>.<key>=<value>'.
     """
     return self.__parameter
       
@@ -1968,7 +4504,9 @@ order, typically 'key=value'.
     do so via calling thisObj._set_parameter() directly.
 
     YANG Description: Parameters handed to the function's lifecycle scripts, in
-order, typically 'key=value'.
+order, typically 'key=value'. Those of a function that a
+template decomposes name the part they go to:
+'<part>.<key>=<value>'.
     """
     if hasattr(v, "_utype"):
       v = v._utype(v)
@@ -1987,6 +4525,45 @@ order, typically 'key=value'.
 
   def _unset_parameter(self):
     self.__parameter = YANGDynClass(unique=True, base=TypedListType(allowed_type=str), is_leaf=False, yang_name="parameter", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='string', is_config=False)
+
+
+  def _get_constraints(self):
+    """
+    Getter method for constraints, mapped from YANG variable /templates/template/decomposition/functions/function/state/constraints (container)
+
+    YANG Description: What an implementation must satisfy to run the function; the
+resolver keeps only the templates that do.
+    """
+    return self.__constraints
+      
+  def _set_constraints(self, v, load=False):
+    """
+    Setter method for constraints, mapped from YANG variable /templates/template/decomposition/functions/function/state/constraints (container)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_constraints is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_constraints() directly.
+
+    YANG Description: What an implementation must satisfy to run the function; the
+resolver keeps only the templates that do.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=yc_constraints_composer_templates__templates_template_decomposition_functions_function_state_constraints, is_container='container', yang_name="constraints", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """constraints must be of a type compatible with container""",
+          'defined-type': "container",
+          'generated-type': """YANGDynClass(base=yc_constraints_composer_templates__templates_template_decomposition_functions_function_state_constraints, is_container='container', yang_name="constraints", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)""",
+        })
+
+    self.__constraints = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_constraints(self):
+    self.__constraints = YANGDynClass(base=yc_constraints_composer_templates__templates_template_decomposition_functions_function_state_constraints, is_container='container', yang_name="constraints", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
 
 
   def _get_status(self):
@@ -2213,6 +4790,45 @@ agent does about it.
     self.__cpu_core = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=int, restriction_dict={'range': ['0..65535']},int_size=16)), is_leaf=False, yang_name="cpu-core", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint16', is_config=False)
 
 
+  def _get_cores_exclusive(self):
+    """
+    Getter method for cores_exclusive, mapped from YANG variable /templates/template/decomposition/functions/function/state/cores_exclusive (boolean)
+
+    YANG Description: Whether those cores are the function's alone (a poll-mode
+implementation).
+    """
+    return self.__cores_exclusive
+      
+  def _set_cores_exclusive(self, v, load=False):
+    """
+    Setter method for cores_exclusive, mapped from YANG variable /templates/template/decomposition/functions/function/state/cores_exclusive (boolean)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cores_exclusive is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cores_exclusive() directly.
+
+    YANG Description: Whether those cores are the function's alone (a poll-mode
+implementation).
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cores_exclusive must be of a type compatible with boolean""",
+          'defined-type': "boolean",
+          'generated-type': """YANGDynClass(base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)""",
+        })
+
+    self.__cores_exclusive = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cores_exclusive(self):
+    self.__cores_exclusive = YANGDynClass(base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
+
+
   def _get_restart_count(self):
     """
     Getter method for restart_count, mapped from YANG variable /templates/template/decomposition/functions/function/state/restart_count (uint32)
@@ -2253,21 +4869,145 @@ a port vanished) since it was deployed.
   def _unset_restart_count(self):
     self.__restart_count = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
 
+
+  def _get_resolution(self):
+    """
+    Getter method for resolution, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution (container)
+
+    YANG Description: The template chosen, and why each other candidate was not.
+    """
+    return self.__resolution
+      
+  def _set_resolution(self, v, load=False):
+    """
+    Setter method for resolution, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution (container)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_resolution is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_resolution() directly.
+
+    YANG Description: The template chosen, and why each other candidate was not.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """resolution must be of a type compatible with container""",
+          'defined-type': "container",
+          'generated-type': """YANGDynClass(base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)""",
+        })
+
+    self.__resolution = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_resolution(self):
+    self.__resolution = YANGDynClass(base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+
+
+  def _get_image(self):
+    """
+    Getter method for image, mapped from YANG variable /templates/template/decomposition/functions/function/state/image (container)
+
+    YANG Description: The image, and its download from a repository when there is
+one under way or it failed.
+    """
+    return self.__image
+      
+  def _set_image(self, v, load=False):
+    """
+    Setter method for image, mapped from YANG variable /templates/template/decomposition/functions/function/state/image (container)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_image is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_image() directly.
+
+    YANG Description: The image, and its download from a repository when there is
+one under way or it failed.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """image must be of a type compatible with container""",
+          'defined-type': "container",
+          'generated-type': """YANGDynClass(base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)""",
+        })
+
+    self.__image = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_image(self):
+    self.__image = YANGDynClass(base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+
+
+  def _get_decomposition(self):
+    """
+    Getter method for decomposition, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition (container)
+
+    YANG Description: When the chosen template decomposes the function into a graph
+of other functions: those parts, each resolved, scheduled and
+run like a function of the graph (the function's own
+implementation is then the decomposition template).
+    """
+    return self.__decomposition
+      
+  def _set_decomposition(self, v, load=False):
+    """
+    Setter method for decomposition, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition (container)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_decomposition is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_decomposition() directly.
+
+    YANG Description: When the chosen template decomposes the function into a graph
+of other functions: those parts, each resolved, scheduled and
+run like a function of the graph (the function's own
+implementation is then the decomposition template).
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=yc_decomposition_composer_templates__templates_template_decomposition_functions_function_state_decomposition, is_container='container', yang_name="decomposition", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """decomposition must be of a type compatible with container""",
+          'defined-type': "container",
+          'generated-type': """YANGDynClass(base=yc_decomposition_composer_templates__templates_template_decomposition_functions_function_state_decomposition, is_container='container', yang_name="decomposition", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)""",
+        })
+
+    self.__decomposition = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_decomposition(self):
+    self.__decomposition = YANGDynClass(base=yc_decomposition_composer_templates__templates_template_decomposition_functions_function_state_decomposition, is_container='container', yang_name="decomposition", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
+
   id = __builtin__.property(_get_id)
   name = __builtin__.property(_get_name)
   functional_capability = __builtin__.property(_get_functional_capability)
   template = __builtin__.property(_get_template)
   parameter = __builtin__.property(_get_parameter)
+  constraints = __builtin__.property(_get_constraints)
   status = __builtin__.property(_get_status)
   last_error = __builtin__.property(_get_last_error)
   status_reason = __builtin__.property(_get_status_reason)
   implementation = __builtin__.property(_get_implementation)
   execution_environment = __builtin__.property(_get_execution_environment)
   cpu_core = __builtin__.property(_get_cpu_core)
+  cores_exclusive = __builtin__.property(_get_cores_exclusive)
   restart_count = __builtin__.property(_get_restart_count)
+  resolution = __builtin__.property(_get_resolution)
+  image = __builtin__.property(_get_image)
+  decomposition = __builtin__.property(_get_decomposition)
 
 
-  _pyangbind_elements = OrderedDict([('id', id), ('name', name), ('functional_capability', functional_capability), ('template', template), ('parameter', parameter), ('status', status), ('last_error', last_error), ('status_reason', status_reason), ('implementation', implementation), ('execution_environment', execution_environment), ('cpu_core', cpu_core), ('restart_count', restart_count), ])
+  _pyangbind_elements = OrderedDict([('id', id), ('name', name), ('functional_capability', functional_capability), ('template', template), ('parameter', parameter), ('constraints', constraints), ('status', status), ('last_error', last_error), ('status_reason', status_reason), ('implementation', implementation), ('execution_environment', execution_environment), ('cpu_core', cpu_core), ('cores_exclusive', cores_exclusive), ('restart_count', restart_count), ('resolution', resolution), ('image', image), ('decomposition', decomposition), ])
 
 
 class yc_config_composer_templates__templates_template_decomposition_functions_function_ports_port_config(PybindBase):

@@ -110,6 +110,23 @@ def load_template_text(text: str, origin: str = "template.json") -> dict:
     return template
 
 
+def decompositions(source_dir: str | os.PathLike = SOURCE_DIR) -> list[dict]:
+    """The decomposition templates shipped in <source_dir>/decompositions/*.json: templates
+    whose "decomposition" is a graph of other functions (libyang JSON, as composer-templates
+    holds it), with no package of their own."""
+    out = []
+    for path in sorted((Path(source_dir) / "decompositions").glob("*.json")):
+        try:
+            template = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError("%s: not valid JSON: %s" % (path, exc)) from None
+        for key in ("id", "functional-capability", "decomposition"):
+            if not template.get(key):
+                raise ValueError("%s: no %s" % (path, key))
+        out.append(template)
+    return out
+
+
 def load_template(path: str | os.PathLike) -> dict:
     """The template.json of a package (.tgz), or of a package source directory."""
     path = Path(path)

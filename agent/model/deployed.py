@@ -7,6 +7,7 @@ ports and virtual links. to_json/from_json are its form in the engine's snapshot
 
 from dataclasses import dataclass, field, replace
 
+from .decompose import Decomposition, expand
 from .graph import Endpoint, Graph, graph_from_dict
 
 
@@ -24,6 +25,15 @@ class DeployedFunction:
     # How ports are attached to the vSwitch where not as "system" ports (a veth end): (port
     # id, kind, options as sorted (key, value) pairs), see drivers/compute/base.py.
     attachments: tuple = ()
+    # What it holds of the node (the resolver's and the scheduler's accounts): MiB of
+    # memory, cores' worth of CPU, and whether its cores are its own (poll mode).
+    memory: int = 0
+    cpu: float = 0.0
+    exclusive: bool = False
+    # How the resolver chose: its cost, why, and (template, why not) of the others.
+    cost: float = 0.0
+    reason: str = ""
+    rejected: tuple = ()
 
     def port_map(self) -> dict:
         return dict(self.ports)
@@ -64,16 +74,38 @@ class DeployedGraph:
     status: str = "running"
     error: str = ""
     deployed_at: str = ""
+    # function id -> Decomposition: the functions its template decomposed into parts
+    # (agent/model/decompose.py); functions holds the parts, not these functions.
+    decompositions: dict = field(default_factory=dict)
+    # The graph as deployed: source's graph, its decomposed functions expanded.
     _graph: Graph | None = field(default=None, repr=False, compare=False)
     # The compiled flows and links (agent/network/split.py, deployed_split), kept with
     # the record once computed.
     _split: object = field(default=None, repr=False, compare=False)
+    # source's graph as configured (decomposed functions not expanded).
+    _declared: Graph | None = field(default=None, repr=False, compare=False)
 
     @property
     def graph(self) -> Graph:
         if self._graph is None:
-            self._graph = graph_from_dict(self.source)
+            self._graph = expand(self.declared, self.decompositions)
         return self._graph
+
+    @property
+    def declared(self) -> Graph:
+        if self._declared is None:
+            self._declared = self._graph if self._graph is not None and \
+                not self.decompositions else graph_from_dict(self.source)
+        return self._declared
+
+    def parts(self, function_id: str) -> dict:
+        """The deployed parts of a decomposed function (id -> DeployedFunction), or the
+        function itself."""
+        if function_id not in self.decompositions:
+            found = self.functions.get(function_id)
+            return {function_id: found} if found is not None else {}
+        head = function_id + "/"
+        return {fid: f for fid, f in self.functions.items() if fid.startswith(head)}
 
     def function_ports(self) -> dict:
         """function id -> {port id: vSwitch port}, as deployed."""
@@ -105,8 +137,11 @@ def to_json(graphs: dict, node: dict) -> dict:
                                 "status": f.status, "error": f.error,
                                 **({"attachments": [[pid, kind, dict(options)]
                                                     for pid, kind, options in f.attachments]}
-                                   if f.attachments else {})}
+                                   if f.attachments else {}),
+                                **_accounts_out(f)}
                           for fid, f in dg.functions.items()},
+            **({"decompositions": {fid: d.to_json() for fid, d in dg.decompositions.items()}}
+               if dg.decompositions else {}),
             "links": [{"index": l.index, "name": l.name,
                        "graph_target": _endpoint_out(l.graph_target),
                        "lsi0_target": _endpoint_out(l.lsi0_target)} for l in dg.links],
@@ -132,20 +167,44 @@ def from_json(data: dict):
                                              attachments=tuple(
                                                  (pid, kind, tuple(sorted(options.items())))
                                                  for pid, kind, options
-                                                 in f.get("attachments", ())))
+                                                 in f.get("attachments", ())),
+                                             **_accounts_in(f))
                        for fid, f in g.get("functions", {}).items()},
+            decompositions={fid: Decomposition.from_json(d)
+                            for fid, d in g.get("decompositions", {}).items()},
             links=tuple(Link(l["index"], l["name"], _endpoint_in(l["graph_target"]),
                              _endpoint_in(l["lsi0_target"])) for l in g.get("links", ())))
     return graphs, data.get("node", {})
 
 
 
+def _accounts_out(f: DeployedFunction) -> dict:
+    out = {}
+    if f.memory or f.cpu or f.exclusive:
+        out["accounts"] = {"memory": f.memory, "cpu": f.cpu, "exclusive": f.exclusive}
+    if f.reason or f.rejected:
+        out["resolution"] = {"cost": f.cost, "reason": f.reason,
+                             "rejected": [list(r) for r in f.rejected]}
+    return out
+
+
+def _accounts_in(f: dict) -> dict:
+    accounts = f.get("accounts", {})
+    resolution = f.get("resolution", {})
+    return {"memory": int(accounts.get("memory", 0)), "cpu": float(accounts.get("cpu", 0)),
+            "exclusive": bool(accounts.get("exclusive", False)),
+            "cost": float(resolution.get("cost", 0)), "reason": resolution.get("reason", ""),
+            "rejected": tuple(tuple(r) for r in resolution.get("rejected", ()))}
+
+
 def with_status(dg: DeployedGraph, status: str, error: str = "") -> DeployedGraph:
-    return replace(dg, status=status, error=error, _graph=dg._graph, _split=dg._split)
+    return replace(dg, status=status, error=error, _graph=dg._graph, _split=dg._split,
+                   _declared=dg._declared)
 
 
 def with_source(dg: DeployedGraph, source: dict) -> DeployedGraph:
     """dg with an equal source object (the one just read, which carries its text)."""
     if dg.source is source:
         return dg
-    return replace(dg, source=source, _graph=dg._graph, _split=dg._split)
+    return replace(dg, source=source, _graph=dg._graph, _split=dg._split,
+                   _declared=dg._declared)

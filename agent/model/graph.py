@@ -69,6 +69,17 @@ class Port:
 
 
 @dataclass(frozen=True)
+class Constraints:
+    """What an implementation must satisfy to run a function (its config/constraints)."""
+    environments: tuple = ()   # execution environments allowed (any when empty)
+    memory: int | None = None  # MiB, at least
+    cpu: float | None = None   # cores, at least
+
+    def __bool__(self) -> bool:
+        return bool(self.environments) or self.memory is not None or self.cpu is not None
+
+
+@dataclass(frozen=True)
 class Function:
     id: str
     capability: str
@@ -76,6 +87,7 @@ class Function:
     template: str | None = None
     parameters: tuple = ()
     ports: tuple = ()          # Port, in configuration order
+    constraints: Constraints = Constraints()
 
     def port_ids(self) -> tuple:
         return tuple(p.id for p in self.ports)
@@ -203,12 +215,22 @@ def _port(entry: dict) -> Port:
                 if ipv4 else None)
 
 
+def _constraints(config: dict) -> Constraints:
+    if not config:
+        return Constraints()
+    return Constraints(
+        environments=tuple(e.split(":")[-1] for e in config.get("execution-environment", ())),
+        memory=int(config["memory"]) if "memory" in config else None,
+        cpu=float(config["cpu"]) if "cpu" in config else None)
+
+
 def _function(entry: dict) -> Function:
     config = entry["config"]
     return Function(id=entry["id"], capability=config["functional-capability"],
                     name=config.get("name", ""), template=config.get("template"),
                     parameters=tuple(config.get("parameter", ())),
-                    ports=tuple(_port(p) for p in entry.get("ports", {}).get("port", ())))
+                    ports=tuple(_port(p) for p in entry.get("ports", {}).get("port", ())),
+                    constraints=_constraints(config.get("constraints")))
 
 
 def _sap(entry: dict) -> Sap:
@@ -366,6 +388,9 @@ def templates_from_tree(root) -> list:
             "port-technology": config.get("port-technology", "").split(":")[-1] or None,
             "cpu": float(config.get("cpu", 1)),
             "memory": int(config.get("memory", 16)),
+            **({"image-sha256": config["image-sha256"]} if "image-sha256" in config else {}),
+            **({"cost": float(config["cost"])} if "cost" in config else {}),
+            "poll-mode": bool(config.get("poll-mode", False)),
             "dependencies": [{"name": d["name"], "kind": d.get("config", {}).get("kind", "binary")}
                              for d in entry.get("dependencies", {}).get("dependency", ())],
             "decomposition": entry.get("decomposition"),
