@@ -1,13 +1,31 @@
-"""The SF repository: the templates the node knows, built in and configured.
+"""The SF repository: the templates the node knows, and the image store.
 
-Built-in templates come from the native function packages shipped in nsf/ (packed into
-the state directory at start); configured ones from composer-templates in running.
+Templates come from three places; for one id, a configured template wins over a remote
+one, which wins over a built-in one:
+  - built in: the native function packages shipped in nsf/ (packed into <state>/nsf at
+    start, each with the sha256 of its package) and the decomposition templates shipped
+    there (a template.json with a "decomposition" and no scripts, e.g. secure-gateway);
+  - remote: the templates each of repository.urls lists in its index.json
+    ({"templates": [template, ...]}, templates shaped like nsf/*/template.json; an image
+    named without a URL is downloaded from the same repository). Read when the agent
+    starts, and again when a commit asks for a capability or template the node does not
+    know, before the commit waits for its turn (at most every repository.refresh-seconds);
+    kept in <state>/images/index.json so that a restart without the network knows them;
+  - configured: composer-templates in running.
+The images themselves are in the image store (images.py).
 """
 
+import json
 import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from . import parameters
+from .images import ImageStore, sha256_of
 
 LOG = logging.getLogger(__name__)
 
@@ -29,15 +47,25 @@ DPDK_FORWARDER = {
     ],
 }
 
+REFRESH_EVERY = 30.0
+
 
 class Repository:
-    def __init__(self, package_dir):
+    def __init__(self, package_dir, image_dir=None, urls=(), timeout: float = 30.0,
+                 refresh_every: float = REFRESH_EVERY):
         self.package_dir = Path(package_dir)
+        self.refresh_every = float(refresh_every)
+        self.images = ImageStore(image_dir or self.package_dir.parent / "images", urls, timeout)
+        self.urls = list(self.images.urls)
         self.builtin: dict = {}
+        self.remote: dict = {}
         self.configured: dict = {}
+        self._refreshed = 0.0
+        self._refresh_lock = threading.Lock()
 
     def load_builtin(self) -> None:
-        """Pack the shipped native functions into package_dir and read their templates."""
+        """Pack the shipped native functions into package_dir and read their templates,
+        and the shipped decomposition templates."""
         from nsf import packages
         self.package_dir.mkdir(parents=True, exist_ok=True)
         built = packages.build(self.package_dir)
@@ -47,10 +75,15 @@ class Repository:
             template.setdefault("id", name)
             parameters.check_declarations(template)
             template["image-uri"] = str(path)
+            template["image-sha256"] = sha256_of(path)
             template["source"] = "built-in"
             self.builtin[template["id"]] = template
-        LOG.info("repository: %d built-in native functions (%s)", len(self.builtin),
+        for template in packages.decompositions():
+            template = dict(template, source="built-in")
+            self.builtin[template["id"]] = template
+        LOG.info("repository: %d built-in templates (%s)", len(self.builtin),
                  ", ".join(sorted(self.builtin)))
+        self._load_cached_index()
 
     def load_builtin_images(self, image_dir) -> None:
         """Build the container images of the shipped functions into image_dir (nsf/images.py:
@@ -83,13 +116,14 @@ class Repository:
         return list(self.configured.values())
 
     def templates(self) -> list:
-        """Configured templates override built-in ones with the same id."""
         merged = dict(self.builtin)
+        merged.update(self.remote)
         merged.update(self.configured)
         return [merged[k] for k in sorted(merged)]
 
     def get(self, template_id: str) -> dict | None:
-        return self.configured.get(template_id) or self.builtin.get(template_id)
+        return (self.configured.get(template_id) or self.remote.get(template_id)
+                or self.builtin.get(template_id))
 
     def capabilities(self) -> dict:
         """functional capability -> templates that provide it."""
@@ -97,3 +131,86 @@ class Repository:
         for template in self.templates():
             out.setdefault(template["functional-capability"], []).append(template)
         return out
+
+    # --- images ---
+
+    def image_path(self, template: dict) -> str:
+        return self.images.path(template)
+
+    def image_problems(self, template: dict) -> list:
+        return self.images.problems(template)
+
+    def fetch_image(self, template: dict, progress=None) -> str:
+        return self.images.fetch(template, progress)
+
+    # --- remote templates ---
+
+    def knows(self, function) -> bool:
+        """Whether some template provides what function asks for."""
+        if function.template is not None:
+            return self.get(function.template) is not None
+        return any(t["functional-capability"] == function.capability for t in self.templates())
+
+    def refresh(self, force: bool = False) -> bool:
+        """Read every repository's index again (unless forced, at most every refresh_every
+        seconds); whether the remote templates changed. A repository that cannot be read
+        keeps the templates it served; the failure is logged."""
+        if not self.urls:
+            return False
+        with self._refresh_lock:
+            if not force and time.monotonic() - self._refreshed < self.refresh_every:
+                return False
+            self._refreshed = time.monotonic()
+            found = {}
+            for base in self.urls:
+                try:
+                    found.update(self._index(base))
+                except (OSError, ValueError, urllib.error.URLError) as exc:
+                    LOG.warning("repository %s: cannot read its index: %s", base,
+                                getattr(exc, "reason", None) or exc)
+                    found.update({tid: t for tid, t in self.remote.items()
+                                  if t.get("repository") == base})
+            changed = found != self.remote
+            self.remote = found
+            if changed:
+                self._save_index()
+                LOG.info("repository: %d remote templates (%s)", len(found),
+                         ", ".join(sorted(found)) or "none")
+            return changed
+
+    def _index(self, base: str) -> dict:
+        request = urllib.request.Request(base + "index.json",
+                                         headers={"User-Agent": "composer-agent"})
+        with urllib.request.urlopen(request, timeout=self.images.timeout) as response:
+            data = json.loads(response.read(16 << 20))
+        out = {}
+        for template in data.get("templates", ()):
+            if not isinstance(template, dict) or not template.get("id") or \
+                    not template.get("functional-capability"):
+                raise ValueError("a template without id or functional-capability")
+            parameters.check_declarations(template)
+            out[template["id"]] = dict(template, source=base, repository=base)
+        return out
+
+    def _cache(self) -> Path:
+        return self.images.root / "index.json"
+
+    def _save_index(self) -> None:
+        path = self._cache()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps({"templates": list(self.remote.values())}))
+            os.replace(tmp, path)
+        except OSError as exc:
+            LOG.warning("repository: cannot keep the remote templates in %s: %s", path, exc)
+
+    def _load_cached_index(self) -> None:
+        if not self.urls:
+            return
+        try:
+            data = json.loads(self._cache().read_text())
+        except (OSError, ValueError):
+            return
+        self.remote = {t["id"]: t for t in data.get("templates", ())
+                       if t.get("repository") in self.urls}
