@@ -97,6 +97,24 @@ DEFAULTS = {
         # ... once the node's vSwitch has this many ports: below, a reconfiguration is
         # cheap, and the slots' ports would only make each graph's delete slower.
         "spare-slots-min-ports": 200,
+        # Memory (MiB) the node keeps for itself: functions may hold the rest (the resolver
+        # refuses an implementation that does not fit, see agent/compute/allocation.py).
+        "reserved-memory": 256,
+        # Shared cores' worth of CPU functions may ask for, per core not owned by a
+        # poll-mode function (most functions idle most of the time).
+        "cpu-allocation-ratio": 16.0,
+        # environment -> the resolver's cost of one instance beyond its memory (MiB), in
+        # place of the measured ones (agent/compute/resolver.py ENVIRONMENT_COSTS).
+        "environment-costs": {},
+    },
+    "repository": {
+        # HTTP(S) repositories of templates (<url>/index.json) and images (<url>/<name>),
+        # downloaded once into <state>/images and checked against their sha256.
+        "urls": [],
+        "timeout": 30.0,                # seconds without data before a download fails
+        # A commit asking for a capability or template no template provides reads the
+        # indexes again, at most this often.
+        "refresh-seconds": 30.0,
     },
     "docker": {
         # The docker execution environment (compute.execution-environments "docker").
@@ -137,7 +155,7 @@ DEFAULTS = {
 _KNOWN_ENVIRONMENTS = ("native", "docker", "kvm", "dpdk")
 
 # Tables whose keys are the operator's (interface names), not settings.
-_FREE_FORM_TABLES = {"lsi0.neighbors", "lsi0.addresses"}
+_FREE_FORM_TABLES = {"lsi0.neighbors", "lsi0.addresses", "compute.environment-costs"}
 
 
 @dataclass
@@ -224,6 +242,24 @@ def _check(config: AgentConfig) -> None:
         raise ConfigError("compute.spare-slot-ports must be within 1..8")
     if data["compute"]["spare-slots-min-ports"] < 0:
         raise ConfigError("compute.spare-slots-min-ports must not be negative")
+    compute = data["compute"]
+    if compute["reserved-memory"] < 0:
+        raise ConfigError("compute.reserved-memory must not be negative")
+    if compute["cpu-allocation-ratio"] <= 0:
+        raise ConfigError("compute.cpu-allocation-ratio must be positive")
+    for env, cost in compute["environment-costs"].items():
+        if env not in _KNOWN_ENVIRONMENTS or isinstance(cost, bool) or \
+                not isinstance(cost, (int, float)) or cost < 0:
+            raise ConfigError("compute.environment-costs: %r must be a known execution "
+                              "environment (%s) with a cost of at least 0"
+                              % (env, ", ".join(_KNOWN_ENVIRONMENTS)))
+    for url in data["repository"]["urls"]:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError("repository.urls: %r is not an http:// or https:// URL" % (url,))
+    if data["repository"]["timeout"] <= 0:
+        raise ConfigError("repository.timeout must be positive")
+    if data["repository"]["refresh-seconds"] < 0:
+        raise ConfigError("repository.refresh-seconds must not be negative")
     repair = data["repair"]
     if not 1 <= repair["attempts"] <= 1000:
         raise ConfigError("repair.attempts must be within 1..1000")

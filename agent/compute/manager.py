@@ -10,9 +10,11 @@ from drivers import registry
 from drivers.compute.base import PREPARED_SLOTS, ComputeDriver, FunctionPort, FunctionSpec
 from drivers.errors import DriverError, NotSupported, ResourceNotFound
 
+from .allocation import Allocation
 from .repository import Repository
 from .resolver import Resolution, Resolver, ResolveError
-from .scheduler import Scheduler
+from .scheduler import PlacementError, Scheduler
+from ..model import decompose
 from ..model.paths import PlanningError, function_path, leaf_list_path
 from ..model.plan import Step
 
@@ -36,18 +38,30 @@ class ComputeManager:
     """Owns the compute drivers of the enabled environments and the SF repository."""
 
     def __init__(self, environments, driver_options: dict, repository: Repository,
-                 scheduler: Scheduler | None = None, memory_free=None):
+                 scheduler: Scheduler | None = None, memory_free=None, memory_total=None,
+                 reserved_memory: int = 0, cpu_allocation_ratio: float = 16.0,
+                 environment_costs: dict | None = None):
         self.environments = list(environments)
         self.driver_options = driver_options      # env -> kwargs for the driver constructor
         self.repository = repository
         self.scheduler = scheduler or Scheduler()
-        self.resolver = Resolver(repository, self.availability, memory_free)
+        # memory_free/memory_total: callable() -> bytes (None: not accounted); what the
+        # functions may hold is memory_total less reserved_memory (MiB), see allocation.py
+        self.memory_free = memory_free
+        self.memory_total = memory_total
+        self.reserved_memory = int(reserved_memory)
+        self.cpu_allocation_ratio = float(cpu_allocation_ratio)
+        self.resolver = Resolver(repository, self.availability, memory_free,
+                                 environment_costs,
+                                 image_problems=getattr(repository, "image_problems", None))
         self._drivers: dict = {}
         self._driver_errors: dict = {}
         self._lock = threading.Lock()
         self.status: dict = {}                    # instance -> status
         self.fetch_parallelism = 4
         self._fetching: dict = {}                 # (environment, image) -> _Fetch under way
+        # (graph id, function id) -> the Download of its image (images.py), last one made
+        self.downloads: dict = {}
 
     # --- drivers ---
 
@@ -117,25 +131,32 @@ class ComputeManager:
     # --- fetching (ComputeDriver.fetch: the slow part of a create, outside transactions) ---
 
     def fetching(self) -> bool:
-        """Whether an enabled driver has a fetch phase (prefetching is worth it)."""
+        """Whether a commit may have something to fetch: an enabled driver has a fetch
+        phase, or templates' images come from repositories (prefetching is worth it)."""
+        if self.repository.images.urls or any(
+                self.repository.images.wanted(t) for t in self.repository.templates()):
+            return True
         return any(type(self.driver(env)).fetch is not ComputeDriver.fetch
                    for env in self.usable_environments())
 
     def prefetch(self, wanted) -> None:
-        """Fetch, in parallel, for each (graph id, function, Resolution) of wanted whose
-        driver has a fetch phase; failures are logged (the create reports them)."""
+        """Fetch, in parallel, for each (graph id, function, Resolution) of wanted (every
+        part of a decomposed one): its image when it is downloaded, then the driver's
+        fetch phase; failures are logged (the create reports them)."""
         specs = []
         for gid, function, resolution in wanted:
-            try:
-                driver = self.driver(resolution.environment)
-            except DriverError:
-                continue
-            if type(driver).fetch is ComputeDriver.fetch:
-                continue
-            specs.append((driver, FunctionSpec(
-                instance="", template=resolution.template, image=resolution.image,
-                parameters=tuple(function.parameters),
-                labels={"composer-graph": gid, "composer-function": function.id})))
+            for pid, part, leaf in resolution.leaves(function.id):
+                try:
+                    driver = self.driver(leaf.environment)
+                except DriverError:
+                    continue
+                if type(driver).fetch is ComputeDriver.fetch and \
+                        not self.repository.images.wanted(leaf.template):
+                    continue
+                specs.append((driver, FunctionSpec(
+                    instance="", template=leaf.template, image=leaf.image,
+                    parameters=tuple((part or function).parameters),
+                    labels={"composer-graph": gid, "composer-function": pid})))
         if not specs:
             return
 
@@ -168,6 +189,7 @@ class ComputeManager:
             # it failed there: try here (this caller reports its own error)
             return self._fetch(driver, spec)
         try:
+            self._download(spec)
             driver.fetch(spec)
         except BaseException as exc:
             running.error = exc
@@ -177,13 +199,44 @@ class ComputeManager:
                 self._fetching.pop(key, None)
             running.done.set()
 
+    def _download(self, spec: FunctionSpec) -> None:
+        """The image of spec's template into the image store, when it is downloaded from a
+        repository (images.py; its progress shows in the function's state), or checked
+        against its digest when it is local and the template gives one."""
+        images = self.repository.images
+        if not spec.template.get("image-sha256"):
+            return
+        key = (spec.labels.get("composer-graph"), spec.labels.get("composer-function"))
+
+        def progress(download):
+            self.downloads[key] = download
+        images.fetch(spec.template, progress)
+
     # --- planning ---
 
-    def resolve(self, graph_id: str, function) -> Resolution:
+    def allocation(self, deployed: dict) -> Allocation:
+        """What the node has left for functions, given what is deployed (allocation.py)."""
+        if self.memory_total is not None:
+            capacity = (self.memory_total() >> 20) - self.reserved_memory
+        else:
+            capacity = 1 << 40          # not accounted
+        available = None
+        if self.memory_free is not None:
+            memory_free = self.memory_free
+            available = lambda: memory_free() >> 20   # noqa: E731
+        return Allocation.of(deployed, cores=self.scheduler.topology.ids,
+                             memory_capacity=capacity, memory_available=available,
+                             allocation_ratio=self.cpu_allocation_ratio)
+
+    def resolve(self, graph_id: str, function, allocation: Allocation | None = None
+                ) -> Resolution:
+        """The implementation of a function of the graph (a part of a decomposed function:
+        the error names the function of the graph); with an allocation, what it holds is
+        reserved there. PlanningError when nothing can run it."""
         try:
-            return self.resolver.resolve(function)
+            return self.resolver.resolve(function, allocation)
         except ResolveError as exc:
-            config = function_path(graph_id, function.id) + "/config"
+            config = function_path(graph_id, decompose.outer_function(function.id)) + "/config"
             if exc.parameter is not None:
                 raise PlanningError(exc.message, leaf_list_path(config + "/parameter",
                                                                 exc.parameter),
@@ -192,13 +245,17 @@ class ComputeManager:
             raise PlanningError(exc.message, config + ("/" + exc.leaf if exc.leaf else ""),
                                 "no-implementation") from None
 
-    def place(self, desired: dict, deployed: dict) -> dict:
-        def need(graph_id, function):
-            try:
-                return self.resolver.resolve(function).template.get("cpu", 1)
-            except ResolveError:
-                return 1
-        return self.scheduler.place(desired, deployed, need)
+    def place(self, allocation: Allocation, graph_id: str, graph, new: dict,
+              placed: dict) -> dict:
+        """Cores for the new functions of a graph (Scheduler.place_graph): function id ->
+        cores. PlanningError when a function cannot have the cores it needs."""
+        try:
+            return self.scheduler.place_graph(allocation, graph_id, graph, new, placed)
+        except PlacementError as exc:
+            raise PlanningError("no cores for a function of graph %s: %s" % (graph_id, exc),
+                                function_path(graph_id, decompose.outer_function(
+                                    exc.function)) if exc.function else None,
+                                "no-cores") from None
 
     # --- step handlers ---
 

@@ -6,7 +6,7 @@ import logging
 from drivers.errors import DriverError
 
 from ..config import AgentConfig
-from ..domain.description import memory_available
+from ..domain.description import memory_available, memory_total
 from .manager import ComputeManager
 from .repository import Repository
 from .scheduler import Scheduler
@@ -63,15 +63,24 @@ class ComputeService:
     def _start(self) -> None:
         if self.docker_enabled and self.config.get("docker", "mode") == "private":
             self._start_dockerd()
-        repository = Repository(self.config.state_dir / "nsf")
+        images = self.config.state_dir / "images"
+        repository = Repository(self.config.state_dir / "nsf", images,
+                                self.config.get("repository", "urls"),
+                                float(self.config.get("repository", "timeout")),
+                                float(self.config.get("repository", "refresh-seconds")))
         repository.load_builtin()
         if self.docker_enabled:
-            repository.load_builtin_images(self.config.state_dir / "images")
+            repository.load_builtin_images(images)
         if "dpdk" in self.config.get("compute", "execution-environments"):
             repository.load_builtin_dpdk(int(self.config.get("dpdk", "memory")))
-        self.compute = ComputeManager(self.config.get("compute", "execution-environments"),
+        repository.refresh(force=True)
+        compute = self.config.data["compute"]
+        self.compute = ComputeManager(compute["execution-environments"],
                                       self.driver_options(), repository, Scheduler(),
-                                      memory_free=memory_available)
+                                      memory_free=memory_available, memory_total=memory_total,
+                                      reserved_memory=compute["reserved-memory"],
+                                      cpu_allocation_ratio=compute["cpu-allocation-ratio"],
+                                      environment_costs=compute["environment-costs"])
 
     def _stop(self) -> None:
         if self.compute is not None:

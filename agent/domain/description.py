@@ -34,6 +34,10 @@ def memory_available() -> int:
     return _meminfo().get("MemAvailable", 0)
 
 
+def memory_total() -> int:
+    return _meminfo().get("MemTotal", 0)
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as stream:
@@ -149,7 +153,8 @@ class DomainDescription:
                 s._set_port_count(int(template.get("port-count", 0)))
                 if template.get("port-technology"):
                     s._set_port_technology(template["port-technology"])
-                reasons = self.compute.availability(template) if env else ["decomposition"]
+                # a decomposition is available when its parts are: that is the resolver's to say
+                reasons = self.compute.availability(template) if env else []
                 s._set_available(not reasons)
                 if reasons:
                     s._set_unavailable_reason("; ".join(reasons))

@@ -30,6 +30,7 @@ from pathlib import Path
 from drivers.errors import DriverError
 
 from ..files import remove_stale
+from ..model.decompose import outer_function
 from ..model.deployed import with_status
 from ..model.graph import SourceReader, graph_from_dict, templates_from_tree
 from ..model.plan import Plan
@@ -211,10 +212,28 @@ class ComposerEngine(TransactionEngine):
         texts, templates = _SOURCES.texts(new), templates_from_tree(new)
 
         def fetch():
+            sources = SourceReader().entries(texts)
+            self._refresh_for(sources)
             with self._lock:          # briefly: what is deployed, the repository's templates
-                wanted = self._to_fetch(SourceReader().entries(texts), templates)
+                wanted = self._to_fetch(sources, templates)
             self.compute.prefetch(wanted)
         return fetch
+
+    def _refresh_for(self, sources: dict) -> None:
+        """The repositories' indexes read again when a function of sources asks for what
+        no template provides (a template published since; Repository.refresh limits how
+        often). Without the engine's lock: it waits for the network."""
+        repository = self.compute.repository
+        if not repository.urls:
+            return
+        for entry in sources.values():
+            try:
+                graph = graph_from_dict(entry)
+            except (KeyError, TypeError, ValueError):
+                continue                # a partial graph of an edit
+            if not all(repository.knows(f) for f in graph.functions.values()):
+                repository.refresh()
+                return
 
     def _to_fetch(self, sources: dict, templates: list) -> list:
         """(graph id, function, resolution) of each function in sources that is not
@@ -233,7 +252,7 @@ class ComposerEngine(TransactionEngine):
                     continue                # a partial graph of an edit
                 old = self.deployed.get(gid)
                 for fid, function in sorted(graph.functions.items()):
-                    if old is not None and old.graph.functions.get(fid) == function:
+                    if old is not None and old.declared.functions.get(fid) == function:
                         continue
                     try:
                         wanted.append((gid, function, self.compute.resolver.resolve(function)))
@@ -579,7 +598,8 @@ class ComposerEngine(TransactionEngine):
             return None
         params = step.params or {}
         if "function" in params and hasattr(params["function"], "id"):
-            return function_path(step.graph, params["function"].id)
+            # a part of a decomposed function: the function of the graph
+            return function_path(step.graph, outer_function(params["function"].id))
         if "sap" in params and hasattr(params["sap"], "id"):
             return sap_path(step.graph, params["sap"].id)
         return graph_path(step.graph)

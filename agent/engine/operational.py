@@ -9,12 +9,22 @@ import json
 import logging
 
 from ..model.data import parse
+from ..model.decompose import SEP
 from ..model.errors import ValidationError
 from ..network.split import PortMap
 
 LOG = logging.getLogger(__name__)
 
 STATUS = "composer-types:%s"
+
+
+def _resolution(template: str, cost: float, reason: str, rejected) -> dict:
+    out = {"template": template, "cost": "%.2f" % cost}
+    if reason:
+        out["reason"] = reason
+    if rejected:
+        out["rejected"] = [{"template": t, "reason": why} for t, why in rejected]
+    return out
 
 
 def _counters(stats: dict | None) -> dict:
@@ -51,8 +61,9 @@ def graph_facts(engine, dg) -> dict:
 
 
 def function_state(engine, gid: str, deployed) -> dict:
-    """A deployed function's state beyond its configuration: status (and why), the chosen
-    implementation, its environment and cores, its restarts, its last error."""
+    """A deployed function's (or part's) state beyond its configuration: status (and why),
+    the chosen implementation and why, its environment and cores, its restarts, its last
+    error, the download of its image."""
     status, reason = engine.health.function_status(
         gid, deployed.id, engine.compute.status.get(deployed.instance, deployed.status))
     state = {"status": STATUS % status, "implementation": deployed.template,
@@ -61,9 +72,51 @@ def function_state(engine, gid: str, deployed) -> dict:
              "cpu-core": list(deployed.cores)}
     if reason:
         state["status-reason"] = reason
+    if deployed.cores:
+        state["cores-exclusive"] = deployed.exclusive
     if deployed.error:
         state["last-error"] = deployed.error
+    if deployed.reason or deployed.rejected:
+        state["resolution"] = _resolution(deployed.template, deployed.cost, deployed.reason,
+                                          deployed.rejected)
+    download = getattr(engine.compute, "downloads", {}).get((gid, deployed.id))
+    if download is not None:
+        state["image"] = download.state()
     return state
+
+
+_RANKS = ("running", "degraded", "failed")
+
+
+def decomposed_state(engine, dg, fid: str) -> dict:
+    """The state of a function its template decomposed: the template (and why), each part's
+    state; its status is the worst of its parts', its status-reason theirs."""
+    record = dg.decompositions[fid]
+    parts = [dict(function_state(engine, dg.id, deployed), id=pid)
+             for pid, deployed in sorted(dg.parts(fid).items())]
+    worst = max((p["status"].split(":")[-1] for p in parts),
+                key=lambda s: _RANKS.index(s) if s in _RANKS else 1, default="running")
+    state = {"status": STATUS % worst, "implementation": record.template}
+    reasons = ["%s: %s" % (p["id"], p["status-reason"]) for p in parts
+               if p.get("status-reason")]
+    if reasons:
+        state["status-reason"] = "; ".join(reasons)
+    if record.reason or record.rejected:
+        state["resolution"] = _resolution(record.template, record.cost, record.reason,
+                                          record.rejected)
+    if parts:
+        state["decomposition"] = {"part": parts}
+    return state
+
+
+def function_states(engine, dg) -> dict:
+    """function id as configured -> its state (function_state, or decomposed_state for a
+    function made of parts, whose parts are not functions of the configuration)."""
+    out = {fid: function_state(engine, dg.id, deployed)
+           for fid, deployed in dg.functions.items() if SEP not in fid}
+    for fid in dg.decompositions:
+        out[fid] = decomposed_state(engine, dg, fid)
+    return out
 
 
 class GraphState:
@@ -133,6 +186,8 @@ class GraphState:
             state = dict(fn.get("config", {}))
             if deployed is not None:
                 state.update(function_state(self.engine, dg.id, deployed))
+            elif fid in dg.decompositions:
+                state.update(decomposed_state(self.engine, dg, fid))
             ports = []
             port_map = deployed.port_map() if deployed else {}
             for port in fn.get("ports", {}).get("port", ()):

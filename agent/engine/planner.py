@@ -19,6 +19,7 @@ of 500 creates that function, its ports, its links and its rules' flows, nothing
 import time
 from dataclasses import dataclass, field, replace
 
+from ..model.decompose import Decomposition, expand
 from ..model.deployed import DeployedFunction, DeployedGraph, with_source
 from ..model.graph import Graph, graph_from_dict
 from ..model.paths import (PlanningError, function_path, graph_path, leaf_list_path,
@@ -84,6 +85,8 @@ class _Inputs:
     placements: dict            # (graph id, function id) -> cores
     spare_links: frozenset      # prepared link names the graph may take
     stamp: str                  # deployed-at
+    declared: Graph | None = None   # the graph as configured (not expanded)
+    decompositions: dict = field(default_factory=dict)   # function id -> Decomposition
 
 
 class Planner:
@@ -187,9 +190,18 @@ class Planner:
     def plan(self, sources: dict, deployed: dict, spares=None, spare_links=None) -> PlanResult:
         """sources: graph id -> libyang JSON entry of the graph wanted in running;
         spares: graph id -> the prepared slots (Spare) new functions may take;
-        spare_links: graph id -> names of prepared virtual links the graph may take."""
-        desired, changed = self._desired(sources, deployed)
-        resolutions: dict = {}
+        spare_links: graph id -> names of prepared virtual links the graph may take.
+
+        1. the graphs wanted, as configured (declared), and those that change;
+        2. the allocation: what deployed functions hold, less what the change removes;
+        3. each function to create is resolved against it; a decomposed one is expanded
+           into its parts (the graphs the rest plans with are the expanded ones);
+        4. the new functions are placed on cores (neighbours close);
+        5. the steps (phases A-E)."""
+        declared, changed = self._desired(sources, deployed)
+        allocation = self._allocation(deployed, declared, changed)
+        desired, resolutions, decompositions = self._resolve(declared, changed, deployed,
+                                                             allocation)
         claims = {gid: self._claim_spares(desired[gid], deployed.get(gid),
                                           (spares or {}).get(gid, ()), resolutions)
                   for gid in changed}
@@ -199,7 +211,7 @@ class Planner:
         draft = _Draft()
         for gid in sorted(set(deployed) - set(desired)):
             self._remove_graph(draft, deployed[gid])
-        placements = self._place(desired, deployed)
+        placements = self._place(desired, changed, deployed, resolutions, allocation)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for gid in sorted(desired):
             old = deployed.get(gid)
@@ -208,12 +220,13 @@ class Planner:
                 continue
             self._change_graph(draft, desired[gid], old, sources[gid], splits[gid],
                                _Inputs(resolutions, claims[gid], placements,
-                                       (spare_links or {}).get(gid, ()), stamp))
+                                       (spare_links or {}).get(gid, ()), stamp,
+                                       declared[gid], decompositions[gid]))
         return self._assemble(draft)
 
     def _desired(self, sources: dict, deployed: dict) -> tuple:
         """(graph id -> Graph wanted, the ids of the graphs that change): a graph running
-        from the same source is kept as deployed."""
+        from the same source is kept as deployed (expanded); the others as configured."""
         desired, changed = {}, set()
         for gid, src in sources.items():
             old = deployed.get(gid)
@@ -221,9 +234,74 @@ class Planner:
                 desired[gid] = old.graph
             else:
                 desired[gid] = graph_from_dict(
-                    src, (old.source, old.graph) if old is not None else None)
+                    src, (old.source, old.declared) if old is not None else None)
                 changed.add(gid)
         return desired, changed
+
+    @staticmethod
+    def _to_resolve(graph: Graph, old) -> list:
+        """The functions of a changed graph (as configured) that are resolved again: new
+        ones, and those that change beyond ports (a decomposed one: any change)."""
+        if old is None:
+            return sorted(graph.functions)
+        before, records = old.declared.functions, old.decompositions
+        out = []
+        for fid in sorted(graph.functions):
+            previous = before.get(fid)
+            function = graph.functions[fid]
+            if previous is not None and (previous == function or (
+                    fid not in records and not _needs_replacement(previous, function))):
+                continue
+            out.append(fid)
+        return out
+
+    def _allocation(self, deployed: dict, declared: dict, changed: set):
+        """What deployed functions hold, less those of the functions that go or are
+        resolved again (None when the compute manager keeps no accounts)."""
+        make = getattr(self.compute, "allocation", None)
+        if make is None:
+            return None
+        allocation = make(deployed)
+        for gid, old in deployed.items():
+            if gid not in declared:
+                going = list(old.functions.values())
+            elif gid in changed:
+                graph = declared[gid]
+                fids = set(old.declared.functions) - set(graph.functions)
+                fids.update(fid for fid in self._to_resolve(graph, old)
+                            if fid in old.declared.functions)
+                going = [f for fid in fids for f in old.parts(fid).values()]
+            else:
+                continue
+            for fn in going:
+                allocation.release(fn)
+        return allocation
+
+    def _resolve(self, declared: dict, changed: set, deployed: dict, allocation) -> tuple:
+        """(graph id -> the graph as deployed: decomposed functions expanded,
+        (graph id, function or part id) -> Resolution of each function resolved,
+        graph id -> {function id: Decomposition} of each changed graph)."""
+        desired, resolutions, decompositions = {}, {}, {}
+        for gid in sorted(declared):
+            graph = declared[gid]
+            if gid not in changed:
+                desired[gid] = graph
+                continue
+            old = deployed.get(gid)
+            records = {fid: record for fid, record in (old.decompositions if old else {}).items()
+                       if fid in graph.functions}
+            for fid in self._to_resolve(graph, old):
+                records.pop(fid, None)
+                resolution = self.compute.resolve(gid, graph.functions[fid], allocation)
+                if not resolution.decomposed:
+                    resolutions[(gid, fid)] = resolution
+                    continue
+                records[fid] = decomposition_record(resolution)
+                for pid, _, leaf in resolution.leaves(fid):
+                    resolutions[(gid, pid)] = leaf
+            decompositions[gid] = records
+            desired[gid] = expand(graph, records)
+        return desired, resolutions, decompositions
 
     def _remove_graph(self, draft: "_Draft", old) -> None:
         """A removed graph: everything goes."""
@@ -269,7 +347,8 @@ class Planner:
         draft.deployed[gid] = DeployedGraph(
             id=gid, source=source, lsi=lsi, functions=functions, sap_ports=sap_ports,
             links=split.links, status="running", error="", deployed_at=inputs.stamp,
-            _graph=graph, _split=split)
+            decompositions=inputs.decompositions, _graph=graph, _split=split,
+            _declared=inputs.declared)
 
     def _change_functions(self, draft: "_Draft", graph: Graph, old, lsi: str,
                           inputs: "_Inputs", recreated_ports: set) -> tuple:
@@ -326,7 +405,9 @@ class Planner:
             image=resolution.image, ports=ports,
             cores=tuple(inputs.placements.get((gid, fid), ())),
             attachments=self._attachments(resolution.environment, resolution.template,
-                                          function, ports))
+                                          function, ports),
+            memory=resolution.memory, cpu=resolution.cpu, exclusive=resolution.exclusive,
+            cost=resolution.cost, reason=resolution.reason, rejected=resolution.rejected)
         draft.summary["functions-created"] += 1
         draft.b_functions.append(self._create_function_step(gid, function, deployed_fn,
                                                             resolution, spare))
@@ -520,8 +601,10 @@ class Planner:
             if fid in old_functions or not free:
                 continue
             function = graph.functions[fid]
-            resolution = self.compute.resolve(graph.id, function)
-            resolutions[(graph.id, fid)] = resolution
+            resolution = resolutions.get((graph.id, fid))
+            if resolution is None:
+                resolution = resolutions[(graph.id, fid)] = self.compute.resolve(graph.id,
+                                                                                 function)
             spare = next((s for s in free if s.environment == resolution.environment
                           and len(s.ports) == len(function.ports)), None)
             if spare is not None:
@@ -610,11 +693,45 @@ class Planner:
             "lsi0": self.lsi0, "lsi": lsi, "names": [l.name for l in links],
             "external_ids": {"composer-owner": self.naming.prefix, "composer-graph": gid}})
 
-    def _place(self, desired: dict, deployed: dict) -> dict:
-        place = getattr(self.compute, "place", None)
-        if place is None:
+    def _place(self, desired: dict, changed: set, deployed: dict, resolutions: dict,
+               allocation) -> dict:
+        """(graph id, function id) -> cores of each function a changed graph creates (the
+        others keep theirs). Without an allocation: none."""
+        if allocation is None:
             return {}
-        return place(desired, deployed)
+        out = {}
+        for gid in sorted(changed):
+            graph, old = desired[gid], deployed.get(gid)
+            created = _created(graph, old)
+            new = {}
+            for fid in created:
+                resolution = resolutions.get((gid, fid))
+                if resolution is None:
+                    resolution = resolutions[(gid, fid)] = self.compute.resolve(
+                        gid, graph.functions[fid], allocation)
+                new[fid] = (resolution.cpu, resolution.exclusive)
+            placed = {fid: old.functions[fid].cores for fid in graph.functions
+                      if old is not None and fid not in created and fid in old.functions}
+            for fid, cores in self.compute.place(allocation, gid, graph, new, placed).items():
+                out[(gid, fid)] = cores
+        return out
+
+
+def _created(graph: Graph, old) -> list:
+    """The functions of a changed graph (expanded) that the plan creates: new ones and
+    those replaced."""
+    before = old.graph.functions if old is not None else {}
+    return [fid for fid in sorted(graph.functions)
+            if fid not in before or (before[fid] != graph.functions[fid]
+                                     and _needs_replacement(before[fid], graph.functions[fid]))]
+
+
+def decomposition_record(resolution) -> Decomposition:
+    """The record the deployed graph keeps of a decomposed function's resolution."""
+    return Decomposition(resolution.template_id, resolution.template["decomposition"],
+                         {part.id: decomposition_record(r) for part, r in resolution.parts
+                          if r.decomposed}, resolution.cost, resolution.reason,
+                         resolution.rejected)
 
 
 def _links_with_ports(steps: list, ports_kind: str, links_kind: str) -> list:

@@ -15,7 +15,7 @@ import logging
 import threading
 
 from ..publish import Change, Event
-from .operational import STATUS, function_state, graph_facts, graph_status
+from .operational import STATUS, function_states, graph_facts, graph_status
 
 LOG = logging.getLogger(__name__)
 
@@ -67,9 +67,10 @@ class StatusEvents:
         dg = engine.deployed.get(gid) if known else None
         if known:
             self._graph_event(gid, graph_status(engine, gid), dg)
-        functions = dg.functions if dg is not None and gid not in engine.in_progress else {}
-        for fid, deployed in list(functions.items()):
-            self._function_event(gid, fid, function_state(engine, gid, deployed))
+        functions = function_states(engine, dg) if dg is not None and \
+            gid not in engine.in_progress else {}
+        for fid, state in functions.items():
+            self._function_event(gid, fid, state)
         if gid not in engine.in_progress:
             for key in [k for k in self._functions if k[0] == gid and k[1] not in functions]:
                 self._function_event(gid, key[1], {"status": REMOVED})

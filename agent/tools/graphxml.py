@@ -35,7 +35,9 @@ class GraphXml:
         self.name = name
         self.functions, self.saps, self.rules = [], [], []
 
-    def function(self, fid, capability, *ports, parameters=(), template=None, port_config=None):
+    def function(self, fid, capability, *ports, parameters=(), template=None, port_config=None,
+                 constraints=None):
+        """constraints: {"execution-environment": [...], "memory": MiB, "cpu": cores}."""
         port_config = port_config or {}
         ports_xml = ""
         for port in ports:
@@ -46,6 +48,13 @@ class GraphXml:
         if template:
             config += _leaf("template", template)
         config += "".join(_leaf("parameter", p) for p in parameters)
+        if constraints:
+            body = "".join(
+                '<execution-environment xmlns:ct="%s">ct:%s</execution-environment>'
+                % (TYPES_NS, escape(env)) for env in constraints.get("execution-environment", ()))
+            body += "".join(_leaf(k, constraints[k]) for k in ("memory", "cpu")
+                            if k in constraints)
+            config += "<constraints>%s</constraints>" % body
         self.functions.append("<function><id>%s</id><config>%s</config><ports>%s</ports>"
                               "</function>" % (escape(fid), config, ports_xml))
         return self
@@ -116,15 +125,17 @@ TEMPLATES_NS = "urn:composer-nc:yang:composer-templates"
 TYPES_NS = "urn:composer-nc:yang:composer-types"
 
 
-def native_template(template_id: str, capability: str, image: str, port_count: int = 2) -> str:
+def native_template(template_id: str, capability: str, image: str, port_count: int = 2,
+                    **extra) -> str:
     """A <templates> element configuring one native function package (image: its
-    directory or .tgz)."""
+    directory or .tgz); extra: more config leaves (memory=..., cost=..., image_sha256=...)."""
+    leaves = "".join(_leaf(k.replace("_", "-"), v) for k, v in extra.items())
     return ('<templates xmlns="%s"><template><id>%s</id><config><id>%s</id>'
             '<functional-capability>%s</functional-capability>'
             '<execution-environment xmlns:ct="%s">ct:native</execution-environment>'
-            '<image-uri>%s</image-uri><port-count>%d</port-count></config></template>'
+            '<image-uri>%s</image-uri><port-count>%d</port-count>%s</config></template>'
             '</templates>' % (TEMPLATES_NS, escape(template_id), escape(template_id),
-                              escape(capability), TYPES_NS, escape(image), port_count))
+                              escape(capability), TYPES_NS, escape(image), port_count, leaves))
 
 
 def kvm_template(template_id: str, capability: str, image: str, port_count: int = 2,

@@ -114,7 +114,12 @@ class FunctionSpec:
     image: str                   # package path, image reference or disk image
     ports: tuple = ()            # FunctionPort, in order
     parameters: tuple = ()       # strings handed to the function
-    cpu_cores: tuple = ()        # cores to bind to
+    # The CPUs the scheduler bound the function to (kernel CPU numbers; empty: any). Each
+    # driver applies them its own way: native runs its scripts under taskset (what they
+    # leave running inherits the affinity), docker sets cpuset_cpus, KVM pins each vCPU
+    # (vcpupin), DPDK passes them as -l. Cores of a poll-mode template are the function's
+    # alone: the scheduler places nothing else there.
+    cpu_cores: tuple = ()
     labels: dict = field(default_factory=dict, compare=False, hash=False)
 
 

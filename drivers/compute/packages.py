@@ -4,7 +4,8 @@ A package is a directory or tar archive with a template.json and lifecycle scrip
 (create, start, stop, update, destroy; optional pause, resume; a missing one means
 nothing to do), named in the template's "scripts" or found as <step> or <step>.sh at its
 top. A script runs as `ip netns exec <instance> <script> <parameter>...` in the package
-directory, in a new session, with a clean environment (script_environment; the variables
+directory (under `taskset --cpu-list <cores>` when the function is bound to cores), in a
+new session, with a clean environment (script_environment; the variables
 are listed in native.py's docstring). Exit status 0 is success; any other, or running
 past the timeout, raises ScriptError with the step, the status and the tail of the output.
 
@@ -256,6 +257,10 @@ def run_script(meta: dict, step: str, default_timeout: float,
         raise ScriptError("%s script %s is missing from the package" % (step, rel),
                           script=step, status=None, resource=instance)
     argv = ["ip", "netns", "exec", instance, str(script)] + list(meta.get("parameters", ()))
+    cores = meta.get("cpu_cores") or ()
+    if cores:
+        # Bound to the function's cores: the script and all it leaves running inherit it.
+        argv = ["taskset", "--cpu-list", ",".join(str(int(c)) for c in cores)] + argv
     env = script_environment(meta, step, extra_env)
     log_path = Path(meta["dir"]) / "logs" / ("%s.log" % step)
     timeout = meta.get("timeout", default_timeout)

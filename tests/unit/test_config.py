@@ -89,3 +89,29 @@ def test_bad_dpdk_settings_are_refused(bad, message):
     with pytest.raises(ConfigError) as refused:
         load(overrides={"dpdk": bad})
     assert message in str(refused.value)
+
+
+def test_resolver_and_repository_defaults_are_in_the_example():
+    example = load(EXAMPLE).data
+    for section, keys in (("compute", ("reserved-memory", "cpu-allocation-ratio",
+                                       "environment-costs")),
+                          ("repository", ("urls", "timeout", "refresh-seconds"))):
+        for key in keys:
+            assert example[section][key] == DEFAULTS[section][key], (section, key)
+    assert load(overrides={"compute": {"environment-costs": {"docker": 5}}}).get(
+        "compute", "environment-costs") == {"docker": 5}
+
+
+@pytest.mark.parametrize("section, bad, message", [
+    ("compute", {"reserved-memory": -1}, "compute.reserved-memory"),
+    ("compute", {"cpu-allocation-ratio": 0}, "compute.cpu-allocation-ratio"),
+    ("compute", {"environment-costs": {"lxc": 3}}, "compute.environment-costs: 'lxc'"),
+    ("compute", {"environment-costs": {"docker": -1}}, "compute.environment-costs: 'docker'"),
+    ("repository", {"urls": ["ftp://x/"]}, "repository.urls: 'ftp://x/'"),
+    ("repository", {"timeout": 0}, "repository.timeout"),
+    ("repository", {"refresh-seconds": -1}, "repository.refresh-seconds"),
+])
+def test_bad_resolver_and_repository_settings_are_refused(section, bad, message):
+    with pytest.raises(ConfigError) as refused:
+        load(overrides={section: bad})
+    assert message in str(refused.value)

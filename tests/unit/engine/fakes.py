@@ -159,6 +159,7 @@ class FakeCompute(PreparedSlotsDriver):
             raise ResourceExists("exists", resource=spec.instance)
         self.instances[spec.instance] = {"state": "created", "ports": ports,
                                          "labels": dict(spec.labels), "spare": prepared,
+                                         "cpu_cores": list(spec.cpu_cores),
                                          "spare_labels": slot["labels"] if prepared
                                          else None}
         return self.port_attachments(spec.template, spec.ports)
