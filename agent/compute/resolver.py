@@ -29,18 +29,19 @@ from ..model import decompose
 
 # The footprint of one instance of each environment beyond the function's own memory, in
 # MiB (the unit of a template's memory):
-#   native  0.65: kernel memory (Slab, per-CPU, stacks, page tables) of a namespace, two
-#           veth pairs, a bridge and an nftables table, measured on the reference machine
-#           (Debian 12, 6.1 kernel) as the growth of those /proc/meminfo counters over 40
-#           such instances (bench/footprint measures it again, for any driver);
+#   native  0.3: kernel memory (Slab, KernelStack, PageTables, Percpu) of a namespace, two
+#           veth pairs, a bridge and an nftables table (the shipped firewall), measured by
+#           bench/footprint as the growth of those /proc/meminfo counters: 0.41, 0.31 and
+#           0.23 MiB per instance over 20, 40 and 40 instances (Debian 12, a 2-core VM
+#           shared with other work, hence the spread);
 #   docker  10: a containerd-shim-runc-v2 process and the container's namespaces;
 #   kvm     160: a QEMU process and its device model, beyond the guest's memory;
 #   dpdk    64: a DPDK process's own memory (EAL, mempools of --no-huge -m) beyond its
 #           template's, and it owns its cores (see poll-mode).
-# docker, kvm and dpdk are estimates until bench/footprint has measured their drivers on
-# the node; compute.environment-costs overrides any of them, a template's cost overrides
-# the whole figure.
-ENVIRONMENT_COSTS = {"native": 0.65, "docker": 10.0, "kvm": 160.0, "dpdk": 64.0}
+# docker, kvm and dpdk are estimates until bench/footprint measures their drivers (it
+# measures native only so far); compute.environment-costs overrides any of them, a
+# template's cost overrides the whole figure.
+ENVIRONMENT_COSTS = {"native": 0.3, "docker": 10.0, "kvm": 160.0, "dpdk": 64.0}
 CPU_COST = 100.0        # a core's worth of CPU costs as much as 100 MiB of memory
 # Lighter environments first when costs tie.
 ENVIRONMENT_WEIGHT = {"native": 0, "dpdk": 1, "docker": 2, "kvm": 3}

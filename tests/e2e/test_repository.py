@@ -73,7 +73,7 @@ def test_a_remote_template_and_its_image_are_fetched_once(node, served):
         assert state.findtext(S + "implementation") == "remote-firewall"
         rejected = {r.findtext(S + "template"): r.findtext(S + "reason")
                     for r in state.iterfind("%sresolution/%srejected" % (S, S))}
-        assert rejected["native-firewall"].startswith("usable, but costs 14.65, more than 0.00")
+        assert rejected["native-firewall"].startswith("usable, but costs 14.30, more than 0.00")
         image = state.find(S + "image")
         assert image.findtext(S + "status") == "stored"
         assert image.findtext(S + "sha256") == served.sha

@@ -60,10 +60,10 @@ def test_the_cheapest_usable_template_wins_and_the_others_say_why_not():
     chosen = resolver.resolve(_function())
     assert chosen.template_id == "native-firewall"
     assert chosen.environment == "native"
-    assert chosen.cost == template_cost(NATIVE) == 0.65 + 4 + 10.0
-    assert chosen.reason == "the cheapest of 2 usable implementations (cost 14.65)"
+    assert chosen.cost == template_cost(NATIVE) == 0.3 + 4 + 10.0
+    assert chosen.reason == "the cheapest of 2 usable implementations (cost 14.30)"
     assert dict(chosen.rejected) == {
-        "docker-firewall": "usable, but costs 36.00, more than 14.65 (native-firewall)",
+        "docker-firewall": "usable, but costs 36.00, more than 14.30 (native-firewall)",
         "kvm-firewall": "execution environment kvm is not enabled on this node"}
 
 
