@@ -17,7 +17,7 @@ from ncclient.operations.rpc import RPCError
 from agent.network.naming import Naming
 from agent.tools.graphxml import GraphXml, config, delete_graph, firewall_chain, native_template
 from nsf import packages
-from tests.e2e.node import Node, resources_diff
+from tests.e2e.node import Node, eventually, resources_diff
 
 BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 SFFG = "urn:composer-nc:yang:composer-sffg"
@@ -319,5 +319,29 @@ def test_the_secure_gateway_decomposes_into_a_firewall_and_a_nat(node, nat_addre
             assert "error" not in client              # unblocked now
             client, _ = _iperf(h1, h2, 5203, seconds=1)
             assert "error" in client
+        finally:
+            _cleanup(node, m, empty)
+
+
+def test_a_broken_part_is_repaired(node, nat_addresses):
+    """The NAT part's namespace deleted under the agent: the agent makes the part again
+    (its restart-count in the function's decomposition) and traffic passes again."""
+    h1, _ = nat_addresses
+    empty = node.node_resources()
+    with node.netconf() as m:
+        try:
+            _commit(m, _secure_gateway(GATEWAY))
+            instance = Naming(node.resource_prefix).function_instance("g1", "gw/nat")
+            subprocess.run(["ip", "netns", "del", instance], check=True)
+
+            def part_state():
+                state = _function_state(m, "gw")
+                part = next(p for p in state.iterfind("%sdecomposition/%spart" % (S, S))
+                            if p.findtext(S + "id") == "gw/nat")
+                return state, part
+            assert eventually(lambda: part_state()[1].findtext(S + "restart-count") == "1"
+                              and part_state()[0].findtext(S + "status").endswith(":running"),
+                              30, 0.2), node.log_tail(40)
+            assert h1.ping("203.0.113.2")
         finally:
             _cleanup(node, m, empty)
