@@ -71,6 +71,12 @@ class Backend:
         checks itself), one line each."""
         raise NotImplementedError
 
+    def affinity(self, driver, instance: str) -> set:
+        """The CPUs the processes of a running instance may run on (os.sched_getaffinity:
+        a native function's processes, a container's, a VM's vCPU threads, a DPDK
+        process's lcores), to check that FunctionSpec.cpu_cores binds them."""
+        raise NotImplementedError
+
 
 class NativeBackend(Backend):
     name = "native"
@@ -98,6 +104,12 @@ class NativeBackend(Backend):
             identity = watch.process_identity(pid)
             if identity is not None and identity[2] != "sleep":
                 os.kill(pid, signal.SIGKILL)
+
+    def affinity(self, driver, instance):
+        cpus = set()
+        for pid in netlink.netns_pids(instance):
+            cpus |= os.sched_getaffinity(pid)
+        return cpus
 
     def leftovers(self, driver, instance):
         found = []

@@ -5,6 +5,9 @@ new driver, as after a restart), nothing left after destroy, and watching (a par
 under the driver: lost; its process killed: exited; what the driver does itself: nothing).
 """
 
+import os
+from dataclasses import replace
+
 import pytest
 
 from drivers import netlink
@@ -212,3 +215,25 @@ def test_watching_reports_an_exited_process(backend, driver, lab, tmp_path):
         driver.destroy(instance)
         quiet(events)
     _gone(backend, driver, instance, [lab.name("k0"), lab.name("k1")])
+
+
+def test_the_cores_of_the_spec_bind_the_running_instance(backend, driver, lab, tmp_path):
+    """FunctionSpec.cpu_cores (the scheduler's binding) is what the instance's processes
+    may run on: one CPU of those this process may use, not all of them."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("one CPU: a binding cannot be told from none")
+    instance = lab.name("c")
+    spec = replace(backend.spec(tmp_path, instance, _ports(lab, "c"), LABELS),
+                   cpu_cores=(cpus[-1],))
+    driver.create(spec)
+    try:
+        driver.start(instance)
+        try:
+            affinity = backend.affinity(driver, instance)
+        except NotImplementedError:
+            pytest.skip("the %s backend cannot read an instance's affinity" % backend.name)
+        assert affinity == {cpus[-1]}
+    finally:
+        driver.stop(instance)
+        driver.destroy(instance)
