@@ -9,7 +9,7 @@ import json
 import logging
 
 from ..model.data import parse
-from ..model.decompose import SEP
+from ..model.decompose import SEP, expanded_rules
 from ..model.errors import ValidationError
 from ..network.split import PortMap
 
@@ -227,21 +227,27 @@ class GraphState:
         naming = self.engine.naming
         ports = PortMap(dg.graph, naming, dg.function_ports())
         out = []
+        lsi0 = self.engine.network.lsi0
         for rule_entry in source.get("flow-rules", {}).get("flow-rule", ()):
             rid = rule_entry["id"]
-            rule = dg.graph.rules[rid]
-            cookie = naming.rule_cookie(dg.id, rid)
-            on_lsi0 = ports.on_lsi0(rule.in_port)
-            packets, octets = (lsi0_flows if on_lsi0 else flow_stats).get(cookie, (0, 0))
+            # A rule from a port of a decomposed function is as many rules as the parts'
+            # exits to that port (none when their matches exclude its own): their sum.
+            installed, total, parts = [], [0, 0], []
+            for rule in expanded_rules(dg.graph, rid):
+                on_lsi0 = ports.on_lsi0(rule.in_port)
+                counts = (lsi0_flows if on_lsi0 else flow_stats).get(
+                    naming.rule_cookie(dg.id, rule.id), (0, 0))
+                total = [total[0] + counts[0], total[1] + counts[1]]
+                where = [lsi0 if on_lsi0 else dg.lsi]
+                if any(ports.on_lsi0(o) != on_lsi0 for o in rule.outputs()):
+                    where.append(dg.lsi if on_lsi0 else lsi0)     # it crosses
+                installed += [w for w in where if w not in installed]
+                parts += [ports.port(e) for e in (rule.in_port, *rule.outputs())]
             state = dict(rule_entry.get("config", {}))
-            state.update({"installed-on": [self.engine.network.lsi0 if on_lsi0 else dg.lsi],
-                          "packets": str(packets), "bytes": str(octets)})
-            crossing = any(ports.on_lsi0(o) != on_lsi0 for o in rule.outputs())
-            if crossing:
-                state["installed-on"].append(dg.lsi if on_lsi0 else self.engine.network.lsi0)
-            status, reason = self.engine.health.part_status(
-                dg.id, state["installed-on"] + [ports.port(e) for e in
-                                                (rule.in_port, *rule.outputs())])
+            state.update({"packets": str(total[0]), "bytes": str(total[1])})
+            if installed:
+                state["installed-on"] = installed
+            status, reason = self.engine.health.part_status(dg.id, installed + parts)
             state["status"] = STATUS % status
             if reason:
                 state["status-reason"] = reason

@@ -135,3 +135,49 @@ def test_a_graph_a_refused_commit_would_have_added_is_not_shown(node):
     state = _graphs(GraphState(node.engine).build(CTX))["g1"]["state"]
     assert state["status"] == "composer-types:running"
     assert "injected at %s" % fw in state["last-error"]
+
+
+def _part(fid, capability):
+    return {"id": fid, "config": {"id": fid, "functional-capability": capability},
+            "ports": {"port": [{"id": p, "config": {"id": p}} for p in ("in", "out")]}}
+
+
+def _exit(rid, part, sap):
+    return {"id": rid, "config": {"id": rid, "priority": 10},
+            "match": {"config": {"in-function": part, "in-function-port": "out"}},
+            "actions": {"action": [{"index": 0, "config": {"index": 0, "output-sap": sap}}]}}
+
+
+# Two parts side by side: traffic into port p1 goes to both, both leave by port p2.
+PAIR = {"id": "pair", "functional-capability": "pair", "decomposition": {
+    "functions": {"function": [_part("a", "firewall"), _part("b", "nat")]},
+    "saps": {"sap": [{"id": s, "config": {"id": s, "interface": {"if-name": s}}}
+                     for s in ("p1", "p2")]},
+    "flow-rules": {"flow-rule": [
+        {"id": "in", "config": {"id": "in", "priority": 10}, "match": {"config": {"in-sap": "p1"}},
+         "actions": {"action": [{"index": 0, "config": {"index": 0, "output-function": "a",
+                                                         "output-function-port": "in"}},
+                                {"index": 1, "config": {"index": 1, "output-function": "b",
+                                                         "output-function-port": "in"}}]}},
+        _exit("a-out", "a", "p2"), _exit("b-out", "b", "p2")]}}}
+
+
+def test_a_rule_from_a_decomposed_function_counts_the_rules_it_became(node, monkeypatch):
+    import agent.engine.engine as engine_module
+    from tests.unit.engine.test_engine import TEMPLATES, graph_xml
+    monkeypatch.setattr(engine_module, "templates_from_tree", lambda root: TEMPLATES + [PAIR])
+    node.engine.apply(None, running(graph_xml(
+        "g1", [("x", "pair", ("p1", "p2"))],
+        [("lan-x", 10, "lan", "x:p1"), ("x-wan", 10, "x:p2", "wan")])))
+    assert sorted(node.engine.deployed["g1"].functions) == ["x/a", "x/b"]
+    assert sorted(node.engine.deployed["g1"].graph.rules) == [
+        "lan-x", "x-wan+a-out", "x-wan+b-out"]
+    tree = GraphState(node.engine).build(CTX)
+    graph = json.loads(tree.print_mem("json", with_siblings=True))[
+        "composer-sffg:service-graphs"]["service-graph"][0]
+    rules = {r["id"]: r["state"] for r in graph["flow-rules"]["flow-rule"]}
+    assert rules["x-wan"]["installed-on"] == [node.naming.graph_lsi("g1"), "lsi0"]
+    assert int(rules["x-wan"]["packets"]) == 2 * int(rules["lan-x"]["packets"])
+    x = graph["functions"]["function"][0]["state"]
+    assert x["implementation"] == "pair"
+    assert [p["id"] for p in x["decomposition"]["part"]] == ["x/a", "x/b"]
