@@ -102,7 +102,7 @@ DEFAULTS = {
         "reserved-memory": 256,
         # Shared cores' worth of CPU functions may ask for, per core not owned by a
         # poll-mode function (most functions idle most of the time).
-        "cpu-allocation-ratio": 16.0,
+        "cpu-allocation-ratio": 32.0,
         # environment -> the resolver's cost of one instance beyond its memory (MiB), in
         # place of the measured ones (agent/compute/resolver.py ENVIRONMENT_COSTS).
         "environment-costs": {},

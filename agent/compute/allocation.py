@@ -5,8 +5,8 @@ Memory: the functions may hold `memory_capacity` MiB (the node's memory less wha
 for itself, compute.reserved-memory), and never more than the kernel says is available
 now. CPU: the cores not owned by a poll-mode function are time-shared; their functions may
 ask for `allocation_ratio` times their number in cores (compute.cpu-allocation-ratio,
-16 by default like OpenStack Nova's cpu_allocation_ratio: most functions idle most of the
-time). A poll-mode (DPDK) function needs whole cores that nothing else runs on.
+32 by default: most functions idle most of the time, and the paper's 500 personal
+firewalls of 0.1 core each must fit a 2-core node). A poll-mode (DPDK) function needs whole cores that nothing else runs on.
 
 An Allocation starts from what is deployed (each deployed function's memory, cpu, cores
 and whether they are its own, as its record keeps them, summed per graph once and cached
@@ -49,7 +49,7 @@ def _share(fn) -> float:
 
 class Allocation:
     def __init__(self, cores, memory_capacity: int, memory_available=None,
-                 allocation_ratio: float = 16.0):
+                 allocation_ratio: float = 32.0):
         self.cores = tuple(cores)                 # CPU ids functions may use
         self.memory_capacity = int(memory_capacity)   # MiB
         self.memory_available = memory_available      # callable() -> MiB now, or None

@@ -39,7 +39,7 @@ class ComputeManager:
 
     def __init__(self, environments, driver_options: dict, repository: Repository,
                  scheduler: Scheduler | None = None, memory_free=None, memory_total=None,
-                 reserved_memory: int = 0, cpu_allocation_ratio: float = 16.0,
+                 reserved_memory: int = 0, cpu_allocation_ratio: float = 32.0,
                  environment_costs: dict | None = None):
         self.environments = list(environments)
         self.driver_options = driver_options      # env -> kwargs for the driver constructor

@@ -7,7 +7,10 @@ import json
 import pytest
 
 from agent.compute.allocation import Allocation
+from agent.compute.manager import ComputeManager
 from agent.compute.repository import Repository
+from agent.compute.scheduler import Scheduler
+from agent.config import DEFAULTS
 from agent.compute.resolver import ResolveError, Resolver, template_cost
 from agent.model.graph import Constraints, Function, Port
 from tests.httpserver import FileServer
@@ -195,3 +198,13 @@ def test_a_remote_template_resolves_to_its_image_in_the_store(tmp_path):
     assert dict(refused.value.reasons) == {"remote-firewall": (
         "its image fw.tgz is not in the image store, and no repository is configured "
         "(repository.urls)")}
+
+
+def test_the_paper_s_500_personal_firewalls_fit_a_2_core_node_by_default(tmp_path):
+    manager = ComputeManager(["native"], {}, Repository(tmp_path), Scheduler(cores=2),
+                             cpu_allocation_ratio=DEFAULTS["compute"]["cpu-allocation-ratio"])
+    resolver = Resolver(_Repository(NATIVE), _offered("native"))
+    allocation = manager.allocation({})
+    for n in range(500):
+        resolver.resolve(_function("fw%d" % n), allocation)
+    assert allocation.cpu == pytest.approx(50.0)
