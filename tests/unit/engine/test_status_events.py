@@ -90,3 +90,30 @@ def test_a_vlan_sap_changes_the_free_vlans_and_costs_little(tmp_path, monkeypatc
     cost = (time.perf_counter() - started) / 50
     print("status and domain events of a 10-function graph: %.3f ms" % (cost * 1000))
     assert cost < 0.002
+
+
+def test_a_decomposed_function_has_its_events_not_its_parts(tmp_path, monkeypatch):
+    """Its parts are not functions of the configuration (their ids are not object-ids):
+    the function's event carries their state under its decomposition."""
+    import agent.engine.engine as engine_module
+    from tests.unit.engine.test_engine import TEMPLATES, graph_xml
+    from tests.unit.engine.test_operational import PAIR
+    monkeypatch.setattr(engine_module, "templates_from_tree", lambda root: TEMPLATES + [PAIR])
+    node = make_node(tmp_path, monkeypatch)
+    published = watched(node)
+    node.engine.apply(None, running(graph_xml(
+        "g1", [("x", "pair", ("p1", "p2"))],
+        [("lan-x", 10, "lan", "x:p1"), ("x-wan", 10, "x:p2", "wan")])))
+    assert ("x", "running") in steps(published)
+    assert not [s for s in steps(published) if "/" in s[0]]
+    event = next(e.body for e in published if e.body.get("function-id") == "x")
+    assert event["implementation"] == "pair"
+    assert [p["id"] for p in event["decomposition"]["part"]] == ["x/a", "x/b"]
+    # the model takes it as a notification
+    from agent.model import create_context
+    from agent.publish.render import notification_xml
+    rendered = next(e for e in published if e.body.get("function-id") == "x")
+    assert b"<part><id>x/a</id>" in notification_xml(create_context(), rendered)
+    del published[:]
+    node.engine.apply(None, None)
+    assert ("x", "removed") in steps(published)
