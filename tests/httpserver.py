@@ -2,14 +2,16 @@
 
 import http.server
 import threading
+import time
 
 
 class FileServer:
     """http.server in a thread serving files (path -> bytes, or (announced length,
-    bytes) to cut a download off), counting GETs per path."""
+    bytes) to cut a download off), counting GETs per path; pace slows a path down."""
 
     def __init__(self, files: dict):
         self.files, self.gets = files, {}
+        self.pace: dict = {}            # path -> (bytes, seconds): sent that slowly
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -23,7 +25,15 @@ class FileServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(length))
                 self.end_headers()
-                self.wfile.write(body)
+                pace = owner.pace.get(self.path)
+                if pace is None:
+                    self.wfile.write(body)
+                    return
+                size, pause = pace
+                for start in range(0, len(body), size):
+                    self.wfile.write(body[start:start + size])
+                    self.wfile.flush()
+                    time.sleep(pause)
 
             def log_message(self, *args):
                 pass

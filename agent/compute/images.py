@@ -212,7 +212,7 @@ class ImageStore:
                     length = response.headers.get("Content-Length")
                     record.total = int(length) if length and length.isdigit() else None
                     while True:
-                        block = response.read(CHUNK)
+                        block = response.read1(CHUNK)   # what has come: progress as it comes
                         if not block:
                             break
                         out.write(block)

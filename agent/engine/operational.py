@@ -80,7 +80,10 @@ def function_state(engine, gid: str, deployed) -> dict:
         state["resolution"] = _resolution(deployed.template, deployed.cost, deployed.reason,
                                           deployed.rejected)
     download = getattr(engine.compute, "downloads", {}).get((gid, deployed.id))
-    if download is not None:
+    if download is not None and (download.status == "downloading" or
+                                 (download.sha256 and download.sha256 in deployed.image)):
+        # one under way (for the commit that will replace the function), or the one that
+        # brought its image (the store keeps an image under its digest)
         state["image"] = download.state()
     return state
 

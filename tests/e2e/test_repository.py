@@ -7,6 +7,7 @@ refused, the commit fails naming it and nothing is kept."""
 import hashlib
 import json
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,17 @@ def served():
     sha = hashlib.sha256(image).hexdigest()
     base = json.loads((Path(packages.__file__).parent / "firewall" / "template.json")
                       .read_text())
+    slow = image + bytes(60000)         # gzip skips the zeros after its stream
     index = {"templates": [
         dict(base, id="remote-firewall", cost=0, **{"image-uri": "fw.tgz", "image-sha256": sha}),
+        dict(base, id="slow-firewall", cost=1, **{"image-uri": "slow.tgz",
+                                                   "image-sha256": hashlib.sha256(slow)
+                                                   .hexdigest()}),
         dict(base, id="corrupt-firewall", **{"functional-capability": "corrupt-firewall",
                                              "image-uri": "fw.tgz", "image-sha256": "0" * 64})]}
-    with FileServer({"/index.json": json.dumps(index).encode(), "/fw.tgz": image}) as server:
+    with FileServer({"/index.json": json.dumps(index).encode(), "/fw.tgz": image,
+                     "/slow.tgz": slow}) as server:
+        server.pace["/slow.tgz"] = (4096, 0.1)
         server.sha, server.size = sha, len(image)
         yield server
 
@@ -145,5 +152,48 @@ def test_a_template_published_later_is_found_by_the_commit_that_asks_for_it(node
             m.commit()
         finally:
             served.files["/index.json"] = json.dumps(index).encode()
+    actual = node.resources_once_settled(empty)
+    assert actual == empty, resources_diff(empty, actual)
+
+
+def test_the_progress_of_a_download_is_in_the_function_s_state(node, served):
+    """A running function moved to a template whose image comes slowly: while the commit
+    downloads it, the function's state shows the bytes coming."""
+    empty = node.node_resources()
+    g = GraphXml("g1")
+    g.function("fw", "firewall", "lan", "wan", template="native-firewall")
+    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+    g.bidirectional("a", "lan", "fw:lan")
+    g.bidirectional("b", "fw:wan", "wan")
+    with node.netconf() as m:
+        m.edit_config(target="candidate", config=config(g))
+        m.commit()
+        m.edit_config(target="candidate", config=config(g).replace(
+            "<template>native-firewall</template>", "<template>slow-firewall</template>"))
+        done = threading.Event()
+
+        def commit():
+            try:
+                with node.netconf() as other:
+                    other.commit()
+            finally:
+                done.set()
+        worker = threading.Thread(target=commit)
+        seen = []
+        # the other session commits the candidate this one edited
+        worker.start()
+        while not done.is_set():
+            image = _function_state(m).find(S + "image")
+            if image is not None and image.findtext(S + "status") == "downloading":
+                seen.append((int(image.findtext(S + "bytes-received")),
+                             int(image.findtext(S + "bytes-total"))))
+        worker.join(60)
+        assert any(0 < got < total for got, total in seen), seen
+        state = _function_state(m)
+        assert state.findtext(S + "implementation") == "slow-firewall"
+        assert state.find(S + "image").findtext(S + "status") == "stored"
+        assert node.hosts["eth1"].ping(node.hosts["eth2"].ip)
+        m.edit_config(target="candidate", config=delete_graph("g1"))
+        m.commit()
     actual = node.resources_once_settled(empty)
     assert actual == empty, resources_diff(empty, actual)
