@@ -171,10 +171,12 @@ def delete_graph(graph_id: str) -> str:
             % (NC_NS, NC_NS, SFFG_NS, escape(graph_id)))
 
 
-def firewall_chain(graph_id="g1", lan="eth1", wan="eth2", parameters=(), priority=10):
-    """lan -- fw -- wan, both directions."""
+def firewall_chain(graph_id="g1", lan="eth1", wan="eth2", parameters=(), priority=10,
+                   capability="firewall", template=None, constraints=None):
+    """lan -- fw -- wan, both directions (fw: a firewall, or what capability names)."""
     g = GraphXml(graph_id)
-    g.function("fw", "firewall", "lan", "wan", parameters=parameters)
+    g.function("fw", capability, "lan", "wan", parameters=parameters, template=template,
+               constraints=constraints)
     g.sap_interface("lan", lan).sap_interface("wan", wan)
     g.bidirectional("lan", "lan", "fw:lan", priority=priority)
     g.bidirectional("wan", "wan", "fw:wan", priority=priority)

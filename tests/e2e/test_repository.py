@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
-from agent.tools.graphxml import GraphXml, config, delete_graph, firewall_chain
+from agent.tools.graphxml import config, delete_graph, firewall_chain
 from nsf import packages
 from tests.e2e.node import Node, resources_diff
 from tests.httpserver import FileServer
@@ -105,11 +105,7 @@ def test_a_remote_template_and_its_image_are_fetched_once(node, served):
 def test_an_image_with_the_wrong_digest_is_refused_and_not_kept(node, served):
     empty = node.node_resources()
     stored = _images(node)
-    g = GraphXml("g1")
-    g.function("fw", "corrupt-firewall", "lan", "wan")
-    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-    g.bidirectional("a", "lan", "fw:lan")
-    g.bidirectional("b", "fw:wan", "wan")
+    g = firewall_chain("g1", capability="corrupt-firewall")
     with node.netconf() as m:
         m.edit_config(target="candidate", config=config(g))
         with pytest.raises(RPCError) as refused:
@@ -131,11 +127,7 @@ def test_a_template_published_later_is_found_by_the_commit_that_asks_for_it(node
     index = json.loads(served.files["/index.json"])
     late = dict(index["templates"][0], id="late-firewall",
                 **{"functional-capability": "late-firewall"})
-    g = GraphXml("g1")
-    g.function("fw", "late-firewall", "lan", "wan")
-    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-    g.bidirectional("a", "lan", "fw:lan")
-    g.bidirectional("b", "fw:wan", "wan")
+    g = firewall_chain("g1", capability="late-firewall")
     with node.netconf() as m:
         m.edit_config(target="candidate", config=config(g))
         with pytest.raises(RPCError) as refused:
@@ -160,11 +152,7 @@ def test_the_progress_of_a_download_is_in_the_function_s_state(node, served):
     """A running function moved to a template whose image comes slowly: while the commit
     downloads it, the function's state shows the bytes coming."""
     empty = node.node_resources()
-    g = GraphXml("g1")
-    g.function("fw", "firewall", "lan", "wan", template="native-firewall")
-    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-    g.bidirectional("a", "lan", "fw:lan")
-    g.bidirectional("b", "fw:wan", "wan")
+    g = firewall_chain("g1", template="native-firewall")
     with node.netconf() as m:
         m.edit_config(target="candidate", config=config(g))
         m.commit()

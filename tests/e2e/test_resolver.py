@@ -115,25 +115,16 @@ def test_constraints_of_the_function_filter_the_templates(node):
     empty = node.node_resources()
     with node.netconf() as m:
         try:
-            g = GraphXml("g1")
-            g.function("fw", "firewall", "lan", "wan", constraints={"memory": 64})
-            g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-            g.bidirectional("a", "lan", "fw:lan")
-            g.bidirectional("b", "fw:wan", "wan")
-            m.edit_config(target="candidate", config=config(g))
+            m.edit_config(target="candidate", config=config(
+                firewall_chain("g1", constraints={"memory": 64})))
             with pytest.raises(RPCError) as refused:
                 m.commit()
             message = refused.value.xml.findtext(B + "error-message")
             assert ("native-firewall: gives 4 MiB of memory; the function's constraints "
                     "ask for 64") in message, message
             m.discard_changes()
-            g = GraphXml("g1")
-            g.function("fw", "firewall", "lan", "wan",
-                       constraints={"execution-environment": ["native"], "memory": 4})
-            g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-            g.bidirectional("a", "lan", "fw:lan")
-            g.bidirectional("b", "fw:wan", "wan")
-            _commit(m, g)
+            _commit(m, firewall_chain("g1", constraints={"execution-environment": ["native"],
+                                                         "memory": 4}))
             assert _function_state(m).findtext(S + "implementation") == "native-firewall"
         finally:
             _cleanup(node, m, empty)
@@ -141,19 +132,15 @@ def test_constraints_of_the_function_filter_the_templates(node):
 
 def test_the_bound_cores_are_the_affinity_of_the_running_process(node):
     empty = node.node_resources()
-    g = GraphXml("g1")
-    g.function("rl", "relay", "a", "b")
-    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
-    g.bidirectional("lan", "lan", "rl:a")
-    g.bidirectional("wan", "rl:b", "wan")
+    g = firewall_chain("g1", capability="relay")
     with node.netconf() as m:
         try:
             _commit(m, g, templates=native_template("test-relay", "relay", RELAY))
-            state = _function_state(m, "rl")
+            state = _function_state(m)
             cores = {int(c.text) for c in state.findall(S + "cpu-core")}
             assert len(cores) == 1
             deployed = json.loads((node.dir / "state" / "engine" / "deployed.json").read_text())
-            instance = deployed["graphs"]["g1"]["functions"]["rl"]["instance"]
+            instance = deployed["graphs"]["g1"]["functions"]["fw"]["instance"]
             meta = json.loads((node.dir / "state" / "native" / instance / "instance.json")
                               .read_text())
             pid, = [identity[0] for identity in meta["processes"]]
