@@ -72,7 +72,8 @@ from .watching import InstanceWatch
 
 LOG = logging.getLogger(__name__)
 
-REQUIRED_BINARIES = {"ip": "iproute2", "nft": "nftables", "ethtool": "ethtool"}
+REQUIRED_BINARIES = {"ip": "iproute2", "nft": "nftables", "ethtool": "ethtool",
+                     "taskset": "util-linux"}   # taskset: the scheduler's cores
 
 
 @register("compute", "native")
