@@ -105,3 +105,12 @@ def test_a_local_image_is_checked_against_its_digest(tmp_path):
         store.fetch({"id": "t", "image-uri": str(image), "image-sha256": SHA})
     assert "not %s as its template says" % SHA in str(refused.value)
     assert _stored(tmp_path / "images") == []
+
+
+def test_an_image_named_by_its_url_needs_no_repository(tmp_path):
+    with _Server({"/images/fw.tgz": IMAGE}) as server:
+        store = ImageStore(tmp_path / "images")          # no repository.urls
+        template = _template(image=server.url + "images/fw.tgz")
+        assert store.problems(template) == []
+        assert store.fetch(template) == str(tmp_path / "images" / SHA / "fw.tgz")
+        assert server.gets == {"/images/fw.tgz": 1}
