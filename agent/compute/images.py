@@ -31,6 +31,8 @@ from urllib.parse import urlparse
 
 from drivers.errors import DriverError
 
+from ..files import sync_directory
+
 LOG = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
@@ -94,6 +96,20 @@ class ImageStore:
         self._locks: dict = {}
         self._guard = threading.Lock()
         self._verified: dict = {}        # local path -> (size, mtime_ns, sha256) checked
+
+    def remove_incomplete(self) -> int:
+        """Remove the downloads a previous run left half-done (killed mid-download); how
+        many. At start, before any download."""
+        removed = 0
+        for stale in (self.root / ".incoming").glob("*.part"):
+            try:
+                stale.unlink()
+                removed += 1
+            except OSError:
+                pass
+        if removed:
+            LOG.info("image store: removed %d incomplete downloads", removed)
+        return removed
 
     # --- where an image is ---
 
@@ -243,7 +259,7 @@ class ImageStore:
                                     % (url, actual, sha))
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, dest)
-            _sync_dir(dest.parent)
+            sync_directory(dest.parent)
         except ImageError as exc:
             record.status, record.error, record.ended = "failed", str(exc), time.monotonic()
             LOG.error("image %s: %s", dest.name, exc)
@@ -268,11 +284,3 @@ def _progress(record: Download) -> str:
         return "%.1f of %.1f MiB (%d%%)" % (record.received / 2**20, record.total / 2**20,
                                            100 * record.received // record.total)
     return "%.1f MiB" % (record.received / 2**20)
-
-
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -84,6 +84,7 @@ class Repository:
         LOG.info("repository: %d built-in templates (%s)", len(self.builtin),
                  ", ".join(sorted(self.builtin)))
         self._load_cached_index()
+        self.images.remove_incomplete()
 
     def load_builtin_images(self, image_dir) -> None:
         """Build the container images of the shipped functions into image_dir (nsf/images.py:

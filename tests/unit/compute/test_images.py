@@ -114,3 +114,12 @@ def test_an_image_named_by_its_url_needs_no_repository(tmp_path):
         assert store.problems(template) == []
         assert store.fetch(template) == str(tmp_path / "images" / SHA / "fw.tgz")
         assert server.gets == {"/images/fw.tgz": 1}
+
+
+def test_a_download_killed_half_way_is_removed_at_start(tmp_path):
+    incoming = tmp_path / "images" / ".incoming"
+    incoming.mkdir(parents=True)
+    (incoming / ("%s.1234.part" % SHA)).write_bytes(IMAGE[:1000])
+    repository = Repository(tmp_path / "nsf", tmp_path / "images")
+    repository.load_builtin()
+    assert not list(incoming.iterdir())
