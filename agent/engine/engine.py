@@ -131,6 +131,8 @@ class ComposerEngine(TransactionEngine):
                                 min_ports=spare_slots_min_ports)
         self.deployed: dict = {}
         self.in_progress: dict = {}      # graph id -> "deploying" / "removing"
+        # graph id -> prefetches under way for it (its state shows their downloads)
+        self.fetching: dict = {}
         self.failures: dict = {}         # graph id -> last error message
         self.last_plan: Plan | None = None
         self.last_summary: dict = {}
@@ -216,7 +218,16 @@ class ComposerEngine(TransactionEngine):
             self._refresh_for(sources)
             with self._lock:          # briefly: what is deployed, the repository's templates
                 wanted = self._to_fetch(sources, templates)
-            self.compute.prefetch(wanted)
+            graphs = {gid for gid, _, _ in wanted}
+            for gid in graphs:
+                self.fetching[gid] = self.fetching.get(gid, 0) + 1
+            try:
+                self.compute.prefetch(wanted)
+            finally:
+                for gid in graphs:
+                    left = self.fetching.pop(gid, 1) - 1
+                    if left:
+                        self.fetching[gid] = left
         return fetch
 
     def _refresh_for(self, sources: dict) -> None:

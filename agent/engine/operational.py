@@ -122,6 +122,18 @@ def function_states(engine, dg) -> dict:
     return out
 
 
+def _downloading(engine, gid: str, listed) -> dict:
+    """The functions of a graph, not in listed, whose image a commit is downloading before
+    it creates them (a part's download shows under its function)."""
+    out: dict = {}
+    for (graph, fid), download in list(getattr(engine.compute, "downloads", {}).items()):
+        outer = fid.split(SEP, 1)[0] if fid else fid
+        if graph == gid and outer and outer not in listed and outer not in out and \
+                download.status == "downloading":
+            out[outer] = {"id": outer, "state": {"id": outer, "image": download.state()}}
+    return {"functions": {"function": [out[f] for f in sorted(out)]}} if out else {}
+
+
 class GraphState:
     """A StateProvider for /service-graphs (see agent/engine/interface.py)."""
 
@@ -146,7 +158,9 @@ class GraphState:
         lsi0_flows = self._stats(driver.flow_stats, lsi0)
         # What is deployed (running's graphs), and what a transaction is changing now:
         # a graph a refused commit would have added is in neither.
-        known = set(engine.deployed) | set(engine.in_progress)
+        # ... and the graphs whose images a commit is fetching before it begins (pending).
+        known = set(engine.deployed) | set(engine.in_progress) | \
+            set(getattr(engine, "fetching", ()))
         for gid in sorted(known):
             leaves = graph_status(engine, gid)
             dg = engine.deployed.get(gid)
@@ -154,6 +168,7 @@ class GraphState:
             error = leaves.get("last-error", "")
             graphs.append(entry)
             if dg is None:
+                entry.update(_downloading(engine, gid, ()))
                 continue
             try:
                 state, parts = self._graph(dg, leaves["status"], lsi0_ports, lsi0_flows)
@@ -204,6 +219,8 @@ class GraphState:
             if ports:
                 item["ports"] = {"port": ports}
             out.append(item)
+        listed = {item["id"] for item in out}
+        out += _downloading(self.engine, dg.id, listed).get("functions", {}).get("function", [])
         return {"functions": {"function": out}} if out else {}
 
     def _saps(self, dg, source, port_stats, lsi0_ports) -> dict:

@@ -185,3 +185,43 @@ def test_the_progress_of_a_download_is_in_the_function_s_state(node, served):
         m.commit()
     actual = node.resources_once_settled(empty)
     assert actual == empty, resources_diff(empty, actual)
+
+
+def test_a_new_graph_shows_its_downloads_before_it_is_deployed(node, served):
+    """A graph whose function's image is being downloaded before its commit begins is
+    pending in <get>, its function's image coming."""
+    empty = node.node_resources()
+    images = node.dir / "state" / "images"
+    for stored in images.glob("*/slow.tgz"):        # downloaded by the test before
+        stored.unlink()
+    with node.netconf() as m:
+        m.edit_config(target="candidate",
+                      config=config(firewall_chain("g1", template="slow-firewall")))
+        done = threading.Event()
+
+        def commit():
+            try:
+                with node.netconf() as other:
+                    other.commit()
+            finally:
+                done.set()
+        worker = threading.Thread(target=commit)
+        seen = []
+        worker.start()
+        while not done.is_set():
+            reply = m.get(filter=("subtree", '<service-graphs xmlns="%s"/>' % SFFG))
+            graph = etree.fromstring(reply.xml.encode()).find(".//%sservice-graph" % S)
+            image = graph.find(".//%sfunction/%sstate/%simage" % (S, S, S)) \
+                if graph is not None else None
+            if image is not None and image.findtext(S + "status") == "downloading":
+                seen.append((graph.findtext("%sstate/%sstatus" % (S, S)),
+                             int(image.findtext(S + "bytes-received")),
+                             int(image.findtext(S + "bytes-total"))))
+        worker.join(60)
+        assert any(status.endswith(":pending") and 0 < got < total
+                   for status, got, total in seen), seen
+        assert _function_state(m).findtext(S + "implementation") == "slow-firewall"
+        m.edit_config(target="candidate", config=delete_graph("g1"))
+        m.commit()
+    actual = node.resources_once_settled(empty)
+    assert actual == empty, resources_diff(empty, actual)
