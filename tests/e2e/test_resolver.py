@@ -332,3 +332,41 @@ def test_a_broken_part_is_repaired(node, nat_addresses):
             assert h1.ping("203.0.113.2")
         finally:
             _cleanup(node, m, empty)
+
+
+def test_a_poll_mode_function_has_a_core_of_its_own(node):
+    """A poll-mode template (here the relay, declared so) gets an idle core, which the
+    shared functions beside it never get; its process runs there."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: no core can be a function's own")
+    empty = node.node_resources()
+    g = GraphXml("g1")
+    g.function("fw", "firewall", "lan", "wan")
+    g.function("pmd", "relay", "a", "b")
+    g.function("fw2", "firewall", "lan", "wan")
+    g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
+    g.bidirectional("in", "lan", "fw:lan")
+    g.bidirectional("mid", "fw:wan", "pmd:a")
+    g.bidirectional("mid2", "pmd:b", "fw2:lan")
+    g.bidirectional("out", "fw2:wan", "wan")
+    pmd = native_template("pmd-relay", "relay", RELAY, cpu=1, poll_mode="true")
+    with node.netconf() as m:
+        try:
+            _commit(m, g, templates=pmd)
+            cores = {}
+            for fid in ("fw", "pmd", "fw2"):
+                state = _function_state(m, fid)
+                cores[fid] = {int(c.text) for c in state.findall(S + "cpu-core")}
+                assert state.findtext(S + "cores-exclusive") == (
+                    "true" if fid == "pmd" else "false"), fid
+            assert len(cores["pmd"]) == 1
+            assert not cores["pmd"] & (cores["fw"] | cores["fw2"])
+            assert node.hosts["eth1"].ping(node.hosts["eth2"].ip)
+            deployed = json.loads((node.dir / "state" / "engine" / "deployed.json").read_text())
+            instance = deployed["graphs"]["g1"]["functions"]["pmd"]["instance"]
+            meta = json.loads((node.dir / "state" / "native" / instance / "instance.json")
+                              .read_text())
+            pid, = [identity[0] for identity in meta["processes"]]
+            assert os.sched_getaffinity(pid) == cores["pmd"]
+        finally:
+            _cleanup(node, m, empty)
