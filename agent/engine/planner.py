@@ -19,7 +19,7 @@ of 500 creates that function, its ports, its links and its rules' flows, nothing
 import time
 from dataclasses import dataclass, field, replace
 
-from ..model.decompose import Decomposition, expand
+from ..model.decompose import COMBINED, SEP, Decomposition, expand, outer_function
 from ..model.deployed import DeployedFunction, DeployedGraph, with_source
 from ..model.graph import Graph, graph_from_dict
 from ..model.paths import (PlanningError, function_path, graph_path, leaf_list_path,
@@ -129,7 +129,7 @@ class Planner:
                     if old is not None else None)
             except Exception as exc:  # SplitError
                 rule_id = getattr(exc, "rule_id", None)
-                raise PlanningError(str(exc), rule_path(graph.id, rule_id) if rule_id else
+                raise PlanningError(str(exc), _rule_path(graph.id, rule_id) if rule_id else
                                     graph_path(graph.id), "unsupported-rule") from None
             splits[graph.id] = split
         # LSI-0 is shared: two graphs' rules in the same flow slot would replace each other.
@@ -148,7 +148,7 @@ class Planner:
                         "rule %s of graph %s has the same priority and match on LSI-0 as rule "
                         "%s of graph %s; one would replace the other"
                         % (rule.id, gid, other[1], other[0]),
-                        rule_path(gid, rule.id), "lsi0-conflict")
+                        _rule_path(gid, rule.id), "lsi0-conflict")
                 lsi0_slots[slot] = (gid, rule.id)
         return splits
 
@@ -160,7 +160,7 @@ class Planner:
                 raise PlanningError(
                     "rules %s and %s have the same priority and the same match; the vSwitch "
                     "would keep only one of them" % (seen[key], rule.id),
-                    rule_path(graph.id, rule.id), "duplicate-match")
+                    _rule_path(graph.id, rule.id), "duplicate-match")
             seen[key] = rule.id
         for sap in graph.saps.values():
             if rules and sap.on_lsi0 and self.lsi0_interfaces is not None and \
@@ -715,6 +715,15 @@ class Planner:
             for fid, cores in self.compute.place(allocation, gid, graph, new, placed).items():
                 out[(gid, fid)] = cores
         return out
+
+
+def _rule_path(graph_id: str, rule_id: str) -> str:
+    """The configuration node at fault for a rule of the expanded graph: the rule a
+    combined rule came from, the decomposed function an inner rule of its template
+    belongs to (configured ids hold neither SEP nor COMBINED: composer-types object-id)."""
+    if SEP in rule_id:
+        return function_path(graph_id, outer_function(rule_id))
+    return rule_path(graph_id, rule_id.split(COMBINED, 1)[0])
 
 
 def _created(graph: Graph, old) -> list:

@@ -181,3 +181,21 @@ def test_a_rule_from_a_decomposed_function_counts_the_rules_it_became(node, monk
     x = graph["functions"]["function"][0]["state"]
     assert x["implementation"] == "pair"
     assert [p["id"] for p in x["decomposition"]["part"]] == ["x/a", "x/b"]
+
+
+def test_a_conflict_of_rules_a_decomposition_combined_names_the_configured_rule(node,
+                                                                                monkeypatch):
+    import pytest
+    import agent.engine.engine as engine_module
+    from agent.engine.interface import EngineRefused
+    from tests.unit.engine.test_engine import TEMPLATES, graph_xml
+    monkeypatch.setattr(engine_module, "templates_from_tree", lambda root: TEMPLATES + [PAIR])
+    # x-wan and y (the same priority and match, from port p2 of x) each become one rule
+    # per part leaving by p2: the duplicate is y+a-out, the rule at fault y
+    with pytest.raises(EngineRefused) as refused:
+        node.engine.apply(None, running(graph_xml(
+            "g1", [("x", "pair", ("p1", "p2"))],
+            [("lan-x", 10, "lan", "x:p1"), ("x-wan", 10, "x:p2", "wan"),
+             ("y", 10, "x:p2", "lan")])))
+    assert refused.value.path == ("/composer-sffg:service-graphs/service-graph[id='g1']"
+                                  "/flow-rules/flow-rule[id='y']")
