@@ -15,9 +15,9 @@ names). A candidate is usable when:
      deployed functions hold, less what this transaction releases, plus what it has
      resolved already); a poll-mode one needs whole cores of its own;
   7. a decomposition: each of its parts resolves the same way (recursively).
-Of the usable candidates the cheapest wins: its template's `cost`, else the measured cost
-of its environment (ENVIRONMENT_COSTS) plus the memory it needs (MiB) plus CPU_COST per
-core it needs; a decomposition costs what its parts cost. Ties go to the lighter
+Of the usable candidates the cheapest wins: its template's `cost`, else the cost of its
+environment (ENVIRONMENT_COSTS: measured for native, estimated for the others) plus the
+memory it needs (MiB) plus CPU_COST per core it needs; a decomposition costs what its parts cost. Ties go to the lighter
 environment, then to the template id. The Resolution says why it won and why every other
 candidate did not; the function's operational state shows it.
 """
