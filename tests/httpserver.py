@@ -1,6 +1,7 @@
 """A local HTTP server for tests (repositories of templates and images)."""
 
 import http.server
+import ssl
 import threading
 import time
 
@@ -9,7 +10,8 @@ class FileServer:
     """http.server in a thread serving files (path -> bytes, or (announced length,
     bytes) to cut a download off), counting GETs per path; pace slows a path down."""
 
-    def __init__(self, files: dict):
+    def __init__(self, files: dict, tls=None):
+        """tls: (certificate file, key file) to serve HTTPS."""
         self.files, self.gets = files, {}
         self.pace: dict = {}            # path -> (bytes, seconds): sent that slowly
         owner = self
@@ -39,7 +41,13 @@ class FileServer:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d/" % self.httpd.server_address[1]
+        scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = "%s://127.0.0.1:%d/" % (scheme, self.httpd.server_address[1])
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self):

@@ -4,6 +4,7 @@ cut-off download refused with nothing kept, progress reported as the bytes come.
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,28 @@ def test_a_download_killed_half_way_is_removed_at_start(tmp_path):
     repository = Repository(tmp_path / "nsf", tmp_path / "images")
     repository.load_builtin()
     assert not list(incoming.iterdir())
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1: (certificate, key)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def test_an_https_repository_is_verified_against_the_trusted_certificates(
+        tmp_path, certificate, monkeypatch):
+    with _Server({"/fw.tgz": IMAGE}, tls=certificate) as server:
+        assert server.url.startswith("https://")
+        store = ImageStore(tmp_path / "images", [server.url])
+        # not trusted: refused, nothing kept
+        with pytest.raises(ImageError) as refused:
+            store.fetch(_template())
+        assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
+        assert _stored(tmp_path / "images") == []
+        # trusted (the system's store, here through SSL_CERT_FILE): downloaded
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+        assert Path(store.fetch(_template())).read_bytes() == IMAGE
