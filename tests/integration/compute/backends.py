@@ -162,6 +162,9 @@ class DockerBackend(Backend):
     def kill_process(self, driver, instance):
         os.kill(driver.api.inspect_container(instance)["State"]["Pid"], signal.SIGKILL)
 
+    def affinity(self, driver, instance):
+        return os.sched_getaffinity(driver.api.inspect_container(instance)["State"]["Pid"])
+
     def leftovers(self, driver, instance):
         found = []
         if netlink.netns_exists(instance):
