@@ -227,6 +227,15 @@ class KvmBackend(Backend):
         pid = int(Path("/run/libvirt/qemu/%s.pid" % instance).read_text())
         os.kill(pid, signal.SIGKILL)
 
+    def affinity(self, driver, instance):
+        """The CPUs of the guest's vCPU threads (QEMU names them "CPU <n>/KVM" or /TCG)."""
+        pid = int(Path("/run/libvirt/qemu/%s.pid" % instance).read_text())
+        cpus = set()
+        for task in Path("/proc/%d/task" % pid).iterdir():
+            if (task / "comm").read_text().startswith("CPU "):
+                cpus |= os.sched_getaffinity(int(task.name))
+        return cpus
+
     def leftovers(self, driver, instance):
         found = []
         if guest.domain_exists(instance):
