@@ -148,6 +148,28 @@ def test_a_template_published_later_is_found_by_the_commit_that_asks_for_it(node
     assert actual == empty, resources_diff(empty, actual)
 
 
+def _while_committing(node, sample) -> list:
+    """What sample() returns (when not None), again and again while another session
+    commits the candidate."""
+    done = threading.Event()
+
+    def commit():
+        try:
+            with node.netconf() as other:
+                other.commit()
+        finally:
+            done.set()
+    worker = threading.Thread(target=commit)
+    seen = []
+    worker.start()
+    while not done.is_set():
+        found = sample()
+        if found is not None:
+            seen.append(found)
+    worker.join(60)
+    return seen
+
+
 def test_the_progress_of_a_download_is_in_the_function_s_state(node, served):
     """A running function moved to a template whose image comes slowly: while the commit
     downloads it, the function's state shows the bytes coming."""
@@ -158,24 +180,13 @@ def test_the_progress_of_a_download_is_in_the_function_s_state(node, served):
         m.commit()
         m.edit_config(target="candidate", config=config(g).replace(
             "<template>native-firewall</template>", "<template>slow-firewall</template>"))
-        done = threading.Event()
 
-        def commit():
-            try:
-                with node.netconf() as other:
-                    other.commit()
-            finally:
-                done.set()
-        worker = threading.Thread(target=commit)
-        seen = []
-        # the other session commits the candidate this one edited
-        worker.start()
-        while not done.is_set():
+        def sample():
             image = _function_state(m).find(S + "image")
             if image is not None and image.findtext(S + "status") == "downloading":
-                seen.append((int(image.findtext(S + "bytes-received")),
-                             int(image.findtext(S + "bytes-total"))))
-        worker.join(60)
+                return (int(image.findtext(S + "bytes-received")),
+                        int(image.findtext(S + "bytes-total")))
+        seen = _while_committing(node, sample)
         assert any(0 < got < total for got, total in seen), seen
         state = _function_state(m)
         assert state.findtext(S + "implementation") == "slow-firewall"
@@ -197,27 +208,17 @@ def test_a_new_graph_shows_its_downloads_before_it_is_deployed(node, served):
     with node.netconf() as m:
         m.edit_config(target="candidate",
                       config=config(firewall_chain("g1", template="slow-firewall")))
-        done = threading.Event()
 
-        def commit():
-            try:
-                with node.netconf() as other:
-                    other.commit()
-            finally:
-                done.set()
-        worker = threading.Thread(target=commit)
-        seen = []
-        worker.start()
-        while not done.is_set():
+        def sample():
             reply = m.get(filter=("subtree", '<service-graphs xmlns="%s"/>' % SFFG))
             graph = etree.fromstring(reply.xml.encode()).find(".//%sservice-graph" % S)
             image = graph.find(".//%sfunction/%sstate/%simage" % (S, S, S)) \
                 if graph is not None else None
             if image is not None and image.findtext(S + "status") == "downloading":
-                seen.append((graph.findtext("%sstate/%sstatus" % (S, S)),
-                             int(image.findtext(S + "bytes-received")),
-                             int(image.findtext(S + "bytes-total"))))
-        worker.join(60)
+                return (graph.findtext("%sstate/%sstatus" % (S, S)),
+                        int(image.findtext(S + "bytes-received")),
+                        int(image.findtext(S + "bytes-total")))
+        seen = _while_committing(node, sample)
         assert any(status.endswith(":pending") and 0 < got < total
                    for status, got, total in seen), seen
         assert _function_state(m).findtext(S + "implementation") == "slow-firewall"
