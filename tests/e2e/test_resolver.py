@@ -15,7 +15,7 @@ from lxml import etree
 from ncclient.operations.rpc import RPCError
 
 from agent.network.naming import Naming
-from agent.tools.graphxml import GraphXml, config, delete_graph, firewall_chain, native_template
+from agent.tools.graphxml import GraphXml, config, firewall_chain, native_template
 from nsf import packages
 from tests.e2e.node import Node, eventually, resources_diff
 
