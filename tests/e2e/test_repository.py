@@ -150,7 +150,8 @@ def test_a_template_published_later_is_found_by_the_commit_that_asks_for_it(node
 
 def _while_committing(node, sample) -> list:
     """What sample() returns (when not None), again and again while another session
-    commits the candidate."""
+    commits the candidate. (A download's first report comes before the server has said
+    its size: bytes-total is absent then.)"""
     done = threading.Event()
 
     def commit():
@@ -162,11 +163,13 @@ def _while_committing(node, sample) -> list:
     worker = threading.Thread(target=commit)
     seen = []
     worker.start()
-    while not done.is_set():
-        found = sample()
-        if found is not None:
-            seen.append(found)
-    worker.join(60)
+    try:
+        while not done.is_set():
+            found = sample()
+            if found is not None:
+                seen.append(found)
+    finally:
+        worker.join(60)
     return seen
 
 
@@ -185,7 +188,7 @@ def test_the_progress_of_a_download_is_in_the_function_s_state(node, served):
             image = _function_state(m).find(S + "image")
             if image is not None and image.findtext(S + "status") == "downloading":
                 return (int(image.findtext(S + "bytes-received")),
-                        int(image.findtext(S + "bytes-total")))
+                        int(image.findtext(S + "bytes-total") or 0))
         seen = _while_committing(node, sample)
         assert any(0 < got < total for got, total in seen), seen
         state = _function_state(m)
@@ -217,7 +220,7 @@ def test_a_new_graph_shows_its_downloads_before_it_is_deployed(node, served):
             if image is not None and image.findtext(S + "status") == "downloading":
                 return (graph.findtext("%sstate/%sstatus" % (S, S)),
                         int(image.findtext(S + "bytes-received")),
-                        int(image.findtext(S + "bytes-total")))
+                        int(image.findtext(S + "bytes-total") or 0))
         seen = _while_committing(node, sample)
         assert any(status.endswith(":pending") and 0 < got < total
                    for status, got, total in seen), seen
