@@ -6,9 +6,11 @@ Where a template's image comes from (its image-uri):
   - an absolute path or a file:// URL: used where it is (checked against image-sha256 when
     the template gives one, once per version of the file);
   - an http:// or https:// URL: downloaded into <state>/images/<sha256>/<name>;
-  - a bare name ("firewall-1.2.tgz"): from the image store when it is there, else
-    downloaded from the repository that served the template, or from each of
-    repository.urls in turn (<url>/<name>).
+  - a bare name ("firewall-1.2.tgz") with an image-sha256, or in a repository's
+    template: from the image store when it is there, else downloaded from the repository
+    that served the template, or from each of repository.urls in turn (<url>/<name>);
+  - anything else (a bare name without a digest: a program, a docker image name) is the
+    driver's to read as it is.
 A downloaded image needs the template's image-sha256. It is written to a temporary file
 beside the store while its digest is computed, and renamed into place only when the
 download is complete and the digest matches: a mismatch, a server that stops sending or
@@ -79,6 +81,16 @@ def is_name(uri: str) -> bool:
     return bool(uri) and not uri.startswith("/") and "://" not in uri
 
 
+def downloaded(template: dict) -> bool:
+    """Whether the template's image comes from the image store or a repository: an
+    http(s) URL, or a bare name given with a digest or by a repository's template. Any
+    other image-uri is the driver's to read as it is (a path, a program or image name)."""
+    uri = template.get("image-uri") or ""
+    if is_remote(uri):
+        return True
+    return is_name(uri) and bool(template.get("image-sha256") or template.get("repository"))
+
+
 def sha256_of(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -122,7 +134,7 @@ class ImageStore:
         """The image as the driver gets it: a path on the node (maybe not there yet)."""
         uri = template.get("image-uri") or ""
         sha = template.get("image-sha256")
-        if (is_remote(uri) or is_name(uri)) and sha:
+        if downloaded(template) and sha:
             return str(self.root / sha / self._name(uri))
         if uri.startswith("file://"):
             return urlparse(uri).path
@@ -146,7 +158,7 @@ class ImageStore:
         """Why the template's image cannot be had ([]: it is stored, local, or can be
         downloaded)."""
         uri = template.get("image-uri") or ""
-        if not uri or not (is_remote(uri) or is_name(uri)):
+        if not downloaded(template):
             return []
         if not template.get("image-sha256"):
             return ["its image %s is downloaded, so its template needs an image-sha256" % uri]
@@ -160,7 +172,7 @@ class ImageStore:
     def wanted(self, template: dict) -> bool:
         """Whether fetch(template) would download (a prefetch is worth it)."""
         uri = template.get("image-uri") or ""
-        return (is_remote(uri) or is_name(uri)) and bool(template.get("image-sha256")) \
+        return downloaded(template) and bool(template.get("image-sha256")) \
             and not self.stored(template)
 
     # --- getting it ---
@@ -176,7 +188,7 @@ class ImageStore:
         uri = template.get("image-uri") or ""
         sha = template.get("image-sha256") or ""
         path = self.path(template)
-        if not (is_remote(uri) or is_name(uri)):
+        if not downloaded(template):
             if sha and path and os.path.isfile(path):
                 self._verify_local(path, sha)
             return path

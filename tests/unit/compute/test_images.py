@@ -74,7 +74,7 @@ def test_a_cut_off_download_is_refused_and_nothing_is_kept(tmp_path):
 
 def test_a_downloaded_image_needs_a_digest_and_a_source(tmp_path):
     store = ImageStore(tmp_path / "images", [])
-    assert store.problems(_template(sha=None)) == [
+    assert store.problems(dict(_template(sha=None), repository="http://r/")) == [
         "its image fw.tgz is downloaded, so its template needs an image-sha256"]
     assert store.problems(_template()) == [
         "its image fw.tgz is not in the image store, and no repository is configured "
@@ -149,3 +149,15 @@ def test_an_https_repository_is_verified_against_the_trusted_certificates(
         # trusted (the system's store, here through SSL_CERT_FILE): downloaded
         monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
         assert Path(store.fetch(_template())).read_bytes() == IMAGE
+
+
+def test_a_bare_name_without_a_digest_is_the_driver_s():
+    """dpdk-forwarder's image-uri "dpdk-testpmd" is a program, not an image to download."""
+    from agent.compute.repository import DPDK_FORWARDER
+    store = ImageStore("/nonexistent/images")
+    assert store.problems(DPDK_FORWARDER) == []
+    assert store.path(DPDK_FORWARDER) == "dpdk-testpmd"
+    assert not store.wanted(DPDK_FORWARDER)
+    # in a repository's template, a bare name is downloaded (and needs a digest)
+    assert store.problems(dict(DPDK_FORWARDER, repository="http://r/")) == [
+        "its image dpdk-testpmd is downloaded, so its template needs an image-sha256"]
