@@ -280,6 +280,11 @@ class DPDKBackend(Backend):
     def kill_process(self, driver, instance):
         os.kill(driver._load(instance)["pid"][0], signal.SIGKILL)
 
+    def affinity(self, driver, instance):
+        """The CPUs of testpmd's main thread: it runs the first lcore, pinned by -l."""
+        pid = driver._load(instance)["pid"][0]
+        return os.sched_getaffinity(pid)
+
     def leftovers(self, driver, instance):
         found = []
         if netlink.netns_exists(instance):
