@@ -472,10 +472,12 @@ class KvmDriver(ComputeDriver):
             self.store.save(meta)
             try:
                 for port in spec.ports:
-                    # recorded first: a failure half-way removes what it made
+                    # recorded first, on disk too: a failure half-way removes what it made,
+                    # and so does the recovery after a crash half-way (a tap and its relay
+                    # are not in a namespace whose deletion would take them along)
                     meta["ports"].append(port_record(port, self._tap(port.vswitch_ifname)))
+                    self.store.save(meta)
                     self._add_port(port.vswitch_ifname)
-                self.store.save(meta)
                 words = ["console=ttyS0", "quiet", "panic=-1",
                          "composer.ports=%d" % len(spec.ports),
                          "composer.function=%s" % template.get("guest-function", "bridge")]
