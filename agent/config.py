@@ -69,6 +69,11 @@ DEFAULTS = {
         # Notifications queued per subscriber: one that falls further behind (its client
         # does not read) is ended.
         "subscriber-queue": 1000,
+        # Dynamic subscriptions (RFC 8639 establish-subscription: event stream and
+        # YANG-push) at once on the server; beyond: insufficient-resources.
+        "max-subscriptions": 100,
+        # The shortest period of a periodic YANG-push subscription, in seconds.
+        "push-min-period": 0.1,
     },
     "ovs": {
         "mode": "private",              # "private": own ovsdb-server + vswitchd; "existing"
@@ -277,6 +282,10 @@ def _check(config: AgentConfig) -> None:
         raise ConfigError("notifications.replay-max-age must not be negative")
     if not 1 <= notifications["subscriber-queue"] <= 1_000_000:
         raise ConfigError("notifications.subscriber-queue must be within 1..1000000")
+    if not 0 <= notifications["max-subscriptions"] <= 100_000:
+        raise ConfigError("notifications.max-subscriptions must be within 0..100000")
+    if not 0.01 <= notifications["push-min-period"] <= 86400:
+        raise ConfigError("notifications.push-min-period must be within 0.01..86400 seconds")
     port = data["netconf"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError("netconf.port must be within 0..65535")

@@ -30,6 +30,10 @@ PROTOCOL_MODULES = (
     ("notifications", ()),                  # RFC 5277 create-subscription (yang/)
     ("nc-notifications", ()),               # RFC 5277 streams, replayComplete (yang/)
     ("ietf-netconf-notifications", ()),     # RFC 6470
+    # RFC 8639/8640 dynamic subscriptions (no configured ones) and RFC 8641 YANG-push
+    ("ietf-subscribed-notifications", ("encode-xml", "replay", "subtree", "xpath")),
+    ("ietf-yang-push", ("on-change",)),
+    ("composer-push-deviations", ()),       # configured subscriptions refused (yang/)
 )
 
 

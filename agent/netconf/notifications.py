@@ -195,6 +195,30 @@ class Notifications:
 _NAME_ONLY = re.compile(r"/[A-Za-z_][\w.-]*:[A-Za-z_][\w.-]*")
 
 
+def selects(ctx, flt, event) -> bool:
+    """Whether a filter selects something of the event's notification. A filter that
+    names notifications only is decided by the event's kind; another is evaluated once
+    per event for all the subscriptions that have it."""
+    if flt.selections is None:
+        return True
+    if all(_NAME_ONLY.fullmatch(s) for s in flt.selections):
+        return "/" + event.kind in flt.selections
+    key = ("filter", tuple(flt.selections))
+    found = event.cache.get(key)
+    if found is None:
+        tree = notification_tree(ctx, event)
+        try:
+            selected = filters.select(ctx, [(tree, None)], flt)
+            try:
+                found = bool(selected.borrowed) or not selected.copies.empty
+            finally:
+                selected.release()
+        finally:
+            tree.free()
+        event.cache[key] = found
+    return found
+
+
 def _special(name: str) -> Event:
     return Event(name, {name: {}})
 
@@ -240,39 +264,31 @@ class Subscription:
         asyncio.ensure_future(session.terminate(reason="other"))
 
     def _wanted(self, event) -> bool:
-        """Whether the filter selects something of the event's notification. A filter
-        that names notifications only is decided by the event's kind; another is
-        evaluated once per event for all the subscriptions that have it."""
-        flt = self.filter
-        if flt.selections is None:
-            return True
-        if all(_NAME_ONLY.fullmatch(s) for s in flt.selections):
-            return "/" + event.kind in flt.selections
-        key = ("filter", tuple(flt.selections))
-        found = event.cache.get(key)
-        if found is None:
-            ctx = self.stream.server.ctx
-            tree = notification_tree(ctx, event)
-            try:
-                selected = filters.select(ctx, [(tree, None)], flt)
-                try:
-                    found = bool(selected.borrowed) or not selected.copies.empty
-                finally:
-                    selected.release()
-            finally:
-                tree.free()
-            event.cache[key] = found
-        return found
+        return selects(self.stream.server.ctx, self.filter, event)
 
-    async def _send(self, event) -> None:
+    async def _send(self, event) -> bool:
+        """Send the event if the filter selects it; whether it did."""
         try:
             if not self._wanted(event):
-                return
+                return False
             message = notification_xml(self.stream.server.ctx, event)
         except RenderError as exc:
             LOG.error("notification %r cannot be sent: %s", event, exc)
-            return
+            return False
         await self.session.notify(message)
+        return True
+
+    # what RFC 5277 sends at the end of a replay and at stopTime (RFC 8639: its own)
+    def _replay_done(self) -> Event:
+        return _special(REPLAY_COMPLETE)
+
+    def _completed(self) -> Event | None:
+        return _special(NOTIFICATION_COMPLETE)
+
+    def _finished(self) -> None:
+        """The subscription is over (stopTime): the session may subscribe again."""
+        if self.session.subscription is self:
+            self.session.subscription = None
 
     async def _run(self) -> None:
         session = self.session
@@ -283,7 +299,7 @@ class Subscription:
             self.replayed = []
             if self.start_time is not None:
                 await self.session.notify(notification_xml(session.server.ctx,
-                                                           _special(REPLAY_COMPLETE)))
+                                                           self._replay_done()))
             while True:
                 timeout = None
                 if stop is not None:
@@ -297,8 +313,9 @@ class Subscription:
                 if stop is not None and event.time > stop:
                     break
                 await self._send(event)
-            await self.session.notify(notification_xml(session.server.ctx,
-                                                       _special(NOTIFICATION_COMPLETE)))
+            completed = self._completed()
+            if completed is not None:
+                await self.session.notify(notification_xml(session.server.ctx, completed))
         except (Overflowed, Closed, asyncio.CancelledError):
             return
         except (ConnectionError, OSError) as exc:
@@ -309,5 +326,4 @@ class Subscription:
         finally:
             if self.live is not None:
                 self.live.close()
-        if session.subscription is self:
-            session.subscription = None     # over (stopTime): the session may subscribe again
+        self._finished()

@@ -24,7 +24,7 @@ from ..datastore.schema import schema_index
 from ..datastore.tree import children, is_default
 from ..model.errors import collect
 from ..publish import now, parse_time
-from . import filters
+from . import filters, subscribed
 from .capabilities import WITH_DEFAULTS_ALSO, WITH_DEFAULTS_BASIC_MODE
 from .errors import RpcError
 from .messages import (BASE_NS, DATASTORES_NS, MONITORING_NS, NMDA_NS, NOTIFICATION_NS,
@@ -272,6 +272,10 @@ async def operational_sources(session, flt):
         streams = server.notifications.streams_state()
         owned.append(streams)
         trees.append(streams)
+    if _touches(flt, "ietf-subscribed-notifications"):
+        subscriptions = server.subscriptions.state()
+        owned.append(subscriptions)
+        trees.append(subscriptions)
     sources, merged = filters.merged_sources(server.ctx, trees)
     if merged is not None:
         owned.append(merged)
@@ -522,7 +526,7 @@ async def op_get_data(session, op):
             if config_filter is None and max_depth == "unbounded" and not origins and \
                     not with_origin:
                 return _data(selected.print(mode), NMDA_NS)
-            tree = _materialise(selected)
+            tree = materialise(selected)
             try:
                 _prune(tree, config_filter, max_depth, origins, negated, with_origin,
                        datastore == "operational")
@@ -545,7 +549,7 @@ def _origin_identity(element) -> str:
     return local
 
 
-def _materialise(selected) -> DataTree:
+def materialise(selected) -> DataTree:
     """A tree of its own holding everything a selection holds."""
     tree = DataTree(selected.ctx)
     for _, node in selected.borrowed:
@@ -652,6 +656,14 @@ async def op_create_subscription(session, op):
                        error_type="protocol")
     session.subscription = server.notifications.subscribe(session, flt, start, stop)
     return OK
+
+
+# -- dynamic subscriptions (RFC 8639, 8641; agent/netconf/subscribed.py) ---------------
+for _name, _handler in (("establish-subscription", subscribed.establish),
+                        ("modify-subscription", subscribed.modify),
+                        ("delete-subscription", subscribed.delete),
+                        ("kill-subscription", subscribed.kill)):
+    register(subscribed.SN_NS, _name)(_handler)
 
 
 def _time(params, name):

@@ -31,6 +31,7 @@ from .messages import DEFAULT_LIMITS, Limits
 from .modules import Schemas
 from .notifications import Notifications
 from .session import Session
+from .subscribed import Subscriptions
 from .users import Users, host_key, valid_name
 
 LOG = logging.getLogger(__name__)
@@ -158,7 +159,8 @@ class NetconfServer:
                  max_chunks: int = 100_000, max_sessions: int = 256,
                  max_sessions_per_user: int = 64, max_unauthenticated: int = 32,
                  login_timeout: float = 60, logins: LoginThrottle | None = None,
-                 bus: Bus | None = None, replay=None, notification_queue: int = 1000):
+                 bus: Bus | None = None, replay=None, notification_queue: int = 1000,
+                 max_subscriptions: int = 100, push_min_period: int = 10):
         self.ctx = ctx
         self.datastores = datastores
         self.users = users
@@ -181,6 +183,7 @@ class NetconfServer:
         self.modules = self.schemas.modules
         self.bus = bus if bus is not None else Bus()
         self.notifications = Notifications(self, self.bus, replay, notification_queue)
+        self.subscriptions = Subscriptions(self, max_subscriptions, push_min_period)
         self.capabilities = server_capabilities(self.modules,
                                                 replay=self.notifications.replay_support)
         datastores.observe(self.notifications.datastore_changed)

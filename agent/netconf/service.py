@@ -79,7 +79,9 @@ class NetconfService:
                                  limit=netconf["login-failure-limit"],
                                  block=netconf["login-block-time"]),
             bus=self.events.bus, replay=self.events.replay,
-            notification_queue=self.events.queue_size)
+            notification_queue=self.events.queue_size,
+            max_subscriptions=self.config.get("notifications", "max-subscriptions"),
+            push_min_period=round(self.config.get("notifications", "push-min-period") * 100))
         self.server.notifications.capabilities_at_start(
             self.events.state_dir / "capabilities.json")
         # after the server: it observes the datastores, whose boot is a change of running

@@ -66,6 +66,7 @@ class Session:
         self.started = False                 # the hellos were exchanged
         self.handling = False                # an RPC is being answered
         self.after_reply: list = []          # events its RPC raised, published after the reply
+        self.after_reply_calls: list = []    # callables its RPC left to run after the reply
         self._parser = messages.parser()
         self._large = False            # the request being handled is large
         self._write = asyncio.Lock()
@@ -133,6 +134,7 @@ class Session:
         server = self.server
         if self.subscription is not None:
             self.subscription.stop()
+        server.subscriptions.session_ended(self)
         server.sessions.pop(self.id, None)
         if not clean:
             server.statistics.dropped_sessions += 1
@@ -166,6 +168,9 @@ class Session:
         held, self.after_reply = self.after_reply, []
         for event in held:
             self.server.bus.publish(event)
+        calls, self.after_reply_calls = self.after_reply_calls, []
+        for call in calls:
+            call()
 
     # -- I/O ------------------------------------------------------------------------
     async def _receive(self) -> bytes | None:

@@ -158,13 +158,21 @@ IMPLEMENTED = {"ietf-netconf", "ietf-netconf-with-defaults", "ietf-netconf-monit
                "ietf-netconf-nmda", "ietf-origin", "ietf-yang-library", "ietf-datastores",
                "composer-types", "composer-sffg", "composer-domain", "composer-templates",
                "nc-test", "nc-parts", "notifications", "nc-notifications",
-               "ietf-netconf-notifications"}
-IMPORT_ONLY = {"ietf-inet-types", "ietf-yang-types", "ietf-yang-metadata", "ietf-ethertypes"}
+               "ietf-netconf-notifications", "ietf-subscribed-notifications", "ietf-yang-push",
+               "composer-push-deviations",
+               # libyang implements what ietf-subscribed-notifications refers to (their
+               # lists refuse configuration: composer-push-deviations)
+               "ietf-interfaces", "ietf-ip", "ietf-network-instance"}
+IMPORT_ONLY = {"ietf-inet-types", "ietf-yang-types", "ietf-yang-metadata", "ietf-ethertypes",
+               "ietf-yang-patch", "ietf-restconf", "ietf-netconf-acm",
+               # libyang loads it for itself, and ietf-network-instance imports it
+               "ietf-yang-schema-mount"}
 
 
 def test_hello_library_and_schemas_announce_what_is_implemented(nc):
-    """Not libyang's own `yang` module, nor ietf-yang-schema-mount or
-    ietf-yang-structure-ext, which libyang loads for itself: the same module set in the
+    """Not libyang's own `yang` module, nor ietf-yang-structure-ext, which libyang loads
+    for itself (ietf-yang-schema-mount, also libyang's, is imported by
+    ietf-network-instance: import-only): the same module set in the
     hello, the YANG library, modules-state and netconf-state/schemas."""
     data = library(nc)
     module_set = data.find("{%s}yang-library/{%s}module-set" % (YL, YL))
@@ -185,7 +193,7 @@ def test_hello_library_and_schemas_announce_what_is_implemented(nc):
     assert in_hello == {"ietf-netconf", "ietf-netconf-with-defaults",
                         "ietf-netconf-monitoring", "notifications", "nc-notifications",
                         "ietf-netconf-notifications"}
-    for name in ("yang", "ietf-yang-schema-mount", "ietf-yang-structure-ext"):
+    for name in ("yang", "ietf-yang-structure-ext"):
         with pytest.raises(RPCError) as caught:
             nc.get_schema(name)
         assert caught.value.tag == "invalid-value"

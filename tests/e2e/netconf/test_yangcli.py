@@ -11,6 +11,7 @@ import pytest
 
 from .conftest import NS, connect
 from .test_monitoring import schema_list
+from .test_yang_tools import YUMA_CANNOT, unexpected_yuma_errors
 
 YANGCLI = shutil.which("yangcli")
 pytestmark = pytest.mark.skipif(YANGCLI is None, reason="yangcli is not installed "
@@ -33,9 +34,12 @@ def yangcli(server, script: str, tmp_path, *options) -> str:
 
 
 def problems(out: str) -> list[str]:
-    """yangcli's error lines: its own errors, a module's parse errors, an rpc-error."""
-    return [line for line in out.splitlines()
-            if re.search(r"^\s*Error:|: error\(\d+\)|RPC Error Reply|^\s*rpc-error", line)]
+    """yangcli's error lines: its own errors, a module's parse errors, an rpc-error; but
+    yuma123's known limits (it cannot parse RFC 8639's module: test_yang_tools.py)."""
+    found = [line for line in out.splitlines()
+             if re.search(r"^\s*Error:|: error\(\d+\)|RPC Error Reply|^\s*rpc-error", line)]
+    unexpected = set(unexpected_yuma_errors("\n".join(found)))
+    return [line for line in found if line.strip() in unexpected]
 
 
 def test_yangcli_session(server, tmp_path):
@@ -58,7 +62,8 @@ def test_yangcli_session(server, tmp_path):
     fetched = set(re.findall(r"Got autoload reply for '([\w.-]+)'", out))
     assert {"composer-sffg", "composer-domain", "composer-templates", "composer-types",
             "nc-test", "nc-parts", "nc-parts-items"} <= fetched
-    assert "Auto-load" not in out
+    failed = re.findall(r"Auto-load for module '([\w-]+)' failed", out)
+    assert set(failed) <= set(YUMA_CANNOT), failed        # yuma123's known limits only
     # the get, the commit, and the configuration read back
     assert re.search(r"top \{\s+name from-yangcli\s+\}", out), out
     assert re.search(r"item bolt \{\s+name bolt\s+weight 12\s+\}", out), out

@@ -21,14 +21,22 @@ def schemas():
 
 def test_libyang_own_modules_are_not_announced(schemas):
     by_name = {m.name: m for m in schemas.modules}
-    for name in ("yang", "ietf-yang-schema-mount", "ietf-yang-structure-ext"):
+    for name in ("yang", "ietf-yang-structure-ext"):
         assert name not in by_name
+    # libyang's too, but imported by a served module (ietf-network-instance)
+    assert not by_name["ietf-yang-schema-mount"].implemented
     assert by_name["ietf-yang-library"].implemented
     assert by_name["ietf-datastores"].implemented
     assert not by_name["ietf-inet-types"].implemented          # imported only
     assert not by_name["ietf-yang-metadata"].implemented
     caps = server_capabilities(schemas.modules)
     assert not [c for c in caps if "module=yang&" in c or "schema-mount" in c]
+    assert "ietf-subscribed-notifications" in by_name["ietf-subscribed-notifications"].name
+    assert by_name["ietf-subscribed-notifications"].features == (
+        "encode-xml", "replay", "subtree", "xpath")          # not configured, qos, dscp...
+    assert by_name["ietf-subscribed-notifications"].deviations == (
+        "composer-push-deviations",)
+    assert by_name["ietf-yang-push"].features == ("on-change",)
 
 
 def test_a_submodule_belongs_to_its_module_and_is_served(schemas):

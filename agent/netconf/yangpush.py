@@ -1,0 +1,242 @@
+"""YANG-push (RFC 8641): datastore subscriptions on running and operational, periodic
+and on-change, over NETCONF (RFC 8640).
+
+A snapshot is what <get-data> of the datastore with the subscription's filter returns
+(agent/netconf/operations.py builds both), as a libyang tree of its own.
+
+- Periodic: a push-update with the snapshot at anchor-time + k * period (anchor-time
+  defaults to when the subscription started), until stop-time.
+- On-change: driven by the events on the bus (agent/publish), never by polling. The
+  subscription takes the events whose changes (Change(datastore, path) hints: a commit,
+  a graph's or a function's status, free VLAN ids, capabilities, free cores, alarms)
+  touch its datastore and overlap its filter; each one makes it take a new snapshot and
+  send what differs from the last one as a push-change-update carrying a YANG patch
+  (agent/datastore/patch.py), without the excluded change types. With sync-on-start
+  (the default) a push-update with the first snapshot comes first. A dampening period
+  keeps at least that much time between two updates: the changes of a burst are
+  coalesced into one update at the end of the period. Events that arrive while a
+  snapshot is being taken are folded into the next one; none is lost, as each
+  snapshot is compared with the last one sent.
+"""
+
+import asyncio
+import logging
+import math
+import time
+from xml.sax.saxutils import escape
+
+from ..datastore.patch import data_steps, edits as patch_edits
+from ..publish import Closed, Overflowed, now
+from .subscribed import YP_NS, Dynamic, envelope
+
+LOG = logging.getLogger(__name__)
+
+
+def _names(path: str):
+    """The (module, name) steps of a path without predicates, or None when the path is
+    not a plain location path (a union, a function, '//', an axis)."""
+    if "//" in path or "|" in path:
+        return None
+    out, module = [], None
+    for step in data_steps(path):
+        name = step.partition("[")[0]
+        if not name or any(bad in name for bad in ("(", "..", "::", " ")):
+            return None
+        prefix, sep, local = name.partition(":")
+        if sep:
+            module, name = prefix, local
+        out.append((module, name))
+    return out
+
+
+def overlaps(selection: str, changed: str) -> bool:
+    """Whether a filter selection and a changed subtree can share a node: one of the two
+    paths lies below the other (predicates ignored: conservative)."""
+    if changed == "/":
+        return True
+    a, b = _names(selection), _names(changed)
+    if a is None or b is None:
+        return True
+    for (ma, na), (mb, nb) in zip(a, b):
+        if "*" in (na, nb):
+            continue
+        if na != nb or (ma and mb and ma != mb):
+            return False
+    return True
+
+
+class DatastoreSubscription(Dynamic):
+    """A YANG-push subscription; see the module docstring."""
+
+    kind = "datastore"
+
+    def __init__(self, registry, ident, session, terms):
+        super().__init__(registry, ident, session, terms)
+        self.task: asyncio.Task | None = None
+        self.live = None
+        self.updates = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+    def begin(self) -> None:
+        if self.terms.on_change:
+            self._listen()
+        self.task = asyncio.ensure_future(self._run())
+
+    def halt(self) -> None:
+        if self.live is not None:
+            self.live.close()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    def _listen(self) -> None:
+        server = self.registry.server
+        self.live = server.bus.subscribe("yang-push %d" % self.id,
+                                         server.notifications.queue_size,
+                                         accept=self._relevant)
+
+    def _relevant(self, event) -> bool:
+        datastore = self.terms.datastore
+        selections = self.terms.filter.selections
+        for change in event.changes:
+            if change.datastore != datastore:
+                continue
+            if selections is None or any(overlaps(s, change.path) for s in selections):
+                return True
+        return False
+
+    # -- snapshots --------------------------------------------------------------------
+    async def snapshot(self):
+        """The subscribed data now, as a tree of its own (the caller frees it)."""
+        from .operations import materialise, operational_sources
+        from . import filters
+        server = self.registry.server
+        owned = []
+        if self.terms.datastore == "operational":
+            sources, owned = await operational_sources(self.session, self.terms.filter)
+        else:
+            sources = [(server.datastores.running, None)]
+        try:
+            selected = filters.select(server.ctx, sources, self.terms.filter)
+            try:
+                return materialise(selected)
+            finally:
+                selected.release()
+        finally:
+            for tree in owned:
+                tree.free()
+
+    async def _push_update(self, tree) -> None:
+        body = b'<push-update xmlns="%s"><id>%d</id><datastore-contents>%s' \
+               b'</datastore-contents></push-update>' % (
+                   YP_NS.encode(), self.id, tree.print("explicit"))
+        await self.session.notify(envelope(body))
+        self.sent += 1
+
+    async def _push_change(self, found) -> None:
+        self.updates += 1
+        parts = []
+        for index, edit in enumerate(found, 1):
+            value = b"<value>%s</value>" % edit.value if edit.value is not None else b""
+            parts.append(b"<edit><edit-id>edit%d</edit-id><operation>%s</operation>"
+                         b"<target>%s</target>%s</edit>" % (
+                             index, edit.operation.encode(),
+                             escape(edit.target).encode(), value))
+        body = b'<push-change-update xmlns="%s"><id>%d</id><datastore-changes><yang-patch>' \
+               b'<patch-id>%d-%d</patch-id>%s</yang-patch></datastore-changes>' \
+               b'</push-change-update>' % (YP_NS.encode(), self.id, self.id, self.updates,
+                                           b"".join(parts))
+        await self.session.notify(envelope(body))
+        self.sent += 1
+
+    # -- the senders ------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            if self.terms.on_change:
+                await self._on_change()
+            else:
+                await self._periodic()
+            # stop-time reached: it ends (RFC 8639 sends subscription-completed to the
+            # receivers of configured subscriptions only)
+            self.registry.forget(self)
+        except (Closed, asyncio.CancelledError):
+            return
+        except (ConnectionError, OSError) as exc:
+            LOG.info("subscription %d: stopped (%s)", self.id, exc)
+        except Exception:  # noqa: BLE001 - the session goes on without it
+            LOG.exception("subscription %d failed", self.id)
+            self.registry.forget(self)
+
+    def _left(self) -> float | None:
+        """Seconds until stop-time (None: no stop-time)."""
+        stop = self.terms.stop_time
+        return None if stop is None else (stop - now()).total_seconds()
+
+    async def _periodic(self) -> None:
+        period = self.terms.period / 100.0
+        anchor = self.terms.anchor or now()
+        while True:
+            current = now()
+            elapsed = (current - anchor).total_seconds()
+            # the next multiple of the period from the anchor (the anchor itself if ahead)
+            steps = 0 if elapsed < 0 else math.floor(elapsed / period) + 1
+            wait = steps * period - elapsed
+            left = self._left()
+            if left is not None and wait > left:
+                await asyncio.sleep(max(0.0, left))
+                return
+            await asyncio.sleep(wait)
+            tree = await self.snapshot()
+            try:
+                await self._push_update(tree)
+            finally:
+                tree.free()
+
+    async def _on_change(self) -> None:
+        dampening = self.terms.dampening / 100.0
+        last = await self.snapshot()
+        try:
+            last_sent = -math.inf
+            if self.terms.sync_on_start:
+                await self._push_update(last)
+                last_sent = time.monotonic()
+            while True:
+                left = self._left()
+                if left is not None and left <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(self._next_change(), left)
+                except asyncio.TimeoutError:
+                    return
+                wait = last_sent + dampening - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)       # a burst's changes coalesce
+                self._drain()
+                tree = await self.snapshot()
+                found = patch_edits(last, tree, self.terms.excluded)
+                last.free()
+                last = tree
+                if found:
+                    await self._push_change(found)
+                    last_sent = time.monotonic()
+        finally:
+            last.free()
+
+    async def _next_change(self) -> None:
+        try:
+            await self.live.get()
+        except Overflowed:
+            # events were lost for it, not changes: the next snapshot has them all
+            self.live.close()
+            self._listen()
+
+    def _drain(self) -> None:
+        """What is queued is covered by the snapshot about to be taken."""
+        try:
+            while self.live.get_nowait() is not None:
+                pass
+        except Overflowed:
+            self.live.close()
+            self._listen()
+
+
+__all__ = ["DatastoreSubscription", "overlaps"]

@@ -1,0 +1,297 @@
+"""RFC 8639/8640/8641 through ncclient against the NETCONF server in this process:
+establish-, modify-, delete- and kill-subscription, event stream subscriptions (with
+replay), YANG-push periodic and on-change subscriptions (YANG patch, dampening,
+excluded changes, sync-on-start), the errors with their identities, and the /streams
+and /subscriptions state."""
+
+import math
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from lxml import etree
+from ncclient.operations.rpc import RPCError
+
+from agent.model import create_context
+from .conftest import NS, config, connect
+from .test_notifications import leaf_commit, stamp, take
+
+SN = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications"
+YP = "urn:ietf:params:xml:ns:yang:ietf-yang-push"
+DS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+NCN = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+NMDA = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+TOP_FILTER = '<yp:datastore-subtree-filter><top xmlns="%s"/></yp:datastore-subtree-filter>' % NS
+
+
+def establish(m, body: str) -> int:
+    reply = m.dispatch(etree.fromstring(
+        '<establish-subscription xmlns="%s" xmlns:yp="%s" xmlns:ds="%s">%s'
+        '</establish-subscription>' % (SN, YP, DS, body)))
+    return int(etree.fromstring(reply.xml.encode()).findtext(".//{%s}id" % SN))
+
+
+def on_change(m, *, datastore="running", flt=TOP_FILTER, dampening=None, sync=None,
+              excluded=()) -> int:
+    policy = ""
+    if dampening is not None:
+        policy += "<yp:dampening-period>%d</yp:dampening-period>" % dampening
+    if sync is not None:
+        policy += "<yp:sync-on-start>%s</yp:sync-on-start>" % sync
+    policy += "".join("<yp:excluded-change>%s</yp:excluded-change>" % c for c in excluded)
+    return establish(m, "<yp:datastore>ds:%s</yp:datastore>%s<yp:on-change>%s</yp:on-change>"
+                     % (datastore, flt, policy))
+
+
+def rpc(m, name: str, ident: int, ns: str = SN):
+    return m.dispatch(etree.fromstring('<%s xmlns="%s"><id>%d</id></%s>'
+                                       % (name, ns, ident, name)))
+
+
+def edits(update) -> list:
+    return [(e.findtext("{%s}operation" % YP), e.findtext("{%s}target" % YP))
+            for e in update.content.iterfind(
+                "{%s}datastore-changes/{%s}yang-patch/{%s}edit" % (YP, YP, YP))]
+
+
+def values(update) -> list:
+    return [etree.tostring(e[0]) if len(e) else None for e in update.content.iterfind(
+        "{%s}datastore-changes/{%s}yang-patch/{%s}edit/{%s}value" % (YP, YP, YP, YP))]
+
+
+def test_on_change_sends_the_snapshot_then_a_yang_patch_per_commit(server):
+    ctx = create_context(extra_dirs=[str(server.config.get("netconf", "extra-yang-dirs")[0])],
+                         extra_modules=["nc-test", "nc-parts"])
+    with connect(server) as watcher, connect(server) as maker:
+        maker.edit_config(target="candidate", config=config("<name>n</name>"))
+        leaf_commit(maker, 4)
+        ident = on_change(watcher)
+        sync = take(watcher, "push-update")
+        assert sync is not None and sync.content.findtext("{%s}id" % YP) == str(ident)
+        contents = sync.content.find("{%s}datastore-contents" % YP)
+        assert contents.findtext("{%s}top/{%s}count" % (NS, NS)) == "4"
+        # what was sent fits the model (libyang parses the notification)
+        ctx.parse_op_mem("xml", etree.tostring(sync.content), dtype=_notif())
+        replied = leaf_commit(maker, 5)
+        update = take(watcher, "push-change-update")
+        assert update is not None and update.arrived - replied < 1.0
+        assert edits(update) == [("replace", "/nc-test:top/count")]
+        assert values(update) == [b'<count xmlns="%s">5</count>' % NS.encode()]
+        ctx.parse_op_mem("xml", etree.tostring(update.content), dtype=_notif())
+        maker.edit_config(target="candidate", config=config(
+            "<item><name>a b</name><value>1</value></item>"))
+        maker.commit()
+        update = take(watcher, "push-change-update")
+        assert edits(update) == [("create", "/nc-test:top/item=a%20b")]
+        maker.edit_config(target="candidate", config=config(
+            '<item nc:operation="delete"><name>a b</name></item>'))
+        maker.commit()
+        assert edits(take(watcher, "push-change-update")) == [
+            ("delete", "/nc-test:top/item=a%20b")]
+        # a change outside the filter sends nothing
+        maker.edit_config(target="candidate", config=(
+            '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><parts xmlns='
+            '"urn:composer-nc:test:nc-parts"><owner>x</owner></parts></config>'))
+        maker.commit()
+        assert take(watcher, "push-change-update", timeout=1.0) is None
+
+
+def _notif():
+    from libyang import DataType
+    return DataType.NOTIF_YANG
+
+
+def test_excluded_changes_and_no_sync_on_start(server):
+    with connect(server) as watcher, connect(server) as maker:
+        leaf_commit(maker, 4)
+        on_change(watcher, sync="false", excluded=("replace",))
+        leaf_commit(maker, 5)                       # a replace: excluded
+        maker.edit_config(target="candidate", config=config("<name>n</name>"))
+        maker.commit()                              # a create
+        first = take(watcher)
+        assert first.name == "push-change-update"   # no push-update first
+        assert edits(first) == [("create", "/nc-test:top/name")]
+
+
+def test_periodic_updates_come_at_the_period(server):
+    with connect(server) as m:
+        anchor = datetime.now(timezone.utc) + timedelta(seconds=1)
+        establish(m, "<yp:datastore>ds:operational</yp:datastore>%s<yp:periodic>"
+                  "<yp:period>50</yp:period><yp:anchor-time>%s</yp:anchor-time></yp:periodic>"
+                  % (TOP_FILTER, stamp(anchor)))
+        arrivals = []
+        for _ in range(7):
+            update = take(m, "push-update", timeout=3)
+            assert update is not None
+            arrivals.append(update.arrived)
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+        assert all(0.45 <= gap <= 0.55 for gap in gaps), gaps
+        # aligned on the anchor: each eventTime is a multiple of the period after it
+        first = datetime.fromisoformat(update.event_time.replace("Z", "+00:00"))
+        offset = (first - anchor).total_seconds() % 0.5
+        assert min(offset, 0.5 - offset) < 0.05, offset
+
+
+def test_dampening_coalesces_a_burst_of_commits(server):
+    with connect(server) as watcher, connect(server) as maker:
+        leaf_commit(maker, 1)
+        on_change(watcher, dampening=50, sync="false")     # 0.5 s
+        started = time.monotonic()
+        for value in range(2, 22):                          # 20 commits
+            leaf_commit(maker, value)
+        burst = time.monotonic() - started
+        updates = []
+        while (update := take(watcher, "push-change-update", timeout=1.5)) is not None:
+            updates.append(update)
+        assert 1 <= len(updates) <= math.ceil(burst / 0.5) + 1, (len(updates), burst)
+        assert len(updates) < 20
+        assert values(updates[-1]) == [b'<count xmlns="%s">21</count>' % NS.encode()]
+        # at least the dampening period apart (when they were sent: they are read after)
+        times = [datetime.fromisoformat(u.event_time.replace("Z", "+00:00")) for u in updates]
+        assert all((b - a).total_seconds() >= 0.49 for a, b in zip(times, times[1:])), times
+
+
+def test_errors_carry_the_rfc_8639_and_8641_identities(server):
+    def refused(m, body):
+        with pytest.raises(RPCError) as caught:
+            establish(m, body)
+        return caught.value
+    with connect(server) as m:
+        error = refused(m, "<yp:datastore>ds:candidate</yp:datastore><yp:on-change/>")
+        assert (error.tag, error.app_tag) == (
+            "invalid-value", "ietf-yang-push:datastore-not-subscribable")
+        error = refused(m, "<yp:datastore>ds:running</yp:datastore><yp:periodic>"
+                        "<yp:period>1</yp:period></yp:periodic>")
+        assert (error.tag, error.app_tag) == ("invalid-value", "ietf-yang-push:period-unsupported")
+        error = refused(m, "<stream>nope</stream>")
+        assert error.app_tag == "ietf-subscribed-notifications:stream-unavailable"
+        error = refused(m, "<stream>NETCONF</stream><encoding>encode-json</encoding>")
+        assert error.app_tag == "ietf-subscribed-notifications:encoding-unsupported"
+        error = refused(m, "<yp:datastore>ds:running</yp:datastore>"
+                        "<yp:datastore-xpath-filter>/nothing-here</yp:datastore-xpath-filter>"
+                        "<yp:on-change/>")
+        assert error.app_tag == "ietf-subscribed-notifications:filter-unsupported"
+        error = refused(m, "<stream>NETCONF</stream><replay-start-time>%s</replay-start-time>"
+                        % stamp(datetime.now(timezone.utc) + timedelta(hours=1)))
+        assert (error.tag, error.app_tag) == (
+            "operation-not-supported", "ietf-subscribed-notifications:replay-unsupported")
+        error = refused(m, "<yp:datastore>ds:running</yp:datastore><yp:periodic>"
+                        "<yp:period>100</yp:period></yp:periodic><yp:on-change/>")
+        assert error.tag == "bad-element"
+        for name in ("delete-subscription", "kill-subscription"):
+            with pytest.raises(RPCError) as caught:
+                rpc(m, name, 999)
+            assert caught.value.app_tag == "ietf-subscribed-notifications:no-such-subscription"
+        # configured subscriptions are refused (composer-push-deviations)
+        m.edit_config(target="candidate", config=(
+            '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><subscriptions xmlns='
+            '"%s"><subscription><id>5</id><stream>NETCONF</stream><receivers><receiver>'
+            '<name>r</name></receiver></receivers></subscription></subscriptions></config>'
+            % SN))
+        with pytest.raises(RPCError) as caught:
+            m.commit()
+        assert "configured subscriptions are not supported" in str(caught.value)
+        m.discard_changes()
+
+
+def test_too_many_subscriptions(session_tmp):
+    from .conftest import ServerThread
+    srv = ServerThread(session_tmp / "pb-few", notifications={"max-subscriptions": 2}).start()
+    try:
+        with connect(srv) as m:
+            establish(m, "<stream>NETCONF</stream>")
+            establish(m, "<stream>NETCONF</stream>")
+            with pytest.raises(RPCError) as caught:
+                establish(m, "<stream>NETCONF</stream>")
+            assert (caught.value.tag, caught.value.app_tag) == (
+                "resource-denied", "ietf-subscribed-notifications:insufficient-resources")
+    finally:
+        srv.stop()
+
+
+def state(m, ident: int):
+    data = etree.fromstring(m.dispatch(etree.fromstring(
+        '<get-data xmlns="%s" xmlns:ds="%s"><datastore>ds:operational</datastore>'
+        '<subtree-filter><subscriptions xmlns="%s"/><streams xmlns="%s"/></subtree-filter>'
+        '</get-data>' % (NMDA, DS, SN, SN))).xml.encode())
+    entry = [s for s in data.iterfind(".//{%s}subscription" % SN)
+             if s.findtext("{%s}id" % SN) == str(ident)]
+    return data, entry[0] if entry else None
+
+
+def test_modify_delete_kill_and_the_subscriptions_state(server):
+    with connect(server) as watcher, connect(server) as other, connect(server) as maker:
+        ident = on_change(watcher, sync="false")
+        leaf_commit(maker, 6)
+        assert take(watcher, "push-change-update") is not None
+        data, entry = state(other, ident)
+        stream = data.find(".//{%s}streams/{%s}stream" % (SN, SN))
+        assert stream.findtext("{%s}name" % SN) == "NETCONF"
+        assert stream.find("{%s}replay-support" % SN) is not None
+        assert entry.findtext("{%s}datastore" % YP).endswith(":running")
+        assert entry.find("{%s}on-change" % YP) is not None
+        receiver = entry.find("{%s}receivers/{%s}receiver" % (SN, SN))
+        assert receiver.findtext("{%s}sent-event-records" % SN) == "1"
+        assert receiver.findtext("{%s}state" % SN) == "active"
+        # modify: on-change becomes periodic, with the same id
+        watcher.dispatch(etree.fromstring(
+            '<modify-subscription xmlns="%s" xmlns:yp="%s" xmlns:ds="%s"><id>%d</id>'
+            '<yp:datastore>ds:running</yp:datastore>%s<yp:periodic><yp:period>20</yp:period>'
+            '</yp:periodic></modify-subscription>' % (SN, YP, DS, ident, TOP_FILTER)))
+        modified = take(watcher, "subscription-modified")
+        assert modified.content.findtext("{%s}id" % SN) == str(ident)
+        assert modified.content.findtext("{%s}periodic/{%s}period" % (YP, YP)) == "20"
+        assert take(watcher, "push-update", timeout=2) is not None
+        # another session can neither modify nor delete it
+        with pytest.raises(RPCError) as caught:
+            rpc(other, "delete-subscription", ident)
+        assert caught.value.app_tag == "ietf-subscribed-notifications:no-such-subscription"
+        # but kill it: its receiver is told
+        rpc(other, "kill-subscription", ident)
+        terminated = take(watcher, "subscription-terminated")
+        assert terminated.content.findtext("{%s}reason" % SN).endswith(":no-such-subscription")
+        assert state(other, ident)[1] is None
+        while take(watcher, "push-update", timeout=0.5) is not None:
+            pass
+        assert take(watcher, timeout=0.5) is None           # nothing more comes
+        # delete-subscription by its own session
+        second = on_change(watcher, sync="false")
+        rpc(watcher, "delete-subscription", second)
+        leaf_commit(maker, 9)
+        assert take(watcher, timeout=1.0) is None
+        assert state(other, second)[1] is None
+
+
+def test_event_stream_subscription_with_filter_and_replay(server):
+    with connect(server) as watcher, connect(server) as maker:
+        before = datetime.now(timezone.utc) - timedelta(seconds=1)
+        leaf_commit(maker, 3)
+        ident = establish(watcher, '<stream>NETCONF</stream><stream-subtree-filter>'
+                          '<netconf-config-change xmlns="%s"/></stream-subtree-filter>'
+                          '<replay-start-time>%s</replay-start-time>' % (NCN, stamp(before)))
+        replayed = take(watcher, "netconf-config-change")
+        assert replayed is not None
+        done = take(watcher, "replay-completed")
+        assert done.content.findtext("{%s}id" % SN) == str(ident)
+        replied = leaf_commit(maker, 4)
+        live = take(watcher, "netconf-config-change")
+        assert live is not None and live.arrived - replied < 1.0
+        _, entry = state(maker, ident)
+        receiver = entry.find("{%s}receivers/{%s}receiver" % (SN, SN))
+        assert int(receiver.findtext("{%s}sent-event-records" % SN)) >= 2
+        assert int(receiver.findtext("{%s}excluded-event-records" % SN)) >= 1   # sessions
+
+
+def test_stop_time_ends_the_subscription(server):
+    with connect(server) as m:
+        stop = datetime.now(timezone.utc) + timedelta(seconds=1)
+        ident = establish(m, "<yp:datastore>ds:running</yp:datastore>%s<yp:periodic>"
+                          "<yp:period>30</yp:period></yp:periodic><stop-time>%s</stop-time>"
+                          % (TOP_FILTER, stamp(stop)))
+        updates = 0
+        while (update := take(m, timeout=1.0)) is not None:
+            assert update.name == "push-update"
+            assert update.event_time <= stamp(stop)
+            updates += 1
+        assert 2 <= updates <= 4
+        assert state(m, ident)[1] is None           # gone from /subscriptions
