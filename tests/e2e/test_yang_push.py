@@ -1,0 +1,118 @@
+"""YANG-push on-change from a real agent on a real node (private OVS, namespaces): what
+the agent itself changes, not only configuration, is pushed: a graph's status when it is
+deployed (within a second of the commit reply), the free VLAN ids of an interface when
+a vlan SAP is committed."""
+
+import time
+
+import ncclient.transport.session
+import pytest
+from lxml import etree
+
+from agent.tools.graphxml import GraphXml, config, delete_graph, firewall_chain
+from tests.e2e.node import Node
+
+ncclient.transport.session.TICK = 0.001
+
+NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+SN = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications"
+YP = "urn:ietf:params:xml:ns:yang:ietf-yang-push"
+DS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+SFFG = "urn:composer-nc:yang:composer-sffg"
+DOMAIN = "urn:composer-nc:yang:composer-domain"
+
+
+@pytest.fixture(scope="module")
+def node(session_tmp):
+    with Node("y", session_tmp, {"eth1": "10.61.0.1/24", "eth2": "10.61.0.2/24"},
+              prefix_suffix="y") as n:
+        yield n
+
+
+def on_change(m, subtree: str) -> int:
+    reply = m.dispatch(etree.fromstring(
+        '<establish-subscription xmlns="%s" xmlns:yp="%s" xmlns:ds="%s">'
+        '<yp:datastore>ds:operational</yp:datastore><yp:datastore-subtree-filter>%s'
+        '</yp:datastore-subtree-filter><yp:on-change/></establish-subscription>'
+        % (SN, YP, DS, subtree)))
+    return int(etree.fromstring(reply.xml.encode()).findtext(".//{%s}id" % SN))
+
+
+def next_update(m, name: str, timeout: float = 10.0):
+    """(when it arrived, its content) of the next notification named name."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "no %s" % name
+        notification = m.take_notification(timeout=left)
+        assert notification is not None, "no %s" % name
+        arrived = time.monotonic()
+        content = [e for e in notification.notification_ele
+                   if etree.QName(e).localname != "eventTime"][0]
+        if etree.QName(content).localname == name:
+            return arrived, content
+
+
+def patch(content) -> list:
+    return [(e.findtext("{%s}operation" % YP), e.findtext("{%s}target" % YP), e)
+            for e in content.iterfind(".//{%s}yang-patch/{%s}edit" % (YP, YP))]
+
+
+def test_a_deploy_pushes_the_running_status_within_a_second(node):
+    with node.netconf() as watcher, node.netconf() as c:
+        on_change(watcher, '<service-graphs xmlns="%s"><service-graph><state/>'
+                           '</service-graph></service-graphs>' % SFFG)
+        next_update(watcher, "push-update")             # sync-on-start: nothing deployed
+        c.edit_config(target="candidate", config=config(firewall_chain("g1")))
+        c.commit()
+        replied = time.monotonic()
+        statuses, targets = [], []
+        while "running" not in statuses:
+            arrived, content = next_update(watcher, "push-change-update")
+            for operation, target, edit in patch(content):
+                targets.append((operation, target))
+                for status in edit.iter("{%s}status" % SFFG):
+                    statuses.append(status.text.rpartition(":")[2])
+        assert arrived - replied < 1.0, arrived - replied
+        # the graphs appeared (there was none: the container is created)
+        assert targets[0][0] == "create" and targets[0][1] in (
+            "/composer-sffg:service-graphs", "/composer-sffg:service-graphs/service-graph=g1"), \
+            targets
+        assert statuses[-1] == "running", statuses
+        c.edit_config(target="candidate", config=delete_graph("g1"))
+        c.commit()
+        gone = []
+        while not any(o == "delete" for o, _ in gone):
+            _, content = next_update(watcher, "push-change-update")
+            gone += [(o, t) for o, t, _ in patch(content)]
+        assert gone[-1] in (("delete", "/composer-sffg:service-graphs"),
+                            ("delete", "/composer-sffg:service-graphs/service-graph=g1")), gone
+
+
+def test_a_vlan_sap_pushes_the_free_vlans_of_its_interface(node):
+    g = GraphXml("gv")
+    g.sap_vlan("v", "eth1", 42).sap_interface("wan", "eth2")
+    g.bidirectional("r", "v", "wan")
+    with node.netconf() as watcher, node.netconf() as c:
+        on_change(watcher, '<domain xmlns="%s"><big-switch><endpoints><endpoint>'
+                           '<name>eth1</name><free-vlans/></endpoint></endpoints>'
+                           '</big-switch></domain>' % DOMAIN)
+        _, sync = next_update(watcher, "push-update")
+        firsts = [r.text for r in sync.iter("{%s}first" % DOMAIN)]
+        assert firsts and "43" not in firsts        # all free: one range from 1 (or 0)
+        c.edit_config(target="candidate", config=config(g))
+        c.commit()
+        replied = time.monotonic()
+        arrived, content = next_update(watcher, "push-change-update")
+        assert arrived - replied < 1.0
+        edits = patch(content)
+        assert all(t.startswith("/composer-domain:domain/big-switch/endpoints/endpoint=eth1/"
+                                "free-vlans") for _, t, _ in edits), edits
+        # 42 is taken: a range now starts at 43
+        assert ("create", "/composer-domain:domain/big-switch/endpoints/endpoint=eth1/"
+                "free-vlans/range=43") in [(o, t) for o, t, _ in edits], edits
+        c.edit_config(target="candidate", config=delete_graph("gv"))
+        c.commit()
+        _, content = next_update(watcher, "push-change-update")
+        assert ("delete", "/composer-domain:domain/big-switch/endpoints/endpoint=eth1/"
+                "free-vlans/range=43") in [(o, t) for o, t, _ in patch(content)]
