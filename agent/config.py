@@ -75,6 +75,14 @@ DEFAULTS = {
         # The shortest period of a periodic YANG-push subscription, in seconds.
         "push-min-period": 0.1,
     },
+    "publish": {
+        # The ZeroMQ feed of the domain description (agent/publish/feed.py): off by
+        # default; on, an XPUB socket bound to zmq-endpoint (loopback by default).
+        "zmq": False,
+        "zmq-endpoint": "tcp://127.0.0.1:5556",
+        # Also a topic per graph with its status changes (composer/<node>/graph/<id>).
+        "zmq-graph-topics": False,
+    },
     "ovs": {
         "mode": "private",              # "private": own ovsdb-server + vswitchd; "existing"
         "db-socket": "unix:/var/run/openvswitch/db.sock",   # used when mode = "existing"
@@ -286,6 +294,11 @@ def _check(config: AgentConfig) -> None:
         raise ConfigError("notifications.max-subscriptions must be within 0..100000")
     if not 0.01 <= notifications["push-min-period"] <= 86400:
         raise ConfigError("notifications.push-min-period must be within 0.01..86400 seconds")
+    endpoint = data["publish"]["zmq-endpoint"]
+    if not isinstance(endpoint, str) or not endpoint.startswith(("tcp://", "ipc://",
+                                                                 "inproc://")):
+        raise ConfigError("publish.zmq-endpoint must be a ZeroMQ endpoint (tcp://host:port, "
+                          "ipc://path)")
     port = data["netconf"]["port"]
     if not 0 <= port <= 65535:
         raise ConfigError("netconf.port must be within 0..65535")

@@ -30,6 +30,7 @@ class Agent:
         from .engine.service import EngineService
         from .netconf import NetconfService
         from .network.service import VSwitchService
+        from .publish.feed import FeedService
         from .publish.service import EventService
         # The event path first: every other service publishes on its bus.
         events = EventService(self.config)
@@ -42,7 +43,9 @@ class Agent:
         # the engine (made when its service starts) then.
         netconf = NetconfService(self.config, engine=engine.transaction_engine,
                                  providers=engine.providers, events=events)
-        return [events, vswitch, compute, engine, netconf]
+        # The feed reads the description as <get> does: after the datastores.
+        feed = FeedService(self.config, events.bus, netconf)
+        return [events, vswitch, compute, engine, netconf, feed]
 
     async def start(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)

@@ -115,3 +115,20 @@ def test_bad_resolver_and_repository_settings_are_refused(section, bad, message)
     with pytest.raises(ConfigError) as refused:
         load(overrides={section: bad})
     assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("section, setting, value", [
+    ("publish", "zmq-endpoint", "127.0.0.1:5556"), ("publish", "zmq", "yes"),
+    ("notifications", "max-subscriptions", -1), ("notifications", "push-min-period", 0),
+])
+def test_publishing_settings_are_checked(section, setting, value):
+    with pytest.raises(ConfigError, match="%s.%s" % (section, setting)):
+        load(overrides={section: {setting: value}})
+
+
+def test_the_example_has_the_publishing_settings():
+    import tomllib
+    example = tomllib.loads(EXAMPLE.read_text())
+    assert example["publish"] == DEFAULTS["publish"]
+    for key in ("max-subscriptions", "push-min-period"):
+        assert example["notifications"][key] == DEFAULTS["notifications"][key]
