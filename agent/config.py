@@ -75,6 +75,13 @@ DEFAULTS = {
         # The shortest period of a periodic YANG-push subscription, in seconds.
         "push-min-period": 0.1,
     },
+    "alarms": {
+        # Thresholds (percent; 0: off) of the memory in use and of the CPU load (the
+        # 1-minute load average over the cores), sampled every interval seconds.
+        "memory-percent": 0.0,
+        "cpu-percent": 0.0,
+        "interval": 5.0,
+    },
     "publish": {
         # The ZeroMQ feed of the domain description (agent/publish/feed.py): off by
         # default; on, an XPUB socket bound to zmq-endpoint (loopback by default).
@@ -294,6 +301,12 @@ def _check(config: AgentConfig) -> None:
         raise ConfigError("notifications.max-subscriptions must be within 0..100000")
     if not 0.01 <= notifications["push-min-period"] <= 86400:
         raise ConfigError("notifications.push-min-period must be within 0.01..86400 seconds")
+    alarms = data["alarms"]
+    for key in ("memory-percent", "cpu-percent"):
+        if not 0 <= alarms[key] <= 100:
+            raise ConfigError("alarms.%s must be within 0..100 (0: off)" % key)
+    if not 0.1 <= alarms["interval"] <= 3600:
+        raise ConfigError("alarms.interval must be within 0.1..3600 seconds")
     endpoint = data["publish"]["zmq-endpoint"]
     if not isinstance(endpoint, str) or not endpoint.startswith(("tcp://", "ipc://",
                                                                  "inproc://")):

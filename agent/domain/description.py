@@ -38,6 +38,12 @@ def memory_total() -> int:
     return _meminfo().get("MemTotal", 0)
 
 
+def memory_used_percent() -> float:
+    info = _meminfo()
+    total = info.get("MemTotal", 0)
+    return 100.0 * (total - info.get("MemAvailable", total)) / total if total else 0.0
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as stream:
@@ -49,7 +55,7 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def _cpu_load_percent() -> float:
+def cpu_load_percent() -> float:
     cores = os.cpu_count() or 1
     try:
         load1 = os.getloadavg()[0]
@@ -185,7 +191,7 @@ class DomainDescription:
         scheduler = self.compute.scheduler
         res._set_cpu_cores_total(scheduler.cores)
         res._set_cpu_cores_free(scheduler.free_cores(self.engine.deployed))
-        res._set_cpu_load(Decimal("%.2f" % _cpu_load_percent()))
+        res._set_cpu_load(Decimal("%.2f" % cpu_load_percent()))
         memory = _meminfo()
         res._set_memory_total(memory.get("MemTotal", 0))
         res._set_memory_free(memory.get("MemAvailable", 0))

@@ -9,6 +9,7 @@ from drivers.watch import Watcher
 from ..config import AgentConfig
 from ..domain.description import DomainDescription
 from ..domain.events import DomainEvents
+from .alarms import Alarms
 from .converge import Converger, Settings
 from .engine import ComposerEngine
 from .executor import FaultFile
@@ -39,6 +40,7 @@ class EngineService:
         self.converger: Converger | None = None
         self.started = time.time()
         self.bus = bus
+        self.alarms: Alarms | None = None
 
     def _start(self) -> None:
         network = self.vswitch.network
@@ -56,8 +58,13 @@ class EngineService:
             LOG.warning("fault injection is on (debug.fault-file = %s)", fault_file)
             self.engine.executor.fault = FaultFile(fault_file)
         self.recovery_report = self.engine.recover()
+        settings = self.config.data["alarms"]
+        self.alarms = Alarms(self.engine, self.bus.publish if self.bus else lambda e: None,
+                             memory_percent=settings["memory-percent"],
+                             cpu_percent=settings["cpu-percent"],
+                             interval=settings["interval"])
         if self.bus is not None:
-            self._publish(self.engine, self.bus)
+            self._publish(self.engine, self.bus, self.alarms)
         self.engine.start_spares()
         repair = self.config.data["repair"]
         if repair["enabled"]:
@@ -71,18 +78,25 @@ class EngineService:
         # In place: the NETCONF service holds this list from before the engine existed.
         self.providers[:] = [StateProvider("service-graphs", GraphState(self.engine).build,
                                            ("composer-sffg",)),
-                             StateProvider("domain", description.build, ("composer-domain",))]
+                             StateProvider("domain", description.build, ("composer-domain",)),
+                             StateProvider("alarms", self.alarms.build, ("composer-alarms",))]
+        self.alarms.start()
 
     @staticmethod
-    def _publish(engine, bus) -> None:
-        """Status and domain events from now on (what recovery found is the baseline)."""
+    def _publish(engine, bus, alarms) -> None:
+        """Status, domain and alarm events from now on (what recovery found is the
+        baseline)."""
         statuses = StatusEvents(engine, bus.publish)
         domain = DomainEvents(engine, bus.publish)
         statuses.baseline()
         domain.check()
         engine.observers += [statuses.check, lambda graphs: domain.check()]
-        engine.health.on_change = lambda graph: statuses.check(
-            None if graph is None else {graph})
+        alarms.check()
+
+        def health_changed(graph):
+            statuses.check(None if graph is None else {graph})
+            alarms.check(graph)
+        engine.health.on_change = health_changed
 
     def transaction_engine(self) -> TransactionEngine:
         """The engine, for the datastores: they start after this service and take it then
@@ -104,6 +118,8 @@ class EngineService:
         await asyncio.to_thread(self._start)
 
     async def stop(self) -> None:
+        if self.alarms is not None:
+            await asyncio.to_thread(self.alarms.stop)
         if self.converger is not None:
             # What the teardown removes is not to be repaired.
             await asyncio.to_thread(self.converger.stop)

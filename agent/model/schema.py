@@ -17,6 +17,7 @@ COMPOSER_MODULES = (
     "composer-sffg",
     "composer-domain",
     "composer-templates",
+    "composer-alarms",
 )
 
 # The NETCONF protocol modules the server implements, with the features it supports.

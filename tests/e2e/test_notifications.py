@@ -55,8 +55,9 @@ def subscribed(node):
     return m
 
 
-def statuses(m, until, timeout=30.0) -> list:
-    """The status notifications received until until(received) holds."""
+def statuses(m, until, timeout=30.0, make=Status) -> list:
+    """The status notifications received until until(received) holds (each as make
+    makes it of the notification)."""
     out: list = []
     deadline = time.monotonic() + timeout
     while not until(out):
@@ -64,7 +65,7 @@ def statuses(m, until, timeout=30.0) -> list:
         assert left > 0, "only %s" % out
         notification = m.take_notification(timeout=left)
         assert notification is not None, "only %s" % out
-        out.append(Status(notification))
+        out.append(make(notification))
     return out
 
 

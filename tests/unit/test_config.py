@@ -120,6 +120,7 @@ def test_bad_resolver_and_repository_settings_are_refused(section, bad, message)
 @pytest.mark.parametrize("section, setting, value", [
     ("publish", "zmq-endpoint", "127.0.0.1:5556"), ("publish", "zmq", "yes"),
     ("notifications", "max-subscriptions", -1), ("notifications", "push-min-period", 0),
+    ("alarms", "memory-percent", 101), ("alarms", "interval", 0.0),
 ])
 def test_publishing_settings_are_checked(section, setting, value):
     with pytest.raises(ConfigError, match="%s.%s" % (section, setting)):
@@ -130,5 +131,6 @@ def test_the_example_has_the_publishing_settings():
     import tomllib
     example = tomllib.loads(EXAMPLE.read_text())
     assert example["publish"] == DEFAULTS["publish"]
+    assert example["alarms"] == DEFAULTS["alarms"]
     for key in ("max-subscriptions", "push-min-period"):
         assert example["notifications"][key] == DEFAULTS["notifications"][key]

@@ -11,11 +11,14 @@ from agent.network.service import VSwitchService
 def test_the_agent_starts_netconf_after_the_vswitch_compute_and_engine(tmp_path):
     from agent.compute.service import ComputeService
     from agent.engine.service import EngineService
+    from agent.publish.feed import FeedService
     from agent.publish.service import EventService
     config = load(None, {"state": {"dir": str(tmp_path)}})
     services = Agent(config).build_services()
     assert [type(s) for s in services] == [EventService, VSwitchService, ComputeService,
-                                           EngineService, NetconfService]
+                                           EngineService, NetconfService, FeedService]
+    # the feed reads the description through the datastores, on the agent's bus
+    assert services[5].netconf is services[4] and services[5].bus is services[0].bus
     events, engine, netconf = services[0], services[3], services[4]
     # the datastores see the engine's providers list, filled in when the engine starts
     assert netconf.providers is engine.providers

@@ -1,0 +1,162 @@
+"""Alarms (composer-alarms): what is broken on the node or above a threshold, raised when
+it happens and cleared when it is over, as alarm-notification events on the bus (so the
+NETCONF stream, YANG-push on /alarms and the log get them) and as /alarms state.
+
+- From Health, at each of its changes (a watch reported a fault, the converger found,
+  repaired or gave up on one): a function's process that exited is
+  function-process-gone (major; the converger restarts it), a function's or a SAP's port
+  that left its LSI is port-down (major), a node-wide fault (a vSwitch daemon exited) is
+  node-fault (critical). When Health no longer has the fault, the alarm is cleared.
+- Thresholds ([alarms] memory-percent, cpu-percent): the memory in use and the CPU load
+  (the 1-minute load average over the cores) are sampled every [alarms] interval
+  seconds (they cannot be raised at a source) and raise memory-high / cpu-high
+  (warning) above the threshold, cleared below it.
+The list keeps every active alarm and the last KEEP_CLEARED cleared ones.
+"""
+
+import logging
+import threading
+
+from ..domain.description import cpu_load_percent, memory_used_percent
+from ..model.data import parse
+from ..publish import Change, Event, now, rfc3339
+
+LOG = logging.getLogger(__name__)
+
+KIND = "composer-alarms:alarm-notification"
+ALARM_PATH = "/composer-alarms:alarms/alarm[id='%s']"
+KEEP_CLEARED = 100
+FUNCTION = "/composer-sffg:service-graphs/service-graph[id='%s']/functions/function[id='%s']"
+GRAPH = "/composer-sffg:service-graphs/service-graph[id='%s']"
+NODE = "/composer-domain:domain/resources"
+
+# Health fault kind -> (alarm type, severity)
+FAULT_ALARMS = {"process": ("function-process-gone", "major"), "port": ("port-down", "major"),
+                "sap": ("port-down", "major")}
+
+
+class Alarms:
+    """See the module docstring. publish: a callable taking an Event (Bus.publish)."""
+
+    def __init__(self, engine, publish, memory_percent: float = 0, cpu_percent: float = 0,
+                 interval: float = 5.0, sample=None):
+        self.engine = engine
+        self.publish = publish
+        self.memory_percent = memory_percent
+        self.cpu_percent = cpu_percent
+        self.interval = interval
+        self.sample = sample or (lambda: (memory_used_percent(), cpu_load_percent()))
+        self._lock = threading.Lock()
+        self._alarms: dict[str, dict] = {}          # id -> the state leaves
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- raising and clearing -----------------------------------------------------------
+    def _raise(self, kind: str, resource: str, severity: str, text: str) -> None:
+        ident = "%s %s" % (kind, resource)
+        found = self._alarms.get(ident)
+        if found is not None and not found["cleared"]:
+            found["text"] = text        # still raised (said otherwise, maybe): no news
+            return
+        count = found["raise-count"] + 1 if found else 1
+        found = {"id": ident, "type": kind, "resource": resource, "severity": severity,
+                 "text": text, "raised-at": rfc3339(now()), "cleared": False,
+                 "raise-count": count}
+        self._alarms.pop(ident, None)
+        self._alarms[ident] = found
+        self._tell(found)
+
+    def _clear(self, ident: str) -> None:
+        found = self._alarms.get(ident)
+        if found is None or found["cleared"]:
+            return
+        found["cleared"] = True
+        found["cleared-at"] = rfc3339(now())
+        self._tell(found)
+        cleared = [k for k, a in self._alarms.items() if a["cleared"]]
+        for old in cleared[:max(0, len(cleared) - KEEP_CLEARED)]:
+            del self._alarms[old]
+
+    def _tell(self, alarm: dict) -> None:
+        LOG.warning("alarm %s %s: %s", "cleared" if alarm["cleared"] else "raised",
+                    alarm["id"], alarm["text"])
+        body = dict(alarm)
+        self.publish(Event(KIND, {KIND: body},
+                           [Change("operational", ALARM_PATH % alarm["id"].replace("'", ""))]))
+
+    # -- sources --------------------------------------------------------------------------
+    def check(self, graph=None) -> None:
+        """Health changed (any thread): raise what it has, clear what it no longer has."""
+        try:
+            health = self.engine.health
+            wanted = {}
+            for gid in sorted(health.broken()):
+                for fault in health.faults(gid):
+                    kind = FAULT_ALARMS.get(fault.kind)
+                    if kind is None:
+                        continue
+                    resource = FUNCTION % (gid, fault.function) if fault.function \
+                        else GRAPH % gid
+                    if fault.kind in ("port", "sap"):
+                        resource += " port %s" % fault.resource
+                    wanted["%s %s" % (kind[0], resource)] = (kind[0], resource, kind[1],
+                                                             str(fault))
+            for name, reason in sorted(health.node_faults().items()):
+                resource = "%s/%s" % (NODE, name)
+                wanted["node-fault %s" % resource] = ("node-fault", resource, "critical",
+                                                      reason)
+            with self._lock:
+                for args in wanted.values():
+                    self._raise(*args)
+                for ident, alarm in list(self._alarms.items()):
+                    if alarm["type"] in ("function-process-gone", "port-down", "node-fault") \
+                            and ident not in wanted:
+                        self._clear(ident)
+        except Exception:  # noqa: BLE001 - an alarm lost must not stop a repair
+            LOG.exception("alarms failed")
+
+    def sample_once(self) -> None:
+        memory, cpu = self.sample()
+        with self._lock:
+            for kind, value, limit, what in (("memory-high", memory, self.memory_percent,
+                                              "memory in use"),
+                                             ("cpu-high", cpu, self.cpu_percent, "CPU load")):
+                if not limit:
+                    continue
+                ident = "%s %s" % (kind, NODE)
+                if value > limit:
+                    self._raise(kind, NODE, "warning", "%s %.0f%% is above %.0f%%"
+                                % (what, value, limit))
+                else:
+                    self._clear(ident)
+
+    def start(self) -> None:
+        """Sample the thresholds in a thread of its own (when one is set)."""
+        if not (self.memory_percent or self.cpu_percent):
+            return
+        self._thread = threading.Thread(target=self._loop, name="alarms", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample_once()
+            except Exception:  # noqa: BLE001 - sampling goes on
+                LOG.exception("sampling the resources failed")
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    # -- state --------------------------------------------------------------------------
+    def build(self, ctx):
+        """/composer-alarms:alarms (a StateProvider's build)."""
+        import json
+        with self._lock:
+            entries = [{"id": a["id"], "state": dict(a)} for a in self._alarms.values()]
+        if not entries:
+            return None
+        text = json.dumps({"composer-alarms:alarms": {"alarm": entries}})
+        return parse(ctx, text, "json", config_only=False, validate=False)

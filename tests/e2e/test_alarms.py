@@ -1,0 +1,89 @@
+"""Alarms from a real agent on a real node: a function whose process is killed raises
+function-process-gone (a notification, and the /alarms state), and the agent's restart
+of it clears the alarm (a second notification); a memory threshold raises memory-high."""
+
+import os
+import signal
+import time
+
+import ncclient.transport.session
+import pytest
+from lxml import etree
+
+from agent.tools.graphxml import delete_graph
+from tests.e2e.node import Node
+from tests.e2e.test_faults import _instance, _relay_pid, commit, relay_chain
+from tests.e2e.test_notifications import statuses
+from tests.e2e.test_yang_push import next_update, on_change, patch
+
+ncclient.transport.session.TICK = 0.001
+
+NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+ALARMS = "urn:composer-nc:yang:composer-alarms"
+
+
+@pytest.fixture(scope="module")
+def node(session_tmp):
+    extra = ("[repair]\nbackoff-ms = 100\nbackoff-max-ms = 1000\n"
+             "[alarms]\nmemory-percent = 0.5\ninterval = 0.2\n")
+    with Node("a", session_tmp, {"eth1": "10.63.0.1/24", "eth2": "10.63.0.2/24"},
+              prefix_suffix="a", extra_config=extra) as n:
+        yield n
+
+
+def _alarm(notification) -> dict:
+    content = notification.notification_ele.find("{%s}alarm-notification" % ALARMS)
+    return {e.tag.rpartition("}")[2]: e.text for e in content} if content is not None else {}
+
+
+def alarm_notifications(m, until) -> list:
+    return [a for a in statuses(m, lambda r: until([a for a in r if a]), make=_alarm) if a]
+
+
+def listed(m) -> dict:
+    reply = etree.fromstring(m.get(filter=("subtree", '<alarms xmlns="%s"/>' % ALARMS))
+                             .xml.encode())
+    return {a.findtext("{%s}id" % ALARMS): {e.tag.rpartition("}")[2]: e.text
+                                           for e in a.find("{%s}state" % ALARMS)}
+            for a in reply.iter("{%s}alarm" % ALARMS)}
+
+
+def test_a_killed_function_process_raises_then_clears_an_alarm(node):
+    with node.netconf() as m, node.netconf() as watcher:
+        m.dispatch(etree.fromstring(
+            '<create-subscription xmlns="%s"><filter type="subtree"><alarm-notification '
+            'xmlns="%s"/></filter></create-subscription>' % (NOTIF, ALARMS)))
+        # YANG-push on-change on the alarms of the functions
+        on_change(watcher, '<alarms xmlns="%s"><alarm><state><type>function-process-gone'
+                           '</type></state></alarm></alarms>' % ALARMS)
+        next_update(watcher, "push-update")
+        commit(node, relay_chain(), templates=True)
+        pid = _relay_pid(node, _instance(node, "rl"))
+        os.kill(pid, signal.SIGKILL)
+        got = alarm_notifications(m, lambda r: any(
+            a["type"] == "function-process-gone" and a["cleared"] == "true" for a in r))
+        process = [a for a in got if a["type"] == "function-process-gone"]
+        assert [a["cleared"] for a in process] == ["false", "true"], process
+        raised = process[0]
+        assert raised["severity"] == "major"
+        assert "function[id='rl']" in raised["resource"]
+        assert "exited" in raised["text"]
+        pushed = []
+        while not any(o == "create" for o, _, _ in pushed):
+            _, content = next_update(watcher, "push-change-update")
+            pushed += patch(content)
+        assert any(b"function-process-gone" in etree.tostring(e) for _, _, e in pushed), pushed
+        state = listed(m)[raised["id"]]
+        assert state["cleared"] == "true" and state["raise-count"] == "1"
+        assert state["cleared-at"] >= state["raised-at"]
+        m.edit_config(target="candidate", config=delete_graph("g1"))
+        m.commit()
+
+
+def test_a_memory_threshold_raises_memory_high(node):
+    with node.netconf() as m:
+        alarms = listed(m)
+        memory = [a for a in alarms.values() if a["type"] == "memory-high"]
+        assert memory and memory[0]["cleared"] == "false"     # surely above 0.5 %
+        assert memory[0]["severity"] == "warning"
+        assert memory[0]["resource"] == "/composer-domain:domain/resources"
