@@ -157,6 +157,7 @@ def test_a_submodule_is_listed_and_served_like_a_module(nc):
 IMPLEMENTED = {"ietf-netconf", "ietf-netconf-with-defaults", "ietf-netconf-monitoring",
                "ietf-netconf-nmda", "ietf-origin", "ietf-yang-library", "ietf-datastores",
                "composer-types", "composer-sffg", "composer-domain", "composer-templates",
+               "composer-alarms",
                "nc-test", "nc-parts", "notifications", "nc-notifications",
                "ietf-netconf-notifications", "ietf-subscribed-notifications", "ietf-yang-push",
                "composer-push-deviations",
