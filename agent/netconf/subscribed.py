@@ -308,6 +308,10 @@ class Dynamic:
         self.excluded = 0
         self.state = "active"
 
+    async def prepare(self) -> None:
+        """What must be done before the reply (the first snapshot of an on-change
+        subscription)."""
+
     def begin(self) -> None:
         """Start sending (after the establish reply is out)."""
 
@@ -418,6 +422,14 @@ class Subscriptions:
         self.min_period = min_period            # centiseconds
         self.by_id: dict[int, Dynamic] = {}
         self._next = 0
+        self._snapshots = None
+
+    def shared_snapshots(self):
+        """The snapshots the on-change subscriptions share (yangpush.SharedSnapshots)."""
+        if self._snapshots is None:
+            from .yangpush import SharedSnapshots
+            self._snapshots = SharedSnapshots(self.server.bus)
+        return self._snapshots
 
     def _new_id(self) -> int:
         self._next += 1
@@ -465,6 +477,9 @@ class Subscriptions:
         if self.by_id.get(subscription.id) is subscription:
             del self.by_id[subscription.id]
             subscription.halt()
+        if self._snapshots is not None and not any(
+                s.terms.on_change for s in self.by_id.values()):
+            self._snapshots.clear()             # nobody shares them any more
 
     def owned(self, session, ident: int, element: str = "id") -> Dynamic:
         found = self.by_id.get(ident)
@@ -538,6 +553,11 @@ async def establish(session, op) -> bytes:
     _, terms = await session.prepare(parse_terms, session.server, op)
     registry.check(terms)
     subscription = registry.make(session, terms)
+    try:
+        await subscription.prepare()
+    except BaseException:
+        subscription.halt()
+        raise
     registry.add(subscription)
     # it starts once the reply is out (its first notification follows the reply)
     session.after_reply_calls.append(subscription.begin)
@@ -563,6 +583,11 @@ async def modify(session, op) -> bytes:
         terms.sync_on_start, terms.excluded = old.terms.sync_on_start, old.terms.excluded
     registry.check(terms)
     new = registry.make(session, terms, ident)
+    try:
+        await new.prepare()
+    except BaseException:
+        new.halt()
+        raise
     new.sent, new.excluded = old.sent, old.excluded
     old.halt()
     registry.by_id[ident] = new

@@ -65,6 +65,64 @@ def overlaps(selection: str, changed: str) -> bool:
     return True
 
 
+class _Shared:
+    """One snapshot being read or read: the bus's sequence number when its read began
+    (what every event up to it changed is in it), and the tree (the future's result)."""
+
+    __slots__ = ("seq", "future", "waiting", "stale")
+
+    def __init__(self, seq: int, future):
+        self.seq = seq
+        self.future = future
+        self.waiting = 0
+        self.stale = False
+
+
+class SharedSnapshots:
+    """Snapshots of one datastore and filter shared by the on-change subscriptions that
+    need one at about the same time (100 subscriptions to the same data, one commit: one
+    read of the operational state, not 100). A subscription may take a snapshot whose read
+    began after every event it has consumed was published; it gets a copy of its own."""
+
+    def __init__(self, bus):
+        self.bus = bus
+        self._entries: dict = {}
+
+    async def get(self, key, seen: int, make):
+        entry = self._entries.get(key)
+        if entry is None or entry.seq < seen:
+            if entry is not None:
+                entry.stale = True
+                self._release(entry)
+            entry = self._entries[key] = _Shared(self.bus.seq, asyncio.ensure_future(make()))
+        entry.waiting += 1
+        try:
+            tree = await asyncio.shield(entry.future)
+            return tree.dup()
+        except BaseException:
+            if self._entries.get(key) is entry and entry.future.done():
+                del self._entries[key]          # a failed read is not kept
+            raise
+        finally:
+            entry.waiting -= 1
+            self._release(entry)
+
+    @staticmethod
+    def _release(entry: _Shared) -> None:
+        future = entry.future
+        if entry.stale and not entry.waiting and future.done() and not future.cancelled() \
+                and future.exception() is None:
+            tree = future.result()
+            if not tree.empty:
+                tree.free()
+
+    def clear(self) -> None:
+        for entry in self._entries.values():
+            entry.stale = True
+            self._release(entry)
+        self._entries.clear()
+
+
 class DatastoreSubscription(Dynamic):
     """A YANG-push subscription; see the module docstring."""
 
@@ -74,12 +132,21 @@ class DatastoreSubscription(Dynamic):
         super().__init__(registry, ident, session, terms)
         self.task: asyncio.Task | None = None
         self.live = None
+        self.first = None                       # the first snapshot (on-change)
+        self.seen = 0                           # the last event it consumed (bus seq)
         self.updates = 0
 
     # -- lifecycle --------------------------------------------------------------------
-    def begin(self) -> None:
+    async def prepare(self) -> None:
+        """Before the reply: an on-change subscription takes its first snapshot and
+        listens to the bus now, so that a change made once the client has the reply is
+        measured against what was there before it."""
         if self.terms.on_change:
             self._listen()
+            self.seen = self.registry.server.bus.seq
+            self.first = await self.snapshot()
+
+    def begin(self) -> None:
         self.task = asyncio.ensure_future(self._run())
 
     def halt(self) -> None:
@@ -87,6 +154,9 @@ class DatastoreSubscription(Dynamic):
             self.live.close()
         if self.task is not None and not self.task.done():
             self.task.cancel()
+        elif self.task is None and self.first is not None:
+            self.first.free()                   # never begun
+            self.first = None
 
     def _listen(self) -> None:
         server = self.registry.server
@@ -106,6 +176,16 @@ class DatastoreSubscription(Dynamic):
 
     # -- snapshots --------------------------------------------------------------------
     async def snapshot(self):
+        """The subscribed data as it is at least since the last event this subscription
+        consumed, as a tree of its own (the caller frees it); on-change subscriptions to
+        the same data share the reads."""
+        if not self.terms.on_change:
+            return await self.read()
+        key = (self.terms.datastore, None if self.terms.filter.selections is None
+               else tuple(self.terms.filter.selections))
+        return await self.registry.shared_snapshots().get(key, self.seen, self.read)
+
+    async def read(self):
         """The subscribed data now, as a tree of its own (the caller frees it)."""
         from .operations import materialise, operational_sources
         from . import filters
@@ -193,7 +273,9 @@ class DatastoreSubscription(Dynamic):
 
     async def _on_change(self) -> None:
         dampening = self.terms.dampening / 100.0
-        last = await self.snapshot()
+        last, self.first = self.first, None
+        if last is None:
+            last = await self.snapshot()
         try:
             last_sent = -math.inf
             if self.terms.sync_on_start:
@@ -223,18 +305,21 @@ class DatastoreSubscription(Dynamic):
 
     async def _next_change(self) -> None:
         try:
-            await self.live.get()
+            event = await self.live.get()
+            self.seen = max(self.seen, event.seq)
         except Overflowed:
             # events were lost for it, not changes: the next snapshot has them all
+            self.seen = self.registry.server.bus.seq
             self.live.close()
             self._listen()
 
     def _drain(self) -> None:
         """What is queued is covered by the snapshot about to be taken."""
         try:
-            while self.live.get_nowait() is not None:
-                pass
+            while (event := self.live.get_nowait()) is not None:
+                self.seen = max(self.seen, event.seq)
         except Overflowed:
+            self.seen = self.registry.server.bus.seq
             self.live.close()
             self._listen()
 

@@ -295,3 +295,22 @@ def test_stop_time_ends_the_subscription(server):
             updates += 1
         assert 2 <= updates <= 4
         assert state(m, ident)[1] is None           # gone from /subscriptions
+
+
+def test_subscriptions_to_the_same_data_share_one_read_per_change(server, monkeypatch):
+    from agent.netconf import yangpush
+    reads = []
+    real = yangpush.DatastoreSubscription.read
+
+    async def counted(self):
+        reads.append(self.id)
+        return await real(self)
+    monkeypatch.setattr(yangpush.DatastoreSubscription, "read", counted)
+    with connect(server) as watcher, connect(server) as maker:
+        for _ in range(5):
+            on_change(watcher, datastore="operational", sync="false")
+        del reads[:]
+        leaf_commit(maker, 7)
+        updates = [take(watcher, "push-change-update") for _ in range(5)]
+        assert [edits(u) for u in updates] == [[("create", "/nc-test:top")]] * 5
+        assert len(reads) == 1, reads
