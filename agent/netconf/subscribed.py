@@ -470,6 +470,15 @@ class Subscriptions:
         if terms.period == 0:
             raise subscription_error("period-unsupported", "a period of 0", "period")
 
+    def replay_revision(self, terms: Terms):
+        """The earliest time the replay log covers, when a replay asked for earlier
+        (RFC 8639 replay-start-time-revision), else None."""
+        replay = self.server.notifications.replay
+        if terms.replay_start is None or replay is None:
+            return None
+        earliest = getattr(replay, "aged", None) or replay.created
+        return earliest if terms.replay_start < earliest else None
+
     def add(self, subscription: Dynamic) -> None:
         self.by_id[subscription.id] = subscription
 
@@ -562,6 +571,10 @@ async def establish(session, op) -> bytes:
     # it starts once the reply is out (its first notification follows the reply)
     session.after_reply_calls.append(subscription.begin)
     reply = b'<id xmlns="%s">%d</id>' % (SN_NS.encode(), subscription.id)
+    revised = registry.replay_revision(terms)
+    if revised is not None:
+        reply += b'<replay-start-time-revision xmlns="%s">%s</replay-start-time-revision>' % (
+            SN_NS.encode(), rfc3339(revised).encode())
     return reply
 
 

@@ -240,6 +240,9 @@ def test_modify_delete_kill_and_the_subscriptions_state(server):
             '</yp:periodic></modify-subscription>' % (SN, YP, DS, ident, TOP_FILTER)))
         modified = take(watcher, "subscription-modified")
         assert modified.content.findtext("{%s}id" % SN) == str(ident)
+        modules = create_context(extra_dirs=server.config.get("netconf", "extra-yang-dirs"),
+                                 extra_modules=["nc-test", "nc-parts"])
+        modules.parse_op_mem("xml", etree.tostring(modified.content), dtype=_notif())
         assert modified.content.findtext("{%s}periodic/{%s}period" % (YP, YP)) == "20"
         assert take(watcher, "push-update", timeout=2) is not None
         # another session can neither modify nor delete it
@@ -264,11 +267,16 @@ def test_modify_delete_kill_and_the_subscriptions_state(server):
 
 def test_event_stream_subscription_with_filter_and_replay(server):
     with connect(server) as watcher, connect(server) as maker:
-        before = datetime.now(timezone.utc) - timedelta(seconds=1)
+        before = datetime.now(timezone.utc) - timedelta(days=1)     # before the log began
         leaf_commit(maker, 3)
-        ident = establish(watcher, '<stream>NETCONF</stream><stream-subtree-filter>'
-                          '<netconf-config-change xmlns="%s"/></stream-subtree-filter>'
-                          '<replay-start-time>%s</replay-start-time>' % (NCN, stamp(before)))
+        reply = etree.fromstring(watcher.dispatch(etree.fromstring(
+            '<establish-subscription xmlns="%s"><stream>NETCONF</stream><stream-subtree-filter>'
+            '<netconf-config-change xmlns="%s"/></stream-subtree-filter>'
+            '<replay-start-time>%s</replay-start-time></establish-subscription>'
+            % (SN, NCN, stamp(before)))).xml.encode())
+        ident = int(reply.findtext(".//{%s}id" % SN))
+        revised = reply.findtext(".//{%s}replay-start-time-revision" % SN)
+        assert revised is not None and revised > stamp(before)
         replayed = take(watcher, "netconf-config-change")
         assert replayed is not None
         done = take(watcher, "replay-completed")
