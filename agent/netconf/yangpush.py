@@ -32,6 +32,16 @@ from .subscribed import YP_NS, Dynamic, envelope
 LOG = logging.getLogger(__name__)
 
 
+SAMPLED = (
+    "/composer-sffg:service-graphs/service-graph/functions/function/ports/port/state/counters",
+    "/composer-sffg:service-graphs/service-graph/saps/sap/state/counters",
+    "/composer-sffg:service-graphs/service-graph/flow-rules/flow-rule/state/packets",
+    "/composer-sffg:service-graphs/service-graph/flow-rules/flow-rule/state/bytes",
+    "/composer-domain:domain/resources/state/cpu-load",
+    "/composer-domain:domain/resources/state/memory-free",
+)
+
+
 def _names(path: str):
     """The (module, name) steps of a path without predicates, or None when the path is
     not a plain location path (a union, a function, '//', an axis)."""
@@ -69,10 +79,11 @@ class _Shared:
     """One snapshot being read or read: the bus's sequence number when its read began
     (what every event up to it changed is in it), and the tree (the future's result)."""
 
-    __slots__ = ("seq", "future", "waiting", "stale")
+    __slots__ = ("seq", "started", "future", "waiting", "stale")
 
     def __init__(self, seq: int, future):
         self.seq = seq
+        self.started = time.monotonic()
         self.future = future
         self.waiting = 0
         self.stale = False
@@ -88,9 +99,12 @@ class SharedSnapshots:
         self.bus = bus
         self._entries: dict = {}
 
-    async def get(self, key, seen: int, make):
+    async def get(self, key, seen: int, make, not_before: float | None = None):
+        """A copy of a snapshot whose read began after event seen was published (and
+        after not_before, a time.monotonic(), if given)."""
         entry = self._entries.get(key)
-        if entry is None or entry.seq < seen:
+        if entry is None or entry.seq < seen or (
+                not_before is not None and entry.started < not_before):
             if entry is not None:
                 entry.stale = True
                 self._release(entry)
@@ -175,15 +189,16 @@ class DatastoreSubscription(Dynamic):
         return False
 
     # -- snapshots --------------------------------------------------------------------
-    async def snapshot(self):
+    async def snapshot(self, not_before: float | None = None):
         """The subscribed data as it is at least since the last event this subscription
-        consumed, as a tree of its own (the caller frees it); on-change subscriptions to
-        the same data share the reads."""
+        consumed (and not_before), as a tree of its own (the caller frees it); on-change
+        subscriptions to the same data share the reads."""
         if not self.terms.on_change:
             return await self.read()
         key = (self.terms.datastore, None if self.terms.filter.selections is None
                else tuple(self.terms.filter.selections))
-        return await self.registry.shared_snapshots().get(key, self.seen, self.read)
+        return await self.registry.shared_snapshots().get(key, self.seen, self.read,
+                                                          not_before)
 
     async def read(self):
         """The subscribed data now, as a tree of its own (the caller frees it)."""
@@ -271,8 +286,19 @@ class DatastoreSubscription(Dynamic):
             finally:
                 tree.free()
 
+    @property
+    def sampled(self) -> bool:
+        """Whether its data holds what no event announces (SAMPLED), re-read once per
+        dampening period."""
+        terms = self.terms
+        if not terms.dampening or terms.datastore != "operational":
+            return False
+        selections = terms.filter.selections
+        return selections is None or any(overlaps(s, p) for s in selections for p in SAMPLED)
+
     async def _on_change(self) -> None:
         dampening = self.terms.dampening / 100.0
+        sampled = self.sampled
         last, self.first = self.first, None
         if last is None:
             last = await self.snapshot()
@@ -285,21 +311,31 @@ class DatastoreSubscription(Dynamic):
                 left = self._left()
                 if left is not None and left <= 0:
                     return
+                timeout = left
+                if sampled:
+                    since = time.monotonic() - last_sent
+                    timeout = max(0.0, dampening - since) if left is None else \
+                        min(left, max(0.0, dampening - since))
+                fresh = None
                 try:
-                    await asyncio.wait_for(self._next_change(), left)
+                    await asyncio.wait_for(self._next_change(), timeout)
                 except asyncio.TimeoutError:
-                    return
+                    if not sampled or (self._left() is not None and self._left() <= 0):
+                        return
+                    fresh = time.monotonic()        # a sample: a read of now
                 wait = last_sent + dampening - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)       # a burst's changes coalesce
                 self._drain()
-                tree = await self.snapshot()
+                tree = await self.snapshot(fresh)
                 found = patch_edits(last, tree, self.terms.excluded)
                 last.free()
                 last = tree
                 if found:
                     await self._push_change(found)
                     last_sent = time.monotonic()
+                elif sampled:
+                    last_sent = time.monotonic()    # sampled: the next read a period on
         finally:
             last.free()
 

@@ -116,3 +116,28 @@ def test_a_vlan_sap_pushes_the_free_vlans_of_its_interface(node):
         _, content = next_update(watcher, "push-change-update")
         assert ("delete", "/composer-domain:domain/big-switch/endpoints/endpoint=eth1/"
                 "free-vlans/range=43") in [(o, t) for o, t, _ in patch(content)]
+
+
+def test_counters_are_sampled_once_per_dampening_period(node):
+    """No event says a counter moved: with a dampening period, an on-change subscription
+    that selects counters re-reads them once per period and pushes what changed."""
+    with node.netconf() as watcher, node.netconf() as c:
+        c.edit_config(target="candidate", config=config(firewall_chain("gc")))
+        c.commit()
+        reply = watcher.dispatch(etree.fromstring(
+            '<establish-subscription xmlns="%s" xmlns:yp="%s" xmlns:ds="%s">'
+            '<yp:datastore>ds:operational</yp:datastore><yp:datastore-subtree-filter>'
+            '<service-graphs xmlns="%s"><service-graph><id>gc</id><saps><sap><state>'
+            '<counters/></state></sap></saps></service-graph></service-graphs>'
+            '</yp:datastore-subtree-filter><yp:on-change><yp:dampening-period>50'
+            '</yp:dampening-period></yp:on-change></establish-subscription>'
+            % (SN, YP, DS, SFFG)))
+        assert etree.fromstring(reply.xml.encode()).findtext(".//{%s}id" % SN)
+        next_update(watcher, "push-update")
+        assert node.hosts["eth1"].ping(node.hosts["eth2"].ip, count=3)
+        _, content = next_update(watcher, "push-change-update", timeout=5)
+        targets = [t for _, t, _ in patch(content)]
+        assert targets and all("/saps/sap=" in t and "/state/counters" in t
+                               for t in targets), targets
+        c.edit_config(target="candidate", config=delete_graph("gc"))
+        c.commit()
