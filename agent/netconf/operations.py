@@ -227,7 +227,7 @@ def _inline_tree(session, config) -> DataTree:
 
 
 # -- retrieval ------------------------------------------------------------------------
-def _bounded(session, flt):
+def bounded(session, flt):
     """flt, unless it has more selections than allowed: each is searched for in the
     datastores on the event loop (their trees may change at the next await)."""
     limit = session.server.limits.max_selections
@@ -294,7 +294,7 @@ def _retrieve(session, sources, flt, mode) -> bytes:
 async def op_get(session, op):
     params = Params(op, _base("filter") + [(WITH_DEFAULTS_NS, "with-defaults")],
                     session.server.ctx)
-    flt = _bounded(session, await session.prepare(filters.parse, params.get("filter"),
+    flt = bounded(session, await session.prepare(filters.parse, params.get("filter"),
                                                   session.server.ctx))
     mode = with_defaults(params)
     sources, owned = await operational_sources(session, flt)
@@ -316,7 +316,7 @@ async def op_get_config(session, op):
     params = Params(op, _base("source", "filter") + [(WITH_DEFAULTS_NS, "with-defaults")],
                     session.server.ctx)
     source = datastore_name(params.require("source"))
-    flt = _bounded(session, await session.prepare(filters.parse, params.get("filter"),
+    flt = bounded(session, await session.prepare(filters.parse, params.get("filter"),
                                                   session.server.ctx))
     mode = with_defaults(params)
     tree = _conventional(session, source, mode)
@@ -492,7 +492,7 @@ async def op_get_data(session, op):
         raise RpcError("bad-element", "give subtree-filter or xpath-filter, not both",
                        error_type="protocol", info=(("bad-element", "xpath-filter"),))
     if params.get("subtree-filter") is not None:
-        flt = _bounded(session, filters.Filter(await session.prepare(
+        flt = bounded(session, filters.Filter(await session.prepare(
             filters.subtree_selections, elements(params.get("subtree-filter")), server.ctx)))
     elif params.get("xpath-filter") is not None:
         element = params.get("xpath-filter")
@@ -649,7 +649,7 @@ async def op_create_subscription(session, op):
         if stop is not None and stop < start:
             raise RpcError("bad-element", "stopTime is earlier than startTime",
                            error_type="protocol", info=(("bad-element", "stopTime"),))
-    flt = _bounded(session, await session.prepare(
+    flt = bounded(session, await session.prepare(
         filters.parse, params.get("filter"), server.ctx, True, True))
     if session.subscription is not None:
         raise RpcError("operation-failed", "this session already has a subscription",

@@ -28,10 +28,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from _libyang import ffi
 from lxml import etree
 
+from ..datastore.schema import schema_index
 from ..datastore.tree import DataTree
 from ..publish import Event, now, parse_time, rfc3339
+from ..publish.render import NOTIFICATION_NS, notification_xml
 from . import filters
 from .errors import RpcError
 from .messages import elements, qname
@@ -113,7 +116,7 @@ def _time(element, name: str) -> datetime | None:
 
 def _uint(element, name: str, maximum: int = 2 ** 32 - 1) -> int:
     text = _text(element)
-    if not text.isdigit() or int(text) > maximum:
+    if not (text.isascii() and text.isdigit()) or int(text) > maximum:
         raise RpcError("invalid-value", "%s: %r is not a number within 0..%d"
                        % (name, text, maximum), error_type="protocol",
                        info=(("bad-element", name),))
@@ -204,24 +207,51 @@ def parse_terms(server, op, modify: bool = False) -> tuple[int | None, Terms]:
                                          % (terms.stream, STREAM), "stream")
         terms.replay_start = _time(found.get("replay-start-time"), "replay-start-time")
     if flts:
-        name = flts[0]
-        element = found[name]
-        terms.filter_element = element
-        notifications = name.startswith("stream")
-        if name in ("stream-filter-name", "selection-filter-ref"):
-            terms.filter_ref = _text(element)
-            element = _filter_by_name(server, name, terms.filter_ref)
-            name = etree.QName(element).localname
-        try:
-            if name.endswith("subtree-filter"):
-                terms.filter = filters.Filter(filters.subtree_selections(
-                    elements(element), ctx, notifications))
-            else:
-                terms.filter = filters.Filter([filters.xpath_selection(
-                    _text(element), element.nsmap, ctx, notifications)])
-        except RpcError as exc:
-            raise subscription_error("filter-unsupported", str(exc), flts[0]) from None
+        terms.filter_element = found[flts[0]]
+        if flts[0] in ("stream-filter-name", "selection-filter-ref"):
+            terms.filter_ref = _text(found[flts[0]])       # resolved on the loop: named()
+        else:
+            terms.filter = _filter(ctx, terms.filter_element)
     return ident, terms
+
+
+def _filter(ctx, element, given: str | None = None) -> filters.Filter:
+    """The Filter of a stream or selection filter element (given: the parameter that
+    named it, for the error)."""
+    name = etree.QName(element).localname
+    notifications = name.startswith("stream")
+    try:
+        if name.endswith("subtree-filter"):
+            return filters.Filter(filters.subtree_selections(elements(element), ctx,
+                                                             notifications))
+        return filters.Filter([filters.xpath_selection(_text(element), _namespaces(ctx, element),
+                                                       ctx, notifications)])
+    except RpcError as exc:
+        raise subscription_error("filter-unsupported", str(exc), given or name) from None
+
+
+def _namespaces(ctx, element) -> dict:
+    """RFC 8639/8641: an XPath filter's prefixes are the implemented modules' names, and
+    the namespace declarations in scope on its element (which win)."""
+    index = schema_index(ctx)
+    found = {}
+    for module in index.modules():
+        if module.implemented:
+            name, namespace = ffi.string(module.name).decode(), ffi.string(module.ns).decode()
+            found[name] = namespace
+    found.update({k: v for k, v in element.nsmap.items() if k})
+    return found
+
+
+def resolve(session, terms: Terms) -> None:
+    """On the event loop, once the terms are parsed: a named filter looked up in running's
+    /filters, and the filter's size bounded as <get>'s."""
+    from .operations import bounded         # operations registers these handlers
+    if terms.filter_ref is not None:
+        kind = etree.QName(terms.filter_element).localname
+        terms.filter = _filter(session.server.ctx,
+                               _filter_by_name(session.server, kind, terms.filter_ref), kind)
+    bounded(session, terms.filter)
 
 
 def _update_policy(found, terms: Terms) -> None:
@@ -320,7 +350,6 @@ class Dynamic:
 
     async def send_state(self, name: str, body: dict | None = None) -> None:
         """A subscription state notification, to this subscription's receiver."""
-        from ..publish.render import notification_xml
         content = {"id": self.id}
         content.update(body or {})
         await self.session.notify(notification_xml(self.registry.server.ctx,
@@ -560,6 +589,7 @@ def _registry(session) -> Subscriptions:
 async def establish(session, op) -> bytes:
     registry = _registry(session)
     _, terms = await session.prepare(parse_terms, session.server, op)
+    resolve(session, terms)
     registry.check(terms)
     subscription = registry.make(session, terms)
     try:
@@ -581,6 +611,7 @@ async def establish(session, op) -> bytes:
 async def modify(session, op) -> bytes:
     registry = _registry(session)
     ident, terms = await session.prepare(parse_terms, session.server, op, True)
+    resolve(session, terms)
     old = registry.owned(session, ident)
     if (terms.datastore is None) != (old.terms.datastore is None) or \
             (terms.datastore is not None and terms.datastore != old.terms.datastore):
@@ -612,7 +643,7 @@ async def modify(session, op) -> bytes:
         etree.SubElement(body, "{%s}id" % SN_NS).text = str(ident)
         new.describe(body)
         try:
-            await session.notify(_envelope(etree.tostring(body)))
+            await session.notify(envelope(etree.tostring(body)))
         except (ConnectionError, OSError):
             return
         new.begin()
@@ -620,14 +651,14 @@ async def modify(session, op) -> bytes:
     return b"<ok/>"
 
 
-def _envelope(body: bytes, when: datetime | None = None) -> bytes:
-    from ..publish.render import NOTIFICATION_NS
+def envelope(body: bytes, when: datetime | None = None) -> bytes:
+    """A <notification> (RFC 5277) around body, with eventTime when (now by default)."""
     return b'<notification xmlns="%s"><eventTime>%s</eventTime>%s</notification>' % (
         NOTIFICATION_NS.encode(), rfc3339(when or now()).encode(), body)
 
 
 def _id_param(session, op) -> int:
-    from .operations import Params
+    from .operations import Params         # operations registers these handlers
     params = Params(op, [(SN_NS, "id")], session.server.ctx)
     params.require("id")
     return int(params.text("id"))
@@ -645,4 +676,3 @@ async def kill(session, op) -> bytes:
 
 
 __all__ = ["Subscriptions", "Terms", "envelope", "subscription_error"]
-envelope = _envelope

@@ -20,6 +20,7 @@ A snapshot is what <get-data> of the datastore with the subscription's filter re
 """
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -42,12 +43,13 @@ SAMPLED = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def _names(path: str):
     """The (module, name) steps of a path without predicates, or None when the path is
     not a plain location path (a union, a function, '//', an axis)."""
     if "//" in path or "|" in path:
         return None
-    out, module = [], None
+    out, module = [], None      # (a tuple: the result is cached, shared)
     for step in data_steps(path):
         name = step.partition("[")[0]
         if not name or any(bad in name for bad in ("(", "..", "::", " ")):
@@ -56,7 +58,7 @@ def _names(path: str):
         if sep:
             module, name = prefix, local
         out.append((module, name))
-    return out
+    return tuple(out)
 
 
 def overlaps(selection: str, changed: str) -> bool:

@@ -322,3 +322,39 @@ def test_subscriptions_to_the_same_data_share_one_read_per_change(server, monkey
         updates = [take(watcher, "push-change-update") for _ in range(5)]
         assert [edits(u) for u in updates] == [[("create", "/nc-test:top")]] * 5
         assert len(reads) == 1, reads
+
+
+def test_named_filters_of_the_configuration(server):
+    with connect(server) as watcher, connect(server) as maker:
+        with pytest.raises(RPCError) as caught:
+            establish(watcher, "<stream>NETCONF</stream><stream-filter-name>none"
+                               "</stream-filter-name>")
+        assert caught.value.app_tag == "ietf-subscribed-notifications:filter-unavailable"
+        maker.edit_config(target="candidate", config=(
+            '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><filters xmlns="%s" '
+            'xmlns:yp="%s"><stream-filter><name>changes</name><stream-subtree-filter>'
+            '<netconf-config-change xmlns="%s"/></stream-subtree-filter></stream-filter>'
+            # (a subtree filter's empty container would be lost: libyang keeps anydata as
+            # data, and an empty non-presence container is no data)
+            '<yp:selection-filter><yp:filter-id>top</yp:filter-id>'
+            '<yp:datastore-xpath-filter xmlns:t="%s">/t:top</yp:datastore-xpath-filter>'
+            '</yp:selection-filter></filters></config>' % (SN, YP, NCN, NS)))
+        maker.commit()
+        establish(watcher, "<stream>NETCONF</stream><stream-filter-name>changes"
+                           "</stream-filter-name>")
+        establish(watcher, "<yp:datastore>ds:running</yp:datastore><yp:selection-filter-ref>"
+                           "top</yp:selection-filter-ref><yp:on-change><yp:sync-on-start>"
+                           "false</yp:sync-on-start></yp:on-change>")
+        leaf_commit(maker, 2)
+        got = {getattr(take(watcher), "name", None), getattr(take(watcher), "name", None)}
+        assert got == {"netconf-config-change", "push-change-update"}
+        assert take(watcher, timeout=1.0) is None       # sessions etc. filtered out
+        # in establish-subscription, module names are prefixes too (RFC 8641)
+        establish(watcher, "<yp:datastore>ds:running</yp:datastore><yp:datastore-xpath-filter>"
+                           "/nc-test:top/nc-test:name</yp:datastore-xpath-filter>"
+                           "<yp:on-change><yp:sync-on-start>false</yp:sync-on-start>"
+                           "</yp:on-change>")
+        maker.edit_config(target="candidate", config=config("<name>z</name>"))
+        maker.commit()
+        names = sorted(getattr(take(watcher), "name", None) for _ in range(3))
+        assert names == ["netconf-config-change", "push-change-update", "push-change-update"]
