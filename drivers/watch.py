@@ -248,15 +248,7 @@ class Watcher:
     def watch_directory(self, path: str, callback) -> None:
         """callback(name) on this thread for each entry of directory path deleted or moved
         away; callback(None) when the directory itself goes or events were lost."""
-        fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1: %s"
-                          % os.strerror(ctypes.get_errno()))
-        if _libc.inotify_add_watch(fd, os.fsencode(path),
-                                   IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF) < 0:
-            err = ctypes.get_errno()
-            os.close(fd)
-            raise OSError(err, "inotify_add_watch(%s): %s" % (path, os.strerror(err)))
+        fd = inotify_open(path, IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF)
 
         def readable():
             for mask, name in _inotify_events(fd):
@@ -266,6 +258,27 @@ class Watcher:
                     callback(name)
         readable.__name__ = "directory %s" % path
         self.own(fd, readable)
+
+
+IN_CLOSE_WRITE, IN_MOVED_TO = 0x8, 0x80
+
+
+def inotify_open(path: str, mask: int) -> int:
+    """A non-blocking inotify descriptor watching path for mask (the caller closes it)."""
+    fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1: %s" % os.strerror(ctypes.get_errno()))
+    if _libc.inotify_add_watch(fd, os.fsencode(path), mask) < 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        raise OSError(err, "inotify_add_watch(%s): %s" % (path, os.strerror(err)))
+    return fd
+
+
+def drain(fd: int) -> None:
+    """Read away what waits on a non-blocking descriptor."""
+    for _ in _inotify_events(fd):
+        pass
 
 
 def _inotify_events(fd: int):

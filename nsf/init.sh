@@ -3,9 +3,10 @@
 # (/composer/steps/<step>) with the environment the native driver gives them.
 #
 #   init PARAMETER...            the container's main process: waits until the driver has
-#                                moved every port in, runs create and start, writes
-#                                "running" (or "failed <status>") to /composer/run/state,
-#                                then waits; SIGTERM runs stop and ends the container
+#                                moved every port in (a line on the FIFO go), runs create
+#                                and start, writes "running" (or "failed <status>") to
+#                                /composer/run/state, then waits; SIGTERM runs stop and
+#                                ends the container
 #   init --update PARAMETER...   (docker exec) runs update with COMPOSER_PORTS_ADDED and
 #                                COMPOSER_PORTS_REMOVED
 #
@@ -45,18 +46,16 @@ if [ "${1:-}" = "--update" ]; then
     exit
 fi
 
-# The ports arrive just after the container starts: the driver moves them in.
-waited=0
+# The ports arrive just after the container starts: the driver moves them in, brings them
+# up with their addresses, then writes a line to the FIFO "go". Blocking on it costs no CPU
+# (a polling loop spent the container's CPU quota and was throttled).
+read -r _ < "$run/go"
 for ifname in $COMPOSER_PORTS; do
-    while [ ! -e "/sys/class/net/$ifname" ]; do
-        if [ "$waited" -ge 10000 ]; then
-            echo "init: port $ifname did not arrive" >&2
-            state "failed 124"
-            exit 124
-        fi
-        usleep 1000
-        waited=$((waited + 1))
-    done
+    if [ ! -e "/sys/class/net/$ifname" ]; then
+        echo "init: port $ifname did not arrive" >&2
+        state "failed 124"
+        exit 124
+    fi
 done
 
 stopping() {

@@ -6,13 +6,14 @@ itself: test_conformance.py, which runs the docker driver too.)
 """
 
 import os
+import time
 
 import pytest
 
 from drivers import netlink, registry
 from drivers.compute import docker as docker_module
 from drivers.compute.docker import INSTANCE_LABEL, PREFIX_LABEL, DockerDriver
-from drivers.errors import DriverError, ResourceNotFound
+from drivers.errors import DriverError, ResourceNotFound, ScriptError
 from tests import dockerlab
 from tests.resources import PREFIX
 
@@ -195,6 +196,51 @@ def test_limits_of_the_template_are_the_containers(lab, docker, tmp_path):
     assert host_config["Memory"] == 48 * 1024 * 1024
     assert host_config["NanoCpus"] == 250_000_000
     assert host_config["CpusetCpus"] == "0"
+
+
+def test_the_init_waits_for_go_before_create_and_start(lab, docker, images, monkeypatch):
+    """The ports in and up is not enough: the init runs create and start once the driver
+    writes to the FIFO go (it used to poll for the ports, burning the container's 0.1 CPU,
+    and could start before the driver had them up)."""
+    fw = lab.name("g")
+    docker.create(docker_spec(images["firewall"], fw, [("in", lab.name("gi")),
+                                                       ("out", lab.name("go"))]))
+    run = docker.root / fw / "run"
+    real = DockerDriver._move_ports_in
+    seen = {}
+
+    def slow(self, meta, pid):
+        real(self, meta, pid)
+        time.sleep(1.0)                                 # the ports are in, no go yet
+        seen["state"] = (run / "state").exists()
+        seen["inside"] = _inside(lab, fw)
+    monkeypatch.setattr(DockerDriver, "_move_ports_in", slow)
+    docker.start(fw)
+    assert seen == {"state": False, "inside": ["eth0", "eth1"]}
+    assert docker.status(fw) == "running"
+    assert (run / "state").read_text().split() == ["running"]
+
+
+def test_a_container_that_dies_while_starting_fails_the_start_at_once(lab, docker, images,
+                                                                      monkeypatch):
+    """The start waits on the init's pidfd: its death ends the wait, not the timeout."""
+    fw = lab.name("k")
+    docker.create(docker_spec(images["firewall"], fw, [("in", lab.name("ki")),
+                                                       ("out", lab.name("ko"))]))
+    real = DockerDriver._move_ports_in
+
+    def killed(self, meta, pid):
+        real(self, meta, pid)
+        self.api.kill(meta["instance"])
+    monkeypatch.setattr(DockerDriver, "_move_ports_in", killed)
+    begun = time.monotonic()
+    with pytest.raises(ScriptError, match="exited while starting"):
+        docker.start(fw)
+    assert time.monotonic() - begun < 10                # the start timeout is 30 s
+    monkeypatch.setattr(DockerDriver, "_move_ports_in", real)
+    assert docker.status(fw) == "created"
+    docker.start(fw)
+    assert docker.status(fw) == "running"
 
 
 def test_a_port_added_to_a_running_firewall_carries_traffic(lab, docker, images):
