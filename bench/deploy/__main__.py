@@ -7,7 +7,8 @@ For each N: edit-config + commit of a graph with N native personal firewalls bet
 interface SAPs until the commit returns (the graph is running), its deletion, and the same
 resources made and removed by a sequential shell script, in the same run on the same node.
 At the largest N, also the commit that adds one more firewall: as a one-function delta
-(median of --add-repeat), and as the whole graph. N = 0 is the empty graph.
+(median of --add-repeat), and as the whole graph; the graph then goes back to N firewalls
+(untimed), so that the timed delete removes N, as the script does. N = 0 is the empty graph.
 
 --environment docker: the firewalls are containers (the graph names the template
 docker-firewall; the agent runs its own dockerd), and the script makes each with
@@ -123,7 +124,9 @@ def main(argv=None) -> int:
             run_script(baseline.setup(), ovs.env())
             h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
             try:
-                with node.netconf() as m:
+                # ncclient's default 120 s wait for a reply is shorter than a commit of
+                # 500 docker functions on a loaded machine.
+                with node.netconf(timeout=1800) as m:
                     # warm-up: the first commit of a fresh agent loads what later ones reuse
                     for text in (config(personal_firewalls(1, template=template)),
                                  delete_graph("pf")):
@@ -160,6 +163,9 @@ def main(argv=None) -> int:
                                 settle(node)
                                 row["agent_add_one_whole"] = timed(
                                     lambda: commit(m, config(bigger)))
+                                # Back to the N firewalls (not timed): the delete below then
+                                # removes N, as the script does, not N + add_repeat + 1.
+                                commit(m, config(graph))
                             settle(node)
                             row["agent_delete"] = timed(remove)
                             settle(node)
