@@ -459,6 +459,11 @@ class DockerDriver(ComputeDriver):
     def _wait_said(self, meta: dict, state_file: Path, changes: int, exits: int | None,
                    deadline: float) -> None:
         instance = meta["instance"]
+        # poll, not select: with hundreds of functions the descriptors are above 1024
+        waiting = select.poll()
+        waiting.register(changes, select.POLLIN)
+        if exits is not None:
+            waiting.register(exits, select.POLLIN)
         while True:
             watch.drain(changes)
             try:
@@ -472,7 +477,7 @@ class DockerDriver(ComputeDriver):
                 raise ScriptError("the function's start failed with exit status %s"
                                   % status, script="start", status=status,
                                   output=self._logs(meta, raw=True), resource=instance)
-            if exits is None or select.select([exits], [], [], 0)[0]:
+            if exits is None or _readable(exits):
                 raise ScriptError("the container exited while starting", script="start",
                                   status=None, output=self._logs(meta, raw=True),
                                   resource=instance)
@@ -482,7 +487,7 @@ class DockerDriver(ComputeDriver):
                                   % meta.get("timeout", self.start_timeout), script="start",
                                   status=None, output=self._logs(meta, raw=True),
                                   timed_out=True, resource=instance)
-            select.select([changes, exits], [], [], left)
+            waiting.poll(left * 1000)
 
     def _logs(self, meta: dict, raw: bool = False) -> str:
         try:
@@ -897,6 +902,13 @@ class _EventStream:
             except queue.Empty:
                 return
             self.driver.container_event(event)
+
+
+def _readable(fd: int) -> bool:
+    """Whether fd is readable now (a pidfd: its process has exited)."""
+    now = select.poll()
+    now.register(fd, select.POLLIN)
+    return bool(now.poll(0))
 
 
 def _check_name(instance: str) -> None:

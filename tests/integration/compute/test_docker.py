@@ -6,6 +6,7 @@ itself: test_conformance.py, which runs the docker driver too.)
 """
 
 import os
+import resource
 import time
 
 import pytest
@@ -241,6 +242,28 @@ def test_a_container_that_dies_while_starting_fails_the_start_at_once(lab, docke
     assert docker.status(fw) == "created"
     docker.start(fw)
     assert docker.status(fw) == "running"
+
+
+def test_a_start_with_descriptors_above_1024(lab, docker, images):
+    """An agent running hundreds of functions has descriptors above select()'s 1024: the
+    start's wait on the init must still work (it failed at the 500-docker benchmark)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1200:
+        pytest.skip("the descriptor limit is %d" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    filler = []
+    try:
+        while not filler or filler[-1] < 1030:
+            filler.append(os.open("/dev/null", os.O_RDONLY))
+        fw = lab.name("d")
+        docker.create(docker_spec(images["firewall"], fw, [("in", lab.name("di")),
+                                                           ("out", lab.name("do"))]))
+        docker.start(fw)
+        assert docker.status(fw) == "running"
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_port_added_to_a_running_firewall_carries_traffic(lab, docker, images):
