@@ -163,9 +163,10 @@ def main(argv=None) -> int:
                                 settle(node)
                                 row["agent_add_one_whole"] = timed(
                                     lambda: commit(m, config(bigger)))
-                                # Back to the N firewalls (not timed): the delete below then
-                                # removes N, as the script does, not N + add_repeat + 1.
-                                commit(m, config(graph))
+                                # Back to the N firewalls (not timed; replace: a merge would
+                                # keep the added ones): the delete below then removes N, as
+                                # the script does, not N + add_repeat + 1.
+                                commit(m, config(graph, operation="replace"))
                             settle(node)
                             row["agent_delete"] = timed(remove)
                             settle(node)
