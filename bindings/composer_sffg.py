@@ -185,8 +185,12 @@ class yc_config_composer_sffg__service_graphs_service_graph_config(PybindBase):
     """
     Getter method for monitoring, mapped from YANG variable /service_graphs/service_graph/config/monitoring (string)
 
-    YANG Description: A monitoring expression for the graph, handed to the
-monitoring subsystem as is.
+    YANG Description: A monitoring expression for the graph's functions: conditions
+'<metric> <operator> <number>' separated by commas, operators
+>, >=, <, <=; metric process-restarts (the function's
+restart-count). Each condition that holds for a function raises
+a composer-alarms monitoring-threshold alarm naming it. A
+malformed expression is refused at commit.
     """
     return self.__monitoring
       
@@ -198,8 +202,12 @@ monitoring subsystem as is.
     method. Backends looking to populate this variable should
     do so via calling thisObj._set_monitoring() directly.
 
-    YANG Description: A monitoring expression for the graph, handed to the
-monitoring subsystem as is.
+    YANG Description: A monitoring expression for the graph's functions: conditions
+'<metric> <operator> <number>' separated by commas, operators
+>, >=, <, <=; metric process-restarts (the function's
+restart-count). Each condition that holds for a function raises
+a composer-alarms monitoring-threshold alarm naming it. A
+malformed expression is refused at commit.
     """
     if hasattr(v, "_utype"):
       v = v._utype(v)
@@ -403,8 +411,12 @@ class yc_state_composer_sffg__service_graphs_service_graph_state(PybindBase):
     """
     Getter method for monitoring, mapped from YANG variable /service_graphs/service_graph/state/monitoring (string)
 
-    YANG Description: A monitoring expression for the graph, handed to the
-monitoring subsystem as is.
+    YANG Description: A monitoring expression for the graph's functions: conditions
+'<metric> <operator> <number>' separated by commas, operators
+>, >=, <, <=; metric process-restarts (the function's
+restart-count). Each condition that holds for a function raises
+a composer-alarms monitoring-threshold alarm naming it. A
+malformed expression is refused at commit.
     """
     return self.__monitoring
       
@@ -416,8 +428,12 @@ monitoring subsystem as is.
     method. Backends looking to populate this variable should
     do so via calling thisObj._set_monitoring() directly.
 
-    YANG Description: A monitoring expression for the graph, handed to the
-monitoring subsystem as is.
+    YANG Description: A monitoring expression for the graph's functions: conditions
+'<metric> <operator> <number>' separated by commas, operators
+>, >=, <, <=; metric process-restarts (the function's
+restart-count). Each condition that holds for a function raises
+a composer-alarms monitoring-threshold alarm naming it. A
+malformed expression is refused at commit.
     """
     if hasattr(v, "_utype"):
       v = v._utype(v)

@@ -11,6 +11,11 @@ NETCONF stream, YANG-push on /alarms and the log get them) and as /alarms state.
   (the 1-minute load average over the cores) are sampled every [alarms] interval
   seconds (they cannot be raised at a source) and raise memory-high / cpu-high
   (warning) above the threshold, cleared below it.
+- A deployed graph's monitoring expression (agent/model/monitoring.py, checked at commit):
+  each condition that holds for one of its functions raises monitoring-threshold
+  (warning) naming the function, evaluated when the measured value changes at its source
+  (process-restarts: Health counts a restart), cleared when it no longer holds or the
+  graph is gone.
 The list keeps every active alarm and the last KEEP_CLEARED cleared ones.
 """
 
@@ -19,6 +24,8 @@ import threading
 
 from ..domain.description import cpu_load_percent, memory_used_percent
 from ..model.data import parse
+from ..model.monitoring import MonitoringError
+from ..model.monitoring import parse as parse_monitoring
 from ..publish import Change, Event, now, rfc3339
 
 LOG = logging.getLogger(__name__)
@@ -31,6 +38,9 @@ GRAPH = "/composer-sffg:service-graphs/service-graph[id='%s']"
 NODE = "/composer-domain:domain/resources"
 
 # Health fault kind -> (alarm type, severity)
+# The alarms check() raises and clears (the others are sampled)
+CHECKED = ("function-process-gone", "port-down", "node-fault", "monitoring-threshold")
+
 FAULT_ALARMS = {"process": ("function-process-gone", "major"), "port": ("port-down", "major"),
                 "sap": ("port-down", "major")}
 
@@ -105,15 +115,36 @@ class Alarms:
                 resource = "%s/%s" % (NODE, name)
                 wanted["node-fault %s" % resource] = ("node-fault", resource, "critical",
                                                       reason)
+            wanted.update(self._monitored())
             with self._lock:
                 for args in wanted.values():
                     self._raise(*args)
                 for ident, alarm in list(self._alarms.items()):
-                    if alarm["type"] in ("function-process-gone", "port-down", "node-fault") \
-                            and ident not in wanted:
+                    if alarm["type"] in CHECKED and ident not in wanted:
                         self._clear(ident)
         except Exception:  # noqa: BLE001 - an alarm lost must not stop a repair
             LOG.exception("alarms failed")
+
+    def _monitored(self) -> dict:
+        """The monitoring-threshold alarms the deployed graphs' expressions ask for now."""
+        wanted = {}
+        health = self.engine.health
+        for gid, deployed in sorted(getattr(self.engine, "deployed", {}).items()):
+            try:
+                conditions = parse_monitoring(deployed.graph.monitoring)
+            except MonitoringError:     # refused at commit; one deployed before is skipped
+                continue
+            for fid in sorted(deployed.functions) if conditions else ():
+                values = {"process-restarts": health.restarts(gid, fid)}
+                resource = FUNCTION % (gid, fid)
+                for condition in conditions:
+                    value = values[condition.metric]
+                    if condition.holds(value):
+                        wanted["monitoring-threshold %s %s" % (resource, condition)] = (
+                            "monitoring-threshold", "%s %s" % (resource, condition),
+                            "warning", "function %s of graph %s: %s is %d (%s)"
+                            % (fid, gid, condition.metric, value, condition))
+        return wanted
 
     def sample_once(self) -> None:
         memory, cpu = self.sample()

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from ..model.decompose import COMBINED, SEP, Decomposition, expand, outer_function
 from ..model.deployed import DeployedFunction, DeployedGraph, with_source
 from ..model.graph import Graph, graph_from_dict
+from ..model.monitoring import MonitoringError
+from ..model.monitoring import parse as parse_monitoring
 from ..model.paths import (PlanningError, function_path, graph_path, leaf_list_path,
                            rule_path, sap_path)
 from ..model.plan import Group, Plan, Step
@@ -153,6 +155,12 @@ class Planner:
         return splits
 
     def _check_graph(self, graph: Graph, vlan_owner: dict, rules: bool = True) -> None:
+        if rules:
+            try:
+                parse_monitoring(graph.monitoring)
+            except MonitoringError as exc:
+                raise PlanningError(str(exc), graph_path(graph.id) + "/config/monitoring",
+                                    "invalid-monitoring", tag="invalid-value") from None
         seen: dict = {}
         for rule in sorted(graph.rules.values(), key=lambda r: r.id) if rules else ():
             key = rule.match_key()

@@ -90,7 +90,10 @@ class EngineService:
         domain = DomainEvents(engine, bus.publish)
         statuses.baseline()
         domain.check()
-        engine.observers += [statuses.check, lambda graphs: domain.check()]
+        # alarms.check after a commit too: a graph's monitoring expression changed or the
+        # graph is gone (its alarms clear)
+        engine.observers += [statuses.check, lambda graphs: domain.check(),
+                             lambda graphs: alarms.check()]
         alarms.check()
 
         def health_changed(graph):

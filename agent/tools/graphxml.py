@@ -30,9 +30,10 @@ def _port_ref(prefix, ref):
 
 
 class GraphXml:
-    def __init__(self, graph_id: str, name: str = ""):
+    def __init__(self, graph_id: str, name: str = "", monitoring: str = ""):
         self.id = graph_id
         self.name = name
+        self.monitoring = monitoring        # the graph's monitoring expression
         self.functions, self.saps, self.rules = [], [], []
 
     def function(self, fid, capability, *ports, parameters=(), template=None, port_config=None,
@@ -114,7 +115,8 @@ class GraphXml:
         return self
 
     def xml(self) -> str:
-        config = _leaf("id", self.id) + (_leaf("name", self.name) if self.name else "")
+        config = _leaf("id", self.id) + (_leaf("name", self.name) if self.name else "") + \
+            (_leaf("monitoring", self.monitoring) if self.monitoring else "")
         return ("<service-graph><id>%s</id><config>%s</config><functions>%s</functions>"
                 "<saps>%s</saps><flow-rules>%s</flow-rules></service-graph>"
                 % (escape(self.id), config, "".join(self.functions), "".join(self.saps),

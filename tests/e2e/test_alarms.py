@@ -1,6 +1,8 @@
 """Alarms from a real agent on a real node: a function whose process is killed raises
 function-process-gone (a notification, and the /alarms state), and the agent's restart
-of it clears the alarm (a second notification); a memory threshold raises memory-high."""
+of it clears the alarm (a second notification); a memory threshold raises memory-high; a
+graph's monitoring expression is refused at its leaf when malformed and raises
+monitoring-threshold naming the function when it holds (cleared with the graph)."""
 
 import os
 import signal
@@ -9,8 +11,9 @@ import time
 import ncclient.transport.session
 import pytest
 from lxml import etree
+from ncclient.operations.rpc import RPCError
 
-from agent.tools.graphxml import delete_graph
+from agent.tools.graphxml import config, delete_graph
 from tests.e2e.node import Node
 from tests.e2e.test_faults import _instance, _relay_pid, commit, relay_chain
 from tests.e2e.test_notifications import statuses
@@ -87,3 +90,35 @@ def test_a_memory_threshold_raises_memory_high(node):
         assert memory and memory[0]["cleared"] == "false"     # surely above 0.5 %
         assert memory[0]["severity"] == "warning"
         assert memory[0]["resource"] == "/composer-domain:domain/resources"
+
+
+def test_the_monitoring_expression_raises_an_alarm_naming_the_function(node):
+    with node.netconf() as m:
+        m.dispatch(etree.fromstring(
+            '<create-subscription xmlns="%s"><filter type="subtree"><alarm-notification '
+            'xmlns="%s"/></filter></create-subscription>' % (NOTIF, ALARMS)))
+        graph = relay_chain()
+        graph.monitoring = "process-restarts > 0"
+        commit(node, graph, templates=True)
+        bad = relay_chain()
+        bad.monitoring = "process-restarts > many"
+        m.edit_config(target="candidate", config=config(bad))
+        with pytest.raises(RPCError) as refused:
+            m.commit()
+        assert refused.value.tag == "invalid-value"
+        assert refused.value.path.strip() == ("/sffg:service-graphs/sffg:service-graph"
+                                              "[sffg:id='g1']/sffg:config/sffg:monitoring")
+        m.discard_changes()
+        os.kill(_relay_pid(node, _instance(node, "rl")), signal.SIGKILL)   # restarted: 1
+        got = alarm_notifications(m, lambda r: any(
+            a["type"] == "monitoring-threshold" for a in r))
+        raised = [a for a in got if a["type"] == "monitoring-threshold"][0]
+        assert raised["cleared"] == "false" and raised["severity"] == "warning"
+        assert raised["resource"].endswith("function[id='rl'] process-restarts > 0")
+        assert "process-restarts is 1" in raised["text"]
+        assert listed(m)[raised["id"]]["cleared"] == "false"
+        m.edit_config(target="candidate", config=delete_graph("g1"))
+        m.commit()                                  # the graph is gone: the alarm clears
+        alarm_notifications(m, lambda r: any(
+            a["type"] == "monitoring-threshold" and a["cleared"] == "true" for a in r))
+        assert listed(m)[raised["id"]]["cleared"] == "true"

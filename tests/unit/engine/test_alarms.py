@@ -74,3 +74,31 @@ def test_thresholds_and_the_state():
     # the notification fits the model too
     from agent.publish.render import notification_xml
     assert b"<alarm-notification" in notification_xml(ctx, events[0])
+
+
+class Deployed:
+    def __init__(self, monitoring, functions):
+        from agent.model.graph import Graph
+        self.graph = Graph(id="g1", monitoring=monitoring)
+        self.functions = dict.fromkeys(functions)
+
+
+def test_the_monitoring_expression_raises_and_clears_per_function():
+    engine, alarms, events = made()
+    engine.deployed = {"g1": Deployed("process-restarts > 1", ("fw", "nat"))}
+    engine.health.repaired("g1", ("fw",))
+    assert events == []                              # 1 restart: not above 1
+    engine.health.repaired("g1", ("fw",))
+    assert bodies(events) == [("monitoring-threshold", False)]
+    raised = events[0].body
+    assert raised["resource"] == ("/composer-sffg:service-graphs/service-graph[id='g1']"
+                                  "/functions/function[id='fw'] process-restarts > 1")
+    assert raised["severity"] == "warning" and "process-restarts is 2" in raised["text"]
+    engine.health.repaired("g1", ("fw",))            # still above: no news
+    assert len(events) == 1
+    state = alarms.build(create_context())           # fits the model
+    assert state is not None
+    engine.deployed = {}                             # the graph is gone
+    engine.health.forget("g1", counts=True)
+    alarms.check("g1")
+    assert bodies(events)[-1] == ("monitoring-threshold", True)

@@ -717,3 +717,23 @@ def test_slots_wait_until_the_node_has_ports_enough(tmp_path, monkeypatch):
         "<priority>10</priority>", "<priority>11</priority>")))
     assert node.engine.spares.node_ports(node.engine.deployed) == 14
     assert node.engine.fill_spares() == 6
+
+
+def with_monitoring(xml, expression):
+    return xml.replace("<config><id>g1</id></config>",
+                       "<config><id>g1</id><monitoring>%s</monitoring></config>" % expression, 1)
+
+
+def test_a_malformed_monitoring_expression_is_refused_at_its_leaf(node):
+    with pytest.raises(EngineRefused) as refused:
+        node.engine.apply(None, running(with_monitoring(chain(), "process-restarts &gt; lots")))
+    assert refused.value.path == ("/composer-sffg:service-graphs/service-graph[id='g1']"
+                                  "/config/monitoring")
+    assert refused.value.tag == "invalid-value"
+    assert "'<metric> <operator> <number>'" in refused.value.message
+    assert node.vswitch.calls[-1][0] == "create_lsi"  # nothing deployed
+
+
+def test_a_valid_monitoring_expression_is_deployed_and_kept(node):
+    apply(node, running(with_monitoring(chain(), "process-restarts &gt; 3")))
+    assert node.engine.deployed["g1"].graph.monitoring == "process-restarts > 3"
