@@ -66,7 +66,8 @@ from ..errors import DriverError, PrerequisiteError, ResourceExists, ResourceNot
 from ..registry import register
 from . import packages
 from .base import ComputeDriver, FunctionPort, FunctionSpec, InstanceInfo
-from .instances import CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceStore
+from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
+                        InstanceStore)
 from .plumbing import Plumbing, check_unique, validate_veth_port
 from .watching import InstanceWatch
 
@@ -104,7 +105,7 @@ def archive_image_id(path: str) -> str:
 
 
 @register("compute", "docker")
-class DockerDriver(ComputeDriver):
+class DockerDriver(InstanceAccess, ComputeDriver):
     """Containers with veth ports moved into their network namespace (see the module's
     docstring). host: dockerd's API (a private dockerd's socket, see dockerd.py); prefix:
     the label value that marks this driver's containers; netns: the node's namespace."""
@@ -264,19 +265,6 @@ class DockerDriver(ComputeDriver):
         return image_id
 
     # --- paths, locks, metadata ---
-
-    def _dir(self, instance: str) -> Path:
-        return self.store.dir(instance)
-
-    def _lock(self, instance: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks[instance]
-
-    def _load(self, instance: str) -> dict:
-        return self.store.load(instance)
-
-    def _save(self, meta: dict) -> None:
-        self.store.save(meta)
 
     @staticmethod
     def _run_dir(meta: dict) -> Path:

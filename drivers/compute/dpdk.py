@@ -68,7 +68,8 @@ from ..errors import DriverError, PrerequisiteError, ResourceExists, ResourceNot
 from ..registry import register
 from . import packages
 from .base import ComputeDriver, FunctionPort, FunctionSpec, InstanceInfo
-from .instances import CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceStore
+from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
+                        InstanceStore)
 from .plumbing import Plumbing, check_unique, validate_veth_port
 from .watching import InstanceWatch
 
@@ -138,7 +139,7 @@ def _file_prefix(argv: list) -> str | None:
 
 
 @register("compute", "dpdk")
-class DPDKDriver(ComputeDriver):
+class DPDKDriver(InstanceAccess, ComputeDriver):
     """DPDK forwarders on veth ports (see the module's docstring). prefix: the start of the
     instance names this driver owns (recovery of processes without metadata); memory: MiB
     per instance; port_driver: af_packet or af_xdp; hugepages: auto, yes or no."""
@@ -218,16 +219,6 @@ class DPDKDriver(ComputeDriver):
         return self.plumbing.settle(timeout)
 
     # --- metadata ---
-
-    def _lock(self, instance: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks[instance]
-
-    def _load(self, instance: str) -> dict:
-        return self.store.load(instance)
-
-    def _save(self, meta: dict) -> None:
-        self.store.save(meta)
 
     # --- lifecycle ---
 

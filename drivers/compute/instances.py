@@ -8,6 +8,7 @@ leaves a trace list_instances finds (state "creating": destroy it).
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
 from ..errors import ResourceNotFound
@@ -59,3 +60,21 @@ class InstanceStore:
             return []
         return [entry.name for entry in sorted(self.root.iterdir())
                 if INSTANCE_RE.match(entry.name) and (entry / METADATA).is_file()]
+
+
+class InstanceAccess:
+    """What every driver does with its instances, through self.store (an InstanceStore),
+    self._locks (a defaultdict of locks, one per instance) and self._locks_guard."""
+
+    def _dir(self, instance: str) -> Path:
+        return self.store.dir(instance)
+
+    def _lock(self, instance: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks[instance]
+
+    def _load(self, instance: str) -> dict:
+        return self.store.load(instance)
+
+    def _save(self, meta: dict) -> None:
+        self.store.save(meta)

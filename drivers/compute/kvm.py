@@ -62,7 +62,8 @@ from .. import netlink, watch
 from ..errors import DriverError, PrerequisiteError, ResourceExists, ResourceNotFound
 from ..registry import register
 from .base import ComputeDriver, FunctionSpec, InstanceInfo
-from .instances import CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceStore
+from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
+                        InstanceStore)
 from .plumbing import Plumbing, port_record
 from .watching import InstanceWatch
 
@@ -229,7 +230,7 @@ def kvm_usable() -> str | None:
 
 
 @register("compute", "kvm")
-class KvmDriver(ComputeDriver):
+class KvmDriver(InstanceAccess, ComputeDriver):
     """KVM/QEMU functions through libvirt: a domain per instance, a tap per port.
 
     netns is the node's namespace (None: the agent's own); uri the libvirt connection;
@@ -365,10 +366,6 @@ class KvmDriver(ComputeDriver):
                     pass                        # gone meanwhile
 
     # --- helpers ---
-
-    def _lock(self, instance: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks[instance]
 
     def _load(self, instance: str) -> dict:
         try:

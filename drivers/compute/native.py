@@ -65,7 +65,8 @@ from ..errors import DriverError, PrerequisiteError, ResourceExists, ResourceNot
 from ..registry import register
 from . import packages
 from .base import FunctionPort, FunctionSpec, InstanceInfo
-from .instances import CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceStore
+from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
+                        InstanceStore)
 from .plumbing import Plumbing, check_unique, validate_veth_port
 from .slots import PreparedSlots
 from .watching import InstanceWatch
@@ -77,7 +78,7 @@ REQUIRED_BINARIES = {"ip": "iproute2", "nft": "nftables", "ethtool": "ethtool",
 
 
 @register("compute", "native")
-class NativeDriver(PreparedSlots):
+class NativeDriver(InstanceAccess, PreparedSlots):
     """Native functions: lifecycle scripts in a namespace per instance, veth ports.
 
     netns is the node's namespace, where the vSwitch end of every port is made (None: the
@@ -143,19 +144,6 @@ class NativeDriver(PreparedSlots):
         return self.dependencies.kernel_feature_available(name)
 
     # --- paths and metadata ---
-
-    def _dir(self, instance: str) -> Path:
-        return self.store.dir(instance)
-
-    def _lock(self, instance: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks[instance]
-
-    def _load(self, instance: str) -> dict:
-        return self.store.load(instance)
-
-    def _save(self, meta: dict) -> None:
-        self.store.save(meta)
 
     # --- lifecycle ---
 
