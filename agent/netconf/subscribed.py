@@ -111,25 +111,29 @@ def _time(element, name: str) -> datetime | None:
         return parse_time(_text(element))
     except ValueError:
         raise RpcError("invalid-value", "%s: %r is not a date-and-time" % (name, _text(element)),
-                       error_type="protocol", info=(("bad-element", name),)) from None
+                       error_type="application", info=(("bad-element", name),)) from None
 
 
-def _uint(element, name: str, maximum: int = 2 ** 32 - 1) -> int:
+def _uint(element, name: str, maximum: int = 2 ** 32 - 1, identity: str | None = None) -> int:
+    """A uint32 parameter; identity: the RFC 8639/8641 error identity of a bad one."""
     text = _text(element)
     if not (text.isascii() and text.isdigit()) or int(text) > maximum:
-        raise RpcError("invalid-value", "%s: %r is not a number within 0..%d"
-                       % (name, text, maximum), error_type="protocol",
+        message = "%s: %r is not a number within 0..%d" % (name, text[:40], maximum)
+        if identity is not None:
+            raise subscription_error(identity, message, name)
+        raise RpcError("invalid-value", message, error_type="application",
                        info=(("bad-element", name),))
     return int(text)
 
 
-def _identity(element, name: str, module_ns: str, allowed) -> str:
-    """The local name of an identityref value whose prefix maps to module_ns."""
+def _identity(element, name: str, module_ns: str, allowed, identity: str,
+              why: str = "") -> str:
+    """The local name of an identityref value whose prefix maps to module_ns; another
+    is refused with the RFC 8639/8641 error identity given."""
     prefix, sep, local = _text(element).rpartition(":")
     if element.nsmap.get(prefix if sep else None) != module_ns or local not in allowed:
-        raise RpcError("invalid-value", "%s: %r is not one of %s" % (
-            name, _text(element), ", ".join(allowed)), error_type="protocol",
-            info=(("bad-element", name),))
+        raise subscription_error(identity, "%s: %r is not one of %s%s" % (
+            name, _text(element)[:80], ", ".join(allowed), why), name)
     return local
 
 
@@ -138,6 +142,7 @@ SN_PARAMS = ("stream", "stream-filter-name", "stream-subtree-filter", "stream-xp
 YP_PARAMS = ("datastore", "selection-filter-ref", "datastore-subtree-filter",
              "datastore-xpath-filter", "periodic", "on-change")
 DATASTORES_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+MAX_XPATH = 16384           # characters of a subscription's XPath filter
 
 
 def parse_terms(server, op, modify: bool = False) -> tuple[int | None, Terms]:
@@ -179,10 +184,8 @@ def parse_terms(server, op, modify: bool = False) -> tuple[int | None, Terms]:
         raise RpcError("bad-element", "%s and %s: give one filter" % tuple(flts[:2]),
                        error_type="application", info=(("bad-element", flts[1]),))
     if "encoding" in found:
-        encoding = _text(found["encoding"]).rpartition(":")[2]
-        if encoding != "encode-xml":
-            raise subscription_error("encoding-unsupported", "NETCONF sends notifications "
-                                     "as XML only (encode-xml)", "encoding")
+        _identity(found["encoding"], "encoding", SN_NS, ("encode-xml",), "encoding-unsupported",
+                  " (NETCONF sends notifications as XML only)")
     terms.stop_time = _time(found.get("stop-time"), "stop-time")
     if datastore_side:
         if "datastore" not in found:
@@ -190,12 +193,12 @@ def parse_terms(server, op, modify: bool = False) -> tuple[int | None, Terms]:
                            error_type="application", info=(("bad-element", "datastore"),))
         terms.datastore = _identity(found["datastore"], "datastore", DATASTORES_NS,
                                     ("running", "candidate", "startup", "intended",
-                                     "operational"))
+                                     "operational"), "datastore-not-subscribable")
         if terms.datastore not in ("running", "operational"):
             raise subscription_error("datastore-not-subscribable", "datastore %s cannot be "
                                      "subscribed to (running and operational can)"
                                      % terms.datastore, "datastore")
-        _update_policy(found, terms)
+        _update_policy(found, terms, modify)
     else:
         if not modify:
             if "stream" not in found:
@@ -222,9 +225,19 @@ def _filter(ctx, element, given: str | None = None) -> filters.Filter:
     notifications = name.startswith("stream")
     try:
         if name.endswith("subtree-filter"):
-            return filters.Filter(filters.subtree_selections(elements(element), ctx,
-                                                             notifications))
-        return filters.Filter([filters.xpath_selection(_text(element), _namespaces(ctx, element),
+            selections = filters.subtree_selections(elements(element), ctx, notifications)
+            if not selections:
+                # as an XPath filter that selects nothing: a subscription to nothing is
+                # a mistake (a foreign namespace, a typo), not something to keep
+                raise RpcError("invalid-value", "the subtree filter selects no node of any "
+                               "module", error_type="application")
+            return filters.Filter(selections)
+        select = _text(element)
+        if len(select) > MAX_XPATH:
+            # evaluated at every change for as long as the subscription lives
+            raise RpcError("invalid-value", "the XPath filter is %d characters long (at most "
+                           "%d)" % (len(select), MAX_XPATH), error_type="application")
+        return filters.Filter([filters.xpath_selection(select, _namespaces(ctx, element),
                                                        ctx, notifications)])
     except RpcError as exc:
         raise subscription_error("filter-unsupported", str(exc), given or name) from None
@@ -254,11 +267,15 @@ def resolve(session, terms: Terms) -> None:
     bounded(session, terms.filter)
 
 
-def _update_policy(found, terms: Terms) -> None:
+def _update_policy(found, terms: Terms, modify: bool = False) -> None:
+    """The update trigger (periodic or on-change); modify: it may be left out, to keep
+    the subscription's (RFC 8641 update-policy-modifiable)."""
     periodic, on_change = found.get("periodic"), found.get("on-change")
     if periodic is not None and on_change is not None:
         raise RpcError("bad-element", "periodic and on-change: give one", error_type="application",
                        info=(("bad-element", "on-change"),))
+    if periodic is None and on_change is None and modify:
+        return
     if periodic is None and on_change is None:
         raise RpcError("missing-element", "a datastore subscription needs periodic or on-change",
                        error_type="application", info=(("bad-element", "periodic"),))
@@ -268,24 +285,25 @@ def _update_policy(found, terms: Terms) -> None:
         if period is None:
             raise RpcError("missing-element", "periodic needs a period", error_type="application",
                            info=(("bad-element", "period"),))
-        terms.period = _uint(period, "period")
+        terms.period = _uint(period, "period", identity="period-unsupported")
         terms.anchor = _time(_child(periodic, YP_NS, "anchor-time"), "anchor-time")
     else:
         _only(on_change, ("dampening-period", "sync-on-start", "excluded-change"), ("excluded-change",))
         terms.on_change = True
         dampening = _child(on_change, YP_NS, "dampening-period")
-        terms.dampening = _uint(dampening, "dampening-period") if dampening is not None else 0
+        terms.dampening = _uint(dampening, "dampening-period", identity="period-unsupported") \
+            if dampening is not None else 0
         sync = _child(on_change, YP_NS, "sync-on-start")
         if sync is not None:
             if _text(sync) not in ("true", "false"):
                 raise RpcError("invalid-value", "sync-on-start is true or false",
-                               error_type="protocol", info=(("bad-element", "sync-on-start"),))
+                               error_type="application", info=(("bad-element", "sync-on-start"),))
             terms.sync_on_start = _text(sync) == "true"
         excluded = []
         for element in on_change.iterfind("{%s}excluded-change" % YP_NS):
             if _text(element) not in ("create", "delete", "insert", "move", "replace"):
                 raise RpcError("invalid-value", "excluded-change %r is not a change type"
-                               % _text(element), error_type="protocol",
+                               % _text(element)[:80], error_type="application",
                                info=(("bad-element", "excluded-change"),))
             excluded.append(_text(element))
         terms.excluded = tuple(dict.fromkeys(excluded))
@@ -586,6 +604,44 @@ def _registry(session) -> Subscriptions:
     return session.server.subscriptions
 
 
+# a parameter of the on-change or periodic choice -> its container (for error-path)
+_UNDER = {"period": "periodic", "anchor-time": "periodic", "dampening-period": "on-change",
+          "sync-on-start": "on-change", "excluded-change": "on-change"}
+
+
+def _error_path(operation: str, exc: RpcError) -> str:
+    """The error-path of an error of an operation's input: its bad-element's data path
+    (the operation's own, for an element the model does not have there)."""
+    base = "/%s:%s" % (SN, operation)
+    bad = dict(exc.info).get("bad-element")
+    if exc.tag == "unknown-element" or bad is None:
+        return base
+    if bad in SN_PARAMS:
+        return "%s/%s" % (base, bad)
+    if bad in YP_PARAMS:
+        return "%s/%s:%s" % (base, YP, bad)
+    if bad in _UNDER:
+        return "%s/%s:%s/%s" % (base, YP, _UNDER[bad], bad)
+    return base
+
+
+def _located(operation: str):
+    """Every rpc-error of the handler says where in the input it is (error-path)."""
+    def wrap(handler):
+        async def run(session, op):
+            try:
+                return await handler(session, op)
+            except RpcError as exc:
+                if exc.path is None:
+                    exc.path = _error_path(operation, exc)
+                raise
+        run.__name__ = handler.__name__
+        run.__doc__ = handler.__doc__
+        return run
+    return wrap
+
+
+@_located("establish-subscription")
 async def establish(session, op) -> bytes:
     registry = _registry(session)
     _, terms = await session.prepare(parse_terms, session.server, op)
@@ -608,11 +664,19 @@ async def establish(session, op) -> bytes:
     return reply
 
 
+@_located("modify-subscription")
 async def modify(session, op) -> bytes:
     registry = _registry(session)
     ident, terms = await session.prepare(parse_terms, session.server, op, True)
     resolve(session, terms)
     old = registry.owned(session, ident)
+    if terms.filter_element is None:
+        # no filter given (RFC 8639 2.4.3: what is not given is kept): the old one, and
+        # the old target with it (a modify of the stop-time or the period alone)
+        terms.filter, terms.filter_element, terms.filter_ref = (
+            old.terms.filter, old.terms.filter_element, old.terms.filter_ref)
+        if terms.datastore is None:
+            terms.datastore = old.terms.datastore
     if (terms.datastore is None) != (old.terms.datastore is None) or \
             (terms.datastore is not None and terms.datastore != old.terms.datastore):
         raise RpcError("invalid-value", "a subscription keeps its %s" % (
@@ -664,12 +728,14 @@ def _id_param(session, op) -> int:
     return int(params.text("id"))
 
 
+@_located("delete-subscription")
 async def delete(session, op) -> bytes:
     registry = _registry(session)
     registry.forget(registry.owned(session, _id_param(session, op)))
     return b"<ok/>"
 
 
+@_located("kill-subscription")
 async def kill(session, op) -> bytes:
     await _registry(session).kill(_id_param(session, op))
     return b"<ok/>"
