@@ -3681,7 +3681,7 @@ class yc_part_composer_templates__templates_template_decomposition_functions_fun
 
   YANG Description: One function of the decomposition.
   """
-  __slots__ = ('_path_helper', '_extmethods', '__id','__status','__last_error','__status_reason','__implementation','__execution_environment','__cpu_core','__cores_exclusive','__restart_count','__resolution','__image',)
+  __slots__ = ('_path_helper', '_extmethods', '__id','__status','__last_error','__status_reason','__implementation','__execution_environment','__cpu_core','__cores_exclusive','__restart_count','__cpu_percent','__memory_mb','__resolution','__image',)
 
   _yang_name = 'part'
   _yang_namespace = 'urn:composer-nc:yang:composer-templates'
@@ -3702,6 +3702,8 @@ class yc_part_composer_templates__templates_template_decomposition_functions_fun
     self.__cpu_core = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=int, restriction_dict={'range': ['0..65535']},int_size=16)), is_leaf=False, yang_name="cpu-core", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint16', is_config=False)
     self.__cores_exclusive = YANGDynClass(base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
     self.__restart_count = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+    self.__cpu_percent = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="cpu-percent", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    self.__memory_mb = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="memory-mb", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
     self.__resolution = YANGDynClass(base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
     self.__image = YANGDynClass(base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_decomposition_part_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
 
@@ -4080,6 +4082,94 @@ a port vanished) since it was deployed.
     self.__restart_count = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
 
 
+  def _get_cpu_percent(self):
+    """
+    Getter method for cpu_percent, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/cpu_percent (decimal64)
+
+    YANG Description: The CPU time the function used over the last sampling interval
+(the agent's alarms interval), in percent of one core: above
+100 when it uses several. Its monitoring metric cpu-percent.
+Absent until two samples were taken, and when the function is
+not running or its environment does not measure it.
+    """
+    return self.__cpu_percent
+      
+  def _set_cpu_percent(self, v, load=False):
+    """
+    Setter method for cpu_percent, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/cpu_percent (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cpu_percent is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cpu_percent() directly.
+
+    YANG Description: The CPU time the function used over the last sampling interval
+(the agent's alarms interval), in percent of one core: above
+100 when it uses several. Its monitoring metric cpu-percent.
+Absent until two samples were taken, and when the function is
+not running or its environment does not measure it.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="cpu-percent", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cpu_percent must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="cpu-percent", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)""",
+        })
+
+    self.__cpu_percent = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cpu_percent(self):
+    self.__cpu_percent = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="cpu-percent", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+
+
+  def _get_memory_mb(self):
+    """
+    Getter method for memory_mb, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/memory_mb (decimal64)
+
+    YANG Description: The memory the function holds, at the last sample: its
+processes' resident memory (native, DPDK), its container's
+cgroup less the inactive file cache (docker), its VM's
+resident memory (kvm). Its monitoring metric memory-mb.
+    """
+    return self.__memory_mb
+      
+  def _set_memory_mb(self, v, load=False):
+    """
+    Setter method for memory_mb, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/memory_mb (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_memory_mb is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_memory_mb() directly.
+
+    YANG Description: The memory the function holds, at the last sample: its
+processes' resident memory (native, DPDK), its container's
+cgroup less the inactive file cache (docker), its VM's
+resident memory (kvm). Its monitoring metric memory-mb.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="memory-mb", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """memory_mb must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="memory-mb", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)""",
+        })
+
+    self.__memory_mb = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_memory_mb(self):
+    self.__memory_mb = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="memory-mb", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+
+
   def _get_resolution(self):
     """
     Getter method for resolution, mapped from YANG variable /templates/template/decomposition/functions/function/state/decomposition/part/resolution (container)
@@ -4164,11 +4254,13 @@ one under way or it failed.
   cpu_core = __builtin__.property(_get_cpu_core)
   cores_exclusive = __builtin__.property(_get_cores_exclusive)
   restart_count = __builtin__.property(_get_restart_count)
+  cpu_percent = __builtin__.property(_get_cpu_percent)
+  memory_mb = __builtin__.property(_get_memory_mb)
   resolution = __builtin__.property(_get_resolution)
   image = __builtin__.property(_get_image)
 
 
-  _pyangbind_elements = OrderedDict([('id', id), ('status', status), ('last_error', last_error), ('status_reason', status_reason), ('implementation', implementation), ('execution_environment', execution_environment), ('cpu_core', cpu_core), ('cores_exclusive', cores_exclusive), ('restart_count', restart_count), ('resolution', resolution), ('image', image), ])
+  _pyangbind_elements = OrderedDict([('id', id), ('status', status), ('last_error', last_error), ('status_reason', status_reason), ('implementation', implementation), ('execution_environment', execution_environment), ('cpu_core', cpu_core), ('cores_exclusive', cores_exclusive), ('restart_count', restart_count), ('cpu_percent', cpu_percent), ('memory_mb', memory_mb), ('resolution', resolution), ('image', image), ])
 
 
 class yc_decomposition_composer_templates__templates_template_decomposition_functions_function_state_decomposition(PybindBase):
@@ -4275,7 +4367,7 @@ class yc_state_composer_templates__templates_template_decomposition_functions_fu
 
   YANG Description: Operational state of the function.
   """
-  __slots__ = ('_path_helper', '_extmethods', '__id','__name','__functional_capability','__template','__parameter','__constraints','__status','__last_error','__status_reason','__implementation','__execution_environment','__cpu_core','__cores_exclusive','__restart_count','__resolution','__image','__decomposition',)
+  __slots__ = ('_path_helper', '_extmethods', '__id','__name','__functional_capability','__template','__parameter','__constraints','__status','__last_error','__status_reason','__implementation','__execution_environment','__cpu_core','__cores_exclusive','__restart_count','__cpu_percent','__memory_mb','__resolution','__image','__decomposition',)
 
   _yang_name = 'state'
   _yang_namespace = 'urn:composer-nc:yang:composer-templates'
@@ -4301,6 +4393,8 @@ class yc_state_composer_templates__templates_template_decomposition_functions_fu
     self.__cpu_core = YANGDynClass(unique=True, base=TypedListType(allowed_type=RestrictedClassType(base_type=int, restriction_dict={'range': ['0..65535']},int_size=16)), is_leaf=False, yang_name="cpu-core", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint16', is_config=False)
     self.__cores_exclusive = YANGDynClass(base=YANGBool, is_leaf=True, yang_name="cores-exclusive", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='boolean', is_config=False)
     self.__restart_count = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
+    self.__cpu_percent = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="cpu-percent", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    self.__memory_mb = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="memory-mb", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
     self.__resolution = YANGDynClass(base=yc_resolution_composer_templates__templates_template_decomposition_functions_function_state_resolution, is_container='container', yang_name="resolution", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
     self.__image = YANGDynClass(base=yc_image_composer_templates__templates_template_decomposition_functions_function_state_image, is_container='container', yang_name="image", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
     self.__decomposition = YANGDynClass(base=yc_decomposition_composer_templates__templates_template_decomposition_functions_function_state_decomposition, is_container='container', yang_name="decomposition", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, extensions=None, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='container', is_config=False)
@@ -4870,6 +4964,94 @@ a port vanished) since it was deployed.
     self.__restart_count = YANGDynClass(base=RestrictedClassType(base_type=long, restriction_dict={'range': ['0..4294967295']}, int_size=32), is_leaf=True, yang_name="restart-count", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='uint32', is_config=False)
 
 
+  def _get_cpu_percent(self):
+    """
+    Getter method for cpu_percent, mapped from YANG variable /templates/template/decomposition/functions/function/state/cpu_percent (decimal64)
+
+    YANG Description: The CPU time the function used over the last sampling interval
+(the agent's alarms interval), in percent of one core: above
+100 when it uses several. Its monitoring metric cpu-percent.
+Absent until two samples were taken, and when the function is
+not running or its environment does not measure it.
+    """
+    return self.__cpu_percent
+      
+  def _set_cpu_percent(self, v, load=False):
+    """
+    Setter method for cpu_percent, mapped from YANG variable /templates/template/decomposition/functions/function/state/cpu_percent (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_cpu_percent is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_cpu_percent() directly.
+
+    YANG Description: The CPU time the function used over the last sampling interval
+(the agent's alarms interval), in percent of one core: above
+100 when it uses several. Its monitoring metric cpu-percent.
+Absent until two samples were taken, and when the function is
+not running or its environment does not measure it.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="cpu-percent", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """cpu_percent must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="cpu-percent", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)""",
+        })
+
+    self.__cpu_percent = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_cpu_percent(self):
+    self.__cpu_percent = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="cpu-percent", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+
+
+  def _get_memory_mb(self):
+    """
+    Getter method for memory_mb, mapped from YANG variable /templates/template/decomposition/functions/function/state/memory_mb (decimal64)
+
+    YANG Description: The memory the function holds, at the last sample: its
+processes' resident memory (native, DPDK), its container's
+cgroup less the inactive file cache (docker), its VM's
+resident memory (kvm). Its monitoring metric memory-mb.
+    """
+    return self.__memory_mb
+      
+  def _set_memory_mb(self, v, load=False):
+    """
+    Setter method for memory_mb, mapped from YANG variable /templates/template/decomposition/functions/function/state/memory_mb (decimal64)
+    If this variable is read-only (config: false) in the
+    source YANG file, then _set_memory_mb is considered as a private
+    method. Backends looking to populate this variable should
+    do so via calling thisObj._set_memory_mb() directly.
+
+    YANG Description: The memory the function holds, at the last sample: its
+processes' resident memory (native, DPDK), its container's
+cgroup less the inactive file cache (docker), its VM's
+resident memory (kvm). Its monitoring metric memory-mb.
+    """
+    if hasattr(v, "_utype"):
+      v = v._utype(v)
+    try:
+      t = YANGDynClass(v,base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="memory-mb", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+    except (TypeError, ValueError):
+      raise ValueError({
+          'error-string': """memory_mb must be of a type compatible with decimal64""",
+          'defined-type': "decimal64",
+          'generated-type': """YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="memory-mb", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)""",
+        })
+
+    self.__memory_mb = t
+    if hasattr(self, '_set'):
+      self._set()
+
+  def _unset_memory_mb(self):
+    self.__memory_mb = YANGDynClass(base=RestrictedPrecisionDecimalType(precision=1), is_leaf=True, yang_name="memory-mb", parent=self, path_helper=self._path_helper, extmethods=self._extmethods, register_paths=True, namespace='urn:composer-nc:yang:composer-templates', defining_module='composer-templates', yang_type='decimal64', is_config=False)
+
+
   def _get_resolution(self):
     """
     Getter method for resolution, mapped from YANG variable /templates/template/decomposition/functions/function/state/resolution (container)
@@ -5002,12 +5184,14 @@ implementation is then the decomposition template).
   cpu_core = __builtin__.property(_get_cpu_core)
   cores_exclusive = __builtin__.property(_get_cores_exclusive)
   restart_count = __builtin__.property(_get_restart_count)
+  cpu_percent = __builtin__.property(_get_cpu_percent)
+  memory_mb = __builtin__.property(_get_memory_mb)
   resolution = __builtin__.property(_get_resolution)
   image = __builtin__.property(_get_image)
   decomposition = __builtin__.property(_get_decomposition)
 
 
-  _pyangbind_elements = OrderedDict([('id', id), ('name', name), ('functional_capability', functional_capability), ('template', template), ('parameter', parameter), ('constraints', constraints), ('status', status), ('last_error', last_error), ('status_reason', status_reason), ('implementation', implementation), ('execution_environment', execution_environment), ('cpu_core', cpu_core), ('cores_exclusive', cores_exclusive), ('restart_count', restart_count), ('resolution', resolution), ('image', image), ('decomposition', decomposition), ])
+  _pyangbind_elements = OrderedDict([('id', id), ('name', name), ('functional_capability', functional_capability), ('template', template), ('parameter', parameter), ('constraints', constraints), ('status', status), ('last_error', last_error), ('status_reason', status_reason), ('implementation', implementation), ('execution_environment', execution_environment), ('cpu_core', cpu_core), ('cores_exclusive', cores_exclusive), ('restart_count', restart_count), ('cpu_percent', cpu_percent), ('memory_mb', memory_mb), ('resolution', resolution), ('image', image), ('decomposition', decomposition), ])
 
 
 class yc_config_composer_templates__templates_template_decomposition_functions_function_ports_port_config(PybindBase):

@@ -323,12 +323,24 @@ def netns_delete(name: str) -> bool:
 
 def netns_pids(name: str) -> list[int]:
     """The processes whose network namespace is `name`."""
-    check_netns_name(name)
-    try:
-        st = os.stat(os.path.join(NETNS_RUN_DIR, name))
-    except FileNotFoundError:
-        return []
-    pids = []
+    return netns_pids_of([name])[name]
+
+
+def netns_pids_of(names) -> dict:
+    """name -> the processes whose network namespace it is, for every one of names, in
+    one pass over /proc (a namespace that does not exist has none)."""
+    wanted = {}
+    out = {}
+    for name in names:
+        check_netns_name(name)
+        out[name] = []
+        try:
+            st = os.stat(os.path.join(NETNS_RUN_DIR, name))
+        except FileNotFoundError:
+            continue
+        wanted.setdefault((st.st_dev, st.st_ino), []).append(name)
+    if not wanted:
+        return out
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -336,9 +348,9 @@ def netns_pids(name: str) -> list[int]:
             ns = os.stat("/proc/%s/ns/net" % entry)
         except OSError:
             continue
-        if (ns.st_dev, ns.st_ino) == (st.st_dev, st.st_ino):
-            pids.append(int(entry))
-    return pids
+        for name in wanted.get((ns.st_dev, ns.st_ino), ()):
+            out[name].append(int(entry))
+    return out
 
 
 @_on_worker

@@ -14,8 +14,10 @@ NETCONF stream, YANG-push on /alarms and the log get them) and as /alarms state.
 - A deployed graph's monitoring expression (agent/model/monitoring.py, checked at commit):
   each condition that holds for one of its functions raises monitoring-threshold
   (warning) naming the function, evaluated when the measured value changes at its source
-  (process-restarts: Health counts a restart), cleared when it no longer holds or the
-  graph is gone.
+  (process-restarts: Health counts a restart) and after each sample of what the
+  functions use (cpu-percent, memory-mb: the engine's FunctionUsage, sampled every
+  interval seconds with the thresholds), cleared when it no longer holds or the graph is
+  gone.
 The list keeps every active alarm and the last KEEP_CLEARED cleared ones.
 """
 
@@ -43,6 +45,10 @@ CHECKED = ("function-process-gone", "port-down", "node-fault", "monitoring-thres
 
 FAULT_ALARMS = {"process": ("function-process-gone", "major"), "port": ("port-down", "major"),
                 "sap": ("port-down", "major")}
+
+
+def _number(value) -> str:
+    return "%d" % value if float(value).is_integer() else "%.1f" % value
 
 
 class Alarms:
@@ -129,6 +135,7 @@ class Alarms:
         """The monitoring-threshold alarms the deployed graphs' expressions ask for now."""
         wanted = {}
         health = self.engine.health
+        usage = getattr(self.engine, "usage", None)
         for gid, deployed in sorted(getattr(self.engine, "deployed", {}).items()):
             try:
                 conditions = parse_monitoring(deployed.graph.monitoring)
@@ -136,17 +143,27 @@ class Alarms:
                 continue
             for fid in sorted(deployed.functions) if conditions else ():
                 values = {"process-restarts": health.restarts(gid, fid)}
+                if usage is not None:
+                    values.update(usage.figures(gid, fid))
                 resource = FUNCTION % (gid, fid)
                 for condition in conditions:
-                    value = values[condition.metric]
-                    if condition.holds(value):
+                    value = values.get(condition.metric)      # None: not measured (yet)
+                    if value is not None and condition.holds(value):
                         wanted["monitoring-threshold %s %s" % (resource, condition)] = (
                             "monitoring-threshold", "%s %s" % (resource, condition),
-                            "warning", "function %s of graph %s: %s is %d (%s)"
-                            % (fid, gid, condition.metric, value, condition))
+                            "warning", "function %s of graph %s: %s is %s (%s)"
+                            % (fid, gid, condition.metric, _number(value), condition))
         return wanted
 
     def sample_once(self) -> None:
+        """One sample: what the functions use (then the monitoring expressions that
+        compare it), and the node's thresholds."""
+        usage = getattr(self.engine, "usage", None)
+        if usage is not None:
+            usage.sample(dict(getattr(self.engine, "deployed", {})))
+            self.check()
+        if not (self.memory_percent or self.cpu_percent):
+            return
         memory, cpu = self.sample()
         with self._lock:
             for kind, value, limit, what in (("memory-high", memory, self.memory_percent,
@@ -162,9 +179,7 @@ class Alarms:
                     self._clear(ident)
 
     def start(self) -> None:
-        """Sample the thresholds in a thread of its own (when one is set)."""
-        if not (self.memory_percent or self.cpu_percent):
-            return
+        """Sample in a thread of its own."""
         self._thread = threading.Thread(target=self._loop, name="alarms", daemon=True)
         self._thread.start()
 

@@ -41,6 +41,7 @@ from .interface import EngineRefused, TransactionEngine
 from .journal import Journal
 from .planner import Planner, PlanningError, function_path, graph_path, sap_path
 from .spares import SparePool
+from .usage import FunctionUsage
 from .state import Snapshot, encode
 
 LOG = logging.getLogger(__name__)
@@ -138,6 +139,8 @@ class ComposerEngine(TransactionEngine):
         self.last_summary: dict = {}
         # What broke since it was deployed (the watches and the converger keep it).
         self.health = Health()
+        # What each function uses (cpu-percent, memory-mb), sampled by the alarms' thread.
+        self.usage = FunctionUsage(compute)
         self.converger = None          # agent/engine/converge.py, when it runs
         self._lock = threading.Lock()
         self._generation = 0           # bumped whenever what is deployed changes

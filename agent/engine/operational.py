@@ -70,6 +70,9 @@ def function_state(engine, gid: str, deployed) -> dict:
              "restart-count": engine.health.restarts(gid, deployed.id),
              "execution-environment": STATUS % deployed.environment,
              "cpu-core": list(deployed.cores)}
+    usage = getattr(engine, "usage", None)
+    if usage is not None:
+        state.update(usage.state(gid, deployed.id))
     if reason:
         state["status-reason"] = reason
     if deployed.cores:

@@ -6,14 +6,19 @@ evaluated by the alarms (agent/engine/alarms.py) for every function of the graph
     condition  := metric operator number
     operator   := ">" | ">=" | "<" | "<="
 
-Metrics (what the node measures per function, at the source):
+Metrics (what the node measures per function):
     process-restarts   how many times the agent restarted the function (or made it again)
-                       since the graph was deployed: its restart-count.
+                       since the graph was deployed: its restart-count (at the source:
+                       Health counts a restart).
+    cpu-percent        the CPU time it used over the last alarms interval, in percent of
+                       one core (agent/engine/usage.py; sampled every [alarms] interval).
+    memory-mb          the memory it holds, in MiB (sampled likewise).
 
-Example: "process-restarts > 3". Each condition that holds for a function raises one
-monitoring-threshold alarm naming the function; it is cleared when the condition no
-longer holds. CPU and memory per function are not measured on this node yet, so such an
-expression is refused at commit rather than stored and ignored.
+Example: "process-restarts > 3, memory-mb >= 512". Each condition that holds for a
+function raises one monitoring-threshold alarm naming the function; it is cleared when
+the condition no longer holds. A metric not measured yet for a function (cpu-percent
+before its second sample, or in an environment whose driver measures nothing) holds no
+condition. An unknown metric is refused at commit rather than stored and ignored.
 """
 
 import operator
@@ -21,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-METRICS = ("process-restarts",)
+METRICS = ("process-restarts", "cpu-percent", "memory-mb")
 MAX_LENGTH = 1000
 
 # One condition: metric, operator, a non-negative integer; blanks around each part.

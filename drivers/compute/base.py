@@ -47,6 +47,11 @@ starts its functions in parallel, `compute.parallel-starts`); a driver serialise
 one instance. fetch and the read-only calls (status, list_instances, problems) may run at
 any time.
 
+Usage: usage(instance) says what a running (or paused) instance uses of the node now, a
+drivers/compute/usage.Usage (CPU time so far, resident memory), or None when it is not
+running or the driver does not measure it (the default). It is read-only and cheap (a few
+/proc or cgroup files, one libvirt call): the agent samples it every alarms interval.
+
 Watching (drivers/watch.py, and drivers/compute/watching.py for the common part): after
 watch(watcher, sink) a driver calls sink(Event) on the watcher's thread when a running
 instance breaks without the driver doing it: Event(FUNCTION, instance, LOST, detail) when
@@ -58,7 +63,7 @@ and recovery's); a paused instance is not broken.
 
 from dataclasses import dataclass, field
 
-from ..errors import NotSupported
+from ..errors import NotSupported, ResourceNotFound
 
 # --- how a port is attached to the vSwitch (PortAttachment.kind) ---------------------------
 
@@ -216,6 +221,24 @@ class ComputeDriver:
     def status(self, instance: str) -> str:
         """created, running, stopped, paused, or failed; ResourceNotFound when unknown."""
         raise NotImplementedError
+
+    # --- usage (see the module's docstring) ---
+
+    def usage(self, instance: str):
+        """A drivers/compute/usage.Usage of a running or paused instance; None when it is
+        not running or nothing is measured. ResourceNotFound when the instance is unknown."""
+        return None
+
+    def usages(self, instances) -> dict:
+        """instance -> usage(instance) for each of instances (None for an unknown one); a
+        driver overrides it when it can read many at once for less."""
+        out = {}
+        for instance in instances:
+            try:
+                out[instance] = self.usage(instance)
+            except ResourceNotFound:
+                out[instance] = None
+        return out
 
     # --- watching (see the module's docstring) ---
 

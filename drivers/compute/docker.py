@@ -69,6 +69,7 @@ from .base import ComputeDriver, FunctionPort, FunctionSpec, InstanceInfo
 from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
                         InstanceStore)
 from .plumbing import Plumbing, check_unique, validate_veth_port
+from .usage import cgroup_usage_of, processes_usage
 from .watching import InstanceWatch
 
 LOG = logging.getLogger(__name__)
@@ -685,6 +686,19 @@ class DockerDriver(InstanceAccess, ComputeDriver):
             return FAILED
         exists = self._container(instance) is not None
         return self._state(meta, exists, set(netlink.link_names("", self.netns)))
+
+    def usage(self, instance: str):
+        """The container's cgroup (what `docker stats` reads, without asking dockerd),
+        else the processes in its network namespace."""
+        _check_name(instance)
+        meta = self._load(instance)
+        pid = meta.get("pid")
+        if meta.get("state") not in (RUNNING, PAUSED) or not pid:
+            return None
+        if watch.process_identity(pid[0]) != tuple(pid):
+            return None                 # its init exited: the watch reports it
+        found = cgroup_usage_of(pid[0])
+        return found or processes_usage(netlink.netns_pids(instance))
 
     def _state(self, meta: dict | None, container: bool, node_links: set) -> str:
         if meta is None or not container or meta.get("state") in (CREATING, FAILED):

@@ -71,6 +71,7 @@ from .base import ComputeDriver, FunctionPort, FunctionSpec, InstanceInfo
 from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
                         InstanceStore)
 from .plumbing import Plumbing, check_unique, validate_veth_port
+from .usage import processes_usage
 from .watching import InstanceWatch
 
 LOG = logging.getLogger(__name__)
@@ -359,6 +360,18 @@ class DPDKDriver(InstanceAccess, ComputeDriver):
                     "timeout", self.start_timeout)), script="start", status=None,
                     output=_tail(output), timed_out=True, resource=meta["instance"])
             time.sleep(POLL)
+
+    def usage(self, instance: str):
+        """The DPDK process (its poll-mode threads keep its cores at 100 %)."""
+        meta = self._load(instance)
+        if meta.get("state") not in (RUNNING, PAUSED):
+            return None
+        pid = meta.get("pid")
+        if pid and pid[1] is not None:
+            if watch.process_identity(pid[0]) != tuple(pid):
+                return None             # it exited: the watch reports it
+            return processes_usage([pid[0]])
+        return processes_usage(self._processes(instance))
 
     def _processes(self, instance: str) -> list:
         """The pids of DPDK processes of the instance (by the file prefix in their command

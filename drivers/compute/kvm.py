@@ -65,6 +65,7 @@ from .base import ComputeDriver, FunctionSpec, InstanceInfo
 from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
                         InstanceStore)
 from .plumbing import Plumbing, port_record
+from .usage import Usage
 from .watching import InstanceWatch
 
 LOG = logging.getLogger(__name__)
@@ -372,6 +373,23 @@ class KvmDriver(InstanceAccess, ComputeDriver):
             return self.store.load(instance)
         except ResourceNotFound:
             raise ResourceNotFound("no kvm function instance", resource=instance) from None
+
+    def usage(self, instance: str):
+        """libvirt's figures of the domain: the CPU time of its vCPUs, the resident memory
+        of its qemu process (memoryStats rss; the memory it was given when unknown)."""
+        meta = self._load(instance)
+        if meta.get("state") not in (RUNNING, PAUSED):
+            return None
+        domain = self._domain(instance)
+        if domain is None:
+            return None
+        libvirt = _libvirt()
+        try:
+            _, _, memory_kib, _, cpu_ns = domain.info()
+            rss_kib = domain.memoryStats().get("rss", memory_kib)
+        except libvirt.libvirtError:
+            return None                 # gone meanwhile
+        return Usage(cpu_ns / 1e9, int(rss_kib) * 1024)
 
     def _domain(self, instance: str):
         """The libvirt domain of instance, None when there is none."""

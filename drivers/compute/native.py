@@ -69,6 +69,7 @@ from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, Ins
                         InstanceStore)
 from .plumbing import Plumbing, check_unique, validate_veth_port
 from .slots import PreparedSlots
+from .usage import processes_usage
 from .watching import InstanceWatch
 
 LOG = logging.getLogger(__name__)
@@ -411,6 +412,29 @@ class NativeDriver(InstanceAccess, PreparedSlots):
     def status(self, instance: str) -> str:
         """created, running, stopped, paused, or failed (incomplete: destroy it)."""
         return self._state(self._load(instance), {})
+
+    def usage(self, instance: str):
+        """The processes in the instance's namespace: what its scripts left running."""
+        return self.usages([instance], strict=True)[instance]
+
+    def usages(self, instances, strict: bool = False) -> dict:
+        """usage() of many instances with one pass over /proc (strict: ResourceNotFound
+        for an unknown instance, else None)."""
+        running = []
+        out = {}
+        for instance in instances:
+            try:
+                state = self._load(instance).get("state")
+            except ResourceNotFound:
+                if strict:
+                    raise
+                state = None
+            out[instance] = None
+            if state in (RUNNING, PAUSED):
+                running.append(instance)
+        for instance, pids in netlink.netns_pids_of(running).items():
+            out[instance] = processes_usage(pids)
+        return out
 
     def instance_ports(self, instance: str) -> list[dict]:
         """The ports of an instance as stored: port_id, vswitch_ifname, ifname, mac, ipv4."""

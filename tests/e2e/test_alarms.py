@@ -23,6 +23,7 @@ ncclient.transport.session.TICK = 0.001
 
 NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 ALARMS = "urn:composer-nc:yang:composer-alarms"
+SFFG = "urn:composer-nc:yang:composer-sffg"
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +123,55 @@ def test_the_monitoring_expression_raises_an_alarm_naming_the_function(node):
         alarm_notifications(m, lambda r: any(
             a["type"] == "monitoring-threshold" and a["cleared"] == "true" for a in r))
         assert listed(m)[raised["id"]]["cleared"] == "true"
+
+
+def _function_state(m, fid="rl") -> dict:
+    reply = etree.fromstring(m.get(filter=("subtree", (
+        '<service-graphs xmlns="%s"><service-graph><id>g1</id><functions><function><id>%s'
+        '</id><state/></function></functions></service-graph></service-graphs>'
+        % (SFFG, fid)))).xml.encode())
+    state = reply.find(".//{%s}function/{%s}state" % (SFFG, SFFG))
+    return {e.tag.rpartition("}")[2]: e.text for e in state} if state is not None else {}
+
+
+def test_cpu_and_memory_of_a_function_are_shown_and_monitored(node):
+    """A real native function whose package spins a core and holds 96 MiB: <get> shows its
+    cpu-percent and memory-mb, its graph's expression on them raises monitoring-threshold
+    for each, and the function replaced by a calm one clears both."""
+    expression = "cpu-percent > 20, memory-mb > 60"
+    with node.netconf() as m:
+        m.dispatch(etree.fromstring(
+            '<create-subscription xmlns="%s"><filter type="subtree"><alarm-notification '
+            'xmlns="%s"/></filter></create-subscription>' % (NOTIF, ALARMS)))
+        busy = relay_chain(parameters=("burn", "hold-mb=96"))
+        busy.monitoring = expression
+        commit(node, busy, templates=True)
+
+        def thresholds(received, cleared):
+            return {a["resource"].rpartition("] ")[2] for a in received
+                    if a["type"] == "monitoring-threshold" and a["cleared"] == cleared}
+        conditions = {"cpu-percent > 20", "memory-mb > 60"}
+        got = alarm_notifications(m, lambda r: thresholds(r, "false") == conditions)
+        raised = [a for a in got if a["type"] == "monitoring-threshold"]
+        assert all(a["resource"].startswith("/composer-sffg:service-graphs/service-graph"
+                                            "[id='g1']/functions/function[id='rl'] ")
+                   for a in raised), raised
+        assert any("cpu-percent is" in a["text"] for a in raised)
+        state = _function_state(m)
+        assert float(state["cpu-percent"]) > 20, state
+        assert 96 <= float(state["memory-mb"]) < 400, state
+        calm = relay_chain()
+        calm.monitoring = expression
+        # the function made again without burn and hold-mb (a merge would keep them)
+        m.edit_config(target="candidate", config=delete_graph("g1"))
+        commit(node, calm, templates=True)
+        alarm_notifications(m, lambda r: thresholds(r, "true") == conditions)
+        deadline = time.monotonic() + 10
+        while "memory-mb" not in (state := _function_state(m)):   # the new one's sample
+            assert time.monotonic() < deadline, state
+            time.sleep(0.1)
+        assert float(state["memory-mb"]) < 60, state
+        assert not [a for a in listed(m).values() if a["type"] == "monitoring-threshold"
+                    and a["cleared"] == "false"]
+        m.edit_config(target="candidate", config=delete_graph("g1"))
+        m.commit()

@@ -237,3 +237,28 @@ def test_the_cores_of_the_spec_bind_the_running_instance(backend, driver, lab, t
     finally:
         driver.stop(instance)
         driver.destroy(instance)
+
+
+def test_usage_of_a_running_instance(backend, driver, lab, tmp_path):
+    """usage(): what the running instance's processes (container, VM) use, growing CPU
+    time; None once stopped; ResourceNotFound for an unknown instance."""
+    from drivers.compute.usage import Usage
+    instance = lab.name("m")
+    driver.create(backend.spec(tmp_path, instance, _ports(lab, "m"), LABELS))
+    assert driver.usage(instance) is None               # created, not running
+    driver.start(instance)
+    first = driver.usage(instance)
+    assert isinstance(first, Usage), first
+    assert first.memory_bytes > 100 << 10, first         # a process holds 100 KiB at least
+    assert first.cpu_seconds >= 0
+    if backend.name == "docker":    # read from the container's cgroup, not dockerd's API
+        from drivers.compute.usage import cgroup_usage_of
+        pid = driver._load(instance)["pid"][0]
+        assert cgroup_usage_of(pid) is not None
+    many = driver.usages([instance, lab.name("none")])
+    assert many[lab.name("none")] is None and many[instance].memory_bytes > 100 << 10
+    driver.stop(instance)
+    assert driver.usage(instance) is None
+    with pytest.raises(ResourceNotFound):
+        driver.usage(lab.name("none"))
+    driver.destroy(instance)

@@ -1,13 +1,27 @@
 #!/bin/sh
 # The relay in the background: the function's process, which the agent watches.
-# Parameters: delay=<seconds> (a slow start: sleep that long first).
+# Parameters: delay=<seconds> (a slow start: sleep that long first); burn (a second
+# process that spins on a core); hold-mb=<N> (a third one that holds N MiB resident).
 set -eu
+burn=""
+hold=""
 for p in "$@"; do
     case "$p" in
         delay=*) sleep "${p#delay=}" ;;
+        burn) burn=1 ;;
+        hold-mb=*) hold="${p#hold-mb=}" ;;
         *) echo "relay: unknown parameter '$p'" >&2; exit 2 ;;
     esac
 done
+if [ -n "$burn" ]; then
+    setsid python3 -c 'while True: pass' </dev/null >/dev/null 2>&1 &
+fi
+if [ -n "$hold" ]; then
+    setsid python3 -c "import sys, time
+blob = bytearray(int(sys.argv[1]) << 20)
+blob[::4096] = b'x' * len(blob[::4096])
+time.sleep(1e9)" "$hold" </dev/null >/dev/null 2>&1 &
+fi
 for ifname in $COMPOSER_PORTS; do
     ip link set "$ifname" up promisc on
 done

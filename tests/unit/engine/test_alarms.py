@@ -102,3 +102,75 @@ def test_the_monitoring_expression_raises_and_clears_per_function():
     engine.health.forget("g1", counts=True)
     alarms.check("g1")
     assert bodies(events)[-1] == ("monitoring-threshold", True)
+
+
+class _Function:
+    def __init__(self, instance, environment="native"):
+        self.instance, self.environment = instance, environment
+
+
+class _Driver:
+    def __init__(self):
+        self.readings = {}          # instance -> Usage
+
+    def usages(self, instances):
+        return {i: self.readings.get(i) for i in instances}
+
+
+class _Compute:
+    def __init__(self):
+        self.native = _Driver()
+
+    def driver(self, environment):
+        if environment != "native":
+            raise RuntimeError("no %s driver" % environment)
+        return self.native
+
+
+def test_cpu_and_memory_per_function_are_sampled_shown_and_monitored():
+    from drivers.compute.usage import Usage
+    from agent.engine.operational import function_state
+    from agent.engine.usage import FunctionUsage
+    from agent.model.deployed import DeployedFunction
+    engine, alarms, events = made()
+    compute = _Compute()
+    clock = [100.0]
+    engine.usage = FunctionUsage(compute, clock=lambda: clock[0])
+    graph = Deployed("cpu-percent > 50, memory-mb >= 100", ())
+    graph.functions = {"fw": _Function("cnc-fw"), "vm": _Function("cnc-vm", "kvm")}
+    engine.deployed = {"g1": graph}
+    compute.native.readings["cnc-fw"] = Usage(10.0, 50 << 20)
+    alarms.sample_once()
+    # one sample: memory only (CPU needs two); nothing holds
+    assert engine.usage.figures("g1", "fw") == {"memory-mb": 50.0}
+    assert engine.usage.figures("g1", "vm") == {}        # its driver failed: nothing
+    assert events == []
+    clock[0] += 2.0
+    compute.native.readings["cnc-fw"] = Usage(11.5, 150 << 20)     # 1.5 s of CPU in 2 s
+    alarms.sample_once()
+    assert engine.usage.figures("g1", "fw") == {"memory-mb": 150.0, "cpu-percent": 75.0}
+    assert sorted(e.body["resource"].rsplit("] ", 1)[1] for e in events) == [
+        "cpu-percent > 50", "memory-mb >= 100"]
+    assert "cpu-percent is 75 (cpu-percent > 50)" in " ".join(e.body["text"] for e in events)
+    # shown in the function's state, as composer-sffg decimal64 leaves
+    deployed = DeployedFunction(id="fw", instance="cnc-fw", environment="native",
+                                template="t", image="i")
+    engine.compute = type("C", (), {"status": {}})()
+    state = function_state(engine, "g1", deployed)
+    assert (state["cpu-percent"], state["memory-mb"]) == ("75.0", "150.0")
+    # the CPU calms down, the memory stays: the CPU alarm clears alone
+    clock[0] += 2.0
+    compute.native.readings["cnc-fw"] = Usage(11.6, 150 << 20)
+    alarms.sample_once()
+    assert bodies(events)[2:] == [("monitoring-threshold", True)]
+    assert events[2].body["resource"].endswith("cpu-percent > 50")
+    # a process that exited drops the CPU total: 0 %, never negative
+    clock[0] += 2.0
+    compute.native.readings["cnc-fw"] = Usage(1.0, 10 << 20)
+    alarms.sample_once()
+    assert engine.usage.figures("g1", "fw") == {"memory-mb": 10.0, "cpu-percent": 0.0}
+    assert [b for b in bodies(events)[3:]] == [("monitoring-threshold", True)]
+    # the function is gone: its figures too
+    engine.deployed = {}
+    alarms.sample_once()
+    assert engine.usage.figures("g1", "fw") == {}

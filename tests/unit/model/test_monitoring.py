@@ -18,6 +18,12 @@ def test_the_documented_forms():
         not parse("process-restarts > 3")[0].holds(3)
 
 
+def test_cpu_and_memory_per_function():
+    assert parse("cpu-percent > 80, memory-mb >= 512") == (
+        Condition("cpu-percent", ">", 80), Condition("memory-mb", ">=", 512))
+    assert parse("cpu-percent > 80")[0].holds(80.5)      # sampled figures are decimals
+
+
 @pytest.mark.parametrize("text, says", [
     ("process-restarts > lots", "condition 1"),
     ("process-restarts > 3,", "condition 2"),
