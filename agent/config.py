@@ -81,6 +81,9 @@ DEFAULTS = {
         "memory-percent": 0.0,
         "cpu-percent": 0.0,
         "interval": 5.0,
+        # The memory in use and the CPU load crossing a multiple of this many percent is a
+        # change of the domain's resources (YANG-push on-change, the ZeroMQ feed); 0: off.
+        "resource-step": 10.0,
     },
     "publish": {
         # The ZeroMQ feed of the domain description (agent/publish/feed.py): off by
@@ -302,7 +305,7 @@ def _check(config: AgentConfig) -> None:
     if not 0.01 <= notifications["push-min-period"] <= 86400:
         raise ConfigError("notifications.push-min-period must be within 0.01..86400 seconds")
     alarms = data["alarms"]
-    for key in ("memory-percent", "cpu-percent"):
+    for key in ("memory-percent", "cpu-percent", "resource-step"):
         if not 0 <= alarms[key] <= 100:
             raise ConfigError("alarms.%s must be within 0..100 (0: off)" % key)
     if not 0.1 <= alarms["interval"] <= 3600:

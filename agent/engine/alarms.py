@@ -10,7 +10,10 @@ NETCONF stream, YANG-push on /alarms and the log get them) and as /alarms state.
 - Thresholds ([alarms] memory-percent, cpu-percent): the memory in use and the CPU load
   (the 1-minute load average over the cores) are sampled every [alarms] interval
   seconds (they cannot be raised at a source) and raise memory-high / cpu-high
-  (warning) above the threshold, cleared below it.
+  (warning) above the threshold, cleared below it. The same samples crossing a multiple
+  of [alarms] resource-step percent (up or down) publish a composer-domain:domain event
+  naming the resource's leaf (memory-free, cpu-load), so that on-change subscriptions to
+  the domain's resources hear of it without polling.
 - A deployed graph's monitoring expression (agent/model/monitoring.py, checked at commit):
   each condition that holds for one of its functions raises monitoring-threshold
   (warning) naming the function, evaluated when the measured value changes at its source
@@ -38,6 +41,8 @@ KEEP_CLEARED = 100
 FUNCTION = "/composer-sffg:service-graphs/service-graph[id='%s']/functions/function[id='%s']"
 GRAPH = "/composer-sffg:service-graphs/service-graph[id='%s']"
 NODE = "/composer-domain:domain/resources"
+DOMAIN_KIND = "composer-domain:domain"
+RESOURCE_LEAVES = (NODE + "/state/memory-free", NODE + "/state/cpu-load")
 
 # Health fault kind -> (alarm type, severity)
 # The alarms check() raises and clears (the others are sampled)
@@ -55,11 +60,13 @@ class Alarms:
     """See the module docstring. publish: a callable taking an Event (Bus.publish)."""
 
     def __init__(self, engine, publish, memory_percent: float = 0, cpu_percent: float = 0,
-                 interval: float = 5.0, sample=None):
+                 interval: float = 5.0, sample=None, resource_step: float = 0):
         self.engine = engine
         self.publish = publish
         self.memory_percent = memory_percent
         self.cpu_percent = cpu_percent
+        self.resource_step = resource_step
+        self._steps: tuple | None = None             # (memory, cpu) // resource_step, last
         self.interval = interval
         self.sample = sample or (lambda: (memory_used_percent(), cpu_load_percent()))
         self._lock = threading.Lock()
@@ -162,9 +169,10 @@ class Alarms:
         if usage is not None:
             usage.sample(dict(getattr(self.engine, "deployed", {})))
             self.check()
-        if not (self.memory_percent or self.cpu_percent):
+        if not (self.memory_percent or self.cpu_percent or self.resource_step):
             return
         memory, cpu = self.sample()
+        self._crossed(memory, cpu)
         with self._lock:
             for kind, value, limit, what in (("memory-high", memory, self.memory_percent,
                                               "memory in use"),
@@ -177,6 +185,20 @@ class Alarms:
                                 % (what, value, limit))
                 else:
                     self._clear(ident)
+
+    def _crossed(self, memory: float, cpu: float) -> None:
+        """A domain event for each resource whose sample crossed a step since the last."""
+        if not self.resource_step:
+            return
+        steps = (int(memory // self.resource_step), int(cpu // self.resource_step))
+        last, self._steps = self._steps, steps
+        if last is None:
+            return                  # the first sample is the baseline
+        changes = [Change("operational", leaf)
+                   for leaf, now_at, was_at in zip(RESOURCE_LEAVES, steps, last)
+                   if now_at != was_at]
+        if changes:
+            self.publish(Event(DOMAIN_KIND, None, changes))
 
     def start(self) -> None:
         """Sample in a thread of its own."""

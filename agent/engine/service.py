@@ -62,7 +62,8 @@ class EngineService:
         self.alarms = Alarms(self.engine, self.bus.publish if self.bus else lambda e: None,
                              memory_percent=settings["memory-percent"],
                              cpu_percent=settings["cpu-percent"],
-                             interval=settings["interval"])
+                             interval=settings["interval"],
+                             resource_step=settings["resource-step"])
         if self.bus is not None:
             self._publish(self.engine, self.bus, self.alarms)
         self.engine.start_spares()

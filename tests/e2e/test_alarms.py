@@ -24,12 +24,13 @@ ncclient.transport.session.TICK = 0.001
 NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 ALARMS = "urn:composer-nc:yang:composer-alarms"
 SFFG = "urn:composer-nc:yang:composer-sffg"
+DOMAIN = "urn:composer-nc:yang:composer-domain"
 
 
 @pytest.fixture(scope="module")
 def node(session_tmp):
     extra = ("[repair]\nbackoff-ms = 100\nbackoff-max-ms = 1000\n"
-             "[alarms]\nmemory-percent = 0.5\ninterval = 0.2\n")
+             "[alarms]\nmemory-percent = 0.5\ninterval = 0.2\nresource-step = 0.01\n")
     with Node("a", session_tmp, {"eth1": "10.63.0.1/24", "eth2": "10.63.0.2/24"},
               prefix_suffix="a", extra_config=extra) as n:
         yield n
@@ -175,3 +176,18 @@ def test_cpu_and_memory_of_a_function_are_shown_and_monitored(node):
                     and a["cleared"] == "false"]
         m.edit_config(target="candidate", config=delete_graph("g1"))
         m.commit()
+
+
+def test_resources_crossing_a_step_are_pushed_on_change(node):
+    """With resource-step 0.01 % every sample of the node's memory in use or CPU load
+    crosses a step: an on-change subscription to them gets push-change-updates with no
+    commit and no dampening (nothing re-reads them otherwise)."""
+    with node.netconf() as watcher:
+        on_change(watcher, '<domain xmlns="%s"><resources><state><memory-free/><cpu-load/>'
+                           '</state></resources></domain>' % DOMAIN)
+        next_update(watcher, "push-update")
+        targets = set()
+        for _ in range(2):
+            _, content = next_update(watcher, "push-change-update", timeout=10)
+            targets |= {t.rpartition("/")[2] for _, t, _ in patch(content)}
+        assert targets and targets <= {"memory-free", "cpu-load"}, targets

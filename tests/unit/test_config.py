@@ -121,6 +121,7 @@ def test_bad_resolver_and_repository_settings_are_refused(section, bad, message)
     ("publish", "zmq-endpoint", "127.0.0.1:5556"), ("publish", "zmq", "yes"),
     ("notifications", "max-subscriptions", -1), ("notifications", "push-min-period", 0),
     ("alarms", "memory-percent", 101), ("alarms", "interval", 0.0),
+    ("alarms", "resource-step", -1),
 ])
 def test_publishing_settings_are_checked(section, setting, value):
     with pytest.raises(ConfigError, match="%s.%s" % (section, setting)):

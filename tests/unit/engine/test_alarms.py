@@ -174,3 +174,32 @@ def test_cpu_and_memory_per_function_are_sampled_shown_and_monitored():
     engine.deployed = {}
     alarms.sample_once()
     assert engine.usage.figures("g1", "fw") == {}
+
+
+def test_resources_crossing_a_step_are_domain_changes():
+    samples = iter([(41.0, 5.0), (45.0, 9.9), (50.5, 9.9), (50.5, 12.0), (39.0, 0.0),
+                    (39.5, 0.5)])
+    events = []
+    alarms = Alarms(Engine(), events.append, sample=lambda: next(samples),
+                    resource_step=10)
+    leaves = []
+    for _ in range(6):
+        alarms.sample_once()
+        leaves.append(sorted(c.path.rpartition("/")[2] for e in events for c in e.changes))
+        del events[:]
+    assert leaves == [[], [], ["memory-free"], ["cpu-load"], ["cpu-load", "memory-free"], []]
+    quiet = Alarms(Engine(), events.append, sample=lambda: (90.0, 90.0))
+    quiet.sample_once()
+    quiet.sample_once()
+    assert events == []                                  # no step, no threshold: nothing
+
+
+def test_the_step_events_are_domain_events():
+    samples = iter([(1.0, 1.0), (30.0, 1.0)])
+    events = []
+    alarms = Alarms(Engine(), events.append, sample=lambda: next(samples), resource_step=5)
+    alarms.sample_once()
+    alarms.sample_once()
+    assert [(e.kind, [(c.datastore, c.path) for c in e.changes]) for e in events] == [
+        ("composer-domain:domain",
+         [("operational", "/composer-domain:domain/resources/state/memory-free")])]
