@@ -2,7 +2,9 @@
 function-process-gone (a notification, and the /alarms state), and the agent's restart
 of it clears the alarm (a second notification); a memory threshold raises memory-high; a
 graph's monitoring expression is refused at its leaf when malformed and raises
-monitoring-threshold naming the function when it holds (cleared with the graph)."""
+monitoring-threshold naming the function when it holds (cleared with the graph); a
+function port taken off its LSI raises port-down, cleared by the repair; per-function CPU
+and memory are monitored; resources crossing a step are pushed on change."""
 
 import os
 import signal
@@ -191,3 +193,24 @@ def test_resources_crossing_a_step_are_pushed_on_change(node):
             _, content = next_update(watcher, "push-change-update", timeout=10)
             targets |= {t.rpartition("/")[2] for _, t, _ in patch(content)}
         assert targets and targets <= {"memory-free", "cpu-load"}, targets
+
+
+def test_a_function_port_taken_off_its_lsi_raises_then_clears_port_down(node):
+    import json
+    with node.netconf() as m:
+        m.dispatch(etree.fromstring(
+            '<create-subscription xmlns="%s"><filter type="subtree"><alarm-notification '
+            'xmlns="%s"/></filter></create-subscription>' % (NOTIF, ALARMS)))
+        commit(node, relay_chain(), templates=True)
+        state = json.loads((node.dir / "state" / "engine" / "deployed.json").read_text())
+        graph = state["graphs"]["g1"]
+        _, ifname = graph["functions"]["rl"]["ports"][0]
+        node.ovs("ovs-vsctl", "del-port", graph["lsi"], ifname)
+        got = alarm_notifications(m, lambda r: any(
+            a["type"] == "port-down" and a["cleared"] == "true" for a in r))
+        down = [a for a in got if a["type"] == "port-down"]
+        assert [a["cleared"] for a in down] == ["false", "true"], down
+        assert down[0]["severity"] == "major"
+        assert down[0]["resource"].endswith("function[id='rl'] port %s" % ifname), down[0]
+        m.edit_config(target="candidate", config=delete_graph("g1"))
+        m.commit()
