@@ -117,3 +117,25 @@ def test_a_decomposed_function_has_its_events_not_its_parts(tmp_path, monkeypatc
     del published[:]
     node.engine.apply(None, None)
     assert ("x", "removed") in steps(published)
+
+
+def test_a_template_configured_changes_the_functional_capabilities():
+    """DomainEvents on its own, with the engine faked at its edges: a new implementation
+    of a capability (templates configured) is a change of functional-capabilities, and
+    nothing else is said to change."""
+    from types import SimpleNamespace
+    capabilities = {"firewall": [{"id": "fw-native"}]}
+    compute = SimpleNamespace(
+        repository=SimpleNamespace(capabilities=lambda: capabilities),
+        scheduler=SimpleNamespace(free_cores=lambda deployed: 4))
+    published = []
+    domain = DomainEvents(SimpleNamespace(compute=compute, deployed={}), published.append)
+    domain.check()
+    domain.check()
+    assert published == []                                  # the baseline, then no change
+    capabilities["firewall"] = [{"id": "fw-native"}, {"id": "fw-docker"}]
+    domain.check()
+    capabilities["nat"] = [{"id": "nat-native"}]
+    domain.check()
+    assert [[(c.datastore, c.path) for c in e.changes] for e in published] == [
+        [("operational", "/composer-domain:domain/functional-capabilities")]] * 2
