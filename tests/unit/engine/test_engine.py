@@ -272,7 +272,11 @@ class Crash(BaseException):
 
 
 def _restart(node):
-    """A new engine on the same node and state directory, as after a restart."""
+    """A new engine on the same node and state directory, as after a restart. The old
+    engine's snapshot writer is let finish first: a process that died writes nothing
+    after its death, while here the thread would go on and could stage a file after
+    the new engine's recovery looked."""
+    node.engine._recorder.shutdown(wait=True)
     node.engine = node.new_engine()
     return node.engine
 
@@ -324,7 +328,7 @@ def test_a_crash_after_the_executor_before_the_commit_line_converges_after_resta
         node.engine.apply(None, after)
     assert (node.engine.snapshot.path.read_bytes() == snapshot) == \
         (died == "before the snapshot")
-    node.engine = node.new_engine()
+    _restart(node)
     assert node.engine.journal.interrupted() == {"g1"}
     node.engine.recover()
     assert not list(node.engine.state_dir.glob(".deployed.json.*"))   # staged, never used
