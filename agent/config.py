@@ -49,6 +49,9 @@ DEFAULTS = {
         "login-failure-delay": 1.0,
         "login-failure-limit": 10,
         "login-block-time": 300,
+        # The recovery session of RFC 8341: this NETCONF user bypasses access control
+        # (its key goes in <state>/users/<name>/authorized_keys, root's to give); "" none.
+        "nacm-recovery-user": "recovery",
         "extra-yang-dirs": [],          # more modules for the datastores (benchmarks, tests)
         "extra-yang-modules": [],
     },

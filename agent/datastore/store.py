@@ -134,6 +134,10 @@ class Datastores:
         self._read_slots = asyncio.Semaphore(max(1, concurrent_reads))
         self._changing: asyncio.Future | None = None    # the change under way; done at its end
         self.observers: list = []
+        # guard(session_id) -> None (anything goes) or a checker with check_plan(target,
+        # plan) and check_trees(old, new, paths): the NETCONF layer's access control,
+        # asked before any change is made; it raises (EditError) to refuse one
+        self.guard = None
 
     # -- observers ------------------------------------------------------------------
     def observe(self, callback) -> None:
@@ -437,6 +441,13 @@ class Datastores:
         if problems and error_option != "continue-on-error":
             edit.free()
             raise EditError(problems)
+        checker = self._checker(session_id)
+        if checker is not None:
+            try:
+                checker.check_plan(source, the_plan)
+            except BaseException:
+                edit.free()
+                raise
         if test_option == "test-only":
             work = source.dup()
             try:
@@ -516,6 +527,9 @@ class Datastores:
         new = self.tree(source).dup() if isinstance(source, str) else source
         try:
             self.locks.check(target, session_id)
+            checker = self._checker(session_id)
+            if checker is not None:
+                checker.check_trees(self.tree(target), new)
             if target == "candidate":
                 self.candidate.free()
                 self.candidate = new
@@ -541,6 +555,9 @@ class Datastores:
             raise EditError(Problem("invalid-value", "the %s datastore cannot be deleted"
                                     % target, error_type="protocol"))
         self.locks.check(target, session_id)
+        checker = self._checker(session_id)
+        if checker is not None:
+            checker.check_trees(self.startup, None)
         await self._run(self._save_startup(DataTree(self.ctx), session_id, "delete-config"))
 
     async def _save_startup(self, new: DataTree, session_id: int = 0,
@@ -668,6 +685,10 @@ class Datastores:
                     raise _refused(exc) from exc
             return False
         candidate = self.candidate
+        checker = self._checker(session_id)
+        if checker is not None:
+            paths = touched_paths(self._journal) if self._journal is not None else None
+            checker.check_trees(self.running, candidate, paths)
         checked = await self._validate(self.running, candidate, persist=persist)
         await self._transaction(self.running, candidate, checked=checked, persist=persist)
         old, self.running = self.running, candidate
@@ -745,6 +766,13 @@ class Datastores:
         self._replace_running(target, 0, "rollback")
 
     # -- internals ------------------------------------------------------------------
+    def _checker(self, session_id: int):
+        """The access control of a session's change (None: none; the server's own
+        changes, session 0, are not checked)."""
+        if self.guard is None or not session_id:
+            return None
+        return self.guard(session_id)
+
     async def _prefetch(self, tree: DataTree) -> None:
         """Before a change of running waits for its turn: the engine fetches what it will
         need (engine.prefetch: images), holding no lock, so that a slow fetch for this

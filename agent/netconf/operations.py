@@ -272,6 +272,10 @@ async def operational_sources(session, flt):
         streams = server.notifications.streams_state()
         owned.append(streams)
         trees.append(streams)
+    if _touches(flt, "ietf-netconf-acm"):
+        counters = server.nacm.state()
+        owned.append(counters)
+        trees.append(counters)
     if _touches(flt, "ietf-subscribed-notifications"):
         subscriptions = server.subscriptions.state()
         owned.append(subscriptions)
@@ -282,8 +286,21 @@ async def operational_sources(session, flt):
     return sources, owned
 
 
-def _retrieve(session, sources, flt, mode) -> bytes:
+def select(session, sources, flt) -> filters.Selected:
+    """filters.select, then what the session's user may not read taken out (NACM)."""
     selected = filters.select(session.server.ctx, sources, flt)
+    access = session.server.access(session)
+    if access is not None:
+        try:
+            access.filter_selected(selected)
+        except BaseException:
+            selected.release()
+            raise
+    return selected
+
+
+def _retrieve(session, sources, flt, mode) -> bytes:
+    selected = select(session, sources, flt)
     try:
         return selected.print(mode)
     finally:
@@ -521,7 +538,7 @@ async def op_get_data(session, op):
     else:
         sources = [(_conventional(session, datastore, mode), None)]
     try:
-        selected = filters.select(server.ctx, sources, flt)
+        selected = select(session, sources, flt)
         try:
             if config_filter is None and max_depth == "unbounded" and not origins and \
                     not with_origin:

@@ -28,6 +28,7 @@ from . import monitoring
 from .capabilities import content_id, server_capabilities
 from .logins import LoginThrottle
 from .messages import DEFAULT_LIMITS, Limits
+from .nacm import Nacm
 from .modules import Schemas
 from .notifications import Notifications
 from .session import Session
@@ -160,7 +161,8 @@ class NetconfServer:
                  max_sessions_per_user: int = 64, max_unauthenticated: int = 32,
                  login_timeout: float = 60, logins: LoginThrottle | None = None,
                  bus: Bus | None = None, replay=None, notification_queue: int = 1000,
-                 max_subscriptions: int = 100, push_min_period: int = 10):
+                 max_subscriptions: int = 100, push_min_period: int = 10,
+                 nacm_recovery_user: str = "recovery"):
         self.ctx = ctx
         self.datastores = datastores
         self.users = users
@@ -186,6 +188,11 @@ class NetconfServer:
         self.subscriptions = Subscriptions(self, max_subscriptions, push_min_period)
         self.capabilities = server_capabilities(self.modules,
                                                 replay=self.notifications.replay_support)
+        # access control: compiled from running's /nacm, recompiled when that changes
+        # (observing before the notifications: their filtering uses the new policy)
+        self.nacm = Nacm(ctx, datastores, users.directory, nacm_recovery_user)
+        datastores.observe(self.nacm.changed)
+        datastores.guard = self._write_access
         datastores.observe(self.notifications.datastore_changed)
         self.statistics = monitoring.ServerStatistics()
         self.sessions: dict[int, Session] = {}
@@ -253,6 +260,16 @@ class NetconfServer:
                     % (username, self.max_sessions_per_user))
         return None
 
+    def access(self, session):
+        """The NACM view of a session's user (None: not restricted)."""
+        return self.nacm.access(session.username)
+
+    def _write_access(self, session_id: int):
+        session = self.sessions.get(session_id)
+        if session is None:
+            return None
+        return self.nacm.access(session.username)
+
     def new_session_id(self) -> int:
         self._next_id += 1
         return self._next_id
@@ -265,6 +282,9 @@ class NetconfServer:
         return True
 
     # -- protocol state -------------------------------------------------------------
+    def module_of_namespace(self, namespace: str | None) -> str | None:
+        return self._index.module_name(namespace) if namespace else None
+
     def prefix_of_module(self, module: str):
         return self._index.prefix_and_namespace(module)
 

@@ -15,10 +15,12 @@ import logging
 
 from ..config import AgentConfig
 from ..datastore import Datastores
+from ..files import atomic_write
 from ..model import create_context
 from ..publish.service import EventService
 from .logins import LoginThrottle
 from .messages import Limits
+from .nacm import default_policy
 from .server import NetconfServer
 from .users import ADMIN, Users
 
@@ -60,7 +62,9 @@ class NetconfService:
         for provider in self.providers:
             self.datastores.register_state_provider(provider)
         self.users = Users(self.config.state_dir / "users")
-        self.users.ensure_admin()
+        if self.users.ensure_admin() is not None and not self.startup_path.exists():
+            # a first start: the shipped access control (README: Access control)
+            atomic_write(self.startup_path, default_policy([ADMIN]).encode(), mode=0o600)
         self.server = NetconfServer(
             self.ctx, self.datastores, self.users,
             self.config.state_dir / "ssh_host_ed25519_key",
@@ -81,7 +85,8 @@ class NetconfService:
             bus=self.events.bus, replay=self.events.replay,
             notification_queue=self.events.queue_size,
             max_subscriptions=self.config.get("notifications", "max-subscriptions"),
-            push_min_period=round(self.config.get("notifications", "push-min-period") * 100))
+            push_min_period=round(self.config.get("notifications", "push-min-period") * 100),
+            nacm_recovery_user=netconf["nacm-recovery-user"])
         self.server.notifications.capabilities_at_start(
             self.events.state_dir / "capabilities.json")
         # after the server: it observes the datastores, whose boot is a change of running

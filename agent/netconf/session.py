@@ -258,6 +258,19 @@ class Session:
         self.info.counters.in_bad_rpcs += 1
         self.server.statistics.counters.in_bad_rpcs += 1
 
+    def _exec_denied(self, op) -> RpcError | None:
+        """NACM's exec check of an operation (RFC 8341 3.4.4): access-denied or None."""
+        access = self.server.access(self)
+        if access is None:
+            return None
+        ns, name = operation_key(op)
+        module = self.server.module_of_namespace(ns)
+        if module is None or access.may_exec(module, name):
+            return None
+        self.server.nacm.counters.denied_operations += 1
+        return RpcError("access-denied", "access denied: user %s may not run %s"
+                        % (self.username, name), error_type="protocol")
+
     async def _handle(self, message: bytes) -> None:
         try:
             root = await self._parse(message)
@@ -309,6 +322,10 @@ class Session:
         handler = OPERATIONS.get(operation_key(op))
         if handler is None:
             await self._error_reply([unsupported(op)], root)
+            return
+        denied = self._exec_denied(op)
+        if denied is not None:
+            await self._error_reply([denied], root)
             return
         try:
             content = await handler(self, op)

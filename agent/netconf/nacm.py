@@ -1,0 +1,760 @@
+"""NETCONF access control (RFC 8341, ietf-netconf-acm) on operations, reads, writes and
+notifications.
+
+The /nacm configuration lives in running like any data. It is compiled once per change
+of it (Nacm.invalidate() on every change of running that touches it) into a Policy:
+the groups, and the rule lists in order. A user's view (Access) is made once per policy
+and user: the rules of the rule lists whose groups hold the user, in order, split by
+access operation. Then:
+
+- an operation is checked against the exec rules (rpc-name, or no rule-type), the
+  defaults of RFC 8341 (kill-session and delete-config are default-deny-all, close-session
+  is always allowed) and exec-default;
+- a data node is checked against the rules matching its module (where the node is
+  defined) and the path rules that match it or one of its ancestors, then the node's
+  nacm:default-deny-all / default-deny-write, then read-default or write-default.
+  Path rules are matched step by step while a tree is walked from the top (a small state
+  machine per rule: no XPath evaluation over the datastore); a subtree whose decision
+  cannot change below its root (no path rule partly matched, no node of another module
+  or with a NACM extension below it in the schema) is decided at its root and not walked.
+  A user whose first applicable rule matches everything (operators) costs one look-up.
+
+Reads drop the denied nodes silently (a denied node with a permitted descendant stays as
+its ancestor, with its list keys). Writes are checked before anything changes, on the
+edit's plan (an edit) or on the two trees (commit, copy-config, delete-config):
+access-denied with the path of the first denied node.
+
+Bypass: NACM off (enable-nacm false), and the recovery session: the NETCONF user named
+by netconf.nacm-recovery-user (default "recovery"; its key is in
+<state>/users/recovery/authorized_keys, which only root on the node can write).
+Groups: /nacm/groups, and with enable-external-groups the lines of
+<state>/users/<name>/groups.
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _libyang import ffi, lib
+
+from ..datastore.errors import EditError, Problem
+from ..datastore.tree import NULL, DataTree, children, is_default, node_path, siblings
+
+LOG = logging.getLogger(__name__)
+
+NACM_MODULE = "ietf-netconf-acm"
+NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+READ, CREATE, UPDATE, DELETE, EXEC = 1, 2, 4, 8, 16
+ALL_OPS = READ | CREATE | UPDATE | DELETE | EXEC
+_OP_BITS = {"read": READ, "create": CREATE, "update": UPDATE, "delete": DELETE, "exec": EXEC}
+OP_NAMES = {v: k for k, v in _OP_BITS.items()}
+# RFC 8341 section 3.2.? : ietf-netconf's kill-session and delete-config carry
+# nacm:default-deny-all (pyang's copy of ietf-netconf has no NACM annotations)
+DENY_ALL_RPCS = {("ietf-netconf", "kill-session"), ("ietf-netconf", "delete-config")}
+ALWAYS_ALLOWED = {("ietf-netconf", "close-session")}
+_TERMINAL = lib.LYS_LEAF | lib.LYS_LEAFLIST | lib.LYS_ANYXML | lib.LYS_ANYDATA
+NO_EXT, DENY_WRITE, DENY_ALL = 0, 1, 2
+
+
+def access_denied(message: str, path: str | None = None,
+                  error_type: str = "application") -> Problem:
+    return Problem("access-denied", message, path=path, error_type=error_type)
+
+
+class AccessDenied(EditError):
+    """A write NACM refuses (access-denied, error-path of the first denied node)."""
+
+
+# -- rules ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    module: str | None             # None: the module of the step before
+    name: str
+    predicates: tuple              # (leaf name or ".", value)
+
+
+@dataclass
+class Rule:
+    name: str
+    module: str | None             # None: any module ("*")
+    kind: str                      # any, rpc, notification, path
+    target: object = None          # rpc/notification name (None: "*"), or a tuple of Steps
+    ops: int = ALL_OPS
+    permit: bool = False
+
+
+def parse_path(text: str) -> tuple:
+    """The steps of a node-instance-identifier in libyang's canonical form
+    (/module:name[key='value']/name...); "/" is no step (every node)."""
+    steps = []
+    i, n = 0, len(text)
+    module = None
+    while i < n:
+        if text[i] != "/":
+            raise ValueError("a path starts each step with /: %r" % text)
+        i += 1
+        if i >= n:
+            break
+        start = i
+        while i < n and text[i] not in "/[":
+            i += 1
+        name = text[start:i]
+        if ":" in name:
+            module, name = name.split(":", 1)
+        predicates = []
+        while i < n and text[i] == "[":
+            end = i + 1
+            quote = None
+            while end < n and (quote is not None or text[end] != "]"):
+                if quote is not None and text[end] == quote:
+                    quote = None
+                elif quote is None and text[end] in "'\"":
+                    quote = text[end]
+                end += 1
+            body = text[i + 1:end]
+            left, _, right = body.partition("=")
+            left = left.strip()
+            if ":" in left:
+                left = left.split(":", 1)[1]
+            value = right.strip()
+            if len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
+                value = value[1:-1]
+            predicates.append((left, value))
+            i = end + 1
+        steps.append(Step(module, name, tuple(predicates)))
+    return tuple(steps)
+
+
+@dataclass
+class Policy:
+    """The compiled /nacm configuration."""
+    enabled: bool = True
+    read_default: bool = True
+    write_default: bool = False
+    exec_default: bool = True
+    external_groups: bool = True
+    groups: dict = field(default_factory=dict)          # group -> set of users
+    rule_lists: list = field(default_factory=list)      # (set of groups, [Rule])
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Policy":
+        nacm = data.get("%s:nacm" % NACM_MODULE, {})
+        policy = cls(enabled=nacm.get("enable-nacm", True),
+                     read_default=nacm.get("read-default", "permit") == "permit",
+                     write_default=nacm.get("write-default", "deny") == "permit",
+                     exec_default=nacm.get("exec-default", "permit") == "permit",
+                     external_groups=nacm.get("enable-external-groups", True))
+        for group in nacm.get("groups", {}).get("group", []):
+            policy.groups[group["name"]] = set(group.get("user-name", []))
+        for rule_list in nacm.get("rule-list", []):
+            rules = []
+            for rule in rule_list.get("rule", []):
+                ops_text = rule.get("access-operations", "*")
+                ops = ALL_OPS if ops_text == "*" else 0
+                if ops_text != "*":
+                    for word in str(ops_text).split():
+                        ops |= _OP_BITS.get(word, 0)
+                module = rule.get("module-name", "*")
+                kind, target = "any", None
+                if "rpc-name" in rule:
+                    kind, target = "rpc", rule["rpc-name"]
+                elif "notification-name" in rule:
+                    kind, target = "notification", rule["notification-name"]
+                elif "path" in rule:
+                    kind, target = "path", parse_path(rule["path"])
+                if kind in ("rpc", "notification") and target == "*":
+                    target = None
+                rules.append(Rule(rule["name"], None if module == "*" else module, kind,
+                                  target, ops, rule.get("action") == "permit"))
+            policy.rule_lists.append((set(rule_list.get("group", [])), rules))
+        return policy
+
+
+# -- schema facts -------------------------------------------------------------------------
+class _Schema:
+    """Per schema node: module name, name, NACM extension, and whether a node below it in
+    the schema is of another module or carries a NACM extension (cached per context)."""
+
+    def __init__(self):
+        self.info: dict = {}
+        self.below: dict = {}
+
+    def of(self, snode):
+        k = int(ffi.cast("uintptr_t", snode))
+        found = self.info.get(k)
+        if found is None:
+            found = (ffi.string(snode.module.name).decode(), ffi.string(snode.name).decode(),
+                     _extension(snode), bool(snode.nodetype & _TERMINAL),
+                     bool(snode.flags & lib.LYS_KEY))
+            self.info[k] = found
+        return found
+
+    def mixed_below(self, snode) -> bool:
+        k = int(ffi.cast("uintptr_t", snode))
+        found = self.below.get(k)
+        if found is None:
+            self.below[k] = False          # a recursion guard (schemas are trees)
+            module = snode.module
+            found = False
+            child = lib.lysc_node_child(snode)
+            while child != NULL:
+                if child.nodetype & (lib.LYS_CHOICE | lib.LYS_CASE):
+                    if child.module != module or _extension(child) or self.mixed_below(child):
+                        found = True
+                elif child.module != module or _extension(child) or self.mixed_below(child):
+                    found = True
+                if found:
+                    break
+                child = child.next
+            self.below[k] = found
+        return found
+
+
+def _extension(snode) -> int:
+    exts = snode.exts
+    if exts == NULL:
+        return NO_EXT
+    count = ffi.cast("uint64_t *", exts)[-1]
+    found = NO_EXT
+    for i in range(count):
+        definition = exts[i].__getattribute__("def")
+        if ffi.string(definition.module.name) != NACM_MODULE.encode():
+            continue
+        name = ffi.string(definition.name)
+        if name == b"default-deny-all":
+            return DENY_ALL
+        if name == b"default-deny-write":
+            found = DENY_WRITE
+    return found
+
+
+_SCHEMAS: dict = {}
+
+
+def _schema(ctx) -> _Schema:
+    found = _SCHEMAS.get(id(ctx))
+    if found is None:
+        found = _SCHEMAS[id(ctx)] = _Schema()
+    return found
+
+
+def _value(node) -> str:
+    raw = lib.lyd_get_value(node)
+    return ffi.string(raw).decode() if raw != NULL else ""
+
+
+# -- one user's view ----------------------------------------------------------------------
+class Access:
+    """What one user may do under one Policy."""
+
+    def __init__(self, ctx, policy: Policy, user: str, groups: set, counters: "Counters"):
+        self.ctx = ctx
+        self.user = user
+        self.policy = policy
+        self.counters = counters
+        self.schema = _schema(ctx)
+        rules = []
+        if groups:
+            for list_groups, list_rules in policy.rule_lists:
+                if "*" in list_groups or list_groups & groups:
+                    rules.extend(list_rules)
+        self.rules = rules
+        self.paths = [r.target for r in rules if r.kind == "path"]
+        self.path_index = {id(r): i for i, r in enumerate(r for r in rules if r.kind == "path")}
+        self.data = {}
+        for op in (READ, CREATE, UPDATE, DELETE):
+            self.data[op] = [(self.path_index.get(id(r)), r) for r in rules
+                             if r.ops & op and r.kind in ("any", "path")]
+        self.default = {READ: policy.read_default, CREATE: policy.write_default,
+                        UPDATE: policy.write_default, DELETE: policy.write_default}
+        self._decisions: dict = {}
+        # every path rule at its first step; a rule of path "/" matches everything
+        self.root = (tuple((i, 0) for i, steps in enumerate(self.paths) if steps),
+                     frozenset(i for i, steps in enumerate(self.paths) if not steps))
+
+    # -- operations ---------------------------------------------------------------
+    def may_exec(self, module: str, name: str) -> bool:
+        if (module, name) in ALWAYS_ALLOWED:
+            return True
+        for rule in self.rules:
+            if not rule.ops & EXEC or rule.kind in ("notification", "path"):
+                continue
+            if rule.module is not None and rule.module != module:
+                continue
+            if rule.kind == "rpc" and rule.target not in (None, name):
+                continue
+            return rule.permit
+        if (module, name) in DENY_ALL_RPCS:
+            return False
+        return self.policy.exec_default
+
+    def may_receive(self, module: str, name: str) -> bool:
+        """A notification by its name (RFC 8341 3.4.6)."""
+        for rule in self.rules:
+            if not rule.ops & READ or rule.kind in ("rpc", "path"):
+                continue
+            if rule.module is not None and rule.module != module:
+                continue
+            if rule.kind == "notification" and rule.target not in (None, name):
+                continue
+            return rule.permit
+        return self.policy.read_default
+
+    # -- data ---------------------------------------------------------------------
+    def blanket(self, op: int) -> bool | None:
+        """The decision for every data node when the first rule for op matches them all."""
+        rules = self.data[op]
+        if rules and rules[0][1].kind == "any" and rules[0][1].module is None:
+            return rules[0][1].permit
+        return None
+
+    def decide(self, op: int, module: str, ext: int, active: frozenset) -> bool:
+        cache_key = (op, module, ext, active)
+        found = self._decisions.get(cache_key)
+        if found is not None:
+            return found
+        found = None
+        for index, rule in self.data[op]:
+            if rule.module is not None and rule.module != module:
+                continue
+            if index is not None and index not in active:
+                continue
+            found = rule.permit
+            break
+        if found is None:
+            if ext == DENY_ALL or (ext == DENY_WRITE and op != READ):
+                found = False
+            else:
+                found = self.default[op]
+        self._decisions[cache_key] = found
+        return found
+
+    def _advance(self, node, info, state):
+        partials, active = state
+        if not partials:
+            return state
+        module, name = info[0], info[1]
+        left = []
+        added = None
+        for index, at in partials:
+            step = self.paths[index][at]
+            if step.name != name and step.name != "*":
+                continue
+            if step.module is not None and step.module != module:
+                continue
+            if step.predicates and not self._predicates(node, step.predicates):
+                continue
+            if at + 1 == len(self.paths[index]):
+                added = (added or set())
+                added.add(index)
+            else:
+                left.append((index, at + 1))
+        if added:
+            active = active | added
+        return tuple(left), active
+
+    @staticmethod
+    def _predicates(node, predicates) -> bool:
+        for leaf, value in predicates:
+            if leaf == ".":
+                if _value(node) != value:
+                    return False
+                continue
+            for child in children(node):
+                if ffi.string(child.schema.name).decode() == leaf:
+                    if _value(child) == value:
+                        break
+            else:
+                return False
+        return True
+
+    def state_of(self, node):
+        """The path-matching state at node (from its ancestors), and node's facts."""
+        chain = []
+        while node != NULL:
+            chain.append(node)
+            node = ffi.cast("struct lyd_node *", node.parent) if node.parent != NULL else NULL
+        state = self.root
+        info = None
+        for n in reversed(chain):
+            info = self.schema.of(n.schema)
+            state = self._advance(n, info, state)
+        return state, info
+
+    def permitted(self, op: int, node) -> bool:
+        if self.blanket(op) is not None:
+            return self.blanket(op)
+        state, info = self.state_of(node)
+        return self.decide(op, info[0], info[2], state[1])
+
+    # reads
+    def _read(self, node, state, delete) -> bool:
+        """Whether node stays in a read; its denied descendants deleted (delete(node))."""
+        info = self.schema.of(node.schema)
+        state = self._advance(node, info, state)
+        permit = self.decide(READ, info[0], info[2], state[1])
+        if info[3] or (not state[0] and not self.schema.mixed_below(node.schema)):
+            return permit
+        kept = False
+        for child in list(children(node)):
+            if self.schema.of(child.schema)[4]:
+                continue
+            if self._read(child, state, delete):
+                kept = True
+            else:
+                delete(child)
+        return permit or kept
+
+    def _untouched(self, node) -> bool:
+        """node's whole subtree is readable, decided at node."""
+        info = self.schema.of(node.schema)
+        state = self._advance(node, info, self.root)
+        return self.decide(READ, info[0], info[2], state[1]) and not state[0] and \
+            not self.schema.mixed_below(node.schema)
+
+    def filter_tree(self, tree: DataTree) -> None:
+        """Delete from tree (the caller's) what the user may not read."""
+        if self.blanket(READ) is True:
+            return
+        for top in tree.top_nodes():
+            if self.blanket(READ) is False or not self._read(top, self.root, tree.delete):
+                tree.delete(top)
+
+    def filter_selected(self, selected) -> None:
+        """A filters.Selected pruned: a borrowed top-level node the user may not read
+        whole is copied into selected.copies, then the copies are pruned."""
+        if self.blanket(READ) is True:
+            return
+        keep = []
+        out = ffi.new("struct lyd_node **")
+        for tree, node in selected.borrowed:
+            if self.blanket(READ) is None and self._untouched(node):
+                keep.append((tree, node))
+            elif lib.lyd_dup_single(node, NULL, lib.LYD_DUP_RECURSIVE | lib.LYD_DUP_WITH_FLAGS,
+                                    out) == lib.LY_SUCCESS:
+                selected.copies.merge_forest(out[0], destruct=True)
+        selected.borrowed = keep
+        self.filter_tree(selected.copies)
+
+    def readable(self, node) -> bool:
+        """The user may read node (its ancestors' paths considered)."""
+        return self.permitted(READ, node)
+
+    # writes
+    def _first_denied(self, op, node, state):
+        """The first node of node's subtree (node first) op is denied on, or None."""
+        info = self.schema.of(node.schema)
+        state = self._advance(node, info, state)
+        if not self.decide(op, info[0], info[2], state[1]):
+            return node
+        if info[3] or (not state[0] and not self.schema.mixed_below(node.schema)):
+            return None
+        for child in children(node):
+            if self.schema.of(child.schema)[4]:
+                continue
+            found = self._first_denied(op, child, state)
+            if found is not None:
+                return found
+        return None
+
+    def _deny(self, op, node):
+        self.counters.denied_data_writes += 1
+        path = node_path(node)
+        raise AccessDenied(access_denied("access denied: user %s may not %s %s"
+                                         % (self.user, OP_NAMES[op], path), path))
+
+    def _check_subtree(self, op, node, state):
+        if info_np(node):
+            # a non-presence container is no data of its own: what it holds is checked
+            for child in children(node):
+                self._check_subtree(op, child, self._advance(node, self.schema.of(node.schema),
+                                                             state))
+            return
+        found = self._first_denied(op, node, state)
+        if found is not None:
+            self._deny(op, found)
+
+    def _check_update(self, node, state):
+        info = self.schema.of(node.schema)
+        state = self._advance(node, info, state)
+        if not self.decide(UPDATE, info[0], info[2], state[1]):
+            self._deny(UPDATE, node)
+
+    def write_blanket(self) -> bool:
+        return all(self.blanket(op) is True for op in (CREATE, UPDATE, DELETE))
+
+    def compare(self, old_first, new_first, state):
+        """Check the change from the siblings old_first to new_first (same parent)."""
+        for node in list(siblings(new_first)):
+            info = self.schema.of(node.schema)
+            if info[4]:
+                continue
+            match = _find(old_first, node)
+            if match is None or is_default(match) and not is_default(node):
+                self._check_subtree(CREATE, node, state)
+            elif info[3]:
+                if node.schema.nodetype == lib.LYS_LEAF and _value(node) != _value(match):
+                    self._check_update(node, state)
+            else:
+                inner = self._advance(node, info, state)
+                self.compare(lib.lyd_child(match), lib.lyd_child(node), inner)
+        for node in list(siblings(old_first)):
+            info = self.schema.of(node.schema)
+            if info[4] or is_default(node):
+                continue
+            if _find(new_first, node) is None:
+                self._check_subtree(DELETE, node, state)
+
+    def check_trees(self, old: DataTree | None, new: DataTree | None, paths=None) -> None:
+        """The change from old to new (whole, or only the subtrees at data paths)."""
+        if self.write_blanket():
+            return
+        if paths is None:
+            self.compare(old.first if old is not None else NULL,
+                         new.first if new is not None else NULL, self.root)
+            return
+        for path in paths:
+            path = path.lstrip("\x01\x02")
+            first, second = (old.find(path) if old is not None else None,
+                             new.find(path) if new is not None else None)
+            anchor = second if second is not None else first
+            if anchor is None:
+                continue
+            parent = ffi.cast("struct lyd_node *", anchor.parent)
+            state = self.state_of(parent)[0] if parent != NULL else self.root
+            self._compare_one(first, second, state)
+
+    def _compare_one(self, first, second, state):
+        if second is None:
+            self._check_subtree(DELETE, first, state)
+        elif first is None:
+            self._check_subtree(CREATE, second, state)
+        elif self.schema.of(second.schema)[3]:
+            if _value(first) != _value(second):
+                self._check_update(second, state)
+        else:
+            inner = self._advance(second, self.schema.of(second.schema), state)
+            self.compare(lib.lyd_child(first), lib.lyd_child(second), inner)
+
+    def check_plan(self, target: DataTree, plan) -> None:
+        """An edit's plan (agent/datastore/edit.py) against its target, before it runs."""
+        if self.write_blanket():
+            return
+        if any(action[0] == "clear" for action in plan.actions):
+            from ..datastore.edit import execute
+            work = target.dup()
+            try:
+                execute(work, plan.actions)
+                self.check_trees(target, work)
+            finally:
+                work.free()
+            return
+        for action in plan.actions:
+            kind = action[0]
+            if kind in ("merge", "merge-all"):
+                nodes = siblings(action[1]) if kind == "merge-all" else (action[1],)
+                recursive = kind == "merge-all" or action[2]
+                for node in nodes:
+                    parent = ffi.cast("struct lyd_node *", node.parent)
+                    state = self.state_of(parent)[0] if parent != NULL else self.root
+                    existing = target.find(node_path(node))
+                    if existing is not None and is_default(existing):
+                        existing = None
+                    if existing is None:
+                        if recursive:
+                            self._check_subtree(CREATE, node, state)
+                        elif not info_np(node):
+                            info = self.schema.of(node.schema)
+                            inner = self._advance(node, info, state)
+                            if not self.decide(CREATE, info[0], info[2], inner[1]):
+                                self._deny(CREATE, node)
+                    elif recursive:
+                        self._compare_one(existing, node, state)
+            elif kind in ("delete", "move"):
+                existing = target.find(action[1])
+                if existing is None:
+                    continue
+                parent = ffi.cast("struct lyd_node *", existing.parent)
+                state = self.state_of(parent)[0] if parent != NULL else self.root
+                if kind == "delete":
+                    self._check_subtree(DELETE, existing, state)
+                else:
+                    self._check_update(existing, state)
+
+
+def info_np(node) -> bool:
+    """A non-presence container."""
+    return node.schema.nodetype == lib.LYS_CONTAINER and \
+        not node.schema.flags & lib.LYS_PRESENCE
+
+
+def _find(first, node):
+    """The instance of node among the siblings from first (by schema and keys/value)."""
+    if first == NULL:
+        return None
+    out = ffi.new("struct lyd_node **")
+    if lib.lyd_find_sibling_first(first, node, out) != lib.LY_SUCCESS or out[0] == NULL:
+        return None
+    return out[0]
+
+
+# -- the server's part ------------------------------------------------------------------
+@dataclass
+class Counters:
+    denied_operations: int = 0
+    denied_data_writes: int = 0
+    denied_notifications: int = 0
+
+
+class Nacm:
+    """The policy of a server: compiled from running on demand, per-user views cached."""
+
+    def __init__(self, ctx, datastores, users_dir: Path | None = None,
+                 recovery_user: str = "recovery"):
+        self.ctx = ctx
+        self.datastores = datastores
+        self.users_dir = Path(users_dir) if users_dir is not None else None
+        self.recovery_user = recovery_user
+        self.counters = Counters()
+        self._policy: Policy | None = None
+        self._views: dict = {}
+
+    def invalidate(self) -> None:
+        self._policy = None
+        self._views = {}
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            self._policy = self._compile(self.datastores.running)
+        return self._policy
+
+    def _compile(self, running: DataTree) -> Policy:
+        node = running.find("/%s:nacm" % NACM_MODULE) if not running.empty else None
+        if node is None:
+            return Policy()
+        buf = ffi.new("char **")
+        if lib.lyd_print_mem(buf, node, lib.LYD_JSON, lib.LYD_PRINT_WD_ALL) != lib.LY_SUCCESS \
+                or buf[0] == NULL:
+            return Policy()
+        try:
+            return Policy.from_json(json.loads(ffi.string(buf[0]).decode()))
+        finally:
+            lib.free(buf[0])
+
+    def external_groups(self, user: str) -> set:
+        if self.users_dir is None:
+            return set()
+        try:
+            text = (self.users_dir / user / "groups").read_text()
+        except (OSError, ValueError):
+            return set()
+        return {line.strip() for line in text.splitlines()
+                if line.strip() and not line.strip().startswith("#")}
+
+    def access(self, user: str) -> Access | None:
+        """The user's view, or None when NACM does not apply (off, recovery session)."""
+        policy = self.policy
+        if not policy.enabled or (self.recovery_user and user == self.recovery_user):
+            return None
+        view = self._views.get(user)
+        if view is None:
+            groups = {g for g, users in policy.groups.items() if user in users}
+            if policy.external_groups:
+                groups |= self.external_groups(user)
+            view = self._views[user] = Access(self.ctx, policy, user, groups, self.counters)
+        return view
+
+    def changed(self, change) -> None:
+        """A datastore observer: a change of running that may touch /nacm recompiles."""
+        if getattr(change, "datastore", None) != "running":
+            return
+        edits = change.known_edits
+        if edits is None or any(path.startswith("/%s:" % NACM_MODULE) for path, _ in edits):
+            self.invalidate()
+
+    def state(self) -> DataTree:
+        """/nacm's counters (config false), to merge with running's /nacm."""
+        c = self.counters
+        xml = ("<nacm xmlns='%s'><denied-operations>%d</denied-operations>"
+               "<denied-data-writes>%d</denied-data-writes><denied-notifications>%d"
+               "</denied-notifications></nacm>" % (NACM_NS, c.denied_operations,
+                                                   c.denied_data_writes,
+                                                   c.denied_notifications))
+        return DataTree.parse(self.ctx, xml, config_only=False, validate=False)
+
+
+__all__ = ["Access", "AccessDenied", "Nacm", "Policy", "parse_path"]
+
+
+# -- the shipped policy -------------------------------------------------------------------
+SFFG_MODULE = "composer-sffg"
+DOMAIN_MODULE = "composer-domain"
+# what a tenant may read besides its graphs: the domain description (but the node's
+# management address) and what a NETCONF client needs to know the server
+TENANT_READABLE = (DOMAIN_MODULE, "ietf-yang-library", "ietf-netconf-monitoring",
+                   "ietf-subscribed-notifications", "nc-notifications")
+OPERATOR_ONLY_PATHS = ("/composer-domain:domain/config/management-address",
+                       "/composer-domain:domain/state/management-address")
+
+
+def _rule(name, action, ops="*", module=None, path=None, extra="") -> str:
+    body = "<name>%s</name>" % name
+    if module is not None:
+        body += "<module-name>%s</module-name>" % module
+    if path is not None:
+        module_name = path.split(":", 1)[0].strip("/")
+        body += "<path xmlns:%s='urn:composer-nc:yang:%s'>%s</path>" % (
+            module_name, module_name, _prefixed(path, module_name))
+    return "<rule>%s<access-operations>%s</access-operations><action>%s</action>%s</rule>" \
+        % (body, ops, action, extra)
+
+
+def _prefixed(path: str, module: str) -> str:
+    """A canonical path (/module:a/b[k='v']) with every step prefixed, as XML wants."""
+    steps = parse_path(path)
+    out = []
+    for step in steps:
+        text = "/%s:%s" % (module, step.name)
+        for leaf, value in step.predicates:
+            text += "[%s:%s='%s']" % (module, leaf, value) if leaf != "." else "[.='%s']" % value
+        out.append(text)
+    return "".join(out)
+
+
+def default_policy(operators=("admin",)) -> str:
+    """The /nacm of the startup made on a first start: group operators (full access),
+    and the rule list of group tenants (read the domain description but the management
+    address; nothing else of the data; every operation but the default-deny-all ones).
+    Each tenant's own graphs are a rule list of its own (tenant_policy), placed first."""
+    tenant_rules = "".join(
+        _rule("hide-%s" % path.split("/")[-2], "deny", "read", path=path)
+        for path in OPERATOR_ONLY_PATHS)
+    tenant_rules += "".join(_rule("read-%s" % module, "permit", "read", module=module)
+                            for module in TENANT_READABLE)
+    tenant_rules += _rule("no-other-data", "deny", "read create update delete", module="*")
+    return ("<nacm xmlns='%s'><enable-nacm>true</enable-nacm>"
+            "<read-default>permit</read-default><write-default>deny</write-default>"
+            "<exec-default>permit</exec-default>"
+            "<groups><group><name>operators</name>%s</group>"
+            "<group><name>tenants</name></group></groups>"
+            "<rule-list><name>operators</name><group>operators</group>%s</rule-list>"
+            "<rule-list><name>tenants</name><group>tenants</group>%s</rule-list></nacm>"
+            % (NACM_NS, "".join("<user-name>%s</user-name>" % u for u in operators),
+               _rule("permit-all", "permit", module="*"), tenant_rules))
+
+
+def tenant_policy(user: str, graphs) -> str:
+    """The edit that makes user a tenant owning graphs: in group tenants, and a rule list
+    tenant-<user> (first of all: before the tenants' denials) permitting everything on
+    those service graphs (names checked by the caller: no quotes)."""
+    rules = "".join(_rule("graph-%s" % graph, "permit",
+                          path="/%s:service-graphs/service-graph[id='%s']" % (SFFG_MODULE,
+                                                                              graph))
+                    for graph in graphs)
+    return ("<nacm xmlns='%s' xmlns:yang='urn:ietf:params:xml:ns:yang:1'>"
+            "<groups><group><name>tenants</name><user-name>%s</user-name></group>"
+            "<group><name>tenant-%s</name><user-name>%s</user-name></group></groups>"
+            "<rule-list yang:insert='first'><name>tenant-%s</name><group>tenant-%s</group>"
+            "%s</rule-list></nacm>" % (NACM_NS, user, user, user, user, user, rules))
