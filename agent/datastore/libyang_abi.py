@@ -16,6 +16,7 @@ _ffi.cdef("""
 int lyd_insert_before(void *sibling, void *node);
 int lyd_insert_after(void *sibling, void *node);
 int lyd_new_implicit_tree(void *tree, uint32_t implicit_options, void **diff);
+int lyd_find_sibling_first(const void *siblings, const void *target, void **match);
 
 uint32_t ly_ctx_internal_modules_count(const void *ctx);
 
@@ -88,6 +89,16 @@ def insert_after(sibling, node) -> int:
 def new_implicit_tree(node, options: int = 0) -> int:
     """Add the default nodes missing below node (not its siblings); 0 on success."""
     return _lib.lyd_new_implicit_tree(_ptr(node), options, _ffi.NULL)
+
+
+def find_sibling_first(first, node):
+    """The instance of node (same schema, keys or value) among the siblings from first
+    (libyang's hash look-up), or None."""
+    match = _ffi.new("void **")
+    if _lib.lyd_find_sibling_first(_ptr(first), _ptr(node), match) != 0 or \
+            match[0] == _ffi.NULL:
+        return None
+    return binding_ffi.cast("struct lyd_node *", int(_ffi.cast("uintptr_t", match[0])))
 
 
 def internal_modules_count(ctx) -> int:

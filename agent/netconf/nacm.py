@@ -38,6 +38,7 @@ from pathlib import Path
 
 from _libyang import ffi, lib
 
+from ..datastore import libyang_abi
 from ..datastore.errors import EditError, Problem
 from ..datastore.tree import NULL, DataTree, children, is_default, node_path, siblings
 
@@ -484,8 +485,9 @@ class Access:
     def write_blanket(self) -> bool:
         return all(self.blanket(op) is True for op in (CREATE, UPDATE, DELETE))
 
-    def compare(self, old_first, new_first, state):
-        """Check the change from the siblings old_first to new_first (same parent)."""
+    def compare(self, old_first, new_first, state, merge=False):
+        """Check the change from the siblings old_first to new_first (same parent);
+        merge: new_first is merged into old_first (nothing of old goes)."""
         for node in list(siblings(new_first)):
             info = self.schema.of(node.schema)
             if info[4]:
@@ -498,7 +500,9 @@ class Access:
                     self._check_update(node, state)
             else:
                 inner = self._advance(node, info, state)
-                self.compare(lib.lyd_child(match), lib.lyd_child(node), inner)
+                self.compare(lib.lyd_child(match), lib.lyd_child(node), inner, merge)
+        if merge:
+            return
         for node in list(siblings(old_first)):
             info = self.schema.of(node.schema)
             if info[4] or is_default(node):
@@ -525,7 +529,7 @@ class Access:
             state = self.state_of(parent)[0] if parent != NULL else self.root
             self._compare_one(first, second, state)
 
-    def _compare_one(self, first, second, state):
+    def _compare_one(self, first, second, state, merge=False):
         if second is None:
             self._check_subtree(DELETE, first, state)
         elif first is None:
@@ -535,7 +539,7 @@ class Access:
                 self._check_update(second, state)
         else:
             inner = self._advance(second, self.schema.of(second.schema), state)
-            self.compare(lib.lyd_child(first), lib.lyd_child(second), inner)
+            self.compare(lib.lyd_child(first), lib.lyd_child(second), inner, merge)
 
     def check_plan(self, target: DataTree, plan) -> None:
         """An edit's plan (agent/datastore/edit.py) against its target, before it runs."""
@@ -570,7 +574,7 @@ class Access:
                             if not self.decide(CREATE, info[0], info[2], inner[1]):
                                 self._deny(CREATE, node)
                     elif recursive:
-                        self._compare_one(existing, node, state)
+                        self._compare_one(existing, node, state, merge=True)
             elif kind in ("delete", "move"):
                 existing = target.find(action[1])
                 if existing is None:
@@ -593,10 +597,7 @@ def _find(first, node):
     """The instance of node among the siblings from first (by schema and keys/value)."""
     if first == NULL:
         return None
-    out = ffi.new("struct lyd_node **")
-    if lib.lyd_find_sibling_first(first, node, out) != lib.LY_SUCCESS or out[0] == NULL:
-        return None
-    return out[0]
+    return libyang_abi.find_sibling_first(first, node)
 
 
 # -- the server's part ------------------------------------------------------------------

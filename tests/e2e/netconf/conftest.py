@@ -32,9 +32,18 @@ _count = itertools.count(1)
 class ServerThread:
     """NetconfService on its own event loop in a thread."""
 
-    def __init__(self, state_dir: Path, engine=None, notifications=None, **netconf):
+    def __init__(self, state_dir: Path, engine=None, notifications=None, nacm=False,
+                 **netconf):
         settings = {"address": "127.0.0.1", "port": 0, "extra-yang-dirs": [str(TEST_YANG)],
                     "extra-yang-modules": ["nc-test", "nc-parts"]}
+        if not nacm:
+            # The protocol tests start from empty datastores with an unrestricted admin
+            # (the recovery user); nacm=True: the shipped first start (test_nacm.py).
+            state_dir.mkdir(parents=True, exist_ok=True)
+            startup = state_dir / "startup.xml"
+            if not startup.exists():
+                startup.write_text("")
+            settings["nacm-recovery-user"] = "admin"
         settings.update(netconf)
         self.config = load(None, {"state": {"dir": str(state_dir)}, "netconf": settings,
                                   "notifications": notifications or {}})

@@ -156,6 +156,7 @@ def test_a_submodule_is_listed_and_served_like_a_module(nc):
 # these import and nothing else is import-only.
 IMPLEMENTED = {"ietf-netconf", "ietf-netconf-with-defaults", "ietf-netconf-monitoring",
                "ietf-netconf-nmda", "ietf-origin", "ietf-yang-library", "ietf-datastores",
+               "ietf-netconf-acm",
                "composer-types", "composer-sffg", "composer-domain", "composer-templates",
                "composer-alarms",
                "nc-test", "nc-parts", "notifications", "nc-notifications",
@@ -165,7 +166,7 @@ IMPLEMENTED = {"ietf-netconf", "ietf-netconf-with-defaults", "ietf-netconf-monit
                # lists refuse configuration: composer-push-deviations)
                "ietf-interfaces", "ietf-ip", "ietf-network-instance"}
 IMPORT_ONLY = {"ietf-inet-types", "ietf-yang-types", "ietf-yang-metadata", "ietf-ethertypes",
-               "ietf-yang-patch", "ietf-restconf", "ietf-netconf-acm",
+               "ietf-yang-patch", "ietf-restconf",
                # libyang loads it for itself, and ietf-network-instance imports it
                "ietf-yang-schema-mount"}
 
@@ -193,7 +194,7 @@ def test_hello_library_and_schemas_announce_what_is_implemented(nc):
                 if "?module=" in c}
     assert in_hello == {"ietf-netconf", "ietf-netconf-with-defaults",
                         "ietf-netconf-monitoring", "notifications", "nc-notifications",
-                        "ietf-netconf-notifications"}
+                        "ietf-netconf-notifications", "ietf-netconf-acm"}
     for name in ("yang", "ietf-yang-structure-ext"):
         with pytest.raises(RPCError) as caught:
             nc.get_schema(name)

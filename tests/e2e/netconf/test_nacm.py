@@ -6,16 +6,20 @@ on the in-process server with the shipped startup (admin is an operator)."""
 
 from pathlib import Path
 
+import itertools
+
 import asyncssh
 import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
 
 from agent.files import atomic_write
-from tests.e2e.netconf.conftest import BASE, NS, connect
+from tests.e2e.netconf.conftest import BASE, NS, ServerThread, connect
+from tests.resources import PREFIX
 
 NACM = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
 NMDA = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+_count = itertools.count(1)
 
 
 def make_user(server, name, groups=None) -> str:
@@ -78,6 +82,15 @@ def error_of(exc_info):
 
 
 @pytest.fixture
+def server(session_tmp):
+    """A first start: the shipped startup (admin an operator), no recovery user but
+    "recovery"."""
+    srv = ServerThread(session_tmp / ("%s-nacm%d" % (PREFIX, next(_count))), nacm=True).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
 def users(server):
     keys = {name: make_user(server, name) for name in ("alice", "bob")}
     return keys
@@ -109,3 +122,180 @@ def test_kill_session_and_delete_config_denied_by_default(server, nc, users):
         assert err.value.path and "top" in err.value.path
         c = counters(nc)
         assert c["denied-operations"] == 2 and c["denied-data-writes"] == 1
+
+
+def items(m, names_values):
+    edit(m, '<top xmlns="%s">%s</top>' % (NS, "".join(
+        "<item><name>%s</name><value>%d</value></item>" % nv for nv in names_values)))
+
+
+def item_names(tree):
+    return sorted(e.text for e in tree.iter("{%s}name" % NS)
+                  if e.getparent().tag == "{%s}item" % NS)
+
+
+def test_read_filtering_in_get_get_config_get_data_with_and_without_filters(server, nc, users):
+    """A path rule with a predicate hides one entry (silently), a list without a key
+    (every entry: the wildcard) hides a leaf of all; the rest reads as before."""
+    items(nc, [("public", 1), ("secret", 2)])
+    edit(nc, '<top xmlns="%s"><name>n</name></top>' % NS)
+    nacm_edit(nc, group("staff", "alice") + rule_list(
+        "staff", "staff",
+        rule("hide-secret", "deny", "read", path="/t:top/t:item[t:name='secret']"),
+        rule("hide-values", "deny", "read", path="/t:top/t:item/t:value")))
+    with as_user(server, "alice", users["alice"]) as alice:
+        for reply in (alice.get_config(source="running").data_ele,
+                      alice.get().data_ele,
+                      alice.get_config(source="running", filter=(
+                          "subtree", '<top xmlns="%s"/>' % NS)).data_ele,
+                      alice.get(filter=("subtree", '<top xmlns="%s"><item/></top>'
+                                        % NS)).data_ele):
+            assert item_names(reply) == ["public"], etree.tostring(reply)
+            assert not list(reply.iter("{%s}value" % NS))
+        # the XPath filter and get-data
+        xp = alice.get_config(source="running", filter=("xpath", "/top/item")).data_ele
+        assert item_names(xp) == ["public"]
+        rpc = ('<get-data xmlns="%s" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">'
+               '<datastore>ds:running</datastore></get-data>' % NMDA)
+        data = etree.fromstring(alice.dispatch(etree.fromstring(rpc)).xml.encode())
+        assert item_names(data) == ["public"]
+        assert data.find(".//{%s}top/{%s}name" % (NS, NS)).text == "n"
+        # a filter selecting only the hidden entry: an empty reply, not an error
+        one = alice.get_config(source="running", filter=(
+            "subtree", '<top xmlns="%s"><item><name>secret</name></item></top>' % NS)).data_ele
+        assert item_names(one) == []
+        # NACM itself is default-deny-all: no rule of alice's permits reading it
+        assert alice.get_config(source="running").data_ele.find(
+            "{%s}nacm" % NACM) is None
+    # admin (operators) sees everything
+    assert item_names(nc.get_config(source="running").data_ele) == ["public", "secret"]
+
+
+def test_write_denial_with_error_path_and_nothing_changes(server, nc, users):
+    items(nc, [("a", 1), ("b", 2)])
+    nacm_edit(nc, group("staff", "alice") + rule_list(
+        "staff", "staff",
+        rule("not-b", "deny", "create update delete", path="/t:top/t:item[t:name='b']"),
+        rule("items", "permit", "create update delete", path="/t:top/t:item")))
+    before = nc.get_config(source="running").data_ele
+    with as_user(server, "alice", users["alice"]) as alice:
+        items(alice, [("a", 10)])                  # update permitted
+        with pytest.raises(RPCError) as err:
+            items(alice, [("a", 11), ("b", 20)])   # one denied node: nothing changes
+        assert err.value.tag == "access-denied"
+        assert err.value.path.endswith("item[t:name='b']/t:value") or \
+            "item[" in err.value.path and "'b'" in err.value.path, err.value.path
+        with pytest.raises(RPCError) as err:
+            edit(alice, '<top xmlns="%s"><item xmlns:nc="%s" nc:operation="delete">'
+                 '<name>b</name></item></top>' % (NS, BASE))
+        assert err.value.tag == "access-denied"
+        with pytest.raises(RPCError) as err:   # outside every path rule: write-default deny
+            edit(alice, '<top xmlns="%s"><name>z</name></top>' % NS)
+        assert err.value.path.endswith("top/t:name")
+        items(alice, [("c", 3)])                    # create of another entry permitted
+    after = nc.get_config(source="running").data_ele
+    values = {i.findtext("{%s}name" % NS): i.findtext("{%s}value" % NS)
+              for i in after.iter("{%s}item" % NS)}
+    assert values == {"a": "10", "b": "2", "c": "3"}, etree.tostring(before)
+    assert counters(nc)["denied-data-writes"] == 3
+
+
+def test_rule_order_first_match_wins(server, nc, users):
+    items(nc, [("a", 1)])
+    deny_first = rule_list("one", "staff", rule("deny-items", "deny", "read",
+                                                path="/t:top/t:item"),
+                           rule("permit-all", "permit", "read", module="nc-test"))
+    nacm_edit(nc, group("staff", "alice") + deny_first)
+    with as_user(server, "alice", users["alice"]) as alice:
+        assert item_names(alice.get_config(source="running").data_ele) == []
+    # the same rules the other way round: the module permit matches first
+    nc.edit_config(target="running", config='<config xmlns="%s"><nacm xmlns="%s">'
+                   '<rule-list xmlns:nc="%s" nc:operation="delete"><name>one</name>'
+                   '</rule-list></nacm></config>' % (BASE, NACM, BASE))
+    nacm_edit(nc, rule_list("two", "staff",
+                            rule("permit-all", "permit", "read", module="nc-test"),
+                            rule("deny-items", "deny", "read", path="/t:top/t:item")))
+    with as_user(server, "alice", users["alice"]) as alice:
+        assert item_names(alice.get_config(source="running").data_ele) == ["a"]
+
+
+def test_exec_rules_and_wildcards(server, nc, users):
+    nacm_edit(nc, group("staff", "alice", "bob") + rule_list(
+        "staff", "staff",
+        rule("no-get-config", "deny", "exec", module="ietf-netconf", rpc="get-config"),
+        rule("may-kill", "permit", "exec", module="*", rpc="kill-session")))
+    with as_user(server, "alice", users["alice"]) as alice:
+        with pytest.raises(RPCError) as err:
+            alice.get_config(source="running")
+        assert err.value.tag == "access-denied" and err.value.type.name.lower() == "protocol" \
+            if hasattr(err.value.type, "name") else err.value.tag == "access-denied"
+        alice.get()
+        bob = as_user(server, "bob", users["bob"])
+        alice.kill_session(session_id=bob.session_id)           # permitted explicitly
+    # rpc-name "*" with module-name "*": every operation but close-session
+    nacm_edit(nc, rule_list("staff", "staff", rule("nothing", "deny", "exec", module="*",
+                                                   rpc="*")))
+    alice = as_user(server, "alice", users["alice"])
+    with pytest.raises(RPCError):
+        alice.get()
+    alice.close_session()                   # always allowed (RFC 8341 3.2.4)
+
+
+def test_groups_from_the_user_entry(server, nc):
+    key = make_user(server, "carol", groups=["staff"])
+    nacm_edit(nc, rule_list("staff", "staff", rule("write", "permit", module="nc-test")))
+    with as_user(server, "carol", key) as carol:
+        edit(carol, '<top xmlns="%s"><name>carol</name></top>' % NS)
+    edit(nc, '<nacm xmlns="%s"><enable-external-groups>false</enable-external-groups></nacm>'
+         % NACM)
+    with as_user(server, "carol", key) as carol:
+        with pytest.raises(RPCError) as err:
+            edit(carol, '<top xmlns="%s"><name>again</name></top>' % NS)
+        assert err.value.tag == "access-denied"
+
+
+def test_recovery_session_bypasses_nacm_and_enable_nacm_false(server, nc, users):
+    key = make_user(server, "recovery")
+    # lock everyone out, even the operators
+    nc.edit_config(target="running", config='<config xmlns="%s"><nacm xmlns="%s" '
+                   'xmlns:nc="%s" nc:operation="replace"><write-default>deny</write-default>'
+                   '</nacm></config>' % (BASE, NACM, BASE))
+    with pytest.raises(RPCError):
+        edit(nc, '<top xmlns="%s"><name>x</name></top>' % NS)
+    with as_user(server, "recovery", key) as rec:
+        edit(rec, '<top xmlns="%s"><name>x</name></top>' % NS)
+        rec.delete_config(target="startup")
+        edit(rec, '<nacm xmlns="%s"><enable-nacm>false</enable-nacm></nacm>' % NACM)
+    with as_user(server, "alice", users["alice"]) as alice:
+        edit(alice, '<top xmlns="%s"><name>y</name></top>' % NS)
+        alice.delete_config(target="startup")
+
+
+def test_commit_of_candidate_holding_denied_changes(server, nc, users):
+    nacm_edit(nc, group("staff", "alice") + rule_list(
+        "staff", "staff", rule("items", "permit", "create update delete",
+                               path="/t:top/t:item")))
+    edit(nc, '<top xmlns="%s"><name>by-admin</name></top>' % NS, target="candidate")
+    with as_user(server, "alice", users["alice"]) as alice:
+        edit(alice, '<top xmlns="%s"><item><name>mine</name></item></top>' % NS,
+            target="candidate")
+        with pytest.raises(RPCError) as err:
+            alice.commit()
+        assert err.value.tag == "access-denied" and err.value.path.endswith("t:name")
+    running = nc.get_config(source="running").data_ele
+    assert running.find(".//{%s}top" % NS) is None
+    nc.commit()
+    assert nc.get_config(source="running").data_ele.find(
+        ".//{%s}top/{%s}name" % (NS, NS)).text == "by-admin"
+
+
+def test_counters_count(server, nc, users):
+    with as_user(server, "alice", users["alice"]) as alice:
+        for _ in range(3):
+            with pytest.raises(RPCError):
+                alice.delete_config(target="startup")
+        for _ in range(2):
+            with pytest.raises(RPCError):
+                edit(alice, '<top xmlns="%s"><name>x</name></top>' % NS)
+    c = counters(nc)
+    assert c["denied-operations"] == 3 and c["denied-data-writes"] == 2

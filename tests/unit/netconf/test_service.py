@@ -5,6 +5,7 @@ import asyncio
 from agent.config import load
 from agent.daemon import Agent
 from agent.netconf import NetconfService
+from agent.netconf.nacm import default_policy
 from agent.network.service import VSwitchService
 
 
@@ -40,7 +41,11 @@ def test_start_banner_stop(tmp_path):
             assert banner[0] == "NETCONF over SSH on 127.0.0.1 port %d: user admin, key %s" \
                 % (service.port, key)
             assert banner[1] == "  ssh -i %s -p %d -s admin@127.0.0.1 netconf" % (key, service.port)
-            assert service.datastores.running.print() == b""
+            # a first start: running holds the shipped access control alone, admin an
+            # operator (agent/netconf/nacm.py default_policy)
+            running = service.datastores.running
+            assert b"<user-name>admin</user-name>" in running.print()
+            assert (tmp_path / "startup.xml").read_bytes() == default_policy(["admin"]).encode()
         finally:
             await service.stop()
     asyncio.run(main())
