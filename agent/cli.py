@@ -37,6 +37,13 @@ def parse_args(argv=None):
                                "(XML with service-graphs) would run against what is deployed")
     _common(plan, default=argparse.SUPPRESS)
     plan.add_argument("file", help="configuration XML, e.g. examples/firewall-chain.xml")
+    tenant = commands.add_parser("tenant", help="make a NETCONF user a tenant: it reads and "
+                                 "edits only its service graphs (NACM rules sent to the "
+                                 "running agent as admin; see README.md, Access control)")
+    _common(tenant, default=argparse.SUPPRESS)
+    tenant.add_argument("action", choices=["add"])
+    tenant.add_argument("user")
+    tenant.add_argument("graphs", nargs="+", metavar="graph")
     demo = commands.add_parser("demo", help="make a demo node (two hosts behind LSI-0's eth1 "
                                "and eth2, in network namespaces) and run the agent on it "
                                "until Ctrl-C, then remove it all (see README.md)")
@@ -94,6 +101,17 @@ def plan(args, config) -> int:
     return 0
 
 
+def tenant(args, config) -> int:
+    """composer-agent tenant add <user> <graph>...: NACM rules over NETCONF."""
+    from .netconf.tenants import TenantError, add_tenant
+    try:
+        print(add_tenant(config, args.user, args.graphs))
+    except TenantError as exc:
+        print("composer-agent: %s" % exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     overrides = {}
@@ -116,6 +134,8 @@ def main(argv=None) -> int:
         return passwd(args, config)
     if args.command == "plan":
         return plan(args, config)
+    if args.command == "tenant":
+        return tenant(args, config)
     logging.basicConfig(
         level=getattr(logging, config.get("logging", "level").upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -109,15 +109,20 @@ class Users:
         the private key's path, or None when users exist already."""
         if self.names():
             return None
-        home = self.home(ADMIN)
+        return self.create_key(ADMIN)
+
+    def create_key(self, name: str) -> Path:
+        """A new ed25519 key pair for the user (made if new), its public key authorized;
+        the private key's path."""
+        home = self.home(name)
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = asyncssh.generate_private_key("ssh-ed25519", comment="composer-agent admin")
+        key = asyncssh.generate_private_key("ssh-ed25519", comment="composer-agent %s" % name)
         private = home / "id_ed25519"
         atomic_write(private, key.export_private_key(), mode=0o600)
         public = key.export_public_key()
         atomic_write(home / "id_ed25519.pub", public, mode=0o644)
         atomic_write(home / "authorized_keys", public, mode=0o600)
-        LOG.info("created user %s with the key %s", ADMIN, private)
+        LOG.info("created user %s with the key %s", name, private)
         return private
 
     def admin_key(self) -> Path | None:

@@ -299,3 +299,61 @@ def test_counters_count(server, nc, users):
                 edit(alice, '<top xmlns="%s"><name>x</name></top>' % NS)
     c = counters(nc)
     assert c["denied-operations"] == 3 and c["denied-data-writes"] == 2
+
+
+SFFG = "urn:composer-nc:yang:composer-sffg"
+DOMAIN = "urn:composer-nc:yang:composer-domain"
+
+
+def graph(graph_id, name):
+    return ("<service-graph><id>%s</id><config><id>%s</id><name>%s</name></config>"
+            "</service-graph>" % (graph_id, graph_id, name))
+
+
+def graph_names(tree):
+    return {g.findtext("{%s}id" % SFFG): g.findtext("{%s}config/{%s}name" % (SFFG, SFFG))
+            for g in tree.iter("{%s}service-graph" % SFFG)}
+
+
+def test_tenant_reads_and_edits_only_its_graphs(server, nc):
+    """composer-agent tenant add: alice owns graph a; she sees it alone (get-config, get,
+    get-data), edits it, cannot touch graph b, create another graph, read NACM or the
+    node's management address (operator-only), and nothing of b changes."""
+    from agent.config import load
+    from agent.netconf.tenants import add_tenant
+    edit(nc, '<service-graphs xmlns="%s">%s%s</service-graphs>' % (
+        SFFG, graph("a", "alice's"), graph("b", "bob's")))
+    edit(nc, '<domain xmlns="%s"><config><name>node</name><management-address>192.0.2.9'
+         '</management-address></config></domain>' % DOMAIN)
+    config = load(None, {"state": {"dir": str(server.config.state_dir)},
+                         "netconf": {"port": server.port}})
+    message = add_tenant(config, "alice", ["a"])
+    assert message.startswith("alice is a tenant of a")
+    key = Path(server.config.state_dir) / "users" / "alice" / "id_ed25519"
+    with as_user(server, "alice", str(key)) as alice:
+        rpc = ('<get-data xmlns="%s" xmlns:ds="urn:ietf:params:xml:ns:yang:ietf-datastores">'
+               '<datastore>ds:operational</datastore></get-data>' % NMDA)
+        for reply in (alice.get_config(source="running").data_ele, alice.get().data_ele,
+                      etree.fromstring(alice.dispatch(etree.fromstring(rpc)).xml.encode()),
+                      alice.get(filter=("subtree", '<service-graphs xmlns="%s"/>'
+                                        % SFFG)).data_ele):
+            assert graph_names(reply) == {"a": "alice's"}, etree.tostring(reply)
+            text = etree.tostring(reply)
+            assert b"192.0.2.9" not in text and b"bob's" not in text
+            assert reply.find(".//{%s}nacm" % NACM) is None
+        domain = alice.get_config(source="running").data_ele.find("{%s}domain" % DOMAIN)
+        assert domain.findtext("{%s}config/{%s}name" % (DOMAIN, DOMAIN)) == "node"
+        # an XPath filter naming the hidden leaf: nothing
+        hidden = alice.get(filter=("xpath", "/domain/config/management-address")).data_ele
+        assert b"192.0.2.9" not in etree.tostring(hidden)
+        edit(alice, '<service-graphs xmlns="%s">%s</service-graphs>' % (SFFG,
+                                                                       graph("a", "mine")))
+        for body in (graph("b", "taken"), graph("c", "new")):
+            with pytest.raises(RPCError) as err:
+                edit(alice, '<service-graphs xmlns="%s">%s</service-graphs>' % (SFFG, body))
+            assert err.value.tag == "access-denied"
+            assert "service-graph[" in err.value.path, err.value.path
+        with pytest.raises(RPCError) as err:
+            edit(alice, '<nacm xmlns="%s"><enable-nacm>false</enable-nacm></nacm>' % NACM)
+        assert err.value.tag == "access-denied"
+    assert graph_names(nc.get_config(source="running").data_ele) == {"a": "mine", "b": "bob's"}
