@@ -40,6 +40,7 @@ from _libyang import ffi, lib
 
 from ..datastore import libyang_abi
 from ..datastore.errors import EditError, Problem
+from ..publish import Event
 from ..datastore.tree import NULL, DataTree, children, is_default, node_path, siblings
 
 LOG = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ DENY_ALL_RPCS = {("ietf-netconf", "kill-session"), ("ietf-netconf", "delete-conf
 ALWAYS_ALLOWED = {("ietf-netconf", "close-session")}
 _TERMINAL = lib.LYS_LEAF | lib.LYS_LEAFLIST | lib.LYS_ANYXML | lib.LYS_ANYDATA
 NO_EXT, DENY_WRITE, DENY_ALL = 0, 1, 2
+CONFIG_CHANGE = "ietf-netconf-notifications:netconf-config-change"
 
 
 def access_denied(message: str, path: str | None = None,
@@ -180,6 +182,7 @@ class _Schema:
     def __init__(self):
         self.info: dict = {}
         self.below: dict = {}
+        self.paths: dict = {}
 
     def of(self, snode):
         k = int(ffi.cast("uintptr_t", snode))
@@ -189,6 +192,13 @@ class _Schema:
                      _extension(snode), bool(snode.nodetype & _TERMINAL),
                      bool(snode.flags & lib.LYS_KEY))
             self.info[k] = found
+        return found
+
+    def find(self, ctx, schema_path: str):
+        found = self.paths.get(schema_path, False)
+        if found is False:
+            snode = lib.lys_find_path(ctx.cdata, NULL, schema_path.encode(), 0)
+            found = self.paths[schema_path] = snode if snode != NULL else None
         return found
 
     def mixed_below(self, snode) -> bool:
@@ -437,6 +447,80 @@ class Access:
                 selected.copies.merge_forest(out[0], destruct=True)
         selected.borrowed = keep
         self.filter_tree(selected.copies)
+
+    def readable_path(self, path: str) -> bool:
+        """The user may read the node at a libyang data path (which need not exist: a
+        deleted node's path in a change notification). Keys are the path's predicates."""
+        if self.blanket(READ) is not None:
+            return self.blanket(READ)
+        try:
+            steps = parse_path(path)
+        except ValueError:
+            return False
+        state = self.root
+        info = None
+        schema_path = ""
+        module = None
+        for step in steps:
+            module = step.module or module
+            schema_path += "/%s:%s" % (module, step.name)
+            snode = self.schema.find(self.ctx, schema_path)
+            if snode is None:
+                return False
+            info = self.schema.of(snode)
+            state = self._advance_virtual(info, dict(step.predicates), state)
+        if info is None:
+            return True
+        return self.decide(READ, info[0], info[2], state[1])
+
+    def _advance_virtual(self, info, values, state):
+        partials, active = state
+        left, added = [], set()
+        for index, at in partials:
+            step = self.paths[index][at]
+            if step.name not in (info[1], "*") or step.module not in (None, info[0]):
+                continue
+            if any(values.get(leaf) != value for leaf, value in step.predicates):
+                continue
+            if at + 1 == len(self.paths[index]):
+                added.add(index)
+            else:
+                left.append((index, at + 1))
+        return tuple(left), (active | added) if added else active
+
+    def notification(self, event):
+        """The event as this user may receive it: itself, a copy without what the user
+        may not read (a netconf-config-change's edits), or None (not to be sent: its
+        name is denied, or a subtree it is about is not readable)."""
+        found = event.cache.get(("nacm", id(self)))
+        if found is not None:
+            return found or None
+        found = self._notification(event)
+        event.cache[("nacm", id(self))] = found if found is not None else False
+        return found
+
+    def _notification(self, event):
+        module, _, name = event.kind.partition(":")
+        if not self.may_receive(module, name):
+            return None
+        if event.kind == CONFIG_CHANGE and event.is_notification:
+            content = event.content
+            body = dict(content.get(CONFIG_CHANGE, {}))
+            edits = body.get("edit", [])
+            kept = [e for e in edits if self.readable_path(e["target"])]
+            if edits and not kept:
+                return None
+            if len(kept) == len(edits):
+                return event
+            body["edit"] = kept
+            copy = Event(event.kind, {CONFIG_CHANGE: body},
+                         [c for c in event.changes if self.readable_path(c.path)],
+                         time=event.time)
+            copy.seq = event.seq
+            return copy
+        if any(c.path != "/" and not self.readable_path(c.path) for c in event.changes):
+            return None
+        return event
 
     def readable(self, node) -> bool:
         """The user may read node (its ancestors' paths considered)."""
@@ -696,6 +780,11 @@ DOMAIN_MODULE = "composer-domain"
 # management address) and what a NETCONF client needs to know the server
 TENANT_READABLE = (DOMAIN_MODULE, "ietf-yang-library", "ietf-netconf-monitoring",
                    "ietf-subscribed-notifications", "nc-notifications")
+# the notifications a tenant receives (those about data it may not read are not sent)
+TENANT_NOTIFICATIONS = ((SFFG_MODULE, "*"),
+                        ("ietf-netconf-notifications", "netconf-config-change"),
+                        ("ietf-yang-push", "*"), ("ietf-subscribed-notifications", "*"),
+                        ("nc-notifications", "*"))
 OPERATOR_ONLY_PATHS = ("/composer-domain:domain/config/management-address",
                        "/composer-domain:domain/state/management-address")
 
@@ -710,6 +799,13 @@ def _rule(name, action, ops="*", module=None, path=None, extra="") -> str:
             module_name, module_name, _prefixed(path, module_name))
     return "<rule>%s<access-operations>%s</access-operations><action>%s</action>%s</rule>" \
         % (body, ops, action, extra)
+
+
+def _notification_rule(module, name) -> str:
+    return ("<rule><name>notify-%s-%s</name><module-name>%s</module-name>"
+            "<notification-name>%s</notification-name><access-operations>read"
+            "</access-operations><action>permit</action></rule>"
+            % (module, "all" if name == "*" else name, module, name))
 
 
 def _prefixed(path: str, module: str) -> str:
@@ -734,6 +830,8 @@ def default_policy(operators=("admin",)) -> str:
         for path in OPERATOR_ONLY_PATHS)
     tenant_rules += "".join(_rule("read-%s" % module, "permit", "read", module=module)
                             for module in TENANT_READABLE)
+    tenant_rules += "".join(_notification_rule(module, name) for module, name in
+                            TENANT_NOTIFICATIONS)
     tenant_rules += _rule("no-other-data", "deny", "read create update delete", module="*")
     return ("<nacm xmlns='%s'><enable-nacm>true</enable-nacm>"
             "<read-default>permit</read-default><write-default>deny</write-default>"

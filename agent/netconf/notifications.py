@@ -271,6 +271,13 @@ class Subscription:
         try:
             if not self._wanted(event):
                 return False
+            access = self.session.server.access(self.session)
+            if access is not None:
+                # NACM (RFC 8341 3.4.6): by name, then what it is about, per receiver
+                event = access.notification(event)
+                if event is None:
+                    access.counters.denied_notifications += 1
+                    return False
             message = notification_xml(self.stream.server.ctx, event)
         except RenderError as exc:
             LOG.error("notification %r cannot be sent: %s", event, exc)

@@ -222,6 +222,14 @@ class DatastoreSubscription(Dynamic):
             for tree in owned:
                 tree.free()
 
+    def _visible(self, tree):
+        """tree (this subscription's own) without what the receiver may not read (NACM):
+        a restricted receiver's patches are computed from what it may see."""
+        access = self.registry.server.access(self.session)
+        if access is not None:
+            access.filter_tree(tree)
+        return tree
+
     async def _push_update(self, tree) -> None:
         body = b'<push-update xmlns="%s"><id>%d</id><datastore-contents>%s' \
                b'</datastore-contents></push-update>' % (
@@ -282,7 +290,7 @@ class DatastoreSubscription(Dynamic):
                 await asyncio.sleep(max(0.0, left))
                 return
             await asyncio.sleep(wait)
-            tree = await self.snapshot()
+            tree = self._visible(await self.snapshot())
             try:
                 await self._push_update(tree)
             finally:
@@ -304,6 +312,7 @@ class DatastoreSubscription(Dynamic):
         last, self.first = self.first, None
         if last is None:
             last = await self.snapshot()
+        last = self._visible(last)
         try:
             last_sent = -math.inf
             if self.terms.sync_on_start:
@@ -329,7 +338,7 @@ class DatastoreSubscription(Dynamic):
                 if wait > 0:
                     await asyncio.sleep(wait)       # a burst's changes coalesce
                 self._drain()
-                tree = await self.snapshot(fresh)
+                tree = self._visible(await self.snapshot(fresh))
                 found = patch_edits(last, tree, self.terms.excluded)
                 last.free()
                 last = tree

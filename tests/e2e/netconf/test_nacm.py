@@ -357,3 +357,72 @@ def test_tenant_reads_and_edits_only_its_graphs(server, nc):
             edit(alice, '<nacm xmlns="%s"><enable-nacm>false</enable-nacm></nacm>' % NACM)
         assert err.value.tag == "access-denied"
     assert graph_names(nc.get_config(source="running").data_ele) == {"a": "mine", "b": "bob's"}
+
+
+def _tenant(server, nc):
+    from agent.config import load
+    from agent.netconf.tenants import add_tenant
+    edit(nc, '<service-graphs xmlns="%s">%s%s</service-graphs>' % (
+        SFFG, graph("a", "alice's"), graph("b", "bob's")))
+    config = load(None, {"state": {"dir": str(server.config.state_dir)},
+                         "netconf": {"port": server.port}})
+    add_tenant(config, "alice", ["a"])
+    return str(Path(server.config.state_dir) / "users" / "alice" / "id_ed25519")
+
+
+def test_notifications_filtered_per_receiver(server, nc):
+    """Operator and tenant subscribed to the NETCONF stream: a config change of both graphs
+    reaches the tenant with its own graph's edit only; a change of the other graph, a
+    status notification of it and a session start do not reach it at all (counted); the
+    operator gets everything."""
+    from tests.e2e.netconf.test_notifications import take
+    from agent.publish import Change, Event
+    key = _tenant(server, nc)
+    with as_user(server, "alice", key) as alice, connect(server) as admin:
+        alice.create_subscription()
+        admin.create_subscription()
+        before = counters(nc)["denied-notifications"]
+        edit(nc, '<service-graphs xmlns="%s">%s%s</service-graphs>' % (
+            SFFG, graph("a", "a2"), graph("b", "b2")))
+        got = take(alice, "netconf-config-change")
+        assert [t for t, _ in got.edits()] and all("'a'" in t for t, _ in got.edits()), \
+            got.edits()
+        seen = take(admin, "netconf-config-change")
+        assert any("'b'" in t for t, _ in seen.edits())
+        edit(nc, '<service-graphs xmlns="%s">%s</service-graphs>' % (SFFG, graph("b", "b3")))
+        assert take(admin, "netconf-config-change") is not None
+        status = "composer-sffg:graph-status-change"
+        for gid in ("b", "a"):
+            server.loop.call_soon_threadsafe(server.service.server.bus.publish, Event(
+                status, {status: {"graph-id": gid}},
+                [Change("operational", "/composer-sffg:service-graphs/service-graph"
+                        "[id='%s']/state" % gid)]))
+        assert take(admin, "graph-status-change").content.findtext(
+            "{%s}graph-id" % SFFG) == "b"
+        # the first alice gets after her own graph's change: a's status, nothing of b's
+        nxt = take(alice, timeout=5)
+        assert nxt.name == "graph-status-change", nxt
+        assert nxt.content.findtext("{%s}graph-id" % SFFG) == "a"
+        with connect(server):
+            assert take(admin, "netconf-session-start") is not None
+        assert take(alice, timeout=1) is None
+        # b's config change, b's status, the session start and end
+        assert counters(nc)["denied-notifications"] - before >= 3
+
+
+def test_yang_push_filtered_per_receiver(server, nc):
+    from tests.e2e.netconf.test_yang_push import establish, edits
+    from tests.e2e.netconf.test_notifications import take
+    key = _tenant(server, nc)
+    with as_user(server, "alice", key) as alice:
+        establish(alice, "<yp:datastore>ds:running</yp:datastore><yp:on-change>"
+                  "<yp:sync-on-start>true</yp:sync-on-start></yp:on-change>")
+        sync = take(alice, "push-update")
+        text = etree.tostring(sync.content)
+        assert b"alice's" in text and b"bob's" not in text and b"nacm" not in text
+        edit(nc, '<service-graphs xmlns="%s">%s</service-graphs>' % (SFFG, graph("b", "b2")))
+        edit(nc, '<service-graphs xmlns="%s">%s</service-graphs>' % (SFFG, graph("a", "a2")))
+        update = take(alice, "push-change-update")
+        assert edits(update) == [
+            ("replace", "/composer-sffg:service-graphs/service-graph=a/config/name")]
+        assert take(alice, "push-change-update", timeout=1) is None
