@@ -17,6 +17,8 @@ int lyd_insert_before(void *sibling, void *node);
 int lyd_insert_after(void *sibling, void *node);
 int lyd_new_implicit_tree(void *tree, uint32_t implicit_options, void **diff);
 int lyd_find_sibling_first(const void *siblings, const void *target, void **match);
+int lyd_find_sibling_val(const void *first, const void *schema, const char *key_or_value,
+                         size_t val_len, void **match);
 
 uint32_t ly_ctx_internal_modules_count(const void *ctx);
 
@@ -96,6 +98,16 @@ def find_sibling_first(first, node):
     (libyang's hash look-up), or None."""
     match = _ffi.new("void **")
     if _lib.lyd_find_sibling_first(_ptr(first), _ptr(node), match) != 0 or \
+            match[0] == _ffi.NULL:
+        return None
+    return binding_ffi.cast("struct lyd_node *", int(_ffi.cast("uintptr_t", match[0])))
+
+
+def find_sibling_val(first, snode):
+    """The first instance of the schema node snode among the siblings from first, or
+    None."""
+    match = _ffi.new("void **")
+    if _lib.lyd_find_sibling_val(_ptr(first), _ptr(snode), _ffi.NULL, 0, match) != 0 or \
             match[0] == _ffi.NULL:
         return None
     return binding_ffi.cast("struct lyd_node *", int(_ffi.cast("uintptr_t", match[0])))

@@ -55,6 +55,8 @@ OP_NAMES = {v: k for k, v in _OP_BITS.items()}
 # nacm:default-deny-all (pyang's copy of ietf-netconf has no NACM annotations)
 DENY_ALL_RPCS = {("ietf-netconf", "kill-session"), ("ietf-netconf", "delete-config")}
 ALWAYS_ALLOWED = {("ietf-netconf", "close-session")}
+DATA_NODES = (lib.LYS_CONTAINER | lib.LYS_LEAF | lib.LYS_LEAFLIST | lib.LYS_LIST
+              | lib.LYS_ANYXML | lib.LYS_ANYDATA)
 _TERMINAL = lib.LYS_LEAF | lib.LYS_LEAFLIST | lib.LYS_ANYXML | lib.LYS_ANYDATA
 NO_EXT, DENY_WRITE, DENY_ALL = 0, 1, 2
 CONFIG_CHANGE = "ietf-netconf-notifications:netconf-config-change"
@@ -183,6 +185,8 @@ class _Schema:
         self.info: dict = {}
         self.below: dict = {}
         self.paths: dict = {}
+        self.kids: dict = {}
+        self.lookups: dict = {}
 
     def of(self, snode):
         k = int(ffi.cast("uintptr_t", snode))
@@ -192,6 +196,45 @@ class _Schema:
                      _extension(snode), bool(snode.nodetype & _TERMINAL),
                      bool(snode.flags & lib.LYS_KEY))
             self.info[k] = found
+        return found
+
+    def data_children(self, snode) -> list:
+        """The data node children of snode (through choices and cases), cached."""
+        k = int(ffi.cast("uintptr_t", snode))
+        found = self.kids.get(k)
+        if found is None:
+            found = []
+            stack = [lib.lysc_node_child(snode)]
+            while stack:
+                child = stack.pop()
+                while child != NULL:
+                    if child.nodetype & (lib.LYS_CHOICE | lib.LYS_CASE):
+                        stack.append(lib.lysc_node_child(child))
+                    elif child.nodetype & DATA_NODES:
+                        found.append(child)
+                    child = child.next
+            self.kids[k] = found
+        return found
+
+    def key_lookup(self, snode, step) -> str | None:
+        """The relative path that finds the instance of a list a rule's step names by
+        all of its keys (hash look-up), or None: the step needs every instance looked at
+        (no predicate, a predicate on a non-key, a leaf-list value...)."""
+        cache_key = (int(ffi.cast("uintptr_t", snode)), step)
+        if cache_key in self.lookups:
+            return self.lookups[cache_key]
+        found = None
+        if snode.nodetype == lib.LYS_LIST and step.predicates and step.name != "*":
+            keys = []
+            child = lib.lysc_node_child(snode)
+            while child != NULL and child.flags & lib.LYS_KEY:
+                keys.append(ffi.string(child.name).decode())
+                child = child.next
+            given = dict(step.predicates)
+            if sorted(given) == sorted(keys) and len(given) == len(step.predicates):
+                found = "%s:%s%s" % (ffi.string(snode.module.name).decode(), step.name,
+                                     "".join("[%s=%s]" % (k, _quote(given[k])) for k in keys))
+        self.lookups[cache_key] = found
         return found
 
     def find(self, ctx, schema_path: str):
@@ -248,6 +291,10 @@ def _schema(ctx) -> _Schema:
     if found is None:
         found = _SCHEMAS[id(ctx)] = _Schema()
     return found
+
+
+def _quote(value: str) -> str:
+    return "'%s'" % value if "'" not in value else '"%s"' % value
 
 
 def _value(node) -> str:
@@ -407,22 +454,61 @@ class Access:
         permit = self.decide(READ, info[0], info[2], state[1])
         if info[3] or (not state[0] and not self.schema.mixed_below(node.schema)):
             return permit
+        return self._read_children(node, state, delete) or permit
+
+    def _read_children(self, node, state, delete) -> bool:
+        """The children of node read (denied ones deleted); whether one stays. Per child
+        schema node: the instances no path rule can single out share one decision, made
+        once; when that keeps them whole, only the instances a rule names by their keys
+        (found by libyang's hash look-up) are looked at, not the thousands of others."""
+        partials, active = state
         kept = False
-        for child in list(children(node)):
-            if self.schema.of(child.schema)[4]:
+        for snode in self.schema.data_children(node.schema):
+            info = self.schema.of(snode)
+            if info[4]:
                 continue
-            if self._read(child, state, delete):
+            first = lib.lyd_child(node)         # (the first child may have been deleted)
+            if first == NULL:
+                break
+            named, free = [], False
+            for index, at in partials:
+                step = self.paths[index][at]
+                if step.name in (info[1], "*") and step.module in (None, info[0]):
+                    lookup = self.schema.key_lookup(snode, step)
+                    if lookup is None:
+                        free = True
+                    else:
+                        named.append(lookup)
+            whole = not free and self.decide(READ, info[0], info[2], active) and \
+                (info[3] or not self.schema.mixed_below(snode))
+            if whole:
+                if libyang_abi.find_sibling_val(first, snode) is None:
+                    continue
                 kept = True
-            else:
-                delete(child)
-        return permit or kept
+                for lookup in dict.fromkeys(named):
+                    out = ffi.new("struct lyd_node **")
+                    if lib.lyd_find_path(node, lookup.encode(), 0, out) == lib.LY_SUCCESS and \
+                            out[0] != NULL and not self._read(out[0], state, delete):
+                        delete(out[0])
+                continue
+            instance = libyang_abi.find_sibling_val(first, snode)
+            while instance is not None and instance != NULL and instance.schema == snode:
+                following = instance.next
+                if self._read(instance, state, delete):
+                    kept = True
+                else:
+                    delete(instance)
+                instance = following if following != NULL else None
+        return kept
 
     def _untouched(self, node) -> bool:
-        """node's whole subtree is readable, decided at node."""
-        info = self.schema.of(node.schema)
-        state = self._advance(node, info, self.root)
-        return self.decide(READ, info[0], info[2], state[1]) and not state[0] and \
-            not self.schema.mixed_below(node.schema)
+        """node's whole subtree is readable (a walk that stops at the first denial)."""
+        def denied(_):
+            raise _Denied()
+        try:
+            return self._read(node, self.root, denied)
+        except _Denied:
+            return False
 
     def filter_tree(self, tree: DataTree) -> None:
         """Delete from tree (the caller's) what the user may not read."""
@@ -669,6 +755,10 @@ class Access:
                     self._check_subtree(DELETE, existing, state)
                 else:
                     self._check_update(existing, state)
+
+
+class _Denied(Exception):
+    """A read would leave something out."""
 
 
 def info_np(node) -> bool:

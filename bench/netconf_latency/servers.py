@@ -79,7 +79,18 @@ class Composer:
             raise BenchError("composer NETCONF server did not start: %s (see %s)"
                              % (line.strip(), self.dir / "server.log"))
         self.port = int(line.split(" port ")[1].split(":")[0])
-        self.key = str(self.dir / "state" / "users" / "admin" / "id_ed25519")
+        # The comparison with netconfd runs as the recovery user, NACM's bypass: its bulk
+        # replace of the whole configuration leaves no /nacm, which would deny admin's
+        # next edit (RFC 8341's defaults). bench.netconf_latency --nacm measures NACM.
+        self.username = "recovery"
+        self.key = str(self.user_key("recovery"))
+
+    def user_key(self, name: str) -> Path:
+        """A key pair of a NETCONF user of this server (made on first use)."""
+        from agent.netconf.users import Users
+        users = Users(self.dir / "state" / "users")
+        path = users.directory / name / "id_ed25519"
+        return path if path.exists() else users.create_key(name)
 
     def stop(self) -> None:
         _stop(self.process)
