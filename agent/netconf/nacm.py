@@ -40,8 +40,8 @@ from _libyang import ffi, lib
 
 from ..datastore import libyang_abi
 from ..datastore.errors import EditError, Problem
-from ..publish import Event
 from ..datastore.tree import NULL, DataTree, children, is_default, node_path, siblings
+from ..publish import Event
 
 LOG = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ READ, CREATE, UPDATE, DELETE, EXEC = 1, 2, 4, 8, 16
 ALL_OPS = READ | CREATE | UPDATE | DELETE | EXEC
 _OP_BITS = {"read": READ, "create": CREATE, "update": UPDATE, "delete": DELETE, "exec": EXEC}
 OP_NAMES = {v: k for k, v in _OP_BITS.items()}
-# RFC 8341 section 3.2.? : ietf-netconf's kill-session and delete-config carry
-# nacm:default-deny-all (pyang's copy of ietf-netconf has no NACM annotations)
+# RFC 8341 gives ietf-netconf's kill-session and delete-config nacm:default-deny-all
+# (pyang's copy of ietf-netconf carries no NACM annotations, so they are named here)
 DENY_ALL_RPCS = {("ietf-netconf", "kill-session"), ("ietf-netconf", "delete-config")}
 ALWAYS_ALLOWED = {("ietf-netconf", "close-session")}
 DATA_NODES = (lib.LYS_CONTAINER | lib.LYS_LEAF | lib.LYS_LEAFLIST | lib.LYS_LIST
