@@ -503,8 +503,8 @@ class Access:
 
     def _untouched(self, node) -> bool:
         """node's whole subtree is readable (a walk that stops at the first denial)."""
-        def denied(_):
-            raise _Denied()
+        def denied(node):
+            raise _Denied(node)
         try:
             return self._read(node, self.root, denied)
         except _Denied:
@@ -533,6 +533,24 @@ class Access:
                 selected.copies.merge_forest(out[0], destruct=True)
         selected.borrowed = keep
         self.filter_tree(selected.copies)
+
+    def check_readable(self, tree: DataTree) -> None:
+        """copy-config from a datastore: the user must be able to read all of it (what it
+        may not read would be copied unseen); AccessDenied at the first node it may not."""
+        if self.blanket(READ) is True:
+            return
+
+        def denied(node):
+            raise _Denied(node)
+        try:
+            for top in tree.top_nodes():
+                if not self._read(top, self.root, denied):
+                    raise _Denied(top)
+        except _Denied as exc:
+            self.counters.denied_data_writes += 1
+            path = node_path(exc.args[0])
+            raise AccessDenied(access_denied("access denied: user %s may not read %s"
+                                             % (self.user, path), path)) from None
 
     def readable_path(self, path: str) -> bool:
         """The user may read the node at a libyang data path (which need not exist: a
@@ -771,7 +789,10 @@ def _find(first, node):
     """The instance of node among the siblings from first (by schema and keys/value)."""
     if first == NULL:
         return None
-    return libyang_abi.find_sibling_first(first, node)
+    if node.schema.nodetype & (lib.LYS_LIST | lib.LYS_LEAFLIST):
+        return libyang_abi.find_sibling_first(first, node)
+    # a single-instance node, whatever its value (find_sibling_first compares values)
+    return libyang_abi.find_sibling_val(first, node.schema)
 
 
 # -- the server's part ------------------------------------------------------------------

@@ -371,6 +371,10 @@ async def op_copy_config(session, op):
     source = datastore_name(params.require("source"), inline=True)
     if not isinstance(source, str):
         source = await session.prepare(_inline_tree, session, source)
+    else:
+        access = session.server.access(session)
+        if access is not None and source != target:
+            access.check_readable(session.server.datastores.tree(source))
     await session.server.datastores.copy(source, target, session.id)
     return OK
 

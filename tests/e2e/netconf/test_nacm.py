@@ -426,3 +426,108 @@ def test_yang_push_filtered_per_receiver(server, nc):
         assert edits(update) == [
             ("replace", "/composer-sffg:service-graphs/service-graph=a/config/name")]
         assert take(alice, "push-change-update", timeout=1) is None
+
+
+# -- what netopeer2's tests/test_nacm.c checks, one by one -----------------------------
+def staff(nc, *rules, **settings):
+    extra = "".join("<%s>%s</%s>" % (k.replace("_", "-"), v, k.replace("_", "-"))
+                    for k, v in settings.items())
+    nacm_edit(nc, extra + group("staff", "alice") + rule_list("staff", "staff", *rules))
+
+
+def test_read_default_deny_and_a_permitted_path(server, nc, users):
+    edit(nc, '<top xmlns="%s"><name>first</name><item><name>i</name></item></top>' % NS)
+    staff(nc, read_default="deny")
+    with as_user(server, "alice", users["alice"]) as alice:
+        assert len(alice.get_config(source="running").data_ele) == 0
+        assert len(alice.get().data_ele) == 0
+    staff(nc, rule("allow-name", "permit", "read", path="/t:top/t:name"), read_default="deny")
+    with as_user(server, "alice", users["alice"]) as alice:
+        data = alice.get_config(source="running").data_ele
+        # the permitted leaf, with its (denied) ancestor as the way to it, nothing else
+        assert etree.tostring(data.find("{%s}top" % NS)) == (
+            '<top xmlns="%s"><name>first</name></top>' % NS).encode()
+        assert len(data) == 1
+
+
+def test_xpath_filter_on_a_denied_leaf_and_a_denied_key_list_leaf(server, nc, users):
+    items(nc, [("john", 75), ("thomas", 100), ("arnold", 110)])
+    staff(nc, rule("no-value", "deny", "read", path="/t:top/t:item/t:value"))
+    with as_user(server, "alice", users["alice"]) as alice:
+        # the filter is evaluated on the data, then what alice may not read is left out
+        data = alice.get_config(source="running",
+                                filter=("xpath", "/top/item[value>100]")).data_ele
+        assert etree.tostring(data.find("{%s}top" % NS)) == (
+            '<top xmlns="%s"><item><name>arnold</name></item></top>' % NS).encode()
+    staff(nc, rule("no-value-arnold", "deny", "read",
+                   path="/t:top/t:item[t:name='arnold']/t:value"))
+    nc.edit_config(target="running", config='<config xmlns="%s"><nacm xmlns="%s"><rule-list>'
+                   '<name>staff</name><rule xmlns:nc="%s" nc:operation="delete"><name>no-value'
+                   '</name></rule></rule-list></nacm></config>' % (BASE, NACM, BASE))
+    with as_user(server, "alice", users["alice"]) as alice:
+        data = alice.get_config(source="running").data_ele
+        found = {i.findtext("{%s}name" % NS): i.findtext("{%s}value" % NS)
+                 for i in data.iter("{%s}item" % NS)}
+        assert found == {"john": "75", "thomas": "100", "arnold": None}
+
+
+def test_rule_list_for_every_group(server, nc, users):
+    edit(nc, '<top xmlns="%s"><name>n</name></top>' % NS)
+    nacm_edit(nc, "<read-default>deny</read-default>" + group("staff", "alice") +
+              rule_list("all", "*", rule("allow-name", "permit", "read", path="/t:top/t:name")))
+    with as_user(server, "alice", users["alice"]) as alice:
+        assert alice.get_config(source="running").data_ele.findtext(
+            "{%s}top/{%s}name" % (NS, NS)) == "n"
+
+
+def test_create_and_update_are_separate_permissions(server, nc, users):
+    staff(nc, rule("update-name", "permit", "update", path="/t:top/t:name"))
+    with as_user(server, "alice", users["alice"]) as alice:
+        with pytest.raises(RPCError) as err:
+            edit(alice, '<top xmlns="%s"><name>new</name></top>' % NS)
+        assert err.value.tag == "access-denied"
+        edit(nc, '<top xmlns="%s"><name>old</name></top>' % NS)
+        edit(alice, '<top xmlns="%s"><name>changed</name></top>' % NS)
+    assert nc.get_config(source="running").data_ele.findtext(
+        "{%s}top/{%s}name" % (NS, NS)) == "changed"
+
+
+def test_create_below_an_entry_delete_of_the_entry(server, nc, users):
+    """netopeer2's edit_config_subtree: creating below an existing entry is permitted,
+    creating another entry is not, removing the entry is."""
+    edit(nc, '<top xmlns="%s"><item><name>area</name></item></top>' % NS)
+    staff(nc, rule("create-values", "permit", "create", path="/t:top/t:item/t:value"),
+          rule("delete-items", "permit", "delete", path="/t:top/t:item"))
+    with as_user(server, "alice", users["alice"]) as alice:
+        items(alice, [("area", 5)])
+        with pytest.raises(RPCError) as err:
+            edit(alice, '<top xmlns="%s"><item><name>other</name></item></top>' % NS)
+        assert err.value.tag == "access-denied"
+        edit(alice, '<top xmlns="%s"><item xmlns:nc="%s" nc:operation="remove"><name>area'
+             '</name></item></top>' % (NS, BASE))
+    assert item_names(nc.get_config(source="running").data_ele) == []
+
+
+def test_copy_config_of_what_the_user_may_not_read(server, nc, users):
+    staff(nc, rule("no-name", "deny", "read", path="/t:top/t:name"),
+          rule("write", "permit", "create update delete", module="nc-test"),
+          rule("see-nacm", "permit", "read", module="ietf-netconf-acm"))
+    edit(nc, '<top xmlns="%s"><name>secret</name></top>' % NS, target="candidate")
+    with as_user(server, "alice", users["alice"]) as alice:
+        with pytest.raises(RPCError) as err:
+            alice.copy_config(source="candidate", target="running")
+        assert err.value.tag == "access-denied" and err.value.path.endswith("t:name")
+    assert nc.get_config(source="running").data_ele.find("{%s}top" % NS) is None
+
+
+def test_delete_config_when_permitted_and_discard_changes_without_rights(server, nc, users):
+    staff(nc, rule("allow-delete", "permit", "exec", module="ietf-netconf",
+                   rpc="delete-config"),
+          rule("allow-delete-all", "permit", "delete", module="*"))
+    nc.copy_config(source="running", target="startup")
+    edit(nc, '<top xmlns="%s"><name>pending</name></top>' % NS, target="candidate")
+    with as_user(server, "alice", users["alice"]) as alice:
+        alice.delete_config(target="startup")
+        alice.discard_changes()          # no rule is needed for it (it is no write)
+    assert len(nc.get_config(source="startup").data_ele) == 0
+    assert nc.get_config(source="candidate").data_ele.find("{%s}top" % NS) is None
