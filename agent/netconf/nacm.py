@@ -74,7 +74,7 @@ class AccessDenied(EditError):
 # -- rules ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Step:
-    module: str | None             # None: the module of the step before
+    module: str | None             # unprefixed: inherited from the step before
     name: str
     predicates: tuple              # (leaf name or ".", value)
 
