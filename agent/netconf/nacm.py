@@ -839,27 +839,44 @@ class Nacm:
         finally:
             lib.free(buf[0])
 
+    def _groups_file(self, user: str) -> Path | None:
+        return self.users_dir / user / "groups" if self.users_dir is not None else None
+
     def external_groups(self, user: str) -> set:
-        if self.users_dir is None:
+        path = self._groups_file(user)
+        if path is None:
             return set()
         try:
-            text = (self.users_dir / user / "groups").read_text()
+            text = path.read_text()
         except (OSError, ValueError):
             return set()
         return {line.strip() for line in text.splitlines()
                 if line.strip() and not line.strip().startswith("#")}
 
+    def _groups_stamp(self, user: str):
+        """What tells a changed groups file (its mtime and size), None without one."""
+        path = self._groups_file(user)
+        try:
+            found = path.stat() if path is not None else None
+        except OSError:
+            return None
+        return (found.st_mtime_ns, found.st_size) if found is not None else None
+
     def access(self, user: str) -> Access | None:
-        """The user's view, or None when NACM does not apply (off, recovery session)."""
+        """The user's view, or None when NACM does not apply (off, recovery session).
+        Made once per policy and user (and again when the user's groups file changes)."""
         policy = self.policy
         if not policy.enabled or (self.recovery_user and user == self.recovery_user):
             return None
-        view = self._views.get(user)
-        if view is None:
-            groups = {g for g, users in policy.groups.items() if user in users}
-            if policy.external_groups:
-                groups |= self.external_groups(user)
-            view = self._views[user] = Access(self.ctx, policy, user, groups, self.counters)
+        stamp = self._groups_stamp(user) if policy.external_groups else None
+        cached = self._views.get(user)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        groups = {g for g, users in policy.groups.items() if user in users}
+        if policy.external_groups:
+            groups |= self.external_groups(user)
+        view = Access(self.ctx, policy, user, groups, self.counters)
+        self._views[user] = (stamp, view)
         return view
 
     def changed(self, change) -> None:

@@ -531,3 +531,13 @@ def test_delete_config_when_permitted_and_discard_changes_without_rights(server,
         alice.discard_changes()          # no rule is needed for it (it is no write)
     assert len(nc.get_config(source="startup").data_ele) == 0
     assert nc.get_config(source="candidate").data_ele.find("{%s}top" % NS) is None
+
+
+def test_a_changed_groups_file_takes_effect(server, nc):
+    key = make_user(server, "dave")
+    nacm_edit(nc, rule_list("staff", "staff", rule("write", "permit", module="nc-test")))
+    with as_user(server, "dave", key) as dave:
+        with pytest.raises(RPCError):
+            edit(dave, '<top xmlns="%s"><name>d</name></top>' % NS)
+        (Path(server.config.state_dir) / "users" / "dave" / "groups").write_text("staff\n")
+        edit(dave, '<top xmlns="%s"><name>d</name></top>' % NS)
