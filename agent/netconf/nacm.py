@@ -33,13 +33,16 @@ Groups: /nacm/groups, and with enable-external-groups the lines of
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import unquote
 
 from _libyang import ffi, lib
+from lxml import etree
 
 from ..datastore import libyang_abi
 from ..datastore.errors import EditError, Problem
+from ..datastore.schema import schema_index
 from ..datastore.tree import NULL, DataTree, children, is_default, node_path, siblings
 from ..publish import Event
 
@@ -216,6 +219,16 @@ class _Schema:
             self.kids[k] = found
         return found
 
+    def key_names(self, snode) -> list:
+        """The key leaves' names of a list (none for other nodes)."""
+        keys = []
+        if snode.nodetype == lib.LYS_LIST:
+            child = lib.lysc_node_child(snode)
+            while child != NULL and child.flags & lib.LYS_KEY:
+                keys.append(ffi.string(child.name).decode())
+                child = child.next
+        return keys
+
     def key_lookup(self, snode, step) -> str | None:
         """The relative path that finds the instance of a list a rule's step names by
         all of its keys (hash look-up), or None: the step needs every instance looked at
@@ -225,11 +238,7 @@ class _Schema:
             return self.lookups[cache_key]
         found = None
         if snode.nodetype == lib.LYS_LIST and step.predicates and step.name != "*":
-            keys = []
-            child = lib.lysc_node_child(snode)
-            while child != NULL and child.flags & lib.LYS_KEY:
-                keys.append(ffi.string(child.name).decode())
-                child = child.next
+            keys = self.key_names(snode)
             given = dict(step.predicates)
             if sorted(given) == sorted(keys) and len(given) == len(step.predicates):
                 found = "%s:%s%s" % (ffi.string(snode.module.name).decode(), step.name,
@@ -557,25 +566,122 @@ class Access:
         deleted node's path in a change notification). Keys are the path's predicates."""
         if self.blanket(READ) is not None:
             return self.blanket(READ)
+        found = self._path_state(path)
+        if found is None:
+            return False
+        state, info, _ = found
+        if info is None:
+            return True
+        return self.decide(READ, info[0], info[2], state[1])
+
+    def _path_state(self, path: str, stop: int = 0):
+        """(state, facts, schema path) at a data path's node (stop: that many steps before
+        it), or None when the path is not of the schema."""
         try:
             steps = parse_path(path)
         except ValueError:
-            return False
-        state = self.root
-        info = None
-        schema_path = ""
-        module = None
-        for step in steps:
+            return None
+        state, info, schema_path, module = self.root, None, "", None
+        for step in steps[:len(steps) - stop]:
             module = step.module or module
             schema_path += "/%s:%s" % (module, step.name)
             snode = self.schema.find(self.ctx, schema_path)
             if snode is None:
-                return False
+                return None
             info = self.schema.of(snode)
             state = self._advance_virtual(info, dict(step.predicates), state)
-        if info is None:
-            return True
-        return self.decide(READ, info[0], info[2], state[1])
+        return state, info, schema_path
+
+    # a YANG patch (RFC 8641 push-change-update) per receiver
+    def data_path(self, target: str) -> str | None:
+        """An RFC 8040 data resource identifier (/m:list=k1,k2/leaf) as a libyang data
+        path (/m:list[a='k1'][b='k2']/leaf), the keys named from the schema."""
+        out, schema_path, module = "", "", None
+        for step in target.strip("/").split("/"):
+            name, has_values, values = step.partition("=")
+            if ":" in name:
+                module, name = name.split(":", 1)
+            schema_path += "/%s:%s" % (module, name)
+            snode = self.schema.find(self.ctx, schema_path)
+            if snode is None:
+                return None
+            out += "/%s:%s" % (module, name)
+            if has_values:
+                given = [unquote(v) for v in values.split(",")]
+                if snode.nodetype == lib.LYS_LEAFLIST:
+                    out += "[.=%s]" % _quote(given[0])
+                else:
+                    keys = self.schema.key_names(snode)
+                    if len(keys) != len(given):
+                        return None
+                    out += "".join("[%s=%s]" % (k, _quote(v)) for k, v in zip(keys, given))
+        return out
+
+    def filter_patch(self, edits) -> list:
+        """The edits of a YANG patch (agent/datastore/patch.PatchEdit) this user may see:
+        an edit of a node it may not read is dropped, an edit's value loses the nodes it
+        may not read below. Computed per receiver from one shared patch."""
+        if self.blanket(READ) is True:
+            return list(edits)
+        if self.blanket(READ) is False:
+            return []
+        kept = []
+        for edit in edits:
+            path = self.data_path(edit.target)
+            if path is None or not self.readable_path(path):
+                continue
+            if edit.value is not None:
+                value = self._filter_value(path, edit.value)
+                if value is None:
+                    continue
+                if value is not edit.value:
+                    edit = replace(edit, value=value)
+            kept.append(edit)
+        return kept
+
+    def _filter_value(self, path: str, value: bytes):
+        """A patch value (the XML of the node at path) without what may not be read;
+        the same bytes when nothing goes, None when nothing stays."""
+        found = self._path_state(path, stop=1)
+        if found is None:
+            return None
+        state, _, parent_schema = found
+        element = etree.fromstring(value)
+        pruned: list = []
+        if not self._element(element, parent_schema, state, pruned):
+            return None
+        return etree.tostring(element) if pruned else value
+
+    def _element(self, element, parent_schema: str, state, pruned: list) -> bool:
+        """Like _read, on an lxml element of a patch value (keys from its children)."""
+        index = schema_index(self.ctx)
+        qname = etree.QName(element)
+        module = index.module_name(qname.namespace) if qname.namespace else None
+        schema_path = "%s/%s:%s" % (parent_schema, module, qname.localname)
+        snode = self.schema.find(self.ctx, schema_path) if module else None
+        if snode is None:
+            return False
+        info = self.schema.of(snode)
+        if info[3]:
+            values = {".": element.text or ""}
+        else:
+            values = {etree.QName(c).localname: c.text or "" for c in element
+                      if isinstance(c.tag, str)}
+        state = self._advance_virtual(info, values, state)
+        permit = self.decide(READ, info[0], info[2], state[1])
+        if info[3] or (not state[0] and not self.schema.mixed_below(snode)):
+            return permit
+        kept = False
+        keys = set(self.schema.key_names(snode))
+        for child in list(element):
+            if not isinstance(child.tag, str) or etree.QName(child).localname in keys:
+                continue
+            if self._element(child, schema_path, state, pruned):
+                kept = True
+            else:
+                element.remove(child)
+                pruned.append(child)
+        return permit or kept
 
     def _advance_virtual(self, info, values, state):
         partials, active = state

@@ -82,3 +82,26 @@ def test_a_read_looks_only_at_the_entries_rules_name(ctx, monkeypatch):
     assert len(seen) < 100, len(seen)
     values = data.xpath("/nc-test:top/item/value")
     assert len(values) == 10000 - 18
+
+
+def test_a_shared_yang_patch_filtered_per_receiver(ctx):
+    """The patch of one change, computed once, as each receiver may see it: an edit of a
+    hidden entry dropped, a created entry's value without its hidden leaf."""
+    from agent.datastore.patch import edits
+    old = tree(ctx, top("<item><name>a</name><value>1</value></item>"))
+    new = tree(ctx, top("<item><name>a</name><value>2</value></item>"
+                        "<item><name>b</name><value>3</value><ref>a</ref></item>"))
+    patch = edits(old, new)
+    assert [(e.operation, e.target) for e in patch] == [
+        ("replace", "/nc-test:top/item=a/value"), ("create", "/nc-test:top/item=b")]
+    hide_a = access(ctx, [Rule("a", None, "path", parse_path("/nc-test:top/item[name='a']"),
+                               nacm.READ, False)])
+    assert [e.target for e in hide_a.filter_patch(patch)] == ["/nc-test:top/item=b"]
+    hide_ref = access(ctx, [Rule("r", None, "path", parse_path("/nc-test:top/item/ref"),
+                                 nacm.READ, False)])
+    seen = hide_ref.filter_patch(patch)
+    assert [e.target for e in seen] == [e.target for e in patch]
+    assert b"<ref>" in patch[1].value and b"ref" not in seen[1].value
+    assert b"<value>3</value>" in seen[1].value
+    everything = access(ctx, [Rule("all", None, "any", None, nacm.ALL_OPS, True)])
+    assert everything.filter_patch(patch) == patch
