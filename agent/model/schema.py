@@ -28,7 +28,7 @@ PROTOCOL_MODULES = (
     ("ietf-netconf-monitoring", ()),
     ("ietf-netconf-nmda", ("origin", "with-defaults")),
     ("ietf-origin", ()),
-    ("ietf-netconf-acm", ()),               # RFC 8341 (agent/netconf/nacm.py)
+    ("ietf-netconf-acm", ()),               # RFC 8341 (agent/netconf/nacm/)
     ("notifications", ()),                  # RFC 5277 create-subscription (yang/)
     ("nc-notifications", ()),               # RFC 5277 streams, replayComplete (yang/)
     ("ietf-netconf-notifications", ()),     # RFC 6470

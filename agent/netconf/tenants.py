@@ -1,6 +1,6 @@
 """`composer-agent tenant add <user> <graph>...`: make a NETCONF user a tenant owning
 service graphs, by an edit-config of running's /nacm sent to the running agent as admin
-(agent/netconf/nacm.py tenant_policy: group tenants, and a rule list of its own). The
+(agent/netconf/nacm/shipped.py tenant_policy: group tenants, and a rule list of its own). The
 user gets a key pair in <state>/users/<user>/ when it has no authorized_keys yet."""
 
 import asyncio

@@ -1,4 +1,4 @@
-"""NACM's compiled rules (agent/netconf/nacm.py) on trees, without a server: path parsing,
+"""NACM's compiled rules (agent/netconf/nacm/) on trees, without a server: path parsing,
 the policy from /nacm, decisions, and the hot path's cost (what a read looks at)."""
 
 from agent.netconf import nacm

@@ -42,7 +42,7 @@ def test_start_banner_stop(tmp_path):
                 % (service.port, key)
             assert banner[1] == "  ssh -i %s -p %d -s admin@127.0.0.1 netconf" % (key, service.port)
             # a first start: running holds the shipped access control alone, admin an
-            # operator (agent/netconf/nacm.py default_policy)
+            # operator (agent/netconf/nacm/shipped.py default_policy)
             running = service.datastores.running
             assert b"<user-name>admin</user-name>" in running.print()
             assert (tmp_path / "startup.xml").read_bytes() == default_policy(["admin"]).encode()
