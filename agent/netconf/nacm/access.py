@@ -57,29 +57,30 @@ class Access:
     def may_exec(self, module: str, name: str) -> bool:
         if (module, name) in ALWAYS_ALLOWED:
             return True
-        for rule in self.rules:
-            if not rule.ops & EXEC or rule.kind in ("notification", "path"):
-                continue
-            if rule.module is not None and rule.module != module:
-                continue
-            if rule.kind == "rpc" and rule.target not in (None, name):
-                continue
-            return rule.permit
+        found = self._named(EXEC, "rpc", module, name)
+        if found is not None:
+            return found
         if (module, name) in DENY_ALL_RPCS:
             return False
         return self.policy.exec_default
 
     def may_receive(self, module: str, name: str) -> bool:
         """A notification by its name (RFC 8341 3.4.6)."""
+        found = self._named(READ, "notification", module, name)
+        return self.policy.read_default if found is None else found
+
+    def _named(self, op: int, kind: str, module: str, name: str) -> bool | None:
+        """The action of the first rule for op matching an operation or a notification
+        (a rule of that kind naming it or "*", or a rule with no rule type), or None."""
         for rule in self.rules:
-            if not rule.ops & READ or rule.kind in ("rpc", "path"):
+            if not rule.ops & op or rule.kind not in (kind, "any"):
                 continue
             if rule.module is not None and rule.module != module:
                 continue
-            if rule.kind == "notification" and rule.target not in (None, name):
+            if rule.kind == kind and rule.target not in (None, name):
                 continue
             return rule.permit
-        return self.policy.read_default
+        return None
 
     # -- data ---------------------------------------------------------------------
     def blanket(self, op: int) -> bool | None:
