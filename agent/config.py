@@ -149,6 +149,12 @@ DEFAULTS = {
         "run-dir": "",                  # private mode; default <state>/dockerd (stopped
                                         # on a clean exit when ovs.stop-on-exit is)
     },
+    "kvm": {
+        # The kvm execution environment (compute.execution-environments "kvm"): the guest
+        # the built-in kvm functions boot (nsf/guest.py), built there at start when it is
+        # not yet (a Debian cloud kernel fetched with apt-get download, busybox, nft).
+        "guest": "",                    # default: nsf/dist/guest, where `make guest` puts it
+    },
     "dpdk": {
         # The DPDK execution environment (compute.execution-environments "dpdk"): testpmd
         # forwarders on veth ports (drivers/compute/dpdk.py).
@@ -204,6 +210,13 @@ class AgentConfig:
     @property
     def ovs_run_dir(self) -> Path:
         return Path(self.data["ovs"]["run-dir"] or self.state_dir / "ovs")
+
+    @property
+    def kvm_guest_dir(self) -> Path:
+        if self.data["kvm"]["guest"]:
+            return Path(self.data["kvm"]["guest"])
+        from nsf import guest
+        return guest.SOURCE_DIR / "dist" / "guest"
 
     @property
     def docker_run_dir(self) -> Path:

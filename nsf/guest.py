@@ -1,7 +1,9 @@
 """Build the tiny guest the kvm functions boot: a Debian cloud kernel and an initramfs.
 
 The initramfs holds busybox-static (the shell and its applets), the kernel modules the
-guest loads (virtio-net and the bridge, each with what it depends on) and nsf/guest/init,
+guest loads (virtio-net, the bridge and nftables, each with what it depends on), the
+host's nft with its libraries and the firewall's ruleset (nsf/firewall/lib.sh) for the
+firewall function, and nsf/guest/init,
 which reads the kernel command line, bridges the ports and writes "composer: ready" on the
 serial console (the driver waits for that line; see drivers/compute/kvm.py).
 
@@ -24,11 +26,21 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nsf.images import shared_libraries
+
 SOURCE_DIR = Path(__file__).resolve().parent
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 # What the guest's init loads; their dependencies are added from the modules' own info.
-MODULES = ("virtio_pci", "virtio_net", "bridge")
+MODULES = ("virtio_pci", "virtio_net", "bridge",
+           # the firewall function: nftables on the bridged traffic, with conntrack
+           "br_netfilter", "nf_tables", "nft_ct")
 BUSYBOX = "/bin/busybox"
+# Host binaries the guest carries (with their libraries): nft for the firewall function
+# (busybox has no nftables nor iptables).
+BINARIES = ("/usr/sbin/nft",)
+# Package files the guest's functions use: the firewall's ruleset (the same parameters
+# as the native and docker firewalls).
+PACKAGE_FILES = {"composer/firewall/lib.sh": SOURCE_DIR / "firewall" / "lib.sh"}
 
 
 class GuestBuildError(Exception):
@@ -161,7 +173,14 @@ def build(dest_dir, cache_dir=None) -> dict:
     dest = Path(dest_dir)
     cache = Path(cache_dir) if cache_dir else dest / "debs"
     deb = _kernel_deb(cache)
-    sources = [SOURCE_DIR / "guest" / "init", Path(BUSYBOX), Path(__file__)]
+    binaries = [Path(b) for b in BINARIES]
+    for binary in binaries:
+        if not binary.is_file():
+            raise GuestBuildError("%s is missing (Debian package %s)"
+                                  % (binary, binary.name.replace("nft", "nftables")))
+    libraries = sorted({lib for b in binaries for lib in shared_libraries(b)})
+    sources = [SOURCE_DIR / "guest" / "init", Path(BUSYBOX), Path(__file__), *binaries,
+               *(lib.resolve() for lib in libraries), *PACKAGE_FILES.values()]
     inputs = hashlib.sha256(deb.name.encode())
     for path in sources:
         inputs.update(path.read_bytes())
@@ -191,6 +210,12 @@ def build(dest_dir, cache_dir=None) -> dict:
         _add_file(entries, "init", SOURCE_DIR / "guest" / "init", 0o755)
         _add_file(entries, "bin/busybox", BUSYBOX, 0o755)
         _add_symlink(entries, "bin/sh", "busybox")
+        for binary in binaries:
+            _add_file(entries, str(binary).lstrip("/"), binary, 0o755)
+        for library in libraries:
+            _add_file(entries, str(library).lstrip("/"), library.resolve(), 0o755)
+        for name, source in sorted(PACKAGE_FILES.items()):
+            _add_file(entries, name, source, 0o644)
         depmod = []
         for name in order:
             relative = index[name].relative_to(modules_root).as_posix()
@@ -246,6 +271,26 @@ def _write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+# What a kvm template takes from its package's template.json; the rest (scripts,
+# dependencies, a timeout) is the native driver's: the guest carries what it runs.
+FROM_PACKAGE = ("functional-capability", "port-count", "parameters")
+
+
+def templates(guest_dir) -> list:
+    """The kvm templates of the shipped packages: each nsf/<name>/kvm.json (its id, what
+    the guest runs as "guest-function", ports, memory, cpu) over the package's template,
+    booting the guest in guest_dir (built by build())."""
+    out = []
+    for path in sorted(SOURCE_DIR.glob("*/kvm.json")):
+        package = json.loads((path.parent / "template.json").read_text())
+        template = {key: package[key] for key in FROM_PACKAGE if key in package}
+        template.update(json.loads(path.read_text()))
+        template.update({"execution-environment": "kvm",
+                         "image-uri": str(Path(guest_dir).absolute())})
+        out.append(template)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

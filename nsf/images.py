@@ -62,7 +62,7 @@ def _which(binary: str) -> Path:
     return Path(found)
 
 
-def _libraries(binary: Path) -> list[Path]:
+def shared_libraries(binary: Path) -> list[Path]:
     """The shared libraries binary loads (ldd), the loader included; none if static."""
     out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
     found = []
@@ -149,11 +149,11 @@ def root_filesystem(package_dir: Path, template: dict, spec: dict) -> _Layer:
             layer.symlink("bin/" + applet, "busybox")
     shell = _which(SHELL)
     layer.copy(shell, "bin/sh")
-    libraries = set(_libraries(shell))
+    libraries = set(shared_libraries(shell))
     for binary in spec.get("binaries", ()):
         path = _which(binary)
         layer.copy(path, "usr/sbin/" + binary)
-        libraries.update(_libraries(path))
+        libraries.update(shared_libraries(path))
     for library in sorted(libraries):
         layer.copy(library.resolve(), str(library))
     layer.file("etc/passwd", b"root:x:0:0:root:/:/bin/sh\n", 0o644)

@@ -60,3 +60,25 @@ def domain_names(prefix: str = "", active: bool = False) -> list[str]:
 
 def domain_exists(name: str) -> bool:
     return name in domain_names(name)
+
+
+def domain_id(name: str) -> int:
+    """The running domain's id (a new one each time it is started; -1 when it is off)."""
+    import libvirt
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    conn = libvirt.open(URI)
+    try:
+        return conn.lookupByName(name).ID()
+    finally:
+        conn.close()
+
+
+def domain_xml(name: str) -> str:
+    """The domain's XML as it runs."""
+    import libvirt
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    conn = libvirt.open(URI)
+    try:
+        return conn.lookupByName(name).XMLDesc(0)
+    finally:
+        conn.close()

@@ -110,6 +110,25 @@ class Repository:
         self.builtin[template["id"]] = template
         LOG.info("repository: built-in DPDK function %s", template["id"])
 
+    def load_builtin_guest(self, guest_dir) -> None:
+        """Build the kvm functions' guest into guest_dir (nsf/guest.py: once; nothing when
+        it is built from the same inputs) and add the kvm templates of the shipped
+        packages (nsf/<name>/kvm.json: kvm-firewall)."""
+        from nsf import guest
+        try:
+            guest.build(guest_dir)
+        except (guest.GuestBuildError, OSError) as exc:
+            LOG.warning("repository: no built-in kvm functions: the guest cannot be built "
+                        "(%s)", exc)
+            return
+        built = guest.templates(guest_dir)
+        for template in built:
+            parameters.check_declarations(template)
+            template["source"] = "built-in"
+            self.builtin[template["id"]] = template
+        LOG.info("repository: %d built-in kvm functions (%s)", len(built),
+                 ", ".join(t["id"] for t in built))
+
     def set_configured(self, templates: list) -> None:
         self.configured = {t["id"]: t for t in templates}
 

@@ -71,6 +71,8 @@ class ComputeService:
         repository.load_builtin()
         if self.docker_enabled:
             repository.load_builtin_images(images)
+        if "kvm" in self.config.get("compute", "execution-environments"):
+            repository.load_builtin_guest(self.config.kvm_guest_dir)
         if "dpdk" in self.config.get("compute", "execution-environments"):
             repository.load_builtin_dpdk(int(self.config.get("dpdk", "memory")))
         repository.refresh(force=True)

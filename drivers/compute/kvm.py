@@ -49,11 +49,13 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import subprocess
 import threading
 import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 from lxml import etree
@@ -61,10 +63,11 @@ from lxml import etree
 from .. import netlink, watch
 from ..errors import DriverError, PrerequisiteError, ResourceExists, ResourceNotFound
 from ..registry import register
-from .base import ComputeDriver, FunctionSpec, InstanceInfo
+from . import packages
+from .base import ComputeDriver, FunctionPort, FunctionSpec, InstanceInfo, PortAttachment
 from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
                         InstanceStore)
-from .plumbing import Plumbing, port_record
+from .plumbing import Plumbing, check_unique, port_record
 from .usage import Usage
 from .watching import InstanceWatch
 
@@ -72,11 +75,15 @@ LOG = logging.getLogger(__name__)
 
 METADATA_NS = "urn:composer-nc:kvm:1"
 READY_LINE = "composer: ready"
+PORT_UP_LINE = "composer: port up %s"     # % the NIC's MAC: the guest bridges a new NIC
 FAILED_LINE = "composer: failed:"
 MIN_MEMORY = 128               # MiB: the Debian cloud kernel and the busybox initramfs
 DEFAULT_MEMORY = 192
 READY_TIMEOUT = 180.0          # seconds; TCG on a loaded machine takes 8-40 s to boot
 KVM_PROBE_TIMEOUT = 10.0       # under KVM the guest is up in about 1 s
+MAX_CMDLINE = 2000             # the x86 kernel's command line holds 2048 bytes
+HOTPLUG_TIMEOUT = 60.0         # seconds for a guest to take a hot-plugged NIC ...
+UNPLUG_TIMEOUT = 60.0          # ... and to release one
 DISK_SUFFIXES = {".qcow2": "qcow2", ".raw": "raw", ".img": "raw"}
 # QEMU's tap offloads, all off (see the module's docstring)
 HOST_OFFLOADS = {"csum": "off", "gso": "off", "tso4": "off", "tso6": "off", "ecn": "off",
@@ -156,8 +163,7 @@ def domain_xml(name: str, *, domain_type: str, image: dict, memory_mib: int, vcp
     for key, value in sorted((labels or {}).items()):
         etree.SubElement(function, "{%s}label" % METADATA_NS, name=key, value=str(value))
     for port_id, tap, _, node_side in taps:
-        etree.SubElement(function, "{%s}port" % METADATA_NS, id=port_id, ifname=node_side,
-                         tap=tap)
+        function.append(port_element(port_id, node_side, tap))
     _sub(domain, "memory", memory_mib, unit="MiB")
     _sub(domain, "vcpu", vcpus, placement="static")
     if cpu_cores:
@@ -173,6 +179,10 @@ def domain_xml(name: str, *, domain_type: str, image: dict, memory_mib: int, vcp
         _sub(os_, "cmdline", cmdline)
     else:
         _sub(os_, "boot", dev="hd")
+    # ACPI: QEMU's PCI hot-plug on the root bus of the pc machine is ACPI's (update())
+    features = _sub(domain, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
     _sub(domain, "on_poweroff", "destroy")
     _sub(domain, "on_reboot", "destroy")
     _sub(domain, "on_crash", "destroy")
@@ -186,14 +196,7 @@ def domain_xml(name: str, *, domain_type: str, image: dict, memory_mib: int, vcp
         _sub(disk, "readonly")
         _sub(disk, "transient")
     for _, tap, mac, _ in taps:
-        interface = _sub(devices, "interface", type="ethernet")
-        if mac:
-            _sub(interface, "mac", address=mac)
-        _sub(interface, "target", dev=tap, managed="no")
-        _sub(interface, "model", type="virtio")
-        driver = _sub(interface, "driver", name="qemu")
-        _sub(driver, "host", **HOST_OFFLOADS)
-        _sub(driver, "guest", **GUEST_OFFLOADS)
+        devices.append(interface_element(tap, mac))
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=console)
     _sub(serial, "target", port=0)
@@ -203,6 +206,26 @@ def domain_xml(name: str, *, domain_type: str, image: dict, memory_mib: int, vcp
     seclabel = _sub(domain, "seclabel", type="static", model="dac", relabel="no")
     _sub(seclabel, "label", "+0:+0")
     return etree.tostring(domain, pretty_print=True).decode()
+
+
+def interface_element(tap: str, mac: str | None = None):
+    """The <interface> of a port: QEMU opens the tap (managed='no'), virtio, the offloads
+    off (see the module's docstring). In the domain's XML, and hot-plugged alone."""
+    interface = etree.Element("interface", type="ethernet")
+    if mac:
+        _sub(interface, "mac", address=mac)
+    _sub(interface, "target", dev=tap, managed="no")
+    _sub(interface, "model", type="virtio")
+    driver = _sub(interface, "driver", name="qemu")
+    _sub(driver, "host", **HOST_OFFLOADS)
+    _sub(driver, "guest", **GUEST_OFFLOADS)
+    return interface
+
+
+def port_element(port_id: str, node_side: str, tap: str):
+    """A port in the domain's <metadata> (what recovery reads when the state is lost)."""
+    return etree.Element("{%s}port" % METADATA_NS, id=port_id, ifname=node_side, tap=tap,
+                         nsmap={"composer": METADATA_NS})
 
 
 def parse_metadata(xml: str) -> dict | None:
@@ -410,7 +433,7 @@ class KvmDriver(InstanceAccess, ComputeDriver):
             return None, None
         libvirt = _libvirt()
         try:
-            found = parse_metadata(domain.XMLDesc(0))
+            found = parse_metadata(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         except libvirt.libvirtError:
             return None, None                   # undefined meanwhile
         if found is None or found["owner"] != str(self.state_dir):
@@ -470,17 +493,13 @@ class KvmDriver(InstanceAccess, ComputeDriver):
             memory = max(MIN_MEMORY, _template_int(template, "memory", DEFAULT_MEMORY))
             vcpus = max(1, _template_int(template, "cpu", 1))
             domain_type = self.resolved_domain_type(image)
-            self.plumbing.check_free(p.vswitch_ifname for p in spec.ports)
-            if self.netns is not None:
-                for name in [_relay_name(p.vswitch_ifname, k) for p in spec.ports
-                             for k in ("t", "r")]:
-                    if netlink.link_exists(name):
-                        raise ResourceExists("interface exists in the root namespace",
-                                             resource=name)
+            self._check_free(spec.ports)
             directory.mkdir(parents=True)
             meta = {"instance": instance, "dir": str(directory), "state": CREATING,
                     "labels": dict(spec.labels), "image": spec.image, "ports": [],
                     "template": template.get("id"), "domain_type": domain_type,
+                    "port_counts": {key: template[key] for key in ("port-count", "min-ports",
+                                                                   "max-ports") if key in template},
                     "ready_signal": bool(template.get("ready-signal", True)),
                     "ready_timeout": float(template.get("ready-timeout",
                                                         self.ready_timeout))}
@@ -496,9 +515,15 @@ class KvmDriver(InstanceAccess, ComputeDriver):
                 words = ["console=ttyS0", "quiet", "panic=-1",
                          "composer.ports=%d" % len(spec.ports),
                          "composer.function=%s" % template.get("guest-function", "bridge")]
-                if any(not w.isprintable() or " " in w for w in words):
-                    raise DriverError("the template's guest-function holds a space or a "
-                                      "control character", resource=instance)
+                words += ["composer.param=%s" % p for p in spec.parameters]
+                bad = [w for w in words if not w.isprintable() or " " in w or '"' in w]
+                if bad:
+                    raise DriverError("a guest-function or parameter holds a space, a quote or "
+                                      "a control character: %r" % bad[0], resource=instance)
+                if len(" ".join(words)) > MAX_CMDLINE:
+                    raise DriverError("the parameters do not fit on the guest's kernel "
+                                      "command line (%d characters)" % MAX_CMDLINE,
+                                      resource=instance)
                 xml = domain_xml(
                     instance, domain_type=domain_type, image=image, memory_mib=memory,
                     vcpus=vcpus, console=str(directory / "console.log"),
@@ -518,6 +543,190 @@ class KvmDriver(InstanceAccess, ComputeDriver):
                 self._destroy(instance, meta)
                 raise
         return self.port_attachments(template, spec.ports)
+
+    def _check_free(self, ports) -> None:
+        """ResourceExists when the node-side name of one of ports (FunctionPort) is taken,
+        or, with a node namespace, the name of its relay in the root namespace."""
+        self.plumbing.check_free(p.vswitch_ifname for p in ports)
+        if self.netns is not None:
+            for name in [_relay_name(p.vswitch_ifname, k) for p in ports for k in ("t", "r")]:
+                if netlink.link_exists(name):
+                    raise ResourceExists("interface exists in the root namespace",
+                                         resource=name)
+
+    def update(self, instance: str, add_ports: tuple = (), remove_ports: tuple = ()) -> tuple:
+        """Ports removed (by id), then added (FunctionPort), all or nothing:
+          1. (removed) on a running domain, its NIC unplugged (libvirt detachDeviceFlags,
+             VIR_DOMAIN_AFFECT_LIVE; returns once QEMU released it), then its tap and relay
+             deleted;
+          2. (added) recorded on disk, its tap (and relay) made, then on a running domain a
+             virtio NIC on that tap hot-plugged (attachDeviceFlags, AFFECT_LIVE), and, with
+             the ready signal, "composer: port up <mac>" awaited on the console (the guest
+             of nsf/guest.py bridges every NIC that appears);
+          3. the domain's definition rewritten with the ports (interfaces, metadata, the
+             guest's port count), so that the next boot has them.
+        A paused domain is resumed for the update (its guest must answer the hot-plug)
+        and paused again. A failure undoes the steps done, in reverse order: no tap, relay
+        or NIC of an added port is left, a removed one is back."""
+        libvirt = _libvirt()
+        with self._lock(instance):
+            meta = self._load(instance)
+            if meta["state"] in (CREATING, FAILED):
+                raise DriverError("cannot update an incomplete instance", resource=instance)
+            add = list(add_ports)
+            current = {p["port_id"]: p for p in meta["ports"]}
+            unknown = [pid for pid in remove_ports if pid not in current]
+            if unknown:
+                raise ResourceNotFound("no port %s" % ", ".join(map(repr, unknown)),
+                                       resource=instance)
+            kept = [p for p in meta["ports"] if p["port_id"] not in remove_ports]
+            check_unique([FunctionPort(p["port_id"], p["vswitch_ifname"]) for p in kept] + add)
+            if meta.get("port_counts"):
+                packages.check_port_count(meta["port_counts"], len(kept) + len(add), instance)
+            self._check_free(add)
+            domain = self._domain(instance)
+            if domain is None:
+                raise ResourceNotFound("the kvm function's domain is gone", resource=instance)
+            live = meta["state"] in (RUNNING, PAUSED)
+            if live and not domain.isActive():
+                raise DriverError("its QEMU is not running", resource=instance)
+            try:
+                definition = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE |
+                                            libvirt.VIR_DOMAIN_XML_SECURE)
+            except libvirt.libvirtError as exc:
+                raise DriverError("libvirt: %s" % exc.get_error_message(),
+                                  resource=instance) from None
+            before = list(meta["ports"])
+            paused = meta["state"] == PAUSED
+            undo = []
+            self.watching.remove(instance)
+            try:
+                if paused:
+                    self._libvirt_call(instance, "resume")
+                for pid in remove_ports:
+                    record = current[pid]
+                    if live:
+                        # its address, for the undo to plug the same NIC back
+                        record = dict(record, guest_mac=self._live_mac(domain, record["ifname"])
+                                      or record.get("guest_mac"))
+                        self._unplug(domain, record)
+                        undo.append(partial(self._plug, domain, meta, record))
+                    self._delete_ports([record["vswitch_ifname"]])
+                    undo.append(partial(self._add_port, record["vswitch_ifname"]))
+                meta["ports"] = kept
+                for port in add:
+                    record = dict(port_record(port, self._tap(port.vswitch_ifname)),
+                                  guest_mac=(port.mac_address or _random_mac()).lower())
+                    meta["ports"].append(record)
+                    self.store.save(meta)       # recorded before it is made (as in create)
+                    undo.append(partial(self._delete_ports, [port.vswitch_ifname]))
+                    self._add_port(port.vswitch_ifname)
+                    if live:
+                        self._plug(domain, meta, record)
+                        undo.append(partial(self._unplug, domain, record))
+                self._define(instance, with_ports(definition, meta["ports"]))
+                undo.append(partial(self._define, instance, definition))
+                self.store.save(meta)
+            except BaseException:
+                for step in reversed(undo):
+                    try:
+                        step()
+                    except Exception as exc:  # noqa: BLE001 - the others still run
+                        LOG.warning("kvm function %s: undo of a port update: %s",
+                                    instance, exc)
+                meta["ports"] = before
+                self.store.save(meta)
+                raise
+            finally:
+                if paused:
+                    self._libvirt_call(instance, "suspend")
+                if live:
+                    self._watch(instance, meta)
+            return tuple(PortAttachment(p["port_id"], p["vswitch_ifname"])
+                         for p in meta["ports"])
+
+    def _define(self, instance: str, xml: str) -> None:
+        libvirt = _libvirt()
+        try:
+            self._connection().defineXML(xml)
+        except libvirt.libvirtError as exc:
+            raise DriverError("libvirt refused the domain: %s" % exc.get_error_message(),
+                              resource=instance) from None
+
+    def _plug(self, domain, meta: dict, record: dict) -> None:
+        """A virtio NIC on the port's tap hot-plugged into the running guest; with the
+        ready signal, returns once the guest says it bridges it (else unplugs it and
+        raises)."""
+        libvirt = _libvirt()
+        console = Path(meta["dir"]) / "console.log"
+        offset = console.stat().st_size if console.exists() else 0
+        mac = record.get("guest_mac") or self._live_mac(domain, record["ifname"])
+        if self.netns is not None:
+            # libvirt clears the tap's qdiscs when it unplugs a NIC: a NIC plugged back
+            # (the undo of a remove) needs the relay's redirect again
+            tap = _relay_name(record["vswitch_ifname"], "t")
+            if not _redirects(tap):
+                _redirect(tap, _relay_name(record["vswitch_ifname"], "r"))
+        element = interface_element(record["ifname"], mac)
+        try:
+            domain.attachDeviceFlags(etree.tostring(element).decode(),
+                                     libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            raise DriverError("cannot hot-plug the port's NIC: %s" % exc.get_error_message(),
+                              resource=record["vswitch_ifname"]) from None
+        if not meta.get("ready_signal", True) or not console.exists():
+            return
+        try:
+            if not self._wait_console(console, offset, HOTPLUG_TIMEOUT, domain.isActive,
+                                      line=PORT_UP_LINE % mac):
+                raise DriverError("the guest did not take the hot-plugged NIC %s in %d s"
+                                  % (mac, HOTPLUG_TIMEOUT), resource=record["vswitch_ifname"],
+                                  detail=_tail(console))
+        except BaseException:
+            self._unplug(domain, record)
+            raise
+
+    @staticmethod
+    def _live_interface(domain, tap: str):
+        """The <interface> of the running domain on tap, None when it has none."""
+        libvirt = _libvirt()
+        try:
+            root = etree.fromstring(domain.XMLDesc(0).encode())
+        except libvirt.libvirtError as exc:
+            raise DriverError("libvirt: %s" % exc.get_error_message(),
+                              resource=tap) from None
+        for interface in root.iterfind("devices/interface"):
+            target = interface.find("target")
+            if target is not None and target.get("dev") == tap:
+                return interface
+        return None
+
+    def _live_mac(self, domain, tap: str) -> str | None:
+        interface = self._live_interface(domain, tap)
+        found = interface.find("mac") if interface is not None else None
+        return found.get("address").lower() if found is not None else None
+
+    def _unplug(self, domain, record: dict) -> None:
+        """The NIC on the port's tap unplugged from the running guest; returns once QEMU
+        released it (libvirt drops it from the live definition when the guest answered
+        the unplug), DriverError after HOTPLUG_TIMEOUT."""
+        libvirt = _libvirt()
+        tap = record["ifname"]
+        interface = self._live_interface(domain, tap)
+        if interface is None:
+            return
+        try:
+            domain.detachDeviceFlags(etree.tostring(interface).decode(),
+                                     libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as exc:
+            raise DriverError("cannot unplug the port's NIC: %s" % exc.get_error_message(),
+                              resource=record["vswitch_ifname"]) from None
+        deadline = time.monotonic() + UNPLUG_TIMEOUT
+        while self._live_interface(domain, tap) is not None:
+            if time.monotonic() > deadline:
+                raise DriverError("the guest did not release the port's NIC in %d s"
+                                  % UNPLUG_TIMEOUT, resource=record["vswitch_ifname"])
+            time.sleep(0.05)
 
     def start(self, instance: str) -> None:
         libvirt = _libvirt()
@@ -551,10 +760,11 @@ class KvmDriver(InstanceAccess, ComputeDriver):
             self.store.save(meta)
             self._watch(instance, meta)
 
-    def _wait_console(self, console: Path, offset: int, timeout: float, active) -> bool:
-        """Until the guest writes READY_LINE (True) on its console; DriverError when it
-        writes FAILED_LINE or its QEMU exits; False after timeout seconds. The file is read
-        as it grows, every 20 ms."""
+    def _wait_console(self, console: Path, offset: int, timeout: float, active,
+                      line: str = READY_LINE) -> bool:
+        """Until the guest writes line (READY_LINE: its boot is over) on its console after
+        offset (True); DriverError when it writes FAILED_LINE or its QEMU exits; False
+        after timeout seconds. The file is read as it grows, every 20 ms."""
         deadline = time.monotonic() + timeout
         seen = b""
         with open(console, "rb") as stream:
@@ -564,14 +774,14 @@ class KvmDriver(InstanceAccess, ComputeDriver):
                 if chunk:
                     seen = seen[-4096:] + chunk
                     text = seen.decode("utf-8", "replace")
-                    if READY_LINE in text:
+                    if line in text:
                         return True
                     if FAILED_LINE in text:
                         why = text.split(FAILED_LINE, 1)[1].splitlines()[0].strip()
                         raise DriverError("the guest failed: %s" % why)
                     continue
                 if not active():
-                    raise DriverError("the guest stopped while booting",
+                    raise DriverError("the guest stopped",
                                       detail=seen[-500:].decode("utf-8", "replace"))
                 if time.monotonic() > deadline:
                     return False
@@ -668,7 +878,7 @@ class KvmDriver(InstanceAccess, ComputeDriver):
         domains = {}
         for domain in self._connection().listAllDomains(0):
             try:
-                meta = parse_metadata(domain.XMLDesc(0))
+                meta = parse_metadata(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
             except libvirt.libvirtError:
                 continue            # undefined meanwhile
             if meta is not None and meta["owner"] == str(self.state_dir):
@@ -755,7 +965,7 @@ def _relay_name(vswitch_ifname: str, kind: str) -> str:
 
 def _redirect(source: str, target: str) -> None:
     """Everything source receives leaves by target (tc ingress, u32 match all, mirred)."""
-    for argv in (["tc", "qdisc", "add", "dev", source, "ingress"],
+    for argv in (["tc", "qdisc", "replace", "dev", source, "ingress"],
                  ["tc", "filter", "add", "dev", source, "parent", "ffff:", "protocol", "all",
                   "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect",
                   "dev", target]):
@@ -764,6 +974,60 @@ def _redirect(source: str, target: str) -> None:
             raise DriverError("cannot relay %s to %s: %s" % (source, target,
                                                               done.stderr.strip()),
                               resource=source)
+
+
+def _redirects(source: str) -> bool:
+    """Whether source has an ingress filter (the relay's redirect of _redirect)."""
+    done = subprocess.run(["tc", "filter", "show", "dev", source, "ingress"],
+                          capture_output=True, text=True)
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
+def _random_mac() -> str:
+    """A MAC in QEMU's range, as libvirt picks one; chosen by the driver for a hot-plugged
+    NIC so that the running guest and the next boot see the same address."""
+    return "52:54:00:%02x:%02x:%02x" % tuple(random.randrange(256) for _ in range(3))
+
+
+def with_ports(xml: str, ports: list) -> str:
+    """A domain's definition (XML) with the given ports (records of the instance's
+    metadata) instead of its own: <interface>s on the others' taps removed, on the new
+    taps added, the <metadata> ports and the guest's composer.ports rewritten."""
+    root = etree.fromstring(xml.encode())
+    taps = [p["ifname"] for p in ports]
+    devices = root.find("devices")
+    present = set()
+    for interface in devices.findall("interface"):
+        target = interface.find("target")
+        dev = target.get("dev") if target is not None else None
+        if dev in taps:
+            present.add(dev)
+        else:
+            devices.remove(interface)
+    existing = devices.findall("interface")
+    anchor = existing[-1] if existing else None
+    for port in ports:
+        if port["ifname"] in present:
+            continue
+        element = interface_element(port["ifname"], port.get("guest_mac") or port.get("mac"))
+        if anchor is None:
+            devices.insert(0, element)
+        else:
+            anchor.addnext(element)
+        anchor = element
+    function = root.find("metadata/{%s}function" % METADATA_NS)
+    if function is not None:
+        for element in function.findall("{%s}port" % METADATA_NS):
+            function.remove(element)
+        for port in ports:
+            function.append(port_element(port["port_id"], port["vswitch_ifname"],
+                                         port["ifname"]))
+    cmdline = root.find("os/cmdline")
+    if cmdline is not None and cmdline.text:
+        cmdline.text = " ".join("composer.ports=%d" % len(ports)
+                                if w.startswith("composer.ports=") else w
+                                for w in cmdline.text.split())
+    return etree.tostring(root).decode()
 
 
 def _tail(path: Path, size: int = 800) -> str:

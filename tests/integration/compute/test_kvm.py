@@ -43,11 +43,12 @@ def _spec(lab, name, nports=2, template=None, cores=(), labels=LABELS):
                         cpu_cores=tuple(cores), labels=labels)
 
 
-def _xml(instance):
+def _xml(instance, inactive=False):
     import libvirt
     conn = libvirt.open(guest.URI)
     try:
-        return etree.fromstring(conn.lookupByName(instance).XMLDesc(0).encode())
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        return etree.fromstring(conn.lookupByName(instance).XMLDesc(flags).encode())
     finally:
         conn.close()
 
@@ -292,3 +293,117 @@ def test_two_vms_boot_at_the_same_time(driver, lab):
     spans = {i: (_qemu_started(i), ready[i]) for i in (one, two)}
     assert spans[one][0] < spans[two][1] and spans[two][0] < spans[one][1], spans
     assert [driver.status(s.instance) for s in specs] == ["running", "running"]
+
+
+def _interfaces(instance, inactive=False) -> list:
+    """The taps of the domain's <interface>s: running (live) or as defined."""
+    root = _xml(instance, inactive)
+    return sorted(i.find("target").get("dev") for i in root.iterfind("devices/interface"))
+
+
+def _domain_id(instance) -> int:
+    import libvirt
+    conn = libvirt.open(guest.URI)
+    try:
+        return conn.lookupByName(instance).ID()
+    finally:
+        conn.close()
+
+
+def _tap(lab, name):
+    return kvm._relay_name(lab.name(name), "t")
+
+
+def _check_ports(driver, lab, instance, names):
+    """The instance has exactly the ports named (lab suffixes): live and defined NICs,
+    taps and relays, node-side ends, its metadata, the guest's port count."""
+    taps = sorted(_tap(lab, n) for n in names)
+    assert _interfaces(instance) == taps
+    assert _interfaces(instance, inactive=True) == taps
+    assert [p["vswitch_ifname"] for p in driver._load(instance)["ports"]] == \
+        [lab.name(n) for n in names]
+    found = [i for i in driver.list_instances() if i.instance == instance]
+    assert found and found[0].ports == tuple(lab.name(n) for n in names)
+    assert "composer.ports=%d" % len(names) in _xml(instance, inactive=True).findtext(
+        "os/cmdline")                                    # as the next boot has it
+    for suffix in ("h0", "h1", "h2", "h3"):
+        present = suffix in names
+        assert netlink.link_exists(lab.name(suffix), driver.netns) == present, suffix
+        for relay in ("t", "r"):
+            assert netlink.link_exists(kvm._relay_name(lab.name(suffix), relay)) == present
+
+
+def test_ports_hot_plugged_into_a_running_vm(driver, lab, monkeypatch):
+    """update() on a running domain: a third port hot-plugged (its tap made, a virtio NIC
+    attached live, the guest bridges it) carries traffic at once, without a reboot; removed,
+    its NIC, tap and relay are gone. A failure at each step of an add or a remove leaves
+    the ports as they were (fails without the undo: a tap, a relay or a NIC is left)."""
+    spec = _spec(lab, "h")
+    driver.create(spec)
+    a = lab.host("a", driver.netns, lab.name("h0"), "10.66.0.1/24")
+    lab.host("b", driver.netns, lab.name("h1"), "10.66.0.2/24")
+    driver.start(spec.instance)
+    booted = _domain_id(spec.instance)
+    assert lab.ping(a, "10.66.0.2")
+    new = port("p2", lab.name("h2"))
+
+    # a failure at each step of an add: nothing of the new port is left
+    faults = {
+        "tap": lambda: _fail_at(monkeypatch, kvm.netlink, "tap_add"),
+        "redirect": lambda: _fail_at(monkeypatch, kvm, "_redirect", after=1),
+        "plug": lambda: _fail_at(monkeypatch, driver, "_plug"),
+        "guest": lambda: (monkeypatch.setattr(kvm, "PORT_UP_LINE", "composer: never %s"),
+                          monkeypatch.setattr(kvm, "HOTPLUG_TIMEOUT", 1)),
+        "define": lambda: _fail_at(monkeypatch, driver, "_define"),
+        "save": lambda: _fail_at(monkeypatch, driver.store, "save", after=1),
+    }
+    for step, inject in faults.items():
+        inject()
+        with pytest.raises(DriverError, match="injected|did not take") as failed:
+            driver.update(spec.instance, add_ports=(new,))
+        monkeypatch.undo()
+        print("add, %s failed: rolled back" % step)
+        _check_ports(driver, lab, spec.instance, ["h0", "h1"])
+    assert _domain_id(spec.instance) == booted
+
+    started = time.monotonic()
+    attachments = driver.update(spec.instance, add_ports=(new,))
+    print("kvm hot-plug of a port, to the guest bridging it: %.0f ms"
+          % ((time.monotonic() - started) * 1000))
+    assert [(x.port_id, x.name, x.kind) for x in attachments] == [
+        ("p0", lab.name("h0"), "system"), ("p1", lab.name("h1"), "system"),
+        ("p2", lab.name("h2"), "system")]
+    _check_ports(driver, lab, spec.instance, ["h0", "h1", "h2"])
+    assert _domain_id(spec.instance) == booted                 # not restarted
+    c = lab.host("c", driver.netns, lab.name("h2"), "10.66.0.3/24")
+    assert lab.ping(a, "10.66.0.3"), "no traffic through the hot-plugged port"
+    assert lab.ping(c, "10.66.0.2")
+
+    # a failure at each step of a remove: the port is still there and forwards
+    faults = {
+        "unplug": lambda: _fail_at(monkeypatch, driver, "_unplug"),
+        "delete": lambda: _fail_at(monkeypatch, driver, "_delete_ports"),
+        "define": lambda: _fail_at(monkeypatch, driver, "_define"),
+    }
+    for step, inject in faults.items():
+        inject()
+        with pytest.raises(DriverError, match="injected"):
+            driver.update(spec.instance, remove_ports=("p2",))
+        monkeypatch.undo()
+        print("remove, %s failed: rolled back" % step)
+        _check_ports(driver, lab, spec.instance, ["h0", "h1", "h2"])
+        # the host's link in the node: a port made again must join its bridge again (as
+        # the vSwitch opens a port of that name again)
+        netlink.link_set(lab.name("h2"), driver.netns, master=lab.name("cb"), up=True)
+        assert lab.ping(a, "10.66.0.3"), "the port put back after %s does not forward" % step
+
+    attachments = driver.update(spec.instance, remove_ports=("p2",))
+    assert [x.port_id for x in attachments] == ["p0", "p1"]
+    _check_ports(driver, lab, spec.instance, ["h0", "h1"])
+    assert _domain_id(spec.instance) == booted
+    assert not lab.ping(a, "10.66.0.3", count=1)
+    assert lab.ping(a, "10.66.0.2")
+    # the next boot has the ports the domain has now
+    driver.stop(spec.instance)
+    driver.start(spec.instance)
+    assert lab.ping(a, "10.66.0.2")
