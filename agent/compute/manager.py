@@ -87,6 +87,19 @@ class ComputeManager:
             self._drivers[environment] = driver
             return driver
 
+    def port_updates(self, environment: str, instance: str) -> dict | None:
+        """How a function took its port updates (ComputeDriver.port_updates), for its
+        state; None when it had none. Reads what the driver recorded; makes no driver."""
+        with self._lock:
+            driver = self._drivers.get(environment)
+        if driver is None:
+            return None
+        try:
+            return driver.port_updates(instance)
+        except (DriverError, OSError, ValueError) as exc:
+            LOG.debug("port updates of %s: %s", instance, exc)
+            return None
+
     def usable_environments(self) -> list:
         out = []
         for env in self.environments:

@@ -7,6 +7,7 @@ the engine and the vSwitch know. Counters are read once per LSI per request.
 
 import json
 import logging
+import time
 
 from ..model.data import parse
 from ..model.decompose import SEP, expanded_rules
@@ -82,6 +83,12 @@ def function_state(engine, gid: str, deployed) -> dict:
     if deployed.reason or deployed.rejected:
         state["resolution"] = _resolution(deployed.template, deployed.cost, deployed.reason,
                                           deployed.rejected)
+    port_updates = getattr(engine.compute, "port_updates", None)
+    updates = port_updates(deployed.environment, deployed.instance) if port_updates else None
+    if updates:
+        state["port-updates"] = {
+            "method": updates["method"], "count": int(updates["count"]),
+            "last-update": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(updates["last"]))}
     download = getattr(engine.compute, "downloads", {}).get((gid, deployed.id))
     if download is not None and (download.status == "downloading" or
                                  (download.sha256 and download.sha256 in deployed.image)):

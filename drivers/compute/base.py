@@ -208,6 +208,12 @@ class ComputeDriver:
         raise NotSupported("%s functions cannot change their ports while they exist"
                            % self._environment_name(), resource=instance)
 
+    def port_updates(self, instance: str) -> dict | None:
+        """How the instance took the port updates it had: {"method": "in-place" (the
+        running function took them) or "restart" (it was restarted with them), "count",
+        "last" (Unix time)}; None when it had none (or the driver keeps no record)."""
+        return None
+
     def destroy(self, instance: str) -> None:
         """Release everything create made. ResourceNotFound when nothing of the instance
         is there."""

@@ -66,8 +66,8 @@ from ..errors import DriverError, PrerequisiteError, ResourceExists, ResourceNot
 from ..registry import register
 from . import packages
 from .base import ComputeDriver, FunctionPort, FunctionSpec, InstanceInfo
-from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
-                        InstanceStore)
+from .instances import (CREATED, CREATING, FAILED, IN_PLACE, PAUSED, RUNNING, STOPPED,
+                        InstanceAccess, InstanceStore, record_update)
 from .plumbing import Plumbing, check_unique, validate_veth_port
 from .usage import cgroup_usage_of, processes_usage
 from .watching import InstanceWatch
@@ -575,6 +575,7 @@ class DockerDriver(InstanceAccess, ComputeDriver):
                     self._write_ports(meta)
                     raise
                 added = meta["ports"][before:]
+                record_update(meta, IN_PLACE)
                 self._save(meta)
                 if meta["state"] in (RUNNING, PAUSED):
                     self._run_update(meta, added, removed)

@@ -46,7 +46,8 @@ Lifecycle (see base.py): create makes the metadata, the namespace and the veth p
 spawns testpmd and returns once it forwards (its output says so) or fails, killing it;
 stop sends SIGTERM (SIGKILL after stop_timeout); pause/resume SIGSTOP/SIGCONT; update adds
 or removes veths and, on a running instance, restarts testpmd (a DPDK application cannot
-take new ports while it runs: meta "update" says "restart", and the log says so);
+take new ports while it runs: meta "update" says "restart", and so do its "updates"
+(record_update: the function's state shows them), and the log);
 destroy kills the process and deletes the namespace.
 
 Watching: the process (a pidfd: EXITED), the vSwitch ends and the namespace's name (LOST,
@@ -68,8 +69,8 @@ from ..errors import DriverError, PrerequisiteError, ResourceExists, ResourceNot
 from ..registry import register
 from . import packages
 from .base import ComputeDriver, FunctionPort, FunctionSpec, InstanceInfo
-from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
-                        InstanceStore)
+from .instances import (CREATED, CREATING, FAILED, IN_PLACE, PAUSED, RESTART, RUNNING, STOPPED,
+                        InstanceAccess, InstanceStore, record_update)
 from .plumbing import Plumbing, check_unique, validate_veth_port
 from .usage import processes_usage
 from .watching import InstanceWatch
@@ -483,6 +484,9 @@ class DPDKDriver(InstanceAccess, ComputeDriver):
                 self._restart_after_update(meta, was)
                 raise
             self._restart_after_update(meta, was)
+            # said in the function's state (ComputeDriver.port_updates)
+            record_update(meta, RESTART if was in (RUNNING, PAUSED) else IN_PLACE)
+            self._save(meta)
             return self._attachments(meta)
 
     def _restart_after_update(self, meta: dict, was: str) -> None:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 from ..errors import ResourceNotFound
@@ -20,6 +21,18 @@ METADATA = "instance.json"
 CREATING, CREATED, RUNNING, STOPPED, PAUSED, FAILED = (
     "creating", "created", "running", "stopped", "paused", "failed")
 SPARE = "spare"        # a prepared slot: namespace and ports, no package yet
+
+# How an instance took a change of its ports (update()), in its metadata's "updates"
+IN_PLACE = "in-place"  # the running function took them (veths moved, NICs hot-plugged)
+RESTART = "restart"    # its process was restarted with them (a DPDK application)
+
+
+def record_update(meta: dict, method: str) -> None:
+    """Count a port update of the instance in its metadata (saved by the caller): how it
+    was made (IN_PLACE, RESTART), how many so far, when the last (Unix time)."""
+    updates = meta.get("updates") or {}
+    meta["updates"] = {"method": method, "count": int(updates.get("count", 0)) + 1,
+                       "last": time.time()}
 
 
 def atomic_write_json(path: Path, data: dict) -> None:
@@ -78,3 +91,10 @@ class InstanceAccess:
 
     def _save(self, meta: dict) -> None:
         self.store.save(meta)
+
+    def port_updates(self, instance: str) -> dict | None:
+        """See ComputeDriver.port_updates: the metadata's record_update."""
+        try:
+            return self.store.load(instance).get("updates")
+        except ResourceNotFound:
+            return None

@@ -65,8 +65,8 @@ from ..errors import DriverError, PrerequisiteError, ResourceExists, ResourceNot
 from ..registry import register
 from . import packages
 from .base import ComputeDriver, FunctionPort, FunctionSpec, InstanceInfo, PortAttachment
-from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
-                        InstanceStore)
+from .instances import (CREATED, CREATING, FAILED, IN_PLACE, PAUSED, RUNNING, STOPPED,
+                        InstanceAccess, InstanceStore, record_update)
 from .plumbing import Plumbing, check_unique, port_record
 from .usage import Usage
 from .watching import InstanceWatch
@@ -626,6 +626,7 @@ class KvmDriver(InstanceAccess, ComputeDriver):
                         undo.append(partial(self._unplug, domain, record))
                 self._define(instance, with_ports(definition, meta["ports"]))
                 undo.append(partial(self._define, instance, definition))
+                record_update(meta, IN_PLACE)
                 self.store.save(meta)
             except BaseException:
                 for step in reversed(undo):

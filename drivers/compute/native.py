@@ -65,8 +65,8 @@ from ..errors import DriverError, PrerequisiteError, ResourceExists, ResourceNot
 from ..registry import register
 from . import packages
 from .base import FunctionPort, FunctionSpec, InstanceInfo
-from .instances import (CREATED, CREATING, FAILED, PAUSED, RUNNING, STOPPED, InstanceAccess,
-                        InstanceStore)
+from .instances import (CREATED, CREATING, FAILED, IN_PLACE, PAUSED, RUNNING, STOPPED,
+                        InstanceAccess, InstanceStore, record_update)
 from .plumbing import Plumbing, check_unique, validate_veth_port
 from .slots import PreparedSlots
 from .usage import processes_usage
@@ -331,6 +331,7 @@ class NativeDriver(InstanceAccess, PreparedSlots):
                 self._restore_ports(meta, removed)
                 raise
             added = meta["ports"][before:]
+            record_update(meta, IN_PLACE)
             self._save(meta)
             try:
                 self._run_script(meta, "update", {

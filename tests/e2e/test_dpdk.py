@@ -8,6 +8,8 @@ Runs are short: testpmd busy-polls a core of a machine shared with others.
 
 import os
 import signal
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -43,13 +45,13 @@ def _forwarders(node) -> dict:
     return found
 
 
-def _graph(graph_id):
+def _graph(graph_id, out="out"):
     g = GraphXml(graph_id)
-    g.function("fwd", "forwarder", "in", "out", template="dpdk-forwarder",
+    g.function("fwd", "forwarder", "in", out, template="dpdk-forwarder",
                parameters=["forward-mode=io"])
     g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
     g.bidirectional("lan", "lan", "fwd:in")
-    g.bidirectional("wan", "wan", "fwd:out")
+    g.bidirectional("wan", "wan", "fwd:" + out)
     return g
 
 
@@ -94,6 +96,27 @@ def test_a_dpdk_forwarder_between_two_hosts_through_netconf(node):
     assert node.resources_once_settled(before) == before
     assert not (dpdk.RUNTIME_DIR / instance).exists()
     assert not Path(node.dir / "state" / "dpdk" / instance).exists()
+
+
+def test_a_port_change_restarts_the_forwarder_and_its_state_says_so(node):
+    """A graph edit moving the forwarder's second port ("out" gone, "new" added): a running
+    testpmd cannot take a port, so the driver restarts it with the new set, and <get> says
+    so in the function's state: port-updates method restart, count 1, when."""
+    h1, h2 = node.hosts["eth1"], node.hosts["eth2"]
+    with node.netconf() as m:
+        commit(m, _graph("g1"))
+        assert _function(m, "port-updates/s:method") == []          # none yet
+        [(instance, pid)] = _forwarders(node).items()
+        commit(m, _graph("g1", out="new"), replace=True)
+        assert _function(m, "port-updates/s:method") == ["restart"]
+        assert _function(m, "port-updates/s:count") == ["1"]
+        [when] = _function(m, "port-updates/s:last-update")
+        assert abs(datetime.fromisoformat(when).timestamp() - time.time()) < 120, when
+        assert _forwarders(node)[instance] != pid                      # restarted
+        assert _status_and_restarts(m) == ("running", 0)   # not counted as a repair
+        assert h1.ping(h2.ip)
+        delete(m, "g1")
+    assert _forwarders(node) == {}
 
 
 @pytest.fixture(scope="module")
