@@ -18,8 +18,10 @@ the directory holding it: direct kernel boot of its kernel and initramfs, the fu
 its parameters on the kernel command line) or a disk image (.qcow2, .raw, .img) booted by
 its own boot loader. The template gives "memory" (MiB, at least MIN_MEMORY), "cpu" (vCPUs,
 rounded up), optionally "machine" (the QEMU machine type), "ready-timeout" (seconds),
-"guest-function" (what the guest of nsf/guest.py runs: bridge, the default) and
-"ready-signal" (false: no readiness line is awaited). Function parameters are not passed.
+"guest-function" (what the guest of nsf/guest.py runs: bridge, the default, or firewall),
+"ready-signal" (false: no readiness line is awaited) and "min-ports"/"max-ports" (what
+update() accepts). Function parameters go on the guest's kernel command line, one
+"composer.param=<parameter>" word each (no spaces, no quotes).
 
 start returns once the guest says so: a guest of nsf/guest.py writes "composer: ready"
 (or "composer: failed: <why>") on its serial console, which QEMU writes to console.log and
@@ -39,6 +41,13 @@ each redirecting what it receives to the other (tc mirred), and the veth's other
 vswitch_ifname, in the node's namespace. A tap moved there instead would leave the vSwitch
 reading a dead socket after every restart of the domain (a packet socket is unbound when
 its device leaves the namespace).
+
+Ports of a running domain (update()): a NIC is hot-plugged on a new tap (libvirt
+attachDeviceFlags, VIR_DOMAIN_AFFECT_LIVE; PCI hot-plug on the pc machine's root bus is
+ACPI's, hence <features><acpi/>), and the guest of nsf/guest.py bridges it and writes
+"composer: port up <mac>", which the driver awaits; a removed port's NIC is unplugged
+(detachDeviceFlags, until QEMU released it) before its tap goes. The domain's definition
+is rewritten with the ports so that the next boot has them.
 
 Offloads: checksum, TSO and UFO are off on both sides of each tap (<driver><host .../>
 <guest .../>): the userspace datapath forwards frames with partial checksums as they are,

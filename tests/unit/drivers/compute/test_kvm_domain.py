@@ -108,3 +108,33 @@ def test_the_domain_type_is_probed_once_for_every_image(monkeypatch, tmp_path):
     assert driver.resolved_domain_type(IMAGE) == "qemu"
     assert kvm.KvmDriver(str(tmp_path), domain_type="kvm").resolved_domain_type(IMAGE) == \
         "kvm"
+
+
+def _record(port_id, node_side, mac=None):
+    return {"port_id": port_id, "vswitch_ifname": node_side, "ifname": node_side + ".t",
+            "guest_mac": mac}
+
+
+def test_with_ports_rewrites_interfaces_metadata_and_the_port_count():
+    """The definition update() writes: the NIC of a removed port gone, one for an added
+    port (its MAC, offloads off), the metadata's ports and composer.ports as they are now;
+    the other NICs untouched."""
+    xml = etree.tostring(_domain()).decode()
+    ports = [_record("lan", "cnc1a"), _record("dmz", "cnc1c", "52:54:00:00:00:09")]
+    root = etree.fromstring(kvm.with_ports(xml, ports).encode())
+    interfaces = root.findall("devices/interface")
+    assert [i.find("target").get("dev") for i in interfaces] == ["cnc1a.t", "cnc1c.t"]
+    assert interfaces[0].find("mac").get("address") == "02:00:00:00:00:01"   # kept as is
+    assert interfaces[1].find("mac").get("address") == "52:54:00:00:00:09"
+    assert dict(interfaces[1].find("driver/host").attrib) == kvm.HOST_OFFLOADS
+    assert kvm.parse_metadata(etree.tostring(root).decode())["ports"] == ["cnc1a", "cnc1c"]
+    assert root.findtext("os/cmdline") == "console=ttyS0 composer.ports=2"
+    three = kvm.with_ports(xml, ports + [_record("x", "cnc1d")])
+    assert etree.fromstring(three.encode()).findtext("os/cmdline") == \
+        "console=ttyS0 composer.ports=3"
+
+
+def test_acpi_for_the_hot_plug():
+    """PCI hot-plug on the pc machine's root bus is ACPI's: without it QEMU refuses
+    device_add ("Bus 'pci.0' does not support hotplugging")."""
+    assert _domain().find("features/acpi") is not None
