@@ -207,8 +207,8 @@ def test_a_crash_while_create_makes_the_ports_leaves_a_trace(driver, lab, monkey
     _nothing_left(driver, lab, spec.instance, [lab.name("k0"), lab.name("k1")])
 
 
-@pytest.mark.parametrize("step", ["tap", "second-tap", "relay", "redirect", "define",
-                                  "save"])
+@pytest.mark.parametrize("step", ["tap", "second-tap", "relay", "redirect", "parameter",
+                                  "define", "save"])
 def test_a_failure_at_each_step_of_create_leaves_nothing(driver, lab, monkeypatch, step):
     spec = _spec(lab, "c")
     if step == "tap":
@@ -219,6 +219,10 @@ def test_a_failure_at_each_step_of_create_leaves_nothing(driver, lab, monkeypatc
         _fail_at(monkeypatch, kvm.netlink, "veth_add", after=1)
     elif step == "redirect":
         _fail_at(monkeypatch, kvm, "_redirect", after=3)
+    elif step == "parameter":
+        # a parameter is a word of the guest's kernel command line: no space, no quote
+        from dataclasses import replace
+        spec = replace(spec, parameters=("block-src=10.0.0.1", "two words"))
     elif step == "define":
         spec = _spec(lab, "c", template={"machine": "no-such-pc"})
     else:
