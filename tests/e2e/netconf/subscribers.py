@@ -1,10 +1,13 @@
 """Many NETCONF subscribers in one process (asyncssh, base:1.0 framing), for the load test:
 
-    python -m tests.e2e.netconf.subscribers PORT KEY COUNT EXPECTED
+    python -m tests.e2e.netconf.subscribers PORT KEY COUNT EXPECTED [push]
 
 Opens COUNT sessions, each subscribing to netconf-config-change, prints READY, then reads
 until each has EXPECTED of them (or 120 s passed) and prints one JSON line: for each
 session, the eventTimes it received, in the order it received them.
+With push, each session establishes a YANG-push on-change subscription to the running
+datastore's nc-test /top instead (no sync-on-start) and what it records of each
+push-change-update is the values of <count> its YANG patch carries, in order.
 """
 
 import asyncio
@@ -17,12 +20,24 @@ from lxml import etree
 BASE = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 NCN = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+SN = "urn:ietf:params:xml:ns:yang:ietf-subscribed-notifications"
+YP = "urn:ietf:params:xml:ns:yang:ietf-yang-push"
+DS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+TEST = "urn:composer-nc:test:nc-test"
+SUBSCRIBE = {
+    False: b'<create-subscription xmlns="%s"><filter type="subtree"><netconf-config-change '
+           b'xmlns="%s"/></filter></create-subscription>' % (NOTIF.encode(), NCN.encode()),
+    True: b'<establish-subscription xmlns="%s" xmlns:yp="%s" xmlns:ds="%s"><yp:datastore>'
+          b'ds:running</yp:datastore><yp:datastore-subtree-filter><top xmlns="%s"/>'
+          b'</yp:datastore-subtree-filter><yp:on-change><yp:sync-on-start>false'
+          b'</yp:sync-on-start></yp:on-change></establish-subscription>'
+          % (SN.encode(), YP.encode(), DS.encode(), TEST.encode())}
 EOM = b"]]>]]>"
 
 
 class Subscriber:
-    def __init__(self, port, key):
-        self.port, self.key = port, key
+    def __init__(self, port, key, push=False):
+        self.port, self.key, self.push = port, key, push
         self.times: list = []
         self.buffer = b""
 
@@ -44,23 +59,25 @@ class Subscriber:
         self.writer.write(b'<hello xmlns="%s"><capabilities><capability>urn:ietf:params:'
                           b'netconf:base:1.0</capability></capabilities></hello>' % BASE.encode()
                           + EOM)
-        self.writer.write(b'<rpc xmlns="%s" message-id="1"><create-subscription xmlns="%s">'
-                          b'<filter type="subtree"><netconf-config-change xmlns="%s"/>'
-                          b'</filter></create-subscription></rpc>'
-                          % (BASE.encode(), NOTIF.encode(), NCN.encode()) + EOM)
+        self.writer.write(b'<rpc xmlns="%s" message-id="1">%s</rpc>'
+                          % (BASE.encode(), SUBSCRIBE[self.push]) + EOM)
         reply = etree.fromstring(await self._message(self.reader))
-        assert reply.find("{%s}ok" % BASE) is not None, etree.tostring(reply)
+        assert reply.find("{%s}ok" % BASE) is not None or \
+            reply.find("{%s}id" % SN) is not None, etree.tostring(reply)
 
     async def read(self, expected):
         while len(self.times) < expected:
             root = etree.fromstring(await self._message(self.reader))
-            if root.find("{%s}netconf-config-change" % NCN) is not None:
+            if self.push:
+                self.times += [e.text for e in root.iterfind(
+                    "{%s}push-change-update//{%s}count" % (YP, TEST))]
+            elif root.find("{%s}netconf-config-change" % NCN) is not None:
                 self.times.append(root.findtext("{%s}eventTime" % NOTIF))
         self.conn.close()
 
 
-async def main(port, key, count, expected):
-    subscribers = [Subscriber(port, key) for _ in range(count)]
+async def main(port, key, count, expected, push=False):
+    subscribers = [Subscriber(port, key, push) for _ in range(count)]
     await asyncio.gather(*(s.open() for s in subscribers))
     print("READY", flush=True)
     try:
@@ -71,4 +88,5 @@ async def main(port, key, count, expected):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+                     sys.argv[5:] == ["push"]))

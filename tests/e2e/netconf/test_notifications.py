@@ -3,6 +3,7 @@ SSH) from the NETCONF server in this process: configuration changes, sessions, c
 commits, filters, replay (also after a restart), the streams, a client that stops
 reading, and 20 subscribers at once."""
 
+import contextlib
 import json
 import os
 import statistics
@@ -10,6 +11,7 @@ import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -17,6 +19,8 @@ from ncclient.operations.rpc import RPCError
 
 from .conftest import BASE, NS, RawSession, ServerThread, config, connect
 from .test_netconf_console import CONSOLE
+
+ROOT = Path(__file__).resolve().parents[3]
 
 NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 NCN = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
@@ -342,62 +346,80 @@ def _rss_kib(pid: int) -> int:
         return next(int(line.split()[1]) for line in stream if line.startswith("VmRSS:"))
 
 
+@contextlib.contextmanager
+def standalone_server(session_tmp, name: str):
+    """The agent's NETCONF server as its own process (python -m agent.netconf, the nc-test
+    module): (its Popen, port, admin's key file); terminated at the end."""
+    import sys
+    from tests.e2e.node import free_port
+    from .conftest import TEST_YANG
+    state, port = session_tmp / name, free_port()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "agent.netconf", "--state-dir", str(state), "--address",
+         "127.0.0.1", "--port", str(port), "--yang-dir", str(TEST_YANG), "--yang-module",
+         "nc-test"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert b"NETCONF over SSH" in agent.stdout.readline()
+        yield agent, port, str(state / "users" / "admin" / "id_ed25519")
+    finally:
+        agent.terminate()
+        agent.wait(30)
+
+
+def start_subscribers(port, key, count: int, expected: int, *mode):
+    """tests.e2e.netconf.subscribers in its own process, READY. Subscribers are other
+    machines: here they run at the lowest priority, so that what is measured is what they
+    cost the node, not the two cores they share."""
+    import sys
+    subscribers = subprocess.Popen(
+        ["nice", "-n", "19", sys.executable, "-m", "tests.e2e.netconf.subscribers",
+         str(port), key, str(count), str(expected), *mode], cwd=ROOT, stdout=subprocess.PIPE,
+        text=True)
+    assert subscribers.stdout.readline().strip() == "READY"
+    return subscribers
+
+
+def commit_block(m, values) -> list:
+    """Commit <count> to each of values in turn: the seconds each edit and commit took."""
+    took = []
+    for value in values:
+        started = time.perf_counter()
+        m.edit_config(target="candidate", config=config("<count>%d</count>" % value))
+        m.commit()
+        took.append(time.perf_counter() - started)
+    return took
+
+
 def test_twenty_subscribers_and_a_commit_loop(session_tmp):
     """The agent's NETCONF server as its own process (python -m agent.netconf), 20
     subscribers in another: each gets every configuration change, in order; the server's
     memory stays flat; a commit is not slower than with no subscriber (figures printed)."""
-    import sys
-    from pathlib import Path
-    from tests.e2e.node import free_port
-    from .conftest import TEST_YANG
-    state, port = session_tmp / "pf-load", free_port()
-    root = Path(__file__).resolve().parents[3]
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "agent.netconf", "--state-dir", str(state), "--address",
-         "127.0.0.1", "--port", str(port), "--yang-dir", str(TEST_YANG), "--yang-module",
-         "nc-test"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     subscribers = None
-    try:
-        assert b"NETCONF over SSH" in agent.stdout.readline()
-        key = str(state / "users" / "admin" / "id_ed25519")
-        m = connect(type("S", (), {"port": port, "key": key})())
-        commits = 150
+    with standalone_server(session_tmp, "pf-load") as (agent, port, key):
+        try:
+            m = connect(type("S", (), {"port": port, "key": key})())
+            commits = 150
 
-        def block(n, offset):
-            took = []
-            for i in range(n):
-                started = time.perf_counter()
-                m.edit_config(target="candidate", config=config(
-                    "<count>%d</count>" % ((offset + i) % 250)))
-                m.commit()
-                took.append(time.perf_counter() - started)
-            return took
-        block(30, 0)                                     # warm-up
-        cpu = _cpu(agent.pid)
-        alone = block(commits, 30)
-        cpu_alone = (_cpu(agent.pid) - cpu) / commits
-        # Subscribers are other machines: here they run at the lowest priority, so that
-        # what is measured is what they cost the node, not the two cores they share.
-        subscribers = subprocess.Popen(
-            ["nice", "-n", "19", sys.executable, "-m", "tests.e2e.netconf.subscribers",
-             str(port), key, "20", str(2 * commits)], cwd=root, stdout=subprocess.PIPE,
-            text=True)
-        assert subscribers.stdout.readline().strip() == "READY"
-        warm = block(commits, 1)
-        rss_before = _rss_kib(agent.pid)
-        cpu = _cpu(agent.pid)
-        loaded = block(commits, 2)
-        cpu_loaded = (_cpu(agent.pid) - cpu) / commits
-        rss_after = _rss_kib(agent.pid)
-        alone += block(commits, 3)                # with the subscribers gone from the loop?
-        m.close_session()
-        received = json.loads(subscribers.stdout.readline())
-        assert subscribers.wait(60) == 0
-    finally:
-        if subscribers is not None and subscribers.poll() is None:
-            subscribers.kill()
-        agent.terminate()
-        agent.wait(30)
+            def block(n, offset):
+                return commit_block(m, [(offset + i) % 250 for i in range(n)])
+            block(30, 0)                                     # warm-up
+            cpu = _cpu(agent.pid)
+            alone = block(commits, 30)
+            cpu_alone = (_cpu(agent.pid) - cpu) / commits
+            subscribers = start_subscribers(port, key, 20, 2 * commits)
+            warm = block(commits, 1)
+            rss_before = _rss_kib(agent.pid)
+            cpu = _cpu(agent.pid)
+            loaded = block(commits, 2)
+            cpu_loaded = (_cpu(agent.pid) - cpu) / commits
+            rss_after = _rss_kib(agent.pid)
+            alone += block(commits, 3)                # with the subscribers gone from the loop?
+            m.close_session()
+            received = json.loads(subscribers.stdout.readline())
+            assert subscribers.wait(60) == 0
+        finally:
+            if subscribers is not None and subscribers.poll() is None:
+                subscribers.kill()
     assert len(received) == 20
     first = received[0]
     assert len(first) >= 2 * commits
