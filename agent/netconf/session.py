@@ -70,6 +70,8 @@ class Session:
         self._parser = messages.parser()
         self._large = False            # the request being handled is large
         self._write = asyncio.Lock()
+        self._outbox: list = []              # framed messages not yet written, in order
+        self._pushed = 0                     # of which queued by push()
 
     # -- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
@@ -100,10 +102,12 @@ class Session:
                     self.end_reason = self.end_reason or "dropped"
                     break
                 self.handling = True
+                server.answering(1)
                 try:
                     await self._handle(message)
                 finally:
                     self.handling = False
+                    server.answering(-1)
                     self._after_reply()
                 if len(message) >= messages.RELEASE_AFTER:
                     del message
@@ -132,6 +136,7 @@ class Session:
 
     async def _end(self, clean: bool) -> None:
         server = self.server
+        self._outbox.clear()
         if self.subscription is not None:
             self.subscription.stop()
         server.subscriptions.session_ended(self)
@@ -184,17 +189,51 @@ class Session:
             self.framer.feed(data)
 
     async def _send(self, message: bytes, chunked: bool | None = None) -> None:
-        framed = encode(message, self.chunked if chunked is None else chunked)
+        """Write message now, after what is queued before it (in the same write)."""
+        self._outbox.append(encode(message, self.chunked if chunked is None else chunked))
+        await self._flush()
+
+    async def _flush(self) -> None:
+        """Write what is queued, in one write: one SSH packet for several messages when
+        they fit (each packet costs its encryption and a system call); returns once it
+        is written (drained)."""
         async with self._write:
-            self.channel.write(framed)
-            await self.channel.drain()
+            if self._outbox:
+                data = b"".join(self._outbox) if len(self._outbox) > 1 else self._outbox[0]
+                self._outbox.clear()
+                self._pushed = 0
+                self.channel.write(data)
+                await self.channel.drain()
+
+    def push(self, notification: bytes) -> bool:
+        """Queue a notification without waiting (YANG-push updates); the server's pusher
+        has the session write what is queued in one go (server.push_ready), sooner with
+        a reply or another notification. False, and nothing queued, when queue-size of
+        them wait already: the client does not read them."""
+        if self._pushed >= self.server.notifications.queue_size:
+            return False
+        self.info.counters.out_notifications += 1
+        self.server.statistics.counters.out_notifications += 1
+        self._outbox.append(encode(notification, self.chunked))
+        self._pushed += 1
+        if self._pushed == 1:
+            self.server.push_ready(self)
+        return True
+
+    async def flush_pushed(self) -> None:
+        """Write what push() queued (the server's pusher calls this in a task)."""
+        try:
+            await self._flush()
+        except (ConnectionError, OSError) as exc:
+            LOG.info("session %d: updates not sent (%s)", self.id, exc)
 
     @property
     def subscribed(self) -> bool:
         return self.subscription is not None
 
     async def notify(self, notification: bytes) -> None:
-        """Send a <notification> (RFC 5277; its subscription calls this)."""
+        """Send a <notification> (RFC 5277; its subscription calls this), after those
+        queued by push(), and wait until it is written."""
         self.info.counters.out_notifications += 1
         self.server.statistics.counters.out_notifications += 1
         await self._send(notification)

@@ -27,7 +27,8 @@ import time
 from xml.sax.saxutils import escape
 
 from ..datastore.patch import data_steps, edits as patch_edits
-from ..publish import Closed, Overflowed, now
+from ..publish import Closed, Overflowed, now, rfc3339
+from ..publish.render import NOTIFICATION_NS
 from .subscribed import YP_NS, Dynamic, envelope
 
 LOG = logging.getLogger(__name__)
@@ -77,11 +78,62 @@ def overlaps(selection: str, changed: str) -> bool:
     return True
 
 
+class Snapshot:
+    """One read of a datastore and filter, shared by the on-change subscriptions that take
+    it: its version (unique in the server), its tree (read-only), and the YANG patches
+    that lead to it from older snapshots, encoded once for every subscription with the
+    same terms (patch()). Each holder calls release() once; the tree is freed with the
+    last one."""
+
+    __slots__ = ("version", "tree", "refs", "patches")
+
+    def __init__(self, version: int, tree):
+        self.version = version
+        self.tree = tree
+        self.refs = 1
+        self.patches: dict = {}
+
+    def hold(self) -> "Snapshot":
+        self.refs += 1
+        return self
+
+    def release(self) -> None:
+        self.refs -= 1
+        if self.refs == 0:
+            self.patches.clear()
+            if not self.tree.empty:
+                self.tree.free()
+
+    def patch(self, old: "Snapshot", excluded: tuple) -> tuple:
+        """(eventTime, the YANG patch's edits as XML: b"" when nothing changed) from old
+        to this snapshot without the excluded change types; the subscriptions that go
+        from the same snapshot to this one share one diff and one encoding."""
+        key = (old.version, excluded)
+        found = self.patches.get(key)
+        if found is None:
+            edits = [] if old is self else patch_edits(old.tree, self.tree, excluded)
+            found = self.patches[key] = (rfc3339(now()).encode(), encode_edits(edits))
+        return found
+
+
+def encode_edits(found) -> bytes:
+    """The <edit> elements of a YANG patch (RFC 8072) for the edits found."""
+    parts = []
+    for index, edit in enumerate(found, 1):
+        value = b"<value>%s</value>" % edit.value if edit.value is not None else b""
+        parts.append(b"<edit><edit-id>edit%d</edit-id><operation>%s</operation>"
+                     b"<target>%s</target>%s</edit>" % (
+                         index, edit.operation.encode(), escape(edit.target).encode(),
+                         value))
+    return b"".join(parts)
+
+
 class _Shared:
     """One snapshot being read or read: the bus's sequence number when its read began
-    (what every event up to it changed is in it), and the tree (the future's result)."""
+    (what every event up to it changed is in it), and the Snapshot (the future's
+    result, held by this entry until a newer read replaces it and nobody waits for it)."""
 
-    __slots__ = ("seq", "started", "future", "waiting", "stale")
+    __slots__ = ("seq", "started", "future", "waiting", "stale", "released")
 
     def __init__(self, seq: int, future):
         self.seq = seq
@@ -89,32 +141,40 @@ class _Shared:
         self.future = future
         self.waiting = 0
         self.stale = False
+        self.released = False
 
 
 class SharedSnapshots:
     """Snapshots of one datastore and filter shared by the on-change subscriptions that
     need one at about the same time (100 subscriptions to the same data, one commit: one
-    read of the operational state, not 100). A subscription may take a snapshot whose read
-    began after every event it has consumed was published; it gets a copy of its own."""
+    read of the operational state and one diff, not 100). A subscription may take a
+    snapshot whose read began after every event it has consumed was published."""
 
     def __init__(self, bus):
         self.bus = bus
         self._entries: dict = {}
+        self._versions = 0
 
-    async def get(self, key, seen: int, make, not_before: float | None = None):
-        """A copy of a snapshot whose read began after event seen was published (and
-        after not_before, a time.monotonic(), if given)."""
+    async def get(self, key, seen: int, make, not_before: float | None = None) -> Snapshot:
+        """A Snapshot (held: the caller releases it) whose read began after event seen
+        was published (and after not_before, a time.monotonic(), if given)."""
         entry = self._entries.get(key)
-        if entry is None or entry.seq < seen or (
-                not_before is not None and entry.started < not_before):
+        fresh = entry is not None and entry.seq >= seen and (
+            not_before is None or entry.started >= not_before)
+        if fresh and entry.future.done() and not entry.future.cancelled() and \
+                entry.future.exception() is None:
+            return entry.future.result().hold()     # read already (20 subscriptions: 19)
+        if not fresh:
             if entry is not None:
                 entry.stale = True
                 self._release(entry)
-            entry = self._entries[key] = _Shared(self.bus.seq, asyncio.ensure_future(make()))
+            entry = self._entries[key] = _Shared(self.bus.seq,
+                                                 asyncio.ensure_future(self._read(make)))
+            entry.future.add_done_callback(lambda _: self._release(entry))
         entry.waiting += 1
         try:
-            tree = await asyncio.shield(entry.future)
-            return tree.dup()
+            snapshot = await asyncio.shield(entry.future)
+            return snapshot.hold()
         except BaseException:
             if self._entries.get(key) is entry and entry.future.done():
                 del self._entries[key]          # a failed read is not kept
@@ -123,14 +183,20 @@ class SharedSnapshots:
             entry.waiting -= 1
             self._release(entry)
 
+    async def _read(self, make) -> Snapshot:
+        tree = await make()
+        self._versions += 1
+        return Snapshot(self._versions, tree)
+
     @staticmethod
     def _release(entry: _Shared) -> None:
+        """A replaced entry's own hold on its snapshot goes once its read is over and
+        nobody waits for it."""
         future = entry.future
-        if entry.stale and not entry.waiting and future.done() and not future.cancelled() \
-                and future.exception() is None:
-            tree = future.result()
-            if not tree.empty:
-                tree.free()
+        if entry.stale and not entry.waiting and future.done() and not entry.released:
+            entry.released = True
+            if not future.cancelled() and future.exception() is None:
+                future.result().release()
 
     def clear(self) -> None:
         for entry in self._entries.values():
@@ -148,9 +214,10 @@ class DatastoreSubscription(Dynamic):
         super().__init__(registry, ident, session, terms)
         self.task: asyncio.Task | None = None
         self.live = None
-        self.first = None                       # the first snapshot (on-change)
+        self.first: Snapshot | None = None      # the first snapshot (on-change)
         self.seen = 0                           # the last event it consumed (bus seq)
         self.updates = 0
+        self._key = None                        # of its snapshots (SharedSnapshots)
 
     # -- lifecycle --------------------------------------------------------------------
     async def prepare(self) -> None:
@@ -171,7 +238,7 @@ class DatastoreSubscription(Dynamic):
         if self.task is not None and not self.task.done():
             self.task.cancel()
         elif self.task is None and self.first is not None:
-            self.first.free()                   # never begun
+            self.first.release()                # never begun
             self.first = None
 
     def _listen(self) -> None:
@@ -191,14 +258,14 @@ class DatastoreSubscription(Dynamic):
         return False
 
     # -- snapshots --------------------------------------------------------------------
-    async def snapshot(self, not_before: float | None = None):
+    async def snapshot(self, not_before: float | None = None) -> Snapshot:
         """The subscribed data as it is at least since the last event this subscription
-        consumed (and not_before), as a tree of its own (the caller frees it); on-change
+        consumed (and not_before), a Snapshot the caller releases; on-change
         subscriptions to the same data share the reads."""
-        if not self.terms.on_change:
-            return await self.read()
-        key = (self.terms.datastore, None if self.terms.filter.selections is None
-               else tuple(self.terms.filter.selections))
+        key = self._key
+        if key is None:
+            key = self._key = (self.terms.datastore, None if self.terms.filter.selections
+                               is None else tuple(self.terms.filter.selections))
         return await self.registry.shared_snapshots().get(key, self.seen, self.read,
                                                           not_before)
 
@@ -222,36 +289,38 @@ class DatastoreSubscription(Dynamic):
             for tree in owned:
                 tree.free()
 
-    def _visible(self, tree):
-        """tree (this subscription's own) without what the receiver may not read (NACM):
-        a restricted receiver's patches are computed from what it may see."""
-        access = self.registry.server.access(self.session)
-        if access is not None:
-            access.filter_tree(tree)
-        return tree
-
-    async def _push_update(self, tree) -> None:
+    def _push_update(self, tree) -> None:
         body = b'<push-update xmlns="%s"><id>%d</id><datastore-contents>%s' \
                b'</datastore-contents></push-update>' % (
                    YP_NS.encode(), self.id, tree.print("explicit"))
-        await self.session.notify(envelope(body))
-        self.sent += 1
+        self._send(envelope(body))
 
-    async def _push_change(self, found) -> None:
+    def _push_change(self, when: bytes, edits: bytes) -> None:
+        """A push-change-update: the edits (shared by the subscriptions with the same
+        terms) in this subscription's id and patch-id."""
         self.updates += 1
-        parts = []
-        for index, edit in enumerate(found, 1):
-            value = b"<value>%s</value>" % edit.value if edit.value is not None else b""
-            parts.append(b"<edit><edit-id>edit%d</edit-id><operation>%s</operation>"
-                         b"<target>%s</target>%s</edit>" % (
-                             index, edit.operation.encode(),
-                             escape(edit.target).encode(), value))
-        body = b'<push-change-update xmlns="%s"><id>%d</id><datastore-changes><yang-patch>' \
-               b'<patch-id>%d-%d</patch-id>%s</yang-patch></datastore-changes>' \
-               b'</push-change-update>' % (YP_NS.encode(), self.id, self.id, self.updates,
-                                           b"".join(parts))
-        await self.session.notify(envelope(body))
-        self.sent += 1
+        self._send(b'<notification xmlns="%s"><eventTime>%s</eventTime>'
+                   b'<push-change-update xmlns="%s"><id>%d</id><datastore-changes>'
+                   b'<yang-patch><patch-id>%d-%d</patch-id>%s</yang-patch>'
+                   b'</datastore-changes></push-change-update></notification>' % (
+                       NOTIFICATION_NS.encode(), when, YP_NS.encode(), self.id, self.id,
+                       self.updates, edits))
+
+    def _send(self, message: bytes) -> None:
+        """Queue the update on the session without waiting for it to be written (the
+        next change is read meanwhile, so that none is folded into another); a receiver
+        that falls queue-size updates behind ends its session, as create-subscription's."""
+        if self.session.push(message):
+            self.sent += 1
+            return
+        server = self.registry.server
+        server.notifications.overflows += 1
+        LOG.warning("session %d: subscription %d fell %d updates behind (the client does "
+                    "not read them): ending the session", self.session.id, self.id,
+                    server.notifications.queue_size)
+        self.registry.forget(self)
+        asyncio.ensure_future(self.session.terminate(reason="other"))
+        raise Closed("subscription %d" % self.id)
 
     # -- the senders ------------------------------------------------------------------
     async def _run(self) -> None:
@@ -279,20 +348,24 @@ class DatastoreSubscription(Dynamic):
     async def _periodic(self) -> None:
         period = self.terms.period / 100.0
         anchor = self.terms.anchor or now()
+        done = -1                               # the last multiple of the period sent
         while True:
             current = now()
             elapsed = (current - anchor).total_seconds()
-            # the next multiple of the period from the anchor (the anchor itself if ahead)
+            # the next multiple of the period from the anchor (the anchor itself if ahead);
+            # never the one just sent (the loop's timers may fire a little early)
             steps = 0 if elapsed < 0 else math.floor(elapsed / period) + 1
+            steps = max(steps, done + 1)
+            done = steps
             wait = steps * period - elapsed
             left = self._left()
             if left is not None and wait > left:
                 await asyncio.sleep(max(0.0, left))
                 return
             await asyncio.sleep(wait)
-            tree = self._visible(await self.snapshot())
+            tree = await self.read()
             try:
-                await self._push_update(tree)
+                self._push_update(tree)
             finally:
                 tree.free()
 
@@ -312,11 +385,10 @@ class DatastoreSubscription(Dynamic):
         last, self.first = self.first, None
         if last is None:
             last = await self.snapshot()
-        last = self._visible(last)
         try:
             last_sent = -math.inf
             if self.terms.sync_on_start:
-                await self._push_update(last)
+                self._push_update(last.tree)
                 last_sent = time.monotonic()
             while True:
                 left = self._left()
@@ -338,17 +410,17 @@ class DatastoreSubscription(Dynamic):
                 if wait > 0:
                     await asyncio.sleep(wait)       # a burst's changes coalesce
                 self._drain()
-                tree = self._visible(await self.snapshot(fresh))
-                found = patch_edits(last, tree, self.terms.excluded)
-                last.free()
-                last = tree
-                if found:
-                    await self._push_change(found)
+                snapshot = await self.snapshot(fresh)
+                when, edits = snapshot.patch(last, self.terms.excluded)
+                last.release()
+                last = snapshot
+                if edits:
+                    self._push_change(when, edits)
                     last_sent = time.monotonic()
                 elif sampled:
                     last_sent = time.monotonic()    # sampled: the next read a period on
         finally:
-            last.free()
+            last.release()
 
     async def _next_change(self) -> None:
         try:
