@@ -80,7 +80,7 @@ class _Channel:
 # project meets speaks AES-GCM or AES-CTR (paramiko, hence ncclient: CTR only).
 ENCRYPTION_ALGS = ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr",
                    "aes192-ctr", "aes128-ctr")
-PUSH_INTERVAL = 0.02    # seconds between two rounds of YANG-push writes (_push())
+PUSH_INTERVAL = 0.05    # seconds between two rounds of YANG-push writes (_push())
 PUSH_HOLD = 0.05        # seconds they may wait for the RPCs
 
 

@@ -1,13 +1,15 @@
 """Many NETCONF subscribers in one process (asyncssh, base:1.0 framing), for the load test:
 
-    python -m tests.e2e.netconf.subscribers PORT KEY COUNT EXPECTED [push]
+    python -m tests.e2e.netconf.subscribers PORT KEY COUNT EXPECTED [push|push-rules]
 
 Opens COUNT sessions, each subscribing to netconf-config-change, prints READY, then reads
 until each has EXPECTED of them (or 120 s passed) and prints one JSON line: for each
 session, the eventTimes it received, in the order it received them.
 With push, each session establishes a YANG-push on-change subscription to the running
 datastore's nc-test /top instead (no sync-on-start) and what it records of each
-push-change-update is the values of <count> its YANG patch carries, in order.
+push-change-update is the values its YANG patch gives /top/count, in order. With
+push-rules, the subscription is to the running datastore's service graphs' flow rules
+(composer-sffg) and what it records is the values its edits give a rule's priority.
 """
 
 import asyncio
@@ -32,6 +34,16 @@ SUBSCRIBE = {
           b'</yp:datastore-subtree-filter><yp:on-change><yp:sync-on-start>false'
           b'</yp:sync-on-start></yp:on-change></establish-subscription>'
           % (SN.encode(), YP.encode(), DS.encode(), TEST.encode())}
+SFFG = "urn:composer-nc:yang:composer-sffg"
+SUBSCRIBE["push-rules"] = (
+    b'<establish-subscription xmlns="%s" xmlns:yp="%s" xmlns:ds="%s"><yp:datastore>'
+    b'ds:running</yp:datastore><yp:datastore-subtree-filter><service-graphs xmlns="%s">'
+    b'<service-graph><flow-rules/></service-graph></service-graphs>'
+    b'</yp:datastore-subtree-filter><yp:on-change><yp:sync-on-start>false'
+    b'</yp:sync-on-start></yp:on-change></establish-subscription>'
+    % (SN.encode(), YP.encode(), DS.encode(), SFFG.encode()))
+RECORDED = {True: "/nc-test:top/count",
+            "push-rules": "/config/priority"}       # the end of the edits' targets
 EOM = b"]]>]]>"
 
 
@@ -69,8 +81,9 @@ class Subscriber:
         while len(self.times) < expected:
             root = etree.fromstring(await self._message(self.reader))
             if self.push:
-                self.times += [e.text for e in root.iterfind(
-                    "{%s}push-change-update//{%s}count" % (YP, TEST))]
+                for edit in root.iterfind("{%s}push-change-update//{%s}edit" % (YP, YP)):
+                    if edit.findtext("{%s}target" % YP).endswith(RECORDED[self.push]):
+                        self.times.append("".join(edit.find("{%s}value" % YP).itertext()))
             elif root.find("{%s}netconf-config-change" % NCN) is not None:
                 self.times.append(root.findtext("{%s}eventTime" % NOTIF))
         self.conn.close()
@@ -88,5 +101,6 @@ async def main(port, key, count, expected, push=False):
 
 
 if __name__ == "__main__":
+    mode = sys.argv[5] if len(sys.argv) > 5 else False
     asyncio.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
-                     sys.argv[5:] == ["push"]))
+                     True if mode == "push" else mode))

@@ -97,3 +97,23 @@ def test_host_key_persists(session_tmp):
     assert fingerprints[0] == fingerprints[1]
     key = state / "ssh_host_ed25519_key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_the_ciphers_offered(server):
+    """AES-GCM (and AES-CTR for paramiko, hence ncclient), not chacha20-poly1305, which
+    clients pick first and which costs asyncssh three times the CPU per packet (each
+    notification to each subscriber is one)."""
+    import asyncio
+
+    async def negotiated(algs):
+        chosen = {"encryption_algs": algs} if algs else {}
+        async with asyncssh.connect(
+                "127.0.0.1", server.port, username="admin", known_hosts=None,
+                agent_path=None, client_keys=[str(server.service.users.admin_key())],
+                **chosen) as conn:
+            return conn.get_extra_info("send_cipher")
+    assert asyncio.run(negotiated(None)) == "aes256-gcm@openssh.com"   # asyncssh's order
+    with pytest.raises(asyncssh.KeyExchangeFailed):
+        asyncio.run(negotiated(["chacha20-poly1305@openssh.com"]))
+    with connect(server) as m:                                       # paramiko: CTR
+        assert m._session._transport.local_cipher.endswith("-ctr")

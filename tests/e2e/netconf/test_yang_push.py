@@ -324,6 +324,32 @@ def test_subscriptions_to_the_same_data_share_one_read_per_change(server, monkey
         assert len(reads) == 1, reads
 
 
+def test_subscriptions_with_the_same_terms_share_one_diff_per_change(server, monkeypatch):
+    """One YANG patch computed per change for the subscriptions whose terms differ only
+    in their id; one with other excluded change types gets its own."""
+    from agent.netconf import yangpush
+    diffs = []
+    real = yangpush.patch_edits
+
+    def counted(old, new, excluded=()):
+        diffs.append(excluded)
+        return real(old, new, excluded)
+    monkeypatch.setattr(yangpush, "patch_edits", counted)
+    with connect(server) as watcher, connect(server) as maker:
+        leaf_commit(maker, 3)
+        idents = [on_change(watcher, sync="false") for _ in range(5)]
+        other = on_change(watcher, sync="false", excluded=("create",))
+        del diffs[:]
+        leaf_commit(maker, 4)
+        updates = [take(watcher, "push-change-update") for _ in range(6)]
+        got = {int(u.content.findtext("{%s}id" % YP)): u for u in updates}
+        assert sorted(got) == sorted(idents + [other])
+        for ident in idents + [other]:
+            assert edits(got[ident]) == [("replace", "/nc-test:top/count")]
+            assert got[ident].content.findtext(".//{%s}patch-id" % YP) == "%d-1" % ident
+        assert sorted(diffs) == [(), ("create",)], diffs
+
+
 def test_named_filters_of_the_configuration(server):
     with connect(server) as watcher, connect(server) as maker:
         with pytest.raises(RPCError) as caught:
@@ -360,54 +386,85 @@ def test_named_filters_of_the_configuration(server):
         assert names == ["netconf-config-change", "push-change-update", "push-change-update"]
 
 
-def test_twenty_on_change_subscribers_and_a_commit_loop(session_tmp):
-    """20 YANG-push on-change subscribers (another process) on the agent's NETCONF server
-    (its own process) while commits change /top/count: each subscriber gets every value,
-    in the order committed; the server's RSS stays flat from round to round. Rounds
-    alternate (none, 20, none, 20, ...) so that what else runs on the machine weighs on
-    both alike. The commit's slowdown (medians of the rounds' medians) is printed, not
-    bounded: on two shared cores each push-change-update's SSH encryption (~190 us) and
-    its YANG patch (~95 us, one diff per subscription) run on the commit's event loop,
-    +60-70 % here; the bound is on the server's CPU per update sent."""
+def interleaved_commits(m, commit, start, rounds: int, commits: int, pid=None) -> dict:
+    """Blocks of commits alone and with 20 subscribers, interleaved (none, 20, none, 20,
+    ...) so that what else runs on the machine weighs on both alike: commit(value) makes
+    one edit and commit; start(expected) starts the subscribers (READY). Each subscriber
+    must get every value committed while it listened, in order (none lost, reordered or
+    extra). Returns the medians of each block (seconds), the last value, the slowdown (median of the
+    loaded blocks' medians against that of the lone ones), and, given the server's pid,
+    its RSS after each round (KiB) and CPU per commit (seconds) alone and loaded."""
     import itertools
     import json
     import statistics
-    from .test_notifications import (_cpu, _rss_kib, commit_block, standalone_server,
-                                     start_subscribers)
+    from .test_notifications import _cpu, _rss_kib
+    values = (n % 250 + 1 for n in itertools.count())     # never the same twice in a row
+
+    def block(chosen):
+        took = []
+        for value in chosen:
+            started = time.perf_counter()
+            commit(value)
+            took.append(time.perf_counter() - started)
+        return statistics.median(took)
+    block(itertools.islice(values, 20))                 # warm-up
+    out = {"alone": [], "loaded": [], "rss": [], "cpu_alone": 0.0, "cpu_loaded": 0.0}
+    for _ in range(rounds):
+        began = _cpu(pid) if pid else 0.0
+        out["alone"].append(block(itertools.islice(values, commits)))
+        out["cpu_alone"] += (_cpu(pid) - began) / rounds / commits if pid else 0.0
+        subscribers = start(commits)
+        try:
+            committed = [next(values) for _ in range(commits)]
+            began = _cpu(pid) if pid else 0.0
+            out["loaded"].append(block(committed))
+            received = json.loads(subscribers.stdout.readline())
+            out["cpu_loaded"] += (_cpu(pid) - began) / rounds / commits if pid else 0.0
+            assert subscribers.wait(60) == 0
+        finally:
+            if subscribers.poll() is None:
+                subscribers.kill()
+        assert len(received) == 20
+        for got in received:
+            assert got == [str(v) for v in committed]
+        if pid:
+            out["rss"].append(_rss_kib(pid))
+    out["last"] = committed[-1]
+    out["slowdown"] = statistics.median(out["loaded"]) / statistics.median(out["alone"]) - 1
+    return out
+
+
+def describe_slowdown(what: str, out: dict) -> str:
+    return ("%s with 20 on-change subscribers: medians per round %s ms, alone %s ms: %+.1f %%"
+            % (what, " ".join("%.2f" % (t * 1000) for t in out["loaded"]),
+               " ".join("%.2f" % (t * 1000) for t in out["alone"]), out["slowdown"] * 100))
+
+
+def test_twenty_on_change_subscribers_and_a_commit_loop(session_tmp):
+    """20 YANG-push on-change subscribers (another process) on the agent's NETCONF server
+    (its own process) while one-leaf commits change /top/count: each subscriber gets every
+    value, in the order committed; the server's RSS stays flat from round to round; the
+    server's CPU per update sent stays under 100 us (one diff per change for all of them,
+    updates written in rounds, AES-GCM: about 50 us here; 195 us with a diff per
+    subscription, a write per update and chacha20-poly1305). The commit's slowdown is
+    printed, not bounded: this commit is a few milliseconds of the server's own, so the
+    updates' writes (about 35 us each in asyncssh) weigh on it on two shared cores
+    however they are scheduled; the issue's bound is on a node's commit
+    (tests/e2e/test_yang_push.py)."""
+    from .test_notifications import commit_block, standalone_server, start_subscribers
     rounds, commits = 5, 60
-    values = (n % 250 for n in itertools.count())     # never the same value twice in a row
-    alone, loaded, rss, cpu = [], [], [], {"alone": 0.0, "loaded": 0.0}
     with standalone_server(session_tmp, "push-load") as (agent, port, key):
         m = connect(type("S", (), {"port": port, "key": key})())
-        commit_block(m, itertools.islice(values, 30))           # warm-up
-        for _ in range(rounds):
-            began = _cpu(agent.pid)
-            alone.append(statistics.median(commit_block(m, itertools.islice(values, commits))))
-            cpu["alone"] += _cpu(agent.pid) - began
-            subscribers = start_subscribers(port, key, 20, commits, "push")
-            try:
-                committed = [next(values) for _ in range(commits)]
-                began = _cpu(agent.pid)
-                loaded.append(statistics.median(commit_block(m, committed)))
-                received = json.loads(subscribers.stdout.readline())
-                cpu["loaded"] += _cpu(agent.pid) - began
-                assert subscribers.wait(60) == 0
-            finally:
-                if subscribers.poll() is None:
-                    subscribers.kill()
-            assert len(received) == 20
-            for got in received:                # none lost, none reordered, none extra
-                assert got == [str(v) for v in committed]
-            rss.append(_rss_kib(agent.pid))
+        out = interleaved_commits(
+            m, lambda value: commit_block(m, [value]),
+            lambda expected: start_subscribers(port, key, 20, expected, "push"),
+            rounds, commits, agent.pid)
         m.close_session()
-    median = statistics.median
-    slower = median(loaded) / median(alone) - 1
-    print("\ncommit with 20 on-change subscribers: medians per round %s ms, alone %s ms: "
-          "%+.1f %%; server RSS per round %s KiB; server CPU per commit %.2f ms alone, "
-          "%.2f ms with them"
-          % (" ".join("%.2f" % (t * 1000) for t in loaded),
-             " ".join("%.2f" % (t * 1000) for t in alone), slower * 100, rss,
-             cpu["alone"] * 1000 / rounds / commits, cpu["loaded"] * 1000 / rounds / commits))
+    per_update = (out["cpu_loaded"] - out["cpu_alone"]) / 20
+    print("\n%s; server RSS per round %s KiB; server CPU per commit %.2f ms alone, %.2f ms "
+          "with them (%.0f us per update)" % (
+              describe_slowdown("one-leaf commit", out), out["rss"], out["cpu_alone"] * 1000,
+              out["cpu_loaded"] * 1000, per_update * 1e6))
+    rss = out["rss"]
     assert rss[-1] - rss[1] < 4096, rss         # the first round sets the level
-    per_update = (cpu["loaded"] - cpu["alone"]) / rounds / commits / 20
-    assert per_update < 0.0005, "%.0f us of CPU per update sent" % (per_update * 1e6)
+    assert per_update < 0.0001, "%.0f us of CPU per update sent" % (per_update * 1e6)

@@ -117,3 +117,62 @@ def test_bad_hello_ends_the_session(ctx, tmp_path):
     server, _, out, closed = run_session(ctx, b"<rpc/>]]>]]>", tmp_path)
     assert closed and server.statistics.in_bad_hellos == 1
     assert out.count(b"]]>]]>") == 1                          # only the server hello
+
+
+class CountingChannel(Channel):
+    def __init__(self):
+        super().__init__(b"")
+        self.writes = []
+
+    def write(self, data):
+        self.writes.append(bytes(data))
+
+
+def test_pushed_updates_are_written_together_once_no_rpc_is_answered(ctx, tmp_path):
+    """YANG-push updates queued on a session (Session.push) wait while an RPC is answered,
+    then go out in one write, in order; a reply flushes what is queued before it."""
+    async def main():
+        datastores = Datastores(ctx)
+        await datastores.start()
+        server = NetconfServer(ctx, datastores, Users(tmp_path), tmp_path / "key", port=0)
+        channel = CountingChannel()
+        session = Session(server, channel, "tester", "192.0.2.1")
+        server.answering(1)                     # another session's commit, say
+        assert all(session.push(b"<n>%d</n>" % i) for i in range(3))
+        await asyncio.sleep(0.01)
+        assert channel.writes == []             # not while the RPC is answered
+        server.answering(-1)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert channel.writes == [b"<n>0</n>]]>]]><n>1</n>]]>]]><n>2</n>]]>]]>"]
+        session.push(b"<n>3</n>")
+        await session._send(b"<rpc-reply/>")    # a reply takes what waits with it
+        assert channel.writes[1:] == [b"<n>3</n>]]>]]><rpc-reply/>]]>]]>"]
+        assert session.info.counters.out_notifications == 4
+    asyncio.run(main())
+
+
+def test_a_session_that_does_not_read_its_updates_refuses_more(ctx, tmp_path):
+    """The queue of pushed updates is bounded by notifications' queue-size: beyond it
+    push() refuses (its subscription then ends the session) and queues nothing."""
+    async def main():
+        datastores = Datastores(ctx)
+        await datastores.start()
+        server = NetconfServer(ctx, datastores, Users(tmp_path), tmp_path / "key", port=0,
+                               notification_queue=5)
+        channel = CountingChannel()
+        blocked = asyncio.get_running_loop().create_future()
+
+        async def never_drains():
+            await blocked
+        channel.drain = never_drains
+        session = Session(server, channel, "tester", "192.0.2.1")
+        assert session.push(b"<n>0</n>")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert len(channel.writes) == 1         # written, its drain never ends
+        assert all(session.push(b"<n>%d</n>" % i) for i in range(1, 6))
+        assert not session.push(b"<n>6</n>")
+        assert len(session._outbox) == 5
+        blocked.cancel()
+    asyncio.run(main())
