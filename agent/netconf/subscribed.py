@@ -470,6 +470,7 @@ class Subscriptions:
         self.by_id: dict[int, Dynamic] = {}
         self._next = 0
         self._snapshots = None
+        self._feeds: dict = {}                  # (datastore, filter) -> yangpush.ChangeFeed
 
     def shared_snapshots(self):
         """The snapshots the on-change subscriptions share (yangpush.SharedSnapshots)."""
@@ -477,6 +478,18 @@ class Subscriptions:
             from .yangpush import SharedSnapshots
             self._snapshots = SharedSnapshots(self.server.bus)
         return self._snapshots
+
+    def change_feed(self, subscription):
+        """The ChangeFeed of the subscription's datastore and filter (made if need be)."""
+        feed = self._feeds.get(subscription.key)
+        if feed is None:
+            from .yangpush import ChangeFeed
+            feed = self._feeds[subscription.key] = ChangeFeed(self, subscription)
+        return feed
+
+    def feed_ended(self, feed) -> None:
+        if self._feeds.get(feed.key) is feed:
+            del self._feeds[feed.key]
 
     def _new_id(self) -> int:
         self._next += 1

@@ -78,6 +78,18 @@ def overlaps(selection: str, changed: str) -> bool:
     return True
 
 
+def relevant(terms, event) -> bool:
+    """Whether the event changed something of the datastore and filter of the terms."""
+    datastore = terms.datastore
+    selections = terms.filter.selections
+    for change in event.changes:
+        if change.datastore != datastore:
+            continue
+        if selections is None or any(overlaps(s, change.path) for s in selections):
+            return True
+    return False
+
+
 class Snapshot:
     """One read of a datastore and filter, shared by the on-change subscriptions that take
     it: its version (unique in the server), its tree (read-only), and the YANG patches
@@ -85,10 +97,11 @@ class Snapshot:
     same terms (patch()). Each holder calls release() once; the tree is freed with the
     last one."""
 
-    __slots__ = ("version", "tree", "refs", "patches")
+    __slots__ = ("version", "seq", "tree", "refs", "patches")
 
-    def __init__(self, version: int, tree):
+    def __init__(self, version: int, seq: int, tree):
         self.version = version
+        self.seq = seq                  # the bus's sequence number when its read began
         self.tree = tree
         self.refs = 1
         self.patches: dict = {}
@@ -168,8 +181,9 @@ class SharedSnapshots:
             if entry is not None:
                 entry.stale = True
                 self._release(entry)
-            entry = self._entries[key] = _Shared(self.bus.seq,
-                                                 asyncio.ensure_future(self._read(make)))
+            seq = self.bus.seq
+            entry = self._entries[key] = _Shared(seq, asyncio.ensure_future(
+                self._read(make, seq)))
             entry.future.add_done_callback(lambda _: self._release(entry))
         entry.waiting += 1
         try:
@@ -183,10 +197,10 @@ class SharedSnapshots:
             entry.waiting -= 1
             self._release(entry)
 
-    async def _read(self, make) -> Snapshot:
+    async def _read(self, make, seq: int) -> Snapshot:
         tree = await make()
         self._versions += 1
-        return Snapshot(self._versions, tree)
+        return Snapshot(self._versions, seq, tree)
 
     @staticmethod
     def _release(entry: _Shared) -> None:
@@ -218,6 +232,7 @@ class DatastoreSubscription(Dynamic):
         self.seen = 0                           # the last event it consumed (bus seq)
         self.updates = 0
         self._key = None                        # of its snapshots (SharedSnapshots)
+        self.feed: ChangeFeed | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     async def prepare(self) -> None:
@@ -229,10 +244,28 @@ class DatastoreSubscription(Dynamic):
             self.seen = self.registry.server.bus.seq
             self.first = await self.snapshot()
 
+    @property
+    def fed(self) -> bool:
+        """Whether a ChangeFeed sends its updates: on-change with no dampening period
+        and no stop-time (every change its own update, computed with the others)."""
+        terms = self.terms
+        return terms.on_change and not terms.dampening and terms.stop_time is None
+
     def begin(self) -> None:
-        self.task = asyncio.ensure_future(self._run())
+        if not self.fed:
+            self.task = asyncio.ensure_future(self._run())
+            return
+        try:
+            if self.terms.sync_on_start:
+                self._push_update(self.first.tree)
+        except Closed:
+            return
+        first, self.first = self.first, None
+        self.registry.change_feed(self).join(self, first)
 
     def halt(self) -> None:
+        if self.feed is not None:
+            self.feed.leave(self)
         if self.live is not None:
             self.live.close()
         if self.task is not None and not self.task.done():
@@ -248,24 +281,22 @@ class DatastoreSubscription(Dynamic):
                                          accept=self._relevant)
 
     def _relevant(self, event) -> bool:
-        datastore = self.terms.datastore
-        selections = self.terms.filter.selections
-        for change in event.changes:
-            if change.datastore != datastore:
-                continue
-            if selections is None or any(overlaps(s, change.path) for s in selections):
-                return True
-        return False
+        return relevant(self.terms, event)
 
     # -- snapshots --------------------------------------------------------------------
+    @property
+    def key(self) -> tuple:
+        """The datastore and filter: what the subscriptions that share reads share."""
+        if self._key is None:
+            self._key = (self.terms.datastore, None if self.terms.filter.selections
+                         is None else tuple(self.terms.filter.selections))
+        return self._key
+
     async def snapshot(self, not_before: float | None = None) -> Snapshot:
         """The subscribed data as it is at least since the last event this subscription
         consumed (and not_before), a Snapshot the caller releases; on-change
         subscriptions to the same data share the reads."""
-        key = self._key
-        if key is None:
-            key = self._key = (self.terms.datastore, None if self.terms.filter.selections
-                               is None else tuple(self.terms.filter.selections))
+        key = self.key
         return await self.registry.shared_snapshots().get(key, self.seen, self.read,
                                                           not_before)
 
@@ -443,4 +474,112 @@ class DatastoreSubscription(Dynamic):
             self._listen()
 
 
-__all__ = ["DatastoreSubscription", "overlaps"]
+class ChangeFeed:
+    """The on-change subscriptions without dampening or stop-time to one datastore and
+    filter (DatastoreSubscription.fed), served by one task: one wake-up, one read and one
+    diff per change for all of them (per set of excluded change types), each member's
+    update queued on its session in turn.
+
+    1. join(): a member comes with its first snapshot and its own bus subscription,
+       listening since that snapshot was read; if an event came meanwhile, the feed
+       reads again at once, so that the member gets it.
+    2. Each relevant event (those queued together at once): a snapshot whose read began
+       after the last one (SharedSnapshots), and for each member the patch from its last
+       snapshot to it (Snapshot.patch: shared by the members that were at the same one).
+    3. leave(): the member's last snapshot is released; the last member ends the feed.
+    """
+
+    def __init__(self, registry, member: DatastoreSubscription):
+        server = registry.server
+        self.registry = registry
+        self.key = member.key
+        self.terms = member.terms
+        self.members: dict = {}                 # member -> its last Snapshot
+        self.seen = server.bus.seq
+        self.live = server.bus.subscribe("yang-push feed", server.notifications.queue_size,
+                                         accept=lambda event: relevant(self.terms, event))
+        self._kicked = False
+        self.task = asyncio.ensure_future(self._run())
+
+    def join(self, member: DatastoreSubscription, first: Snapshot) -> None:
+        member.feed = self
+        self.members[member] = first
+        own = member.live
+        member.live = None
+        if own is not None:
+            try:
+                while (event := own.get_nowait()) is not None:
+                    self.seen = max(self.seen, event.seq)
+                    self._kicked = True
+            except (Overflowed, Closed):
+                self.seen = self.registry.server.bus.seq
+                self._kicked = True
+            own.close()
+        if self._kicked:
+            self.live.poke()
+
+    def leave(self, member: DatastoreSubscription) -> None:
+        member.feed = None
+        last = self.members.pop(member, None)
+        if last is not None:
+            last.release()
+        if not self.members:
+            self.live.close()
+            self.task.cancel()
+            self.registry.feed_ended(self)
+
+    async def _run(self) -> None:
+        try:
+            while self.members:
+                while not self._kicked and not self.live.queue:
+                    await self.live.wait()
+                    if self.live.overflowed or self.live.closed:
+                        break
+                self._kicked = False
+                self._drain()
+                await self._update()
+        except asyncio.CancelledError:
+            return
+        except Exception:  # noqa: BLE001 - the sessions go on without them
+            LOG.exception("the on-change subscriptions to %s failed", self.key)
+            for member in list(self.members):
+                self.registry.forget(member)
+
+    def _drain(self) -> None:
+        """What is queued is covered by the snapshot about to be taken."""
+        try:
+            while (event := self.live.get_nowait()) is not None:
+                self.seen = max(self.seen, event.seq)
+        except Overflowed:
+            # events were lost for it, not changes: the next snapshot has them all
+            self.seen = self.registry.server.bus.seq
+            self.live.close()
+            server = self.registry.server
+            self.live = server.bus.subscribe(
+                "yang-push feed", server.notifications.queue_size,
+                accept=lambda event: relevant(self.terms, event))
+
+    async def _update(self) -> None:
+        if not self.members:
+            return
+        reader = next(iter(self.members))
+        snapshot = await self.registry.shared_snapshots().get(self.key, self.seen,
+                                                              reader.read)
+        try:
+            for member in list(self.members):
+                last = self.members.get(member)
+                if last is None or last.seq > snapshot.seq:
+                    continue                    # it left, or joined with a newer one
+                when, edits = snapshot.patch(last, member.terms.excluded)
+                self.members[member] = snapshot.hold()
+                last.release()
+                if edits:
+                    try:
+                        member._push_change(when, edits)
+                    except Closed:
+                        pass                    # it ended (its client does not read)
+        finally:
+            snapshot.release()
+
+
+__all__ = ["ChangeFeed", "DatastoreSubscription", "overlaps"]

@@ -109,6 +109,20 @@ class Subscription:
             finally:
                 self._waiter = None
 
+    async def wait(self) -> None:
+        """Until an event is queued, the subscription overflowed or closed, or poke()."""
+        if self.queue or self.overflowed or self.closed:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def poke(self) -> None:
+        """End a wait() (its consumer has something else to do)."""
+        self._wake()
+
     def close(self) -> None:
         """Stop receiving (idempotent); a waiting get() raises Closed."""
         if not self.closed:

@@ -11,9 +11,22 @@ commits, each changing the graph's description, one at a time, and notes when ea
 reply came. Reported per level: the median and 99th percentile, over every commit and
 subscriber, of the time from the reply to the push-change-update's arrival, and the
 median commit. Results also go to bench/results/push.json.
+
+    sudo .venv/bin/python -m bench.push --slowdown [--rounds 9] [--commits 20] [--repeat 2]
+
+What 20 subscribers cost a commit instead: 20 on-change subscriptions to the running
+datastore's service graphs (tests/e2e/netconf/subscribers.py, push-graphs: each checks
+that it got every value, in order) against none, in rounds interleaved A B B A A B ...,
+for two commits on the same node: a one-leaf commit (the graph's description: nothing
+reaches OVS) and a flow rule's priority (the engine reinstalls the rule in OVS).
+Reported per kind: the median commit alone and loaded (medians of the rounds' medians),
+the slowdown (median of the rounds' ratios), the agent's CPU per commit alone and
+loaded; --repeat runs it again (the machine is shared). Results go to
+bench/results/push-slowdown.json.
 """
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -99,30 +112,93 @@ def run_level(node, m, count: int, commits: int, serial: list) -> dict:
             "commit_median_ms": statistics.median(durations) * 1000}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subscribers", default="1,10,100")
-    parser.add_argument("--commits", type=int, default=100)
-    parser.add_argument("--output", default="bench/results/push.json")
-    args = parser.parse_args(argv)
-    levels = [int(n) for n in args.subscribers.split(",")]
-    rows = []
+@contextlib.contextmanager
+def graph_node(subscriptions: int):
+    """A node holding graph gp (two interface SAPs, rules r-fwd and r-rev) that takes
+    that many subscriptions, and a NETCONF session to it: (node, manager)."""
     with tempfile.TemporaryDirectory(prefix="push-") as tmp:
-        room = max(levels) + 16
         with PushNode("ps", Path(tmp), {"eth1": "10.97.0.1/24", "eth2": "10.97.0.2/24"},
-                      extra_config="[notifications]\nmax-subscriptions = %d\n" % room) \
-                as node:
+                      extra_config="[notifications]\nmax-subscriptions = %d\n"
+                      % (subscriptions + 16)) as node:
             g = GraphXml("gp")
             g.sap_interface("lan", "eth1").sap_interface("wan", "eth2")
             g.bidirectional("r", "lan", "wan")
             with node.netconf() as m:
                 m.edit_config(target="candidate", config=config(g))
                 m.commit()
-                serial = [0]
-                for count in levels:
-                    row = run_level(node, m, count, args.commits, serial)
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
+                yield node, m
+
+
+def rule_priority(graph_id: str, rule: str, priority: int) -> str:
+    return ('<config xmlns="%s"><service-graphs xmlns="%s"><service-graph><id>%s</id>'
+            '<flow-rules><flow-rule><id>%s</id><config><id>%s</id><priority>%d</priority>'
+            '</config></flow-rule></flow-rules></service-graph></service-graphs></config>'
+            % (NC, SFFG, graph_id, rule, rule, priority))
+
+
+def slowdown(args) -> int:
+    from tests.e2e.netconf.test_notifications import start_subscribers
+    from tests.e2e.netconf.test_yang_push import interleaved_commits
+    kinds = {"one leaf (description)": lambda value: describe("gp", str(value)),
+             "flow rule (reaches OVS)": lambda value: rule_priority("gp", "r-fwd", value)}
+    rows = []
+    with graph_node(20) as (node, m):
+        for repeat in range(args.repeat):
+            for kind, edit in kinds.items():
+                def commit(value, edit=edit):
+                    m.edit_config(target="candidate", config=edit(value))
+                    m.commit()
+                out = interleaved_commits(
+                    m, commit, lambda expected: start_subscribers(
+                        node.port, str(node.key_file), 20, expected, "push-graphs"),
+                    args.rounds, args.commits, node.agent.pid)
+                row = {"kind": kind, "repeat": repeat,
+                       "alone_ms": statistics.median(out["alone"]) * 1000,
+                       "loaded_ms": statistics.median(out["loaded"]) * 1000,
+                       "slowdown": out["slowdown"],
+                       "cpu_alone_ms": out["cpu_alone"] * 1000,
+                       "cpu_loaded_ms": out["cpu_loaded"] * 1000,
+                       "rounds_alone_ms": [t * 1000 for t in out["alone"]],
+                       "rounds_loaded_ms": [t * 1000 for t in out["loaded"]]}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print()
+    print("| commit | alone (ms) | 20 subscribers (ms) | slowdown | agent CPU per commit "
+          "alone / loaded (ms) |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print("| %s | %.1f | %.1f | %+.1f %% | %.2f / %.2f |" % (
+            row["kind"], row["alone_ms"], row["loaded_ms"], row["slowdown"] * 100,
+            row["cpu_alone_ms"], row["cpu_loaded_ms"]))
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", default="1,10,100")
+    parser.add_argument("--commits", type=int, default=None)
+    parser.add_argument("--output", default=None)
+    parser.add_argument("--slowdown", action="store_true",
+                        help="commit time with 20 subscribers against none")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.slowdown:
+        args.commits = args.commits or 20
+        args.output = args.output or "bench/results/push-slowdown.json"
+        return slowdown(args)
+    args.commits = args.commits or 100
+    args.output = args.output or "bench/results/push.json"
+    levels = [int(n) for n in args.subscribers.split(",")]
+    rows = []
+    with graph_node(max(levels)) as (node, m):
+        serial = [0]
+        for count in levels:
+            row = run_level(node, m, count, args.commits, serial)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     print()
     print("| subscribers | median (ms) | p99 (ms) | max (ms) | lost | commit median (ms) |")
     print("|---|---|---|---|---|---|")

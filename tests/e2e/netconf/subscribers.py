@@ -1,6 +1,6 @@
 """Many NETCONF subscribers in one process (asyncssh, base:1.0 framing), for the load test:
 
-    python -m tests.e2e.netconf.subscribers PORT KEY COUNT EXPECTED [push|push-rules]
+    python -m tests.e2e.netconf.subscribers PORT KEY COUNT EXPECTED [push|push-graphs]
 
 Opens COUNT sessions, each subscribing to netconf-config-change, prints READY, then reads
 until each has EXPECTED of them (or 120 s passed) and prints one JSON line: for each
@@ -8,8 +8,9 @@ session, the eventTimes it received, in the order it received them.
 With push, each session establishes a YANG-push on-change subscription to the running
 datastore's nc-test /top instead (no sync-on-start) and what it records of each
 push-change-update is the values its YANG patch gives /top/count, in order. With
-push-rules, the subscription is to the running datastore's service graphs' flow rules
-(composer-sffg) and what it records is the values its edits give a rule's priority.
+push-graphs, the subscription is to the running datastore's service graphs
+(composer-sffg) and what it records is the values its edits give a flow rule's priority
+or a graph's description.
 """
 
 import asyncio
@@ -35,15 +36,14 @@ SUBSCRIBE = {
           b'</yp:sync-on-start></yp:on-change></establish-subscription>'
           % (SN.encode(), YP.encode(), DS.encode(), TEST.encode())}
 SFFG = "urn:composer-nc:yang:composer-sffg"
-SUBSCRIBE["push-rules"] = (
+SUBSCRIBE["push-graphs"] = (
     b'<establish-subscription xmlns="%s" xmlns:yp="%s" xmlns:ds="%s"><yp:datastore>'
-    b'ds:running</yp:datastore><yp:datastore-subtree-filter><service-graphs xmlns="%s">'
-    b'<service-graph><flow-rules/></service-graph></service-graphs>'
+    b'ds:running</yp:datastore><yp:datastore-subtree-filter><service-graphs xmlns="%s"/>'
     b'</yp:datastore-subtree-filter><yp:on-change><yp:sync-on-start>false'
     b'</yp:sync-on-start></yp:on-change></establish-subscription>'
     % (SN.encode(), YP.encode(), DS.encode(), SFFG.encode()))
-RECORDED = {True: "/nc-test:top/count",
-            "push-rules": "/config/priority"}       # the end of the edits' targets
+RECORDED = {True: ("/nc-test:top/count",),     # the ends of the edits' targets
+            "push-graphs": ("/config/priority", "/config/description")}
 EOM = b"]]>]]>"
 
 
