@@ -209,8 +209,9 @@ class Session:
         """Queue a notification without waiting (YANG-push updates); the server's pusher
         has the session write what is queued in one go (server.push_ready), sooner with
         a reply or another notification. False, and nothing queued, when queue-size of
-        them wait already: the client does not read them."""
-        if self._pushed >= self.server.notifications.queue_size:
+        them wait while a write waits for the client to read: it does not read them
+        (those that only wait for the pusher's next round are not its fault)."""
+        if self._pushed >= self.server.notifications.queue_size and self._write.locked():
             return False
         self.info.counters.out_notifications += 1
         self.server.statistics.counters.out_notifications += 1

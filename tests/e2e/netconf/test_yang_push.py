@@ -350,6 +350,41 @@ def test_subscriptions_with_the_same_terms_share_one_diff_per_change(server, mon
         assert sorted(diffs) == [(), ("create",)], diffs
 
 
+def test_an_on_change_subscriber_that_stops_reading_is_ended_and_blocks_nobody(session_tmp):
+    """A YANG-push receiver whose client reads nothing more: its updates wait on its
+    session (never for the others, never for the commits) up to subscriber-queue, then
+    its session is ended and counted; the subscriber that reads gets every change in
+    order."""
+    from .conftest import RawSession, ServerThread
+    server = ServerThread(session_tmp / "yp-slow", notifications={"subscriber-queue": 8}).start()
+    try:
+        with connect(server) as fast, connect(server) as maker:
+            leaf_commit(maker, 0)
+            fast_id = on_change(fast, sync="false")
+            slow = RawSession(server, window_size=4096)
+            reply = slow.rpc('<establish-subscription xmlns="%s" xmlns:yp="%s" xmlns:ds="%s">'
+                             '<yp:datastore>ds:running</yp:datastore>%s<yp:on-change>'
+                             '<yp:sync-on-start>false</yp:sync-on-start></yp:on-change>'
+                             '</establish-subscription>' % (SN, YP, DS, TOP_FILTER))
+            assert b"<id" in reply, reply
+            slow_id = max(server.sessions())
+            took, deadline = [], time.monotonic() + 60
+            while slow_id in server.sessions():
+                assert time.monotonic() < deadline, "the slow receiver was not ended"
+                took.append(leaf_commit(maker, len(took) % 200 + 1))
+            assert server.service.server.notifications.overflows == 1
+            for index in range(len(took)):
+                update = take(fast, "push-change-update", timeout=10)
+                assert update is not None, "%d of %d" % (index, len(took))
+                assert int(update.content.findtext("{%s}id" % YP)) == fast_id
+                assert values(update) == [b'<count xmlns="%s">%d</count>'
+                                          % (NS.encode(), index % 200 + 1)]
+        assert slow.closed(10)
+        slow.close()
+    finally:
+        server.stop()
+
+
 def test_named_filters_of_the_configuration(server):
     with connect(server) as watcher, connect(server) as maker:
         with pytest.raises(RPCError) as caught:
