@@ -533,7 +533,9 @@ class ChangeFeed:
             while self.members:
                 while not self._kicked and not self.live.queue:
                     await self.live.wait()
-                    if self.live.overflowed or self.live.closed:
+                    if self.live.closed and not self.live.overflowed:
+                        return                  # its last member left
+                    if self.live.overflowed:
                         break
                 self._kicked = False
                 self._drain()

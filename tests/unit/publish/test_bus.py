@@ -76,3 +76,29 @@ def test_content_made_once_on_first_use():
     e = Event("nc-test:event", content)
     assert e.is_notification and made == []
     assert e.body == {"text": "lazy"} and e.content is e.content and made == [1]
+
+
+def test_wait_ends_with_an_event_a_poke_or_the_close():
+    """Subscription.wait(): a consumer that takes what is queued itself (the YANG-push
+    change feed) waits for the next event, or for poke(), or for close()."""
+    async def main():
+        bus = Bus()
+        bus.bind()
+        live = bus.subscribe("feed")
+        waiting = asyncio.ensure_future(live.wait())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        bus.publish(Event("a", {}))
+        await asyncio.wait_for(waiting, 1)
+        assert live.get_nowait().kind == "a"
+        waiting = asyncio.ensure_future(live.wait())
+        await asyncio.sleep(0)
+        live.poke()
+        await asyncio.wait_for(waiting, 1)
+        assert live.get_nowait() is None
+        waiting = asyncio.ensure_future(live.wait())
+        await asyncio.sleep(0)
+        live.close()
+        await asyncio.wait_for(waiting, 1)
+        await live.wait()                       # closed: at once
+    asyncio.run(main())
