@@ -113,7 +113,8 @@ def test_the_ciphers_offered(server):
                 **chosen) as conn:
             return conn.get_extra_info("send_cipher")
     assert asyncio.run(negotiated(None)) == "aes256-gcm@openssh.com"   # asyncssh's order
-    with pytest.raises(asyncssh.KeyExchangeFailed):
+    # no common cipher: the client or the server hangs up first (either may say it)
+    with pytest.raises(asyncssh.DisconnectError):
         asyncio.run(negotiated(["chacha20-poly1305@openssh.com"]))
     with connect(server) as m:                                       # paramiko: CTR
         assert m._session._transport.local_cipher.endswith("-ctr")
