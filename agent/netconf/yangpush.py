@@ -286,10 +286,14 @@ class DatastoreSubscription(Dynamic):
     # -- snapshots --------------------------------------------------------------------
     @property
     def key(self) -> tuple:
-        """The datastore and filter: what the subscriptions that share reads share."""
+        """The datastore, the filter and the user: what the subscriptions that share reads
+        share. The user, because a read is what the user may see of the data (NACM,
+        read()): another user's snapshot and patches may hold what this one may not
+        read, or miss what it may."""
         if self._key is None:
             self._key = (self.terms.datastore, None if self.terms.filter.selections
-                         is None else tuple(self.terms.filter.selections))
+                         is None else tuple(self.terms.filter.selections),
+                         self.session.username)
         return self._key
 
     async def snapshot(self, not_before: float | None = None) -> Snapshot:
@@ -301,9 +305,10 @@ class DatastoreSubscription(Dynamic):
                                                           not_before)
 
     async def read(self):
-        """The subscribed data now, as a tree of its own (the caller frees it)."""
-        from .operations import materialise, operational_sources
-        from . import filters
+        """The subscribed data now as the user may read it (NACM, with the policy of the
+        moment: a change of it shows in the next update), as a tree of its own (the
+        caller frees it)."""
+        from .operations import materialise, operational_sources, select
         server = self.registry.server
         owned = []
         if self.terms.datastore == "operational":
@@ -311,7 +316,7 @@ class DatastoreSubscription(Dynamic):
         else:
             sources = [(server.datastores.running, None)]
         try:
-            selected = filters.select(server.ctx, sources, self.terms.filter)
+            selected = select(self.session, sources, self.terms.filter)
             try:
                 return materialise(selected)
             finally:

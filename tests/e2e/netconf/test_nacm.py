@@ -428,6 +428,28 @@ def test_yang_push_filtered_per_receiver(server, nc):
         assert take(alice, "push-change-update", timeout=1) is None
 
 
+def test_yang_push_reads_are_shared_by_one_user_only(server, nc):
+    """Subscriptions with the same terms share reads and patches (one diff per change),
+    but only those of one user: an operator's subscription made first must not hand a
+    tenant its reads, nor its patches of the other tenant's graph."""
+    from tests.e2e.netconf.test_yang_push import establish, edits
+    from tests.e2e.netconf.test_notifications import take
+    key = _tenant(server, nc)
+    terms = "<yp:datastore>ds:running</yp:datastore><yp:on-change/>"
+    with connect(server) as operator, as_user(server, "alice", key) as alice:
+        establish(operator, terms)
+        establish(alice, terms)
+        edit(nc, '<service-graphs xmlns="%s">%s</service-graphs>' % (SFFG, graph("b", "b3")))
+        edit(nc, '<service-graphs xmlns="%s">%s</service-graphs>' % (SFFG, graph("a", "a3")))
+        seen = [edits(take(operator, "push-change-update")) for _ in range(2)]
+        assert seen == [
+            [("replace", "/composer-sffg:service-graphs/service-graph=b/config/name")],
+            [("replace", "/composer-sffg:service-graphs/service-graph=a/config/name")]]
+        assert edits(take(alice, "push-change-update")) == [
+            ("replace", "/composer-sffg:service-graphs/service-graph=a/config/name")]
+        assert take(alice, "push-change-update", timeout=1) is None
+
+
 # -- what netopeer2's tests/test_nacm.c checks, one by one -----------------------------
 def staff(nc, *rules, **settings):
     extra = "".join("<%s>%s</%s>" % (k.replace("_", "-"), v, k.replace("_", "-"))
