@@ -101,6 +101,8 @@ def main(argv=None) -> int:
                         help="the node's vSwitch ports from which the agent prepares slots")
     parser.add_argument("--environment", choices=("native", "docker"), default="native",
                         help="what the firewalls run in")
+    parser.add_argument("--no-script", action="store_true",
+                        help="the agent only (while iterating; the report then has no ratios)")
     parser.add_argument("--output", default=None,
                         help="default bench/results/deploy.json (deploy-docker.json)")
     args = parser.parse_args(argv)
@@ -169,9 +171,11 @@ def main(argv=None) -> int:
                                 commit(m, config(graph, operation="replace"))
                             settle(node)
                             row["agent_delete"] = timed(remove)
-                            settle(node)
-                            row["script_deploy"] = run_script(baseline.deploy(n), ovs.env())
-                            row["script_delete"] = run_script(baseline.teardown(n), ovs.env())
+                            if not args.no_script:
+                                settle(node)
+                                row["script_deploy"] = run_script(baseline.deploy(n), ovs.env())
+                                row["script_delete"] = run_script(baseline.teardown(n),
+                                                                  ovs.env())
                             rows.append(row)
                             print(json.dumps(row), flush=True)
             finally:
@@ -197,12 +201,12 @@ def report(rows, output) -> None:
           "script delete (s) | ratio |")
     print("|---|---|---|---|---|---|---|")
     for n, group in sorted(by_n.items()):
-        med = {k: statistics.median(r[k] for r in group)
+        med = {k: statistics.median(r[k] for r in group) if k in group[0] else None
                for k in ("agent_deploy", "script_deploy", "agent_delete", "script_delete")}
-        print("| %d | %.3f | %.3f | %.2f | %.3f | %.3f | %.2f |" % (
-            n, med["agent_deploy"], med["script_deploy"],
-            med["agent_deploy"] / med["script_deploy"], med["agent_delete"],
-            med["script_delete"], med["agent_delete"] / med["script_delete"]))
+        print("| %d | %s | %s | %s | %s | %s | %s |" % (
+            n, _figure(med["agent_deploy"]), _figure(med["script_deploy"]),
+            _ratio(med["agent_deploy"], med["script_deploy"]), _figure(med["agent_delete"]),
+            _figure(med["script_delete"]), _ratio(med["agent_delete"], med["script_delete"])))
     for row in rows:
         if "agent_add_one" in row:
             print("\nadding one firewall to the %d-firewall graph: %.0f ms (median, the "
@@ -210,6 +214,14 @@ def report(rows, output) -> None:
                   % (row["n"], row["agent_add_one"] * 1000, row["agent_add_one_whole"] * 1000))
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     Path(output).write_text(json.dumps(rows, indent=1))
+
+
+def _figure(value) -> str:
+    return "-" if value is None else "%.3f" % value
+
+
+def _ratio(agent, script) -> str:
+    return "-" if agent is None or not script else "%.2f" % (agent / script)
 
 
 if __name__ == "__main__":
