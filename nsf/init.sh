@@ -18,15 +18,18 @@ steps=/composer/steps
 export COMPOSER_PACKAGE_DIR=/composer/package COMPOSER_RUN_DIR=$run
 cd "$COMPOSER_PACKAGE_DIR" || exit 1
 
-COMPOSER_PORTS=""
-while read -r ifname; do
-    case $ifname in
-        '' | *[!a-z0-9]*) continue ;;     # the driver writes eth<N>; nothing else is taken
-    esac
-    COMPOSER_PORTS="${COMPOSER_PORTS:+$COMPOSER_PORTS }$ifname"
-    eval "export COMPOSER_PORT_${ifname#eth}_IFNAME=\$ifname"
-done < "$run/ports"
-export COMPOSER_PORTS
+# COMPOSER_PORTS and COMPOSER_PORT_<N>_IFNAME from the ports as they are now.
+read_ports() {
+    COMPOSER_PORTS=""
+    while read -r ifname; do
+        case $ifname in
+            '' | *[!a-z0-9]*) continue ;;     # the driver writes eth<N>; nothing else is taken
+        esac
+        COMPOSER_PORTS="${COMPOSER_PORTS:+$COMPOSER_PORTS }$ifname"
+        eval "export COMPOSER_PORT_${ifname#eth}_IFNAME=\$ifname"
+    done < "$run/ports"
+    export COMPOSER_PORTS
+}
 
 step() {
     name=$1
@@ -42,6 +45,7 @@ state() {
 
 if [ "${1:-}" = "--update" ]; then
     shift
+    read_ports
     step update "$@"
     exit
 fi
@@ -50,6 +54,10 @@ fi
 # up with their addresses, then writes a line to the FIFO "go". Blocking on it costs no CPU
 # (a polling loop spent the container's CPU quota and was throttled).
 read -r _ < "$run/go"
+
+# Read after "go", not before: the container starts at create, and a port may be added
+# to the function before it starts.
+read_ports
 for ifname in $COMPOSER_PORTS; do
     if [ ! -e "/sys/class/net/$ifname" ]; then
         echo "init: port $ifname did not arrive" >&2

@@ -11,9 +11,8 @@ What an instance is on the node (instance = FunctionSpec.instance, a docker cont
                                         from FunctionSpec.cpu_cores, the template's
                                         "sysctls"; its command: the parameters
   /run/netns/<instance>                 the instance's network namespace, held by the
-                                        driver: a fresh one until the first start, then
-                                        the container's (attached from its init's pid), so
-                                        that the ports outlive a stopped container
+                                        driver: the container's (attached from its init's
+                                        pid), so that the ports outlive a stopped container
   <node netns>: vswitch_ifname          the vSwitch end of each port's veth pair
   <instance netns>: eth<N>              the function end (as native: eth0, eth1, ... in
                                         port order, a port keeps its name)
@@ -28,13 +27,16 @@ The image comes from the local store: FunctionSpec.image is a `docker load` arch
 lacks it: the fetch phase) or a reference already in the store. There is no registry.
 
 Lifecycle (see base.py for the contract):
-  create   the metadata, the image (fetch), the namespace and the veth pairs (function
-           ends in it), the container (created, not started)
-  start    1. docker start; 2. the function ends move from the held namespace into the
-           container's (by its init's pid; moving drops addresses and takes a link down:
-           both are put back) and /run/netns/<instance> names the container's from now on;
-           3. a line on "go": the image's init (nsf/init.sh) runs the package's create and start
-           scripts and writes "running" or "failed <status>"
+  create   the metadata, the image (fetch), the container created and started: its init
+           (nsf/init.sh) blocks on the FIFO "go" before it runs anything of the package;
+           its namespace held, the veth pairs made with their function ends in it
+  start    1. the container's init is the one create started, still waiting: nothing to
+           do; else (a start after a stop, or after a failed start) docker start, and the
+           function ends move from the held namespace into the new container's (by its
+           init's pid; moving drops addresses and takes a link down: both are put back),
+           /run/netns/<instance> naming the container's from then on;
+           2. a line on "go": the init runs the package's create and start scripts and
+           writes "running" or "failed <status>"
   stop     docker stop: the init runs stop, the container exits; the ports stay in the
            held namespace. A later start moves them into the new container's
   pause    docker pause / unpause (the freezer)
@@ -274,8 +276,8 @@ class DockerDriver(InstanceAccess, ComputeDriver):
     # --- lifecycle ---
 
     def create(self, spec: FunctionSpec) -> tuple:
-        """The metadata, the image, the namespace with a veth pair per port, the container
-        (created, not started); all or nothing (see the module's docstring)."""
+        """The metadata, the image, the container (started, its init waiting), its network
+        namespace with a veth pair per port; all or nothing (see the module's docstring)."""
         self._check_once()
         instance = spec.instance
         _check_name(instance)
@@ -301,10 +303,9 @@ class DockerDriver(InstanceAccess, ComputeDriver):
                 (directory / "run").mkdir()
                 image_id = self._image(spec)
                 packages.check_port_count(template, len(ports), instance)
+                meta["container"] = self._create_container(meta, spec, image_id)
                 self._make_netns(meta)
                 self._add_ports(meta, ports)
-                self._save(meta)
-                meta["container"] = self._create_container(meta, spec, image_id)
                 meta["state"] = CREATED
                 self._save(meta)
             except BaseException:
@@ -314,8 +315,17 @@ class DockerDriver(InstanceAccess, ComputeDriver):
             return self._attachments(meta)
 
     def _make_netns(self, meta: dict) -> None:
-        """The namespace that holds the ports until the container runs."""
-        netlink.netns_add(meta["instance"])
+        """The namespace that holds the ports: the container's own, started now (its init
+        waits on "go" before it runs anything of the package), named under /run/netns.
+
+        Why started at create: the function ends of the veths are then made in the
+        container's namespace directly. Made in a namespace of their own and moved in at
+        start, each move costs the kernel a synchronize_net() under the RTNL lock (about
+        20 ms here, serialised across all starts: 20 s at 500 functions), and the namespace
+        left empty is one more to build and tear down."""
+        os.mkfifo(self._run_dir(meta) / "go", 0o600)
+        pid = self._run_container(meta)
+        netlink.netns_attach(meta["instance"], pid)
 
     def _add_ports(self, meta: dict, ports, *, ifnames=None) -> None:
         self.plumbing.add_veths(meta["instance"], ports, meta["ports"], ifnames=ifnames)
@@ -372,11 +382,14 @@ class DockerDriver(InstanceAccess, ComputeDriver):
                 raise DriverError("cannot start an instance that is %s" % state,
                                   resource=instance)
             run = self._run_dir(meta)
-            for name in ("go", "state"):
-                (run / name).unlink(missing_ok=True)
+            (run / "state").unlink(missing_ok=True)
             # "go" is a FIFO the init blocks on (no polling: a loop in a container of 0.1
-            # CPU spends its quota and is throttled) until the ports are in and up.
-            os.mkfifo(run / "go", 0o600)
+            # CPU spends its quota and is throttled) until the ports are in and up. The
+            # one create made stays: the init started then may be blocked opening it. (A
+            # FIFO keeps no data once nobody has it open: nothing of an earlier start is
+            # left in it.)
+            if not (run / "go").exists():
+                os.mkfifo(run / "go", 0o600)
             self._write_ports(meta)
             go = None
             try:
@@ -399,6 +412,16 @@ class DockerDriver(InstanceAccess, ComputeDriver):
             self._watch(meta)
 
     def _start_container(self, meta: dict) -> int:
+        """The pid of the container's init: the one create started if it still runs
+        (waiting on "go"), else the container started again (docker start)."""
+        instance = meta["instance"]
+        state = self._call("inspect", self.api.inspect_container, instance,
+                           resource=instance)["State"]
+        if state.get("Running") and not state.get("Paused") and state.get("Pid"):
+            return state["Pid"]
+        return self._run_container(meta)
+
+    def _run_container(self, meta: dict) -> int:
         """docker start; the pid of the container's init."""
         instance = meta["instance"]
         self._call("docker start", self.api.start, instance, resource=instance)

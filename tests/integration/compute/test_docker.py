@@ -125,6 +125,50 @@ def test_firewall_container_carries_traffic_and_blocks_telnet(lab, docker, image
     _nothing_left(docker, fw, [lab.name("fi"), lab.name("fo")])
 
 
+def test_create_starts_the_container_with_the_ports_made_inside(lab, docker, images,
+                                                                monkeypatch):
+    """Create starts the container at once (its init waits on go) and makes each veth with
+    its function end in the container's namespace: nothing is moved at start (a move costs
+    the kernel a synchronize_net under the RTNL lock), and no namespace of the driver's own
+    is made or deleted. Its network namespace comes from the runtime, not from a network
+    sandbox of dockerd's (network disabled: no libnetwork-setkey prestart hook, which runs
+    dockerd's binary again at each start)."""
+    moved, made = [], []
+    monkeypatch.setattr(netlink, "link_move", lambda *a, **k: moved.append(a))
+    real_add = netlink.netns_add
+    monkeypatch.setattr(netlink, "netns_add", lambda *a, **k: made.append(a) or real_add(*a, **k))
+    fw = lab.name("e")
+    docker.create(docker_spec(images["firewall"], fw, [("in", lab.name("ei")),
+                                                       ("out", lab.name("eo"))]))
+    found = docker.api.inspect_container(fw)
+    assert found["State"]["Running"]
+    assert found["Config"].get("NetworkDisabled") is True
+    assert found["HostConfig"]["NetworkMode"] == "none"
+    pid = found["State"]["Pid"]
+    assert _same_file("/proc/%d/ns/net" % pid, os.path.join(netlink.NETNS_RUN_DIR, fw))
+    assert not _same_file("/proc/%d/ns/net" % pid, "/proc/self/ns/net")
+    assert _inside(lab, fw) == ["eth0", "eth1"]
+    assert netlink.link_info("lo", fw)["up"]
+    assert not (docker.root / fw / "run" / "state").exists()    # the init waits on go
+    assert docker.status(fw) == "created"
+    docker.start(fw)
+    assert docker.status(fw) == "running"
+    assert docker.api.inspect_container(fw)["State"]["Pid"] == pid     # the same container
+    assert moved == [] and made == []
+
+
+def test_a_port_added_before_the_start_is_the_functions(lab, docker, images):
+    """The init started at create reads its ports once it is told to go, not before."""
+    fw = lab.name("b")
+    docker.create(docker_spec(images["firewall"], fw, [("in", lab.name("bi")),
+                                                       ("out", lab.name("bo"))]))
+    docker.update(fw, add_ports=(port("dmz", lab.name("bd")),))
+    docker.start(fw)
+    shown = lab.run(fw, "ip", "-o", "link", "show", "master", "br0").stdout
+    assert sorted(line.split(":")[1].strip().split("@")[0]
+                  for line in shown.splitlines()) == ["eth0", "eth1", "eth2"]
+
+
 def test_nat_container_masquerades_inside_hosts(lab, docker, images):
     """The ports' addresses (given by the caller) survive the move into the container."""
     nat = lab.name("nat")
