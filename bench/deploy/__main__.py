@@ -99,6 +99,8 @@ def main(argv=None) -> int:
     parser.add_argument("--spare-slots-min-ports", type=int,
                         default=compute["spare-slots-min-ports"],
                         help="the node's vSwitch ports from which the agent prepares slots")
+    parser.add_argument("--parallel-starts", type=int, default=compute["parallel-starts"],
+                        help="the agent's functions created and started at a time")
     parser.add_argument("--environment", choices=("native", "docker"), default="native",
                         help="what the firewalls run in")
     parser.add_argument("--no-script", action="store_true",
@@ -118,6 +120,7 @@ def main(argv=None) -> int:
         with Node("bd", Path(tmp), {"eth1": "10.99.0.1/24", "eth2": "10.99.0.2/24"},
                   prefix_suffix="a", spare_slots=args.spare_slots,
                   spare_slots_min_ports=args.spare_slots_min_ports,
+                  parallel_starts=args.parallel_starts,
                   environments=("native", "docker") if docker else ("native",)) as node:
             ovs = PrivateOVS(node.dir / "ovs", netns=node.netns)
             package = str(Path(__file__).resolve().parents[2] / "nsf" / "firewall")

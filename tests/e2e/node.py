@@ -73,7 +73,7 @@ class Node:
     def __init__(self, tag: str, tmp: Path, hosts: dict, prefix_suffix: str = "",
                  extra_config: str = "", environments=("native",), underlay: dict | None = None,
                  spare_slots: int = 0, spare_slots_min_ports: int = 0, yang_dirs=(),
-                 yang_modules=()):
+                 yang_modules=(), parallel_starts: int | None = None):
         self.tag = tag
         self.netns = "%s%s" % (PREFIX, tag)
         self.dir = Path(tmp) / tag
@@ -86,6 +86,7 @@ class Node:
         self.extra_config = extra_config
         self.spare_slots = spare_slots
         self.spare_slots_min_ports = spare_slots_min_ports
+        self.parallel_starts = parallel_starts
         self.environments = environments
         self.yang_dirs, self.yang_modules = list(yang_dirs), list(yang_modules)
         self.agent = None
@@ -140,6 +141,8 @@ class Node:
         envs = ", ".join('"%s"' % e for e in self.environments)
         yang_dirs = ", ".join('"%s"' % d for d in self.yang_dirs)
         yang_modules = ", ".join('"%s"' % m for m in self.yang_modules)
+        parallel = ("" if self.parallel_starts is None
+                    else "parallel-starts = %d" % self.parallel_starts)
         return f"""
 [node]
 id = "{self.netns}"
@@ -162,6 +165,7 @@ addresses = {{ {addresses} }}
 execution-environments = [{envs}]
 spare-slots = {self.spare_slots}
 spare-slots-min-ports = {self.spare_slots_min_ports}
+{parallel}
 [resources]
 prefix = "{self.resource_prefix}"
 [logging]
