@@ -148,6 +148,8 @@ DEFAULTS = {
         "host": "unix:///run/docker.sock",  # dockerd's API when mode = "existing"
         "run-dir": "",                  # private mode; default <state>/dockerd (stopped
                                         # on a clean exit when ovs.stop-on-exit is)
+        "runtime": "auto",              # private mode: the OCI runtime, "crun", "runc" or
+                                        # "auto" (crun when installed, else runc)
     },
     "kvm": {
         # The kvm execution environment (compute.execution-environments "kvm"): the guest
@@ -260,6 +262,9 @@ def _check(config: AgentConfig) -> None:
     if data["docker"]["mode"] not in ("private", "existing"):
         raise ConfigError("docker.mode must be 'private' or 'existing', not %r"
                           % data["docker"]["mode"])
+    if data["docker"]["runtime"] not in ("auto", "crun", "runc"):
+        raise ConfigError("docker.runtime must be 'auto', 'crun' or 'runc', not %r"
+                          % data["docker"]["runtime"])
     if data["dpdk"]["port-driver"] not in ("af_packet", "af_xdp"):
         raise ConfigError("dpdk.port-driver must be 'af_packet' or 'af_xdp', not %r"
                           % data["dpdk"]["port-driver"])

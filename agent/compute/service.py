@@ -52,7 +52,8 @@ class ComputeService:
         """docker.mode private: the agent's own dockerd (or the one a crashed run left).
         When it cannot start, docker functions cannot run and the resolver says why."""
         from drivers.compute.dockerd import PrivateDockerd
-        dockerd = PrivateDockerd(self.config.docker_run_dir)
+        dockerd = PrivateDockerd(self.config.docker_run_dir,
+                                 runtime=self.config.get("docker", "runtime"))
         try:
             dockerd.start()
         except DriverError as exc:

@@ -13,7 +13,19 @@ the driver moves in), its data root, exec root, socket and pidfile under the dir
                        would be too long (containerd's socket lives there: 108 bytes)
 
 Like the private OVS, dockerd runs detached (its own session): containers outlive an agent
-that crashes, and a restarted agent finds and reuses the running daemon.
+that crashes, and a restarted agent finds and reuses the running daemon (with the options
+it was started with).
+
+The OCI runtime (runtime "auto", "crun" or "runc"): crun when installed ("auto"), else runc.
+crun is registered whenever it is installed and runc is always there, so either can run a
+container (docker run --runtime); the runtime chosen is dockerd's default. crun starts a
+container in about 30 % less time and CPU than runc here (40 containers, 8 at a time:
+0.059 -> 0.043 s each). On a host with hybrid cgroups (v1 hierarchies, and cgroup v2 at
+/sys/fs/cgroup/unified with a controller enabled, as hugetlb is here) crun refuses to start
+anything ("cgroups in hybrid mode not supported"): dockerd then runs in a mount namespace
+of its own (mounts from the host propagate into it, none back) without that cgroup v2
+mount, so that its runtimes see the v1 hierarchies alone, which is what docker uses on such
+a host anyway.
 """
 
 import hashlib
@@ -25,11 +37,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..errors import CommandError, PrerequisiteError
+from ..errors import CommandError, DriverError, PrerequisiteError
 
 LOG = logging.getLogger(__name__)
 
 MAX_EXEC_ROOT = 60         # <exec root>/containerd/containerd.sock.ttrpc fits in 108 bytes
+RUNTIMES = ("auto", "crun", "runc")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def _alive(pid: int) -> bool:
@@ -48,9 +62,18 @@ class PrivateDockerd:
     3. stop(): ask dockerd to exit (it stops its containers and its containerd), wait.
     """
 
-    def __init__(self, directory, start_timeout: float = 60.0):
+    def __init__(self, directory, start_timeout: float = 60.0, runtime: str = "auto"):
         self.dir = Path(directory).resolve()
         self.start_timeout = start_timeout
+        if runtime not in RUNTIMES:
+            raise DriverError("unknown OCI runtime %r (%s)" % (runtime, ", ".join(RUNTIMES)))
+        self.runtime = runtime
+
+    def default_runtime(self) -> str:
+        """The runtime dockerd is started with: "auto" is crun when it is installed."""
+        if self.runtime == "auto":
+            return "crun" if shutil.which("crun") else "runc"
+        return self.runtime
 
     @property
     def socket(self) -> Path:
@@ -115,13 +138,22 @@ class PrivateDockerd:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.exec_root.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
+        runtime = self.default_runtime()
+        crun = shutil.which("crun")
+        if runtime == "crun" and crun is None:
+            raise PrerequisiteError("the OCI runtime crun is not installed (install the Debian "
+                                    "package crun, or set docker.runtime to runc)")
         argv = ["dockerd", "--data-root", str(self.dir / "data"),
                 "--exec-root", str(self.exec_root), "--host", self.host,
                 "--pidfile", str(self.pidfile),
                 # no network of docker's own: functions have network_mode none
                 "--bridge=none", "--iptables=false", "--ip6tables=false",
                 "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false",
-                "--log-level=warn"]
+                "--log-level=warn", "--default-runtime", runtime]
+        if crun is not None:
+            argv += ["--add-runtime", "crun=" + crun]
+        if runtime == "crun" and hybrid_cgroup_controllers():
+            argv = without_cgroup2_mount(argv)
         with open(self.dir / "dockerd.log", "ab") as log:
             subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                              start_new_session=True, close_fds=True)
@@ -162,3 +194,22 @@ class PrivateDockerd:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+def hybrid_cgroup_controllers(root: Path = CGROUP_ROOT) -> list[str]:
+    """The controllers enabled in the cgroup v2 hierarchy of a hybrid host (cgroup v1
+    hierarchies under root, v2 at root/unified); none on a pure v1 or pure v2 host."""
+    if (root / "cgroup.controllers").exists():          # root is cgroup v2 itself
+        return []
+    try:
+        return (root / "unified" / "cgroup.controllers").read_text().split()
+    except OSError:
+        return []
+
+
+def without_cgroup2_mount(argv: list, root: Path = CGROUP_ROOT) -> list:
+    """argv run in a mount namespace of its own (slave: the host's later mounts appear in it,
+    its own stay in it) from which the hybrid host's cgroup v2 mount is gone."""
+    # The script is a constant; argv reaches it as its positional parameters.
+    return ["unshare", "--mount", "--propagation", "slave", "--",
+            "sh", "-c", 'umount "$0" && exec "$@"', str(root / "unified"), *argv]

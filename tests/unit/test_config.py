@@ -57,13 +57,15 @@ def test_bad_repair_settings_are_refused(bad, message):
 
 def test_docker_defaults_and_the_example():
     docker = load().data["docker"]
-    assert docker == {"mode": "private", "host": "unix:///run/docker.sock", "run-dir": ""}
+    assert docker == {"mode": "private", "host": "unix:///run/docker.sock", "run-dir": "",
+                      "runtime": "auto"}
     assert load(EXAMPLE).data["docker"] == docker
     assert load().docker_run_dir == Path("/var/lib/composer-agent/dockerd")
 
 
 @pytest.mark.parametrize("bad, message", [
     ({"mode": "shared"}, "docker.mode must be 'private' or 'existing'"),
+    ({"runtime": "kata"}, "docker.runtime must be 'auto', 'crun' or 'runc'"),
     ({"host": 5}, "docker.host must be a string"),
     ({"socket": "x"}, "unknown setting docker.socket"),
 ])
