@@ -101,6 +101,9 @@ def main(argv=None) -> int:
                         help="the node's vSwitch ports from which the agent prepares slots")
     parser.add_argument("--parallel-starts", type=int, default=compute["parallel-starts"],
                         help="the agent's functions created and started at a time")
+    parser.add_argument("--docker-runtime", choices=("auto", "crun", "runc"), default="auto",
+                        help="the OCI runtime of the agent's dockerd (docker.runtime), which "
+                             "the script's containers use as well")
     parser.add_argument("--environment", choices=("native", "docker"), default="native",
                         help="what the firewalls run in")
     parser.add_argument("--no-script", action="store_true",
@@ -121,6 +124,7 @@ def main(argv=None) -> int:
                   prefix_suffix="a", spare_slots=args.spare_slots,
                   spare_slots_min_ports=args.spare_slots_min_ports,
                   parallel_starts=args.parallel_starts,
+                  extra_config='[docker]\nruntime = "%s"\n' % args.docker_runtime,
                   environments=("native", "docker") if docker else ("native",)) as node:
             ovs = PrivateOVS(node.dir / "ovs", netns=node.netns)
             package = str(Path(__file__).resolve().parents[2] / "nsf" / "firewall")
