@@ -342,7 +342,9 @@ class DockerDriver(InstanceAccess, ComputeDriver):
         if spec.cpu_cores:
             limits["cpuset_cpus"] = ",".join(str(c) for c in spec.cpu_cores)
         host_config = api.create_host_config(
-            network_mode="none", cap_add=["NET_ADMIN", "NET_RAW"],
+            # ipc none: an IPC namespace without a /dev/shm of its own, which no function
+            # here uses and the runtime would mount for each container
+            network_mode="none", ipc_mode="none", cap_add=["NET_ADMIN", "NET_RAW"],
             sysctls=dict(template.get("sysctls") or {}) or None,
             binds={str(self._run_dir(meta)): {"bind": RUN_DIR, "mode": "rw"}},
             log_config={"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}},

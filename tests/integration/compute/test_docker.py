@@ -144,6 +144,7 @@ def test_create_starts_the_container_with_the_ports_made_inside(lab, docker, ima
     assert found["State"]["Running"]
     assert found["Config"].get("NetworkDisabled") is True
     assert found["HostConfig"]["NetworkMode"] == "none"
+    assert found["HostConfig"]["IpcMode"] == "none"             # no /dev/shm mounted
     pid = found["State"]["Pid"]
     assert _same_file("/proc/%d/ns/net" % pid, os.path.join(netlink.NETNS_RUN_DIR, fw))
     assert not _same_file("/proc/%d/ns/net" % pid, "/proc/self/ns/net")
