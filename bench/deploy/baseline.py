@@ -170,5 +170,25 @@ class Baseline:
         lines.append(self._vsctl("del-br", self.graph))
         return "\n".join(lines)
 
+    def _remove_containers(self) -> list:
+        """Every container of the script's (its names), at once: not timed."""
+        if not self.docker:
+            return []
+        return ["%s | xargs -r %s >/dev/null" % (
+            self._docker("ps", "-aq", "--filter", "name=^/%sf" % self.prefix),
+            self._docker("rm", "-f"))]
+
+    def quick_teardown(self) -> str:
+        """What deploy() made, removed at once rather than one function after another (not
+        a figure: at 500 docker functions the timed teardown takes 20 minutes), LSI-0's
+        stand-in made again."""
+        return "\n".join(self._remove_containers() + [
+            self._vsctl("--if-exists", "del-br", self.graph),
+            self._vsctl("--if-exists", "del-br", self.lsi0),
+            self.setup()])
+
     def cleanup(self) -> str:
-        return self._vsctl("--if-exists", "del-br", self.lsi0)
+        """Whatever the script made, also after an interrupt."""
+        return "\n".join(self._remove_containers() + [
+            self._vsctl("--if-exists", "del-br", self.graph),
+            self._vsctl("--if-exists", "del-br", self.lsi0)])
