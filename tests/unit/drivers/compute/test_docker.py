@@ -76,7 +76,7 @@ def test_the_container_asked_for(tmp_path):
     assert driver._create_container(meta, spec, "sha256:abc") == "c0ffee"
     (_, host_config), (_, image, create) = api.calls
     assert host_config == {
-        "network_mode": "none", "cap_add": ["NET_ADMIN", "NET_RAW"],
+        "network_mode": "none", "ipc_mode": "none", "cap_add": ["NET_ADMIN", "NET_RAW"],
         "sysctls": {"net.ipv4.ip_forward": "1"},
         "binds": {str(tmp_path / "docker" / "cncf1" / "run"):
                   {"bind": "/composer/run", "mode": "rw"}},
@@ -84,6 +84,7 @@ def test_the_container_asked_for(tmp_path):
         "mem_limit": 16 * 1024 * 1024, "nano_cpus": 250_000_000, "cpuset_cpus": "2,3"}
     assert image == "sha256:abc"
     assert create["name"] == "cncf1"
+    assert create["network_disabled"] is True       # no sandbox, no prestart hook
     assert create["command"] == ["block-tcp-dst=23", "default=drop"]
     assert create["labels"] == {"composer-graph": "g1", "composer.prefix": "cnc",
                                 "composer.instance": "cncf1"}
