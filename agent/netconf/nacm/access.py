@@ -13,7 +13,8 @@ from ...datastore.tree import NULL, DataTree, children, is_default, node_path, s
 from ...publish import Event
 from .rules import (ALWAYS_ALLOWED, CONFIG_CHANGE, CREATE, DELETE, DENY_ALL, DENY_ALL_RPCS,
                     DENY_WRITE, EXEC, OP_NAMES, READ, UPDATE, Policy, parse_path)
-from .schema import find_instance, non_presence, quote, schema_facts, value_of
+from .schema import (extension_of, find_instance, non_presence, quote, schema_facts,
+                     value_of)
 
 
 def access_denied(message: str, path: str | None = None,
@@ -60,9 +61,15 @@ class Access:
         found = self._named(EXEC, "rpc", module, name)
         if found is not None:
             return found
-        if (module, name) in DENY_ALL_RPCS:
+        if (module, name) in DENY_ALL_RPCS or self._schema_denies_all(module, name):
             return False
         return self.policy.exec_default
+
+    def _schema_denies_all(self, module: str, name: str) -> bool:
+        """The operation's own nacm:default-deny-all (e.g. ietf-subscribed-notifications'
+        kill-subscription), which only a rule naming it overrides (RFC 8341 3.4.4)."""
+        snode = self.schema.find(self.ctx, "/%s:%s" % (module, name))
+        return snode is not None and extension_of(snode) == DENY_ALL
 
     def may_receive(self, module: str, name: str) -> bool:
         """A notification by its name (RFC 8341 3.4.6)."""

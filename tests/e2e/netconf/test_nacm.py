@@ -120,8 +120,17 @@ def test_kill_session_and_delete_config_denied_by_default(server, nc, users):
             edit(alice, '<top xmlns="%s"><name>x</name></top>' % NS)
         assert err.value.tag == "access-denied"
         assert err.value.path and "top" in err.value.path
+        # kill-subscription: nacm:default-deny-all in ietf-subscribed-notifications itself
+        from tests.e2e.netconf.test_yang_push import SN, establish
+        victim = establish(nc, "<yp:datastore>ds:running</yp:datastore><yp:on-change/>")
+        kill = etree.fromstring('<kill-subscription xmlns="%s"><id>%d</id>'
+                                '</kill-subscription>' % (SN, victim))
+        with pytest.raises(RPCError) as err:
+            alice.dispatch(kill)
+        assert err.value.tag == "access-denied"
         c = counters(nc)
-        assert c["denied-operations"] == 2 and c["denied-data-writes"] == 1
+        assert c["denied-operations"] == 3 and c["denied-data-writes"] == 1
+    nc.dispatch(kill)                        # the operators' permit-all rule names it
 
 
 def items(m, names_values):
