@@ -82,6 +82,9 @@ ENCRYPTION_ALGS = ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-c
                    "aes192-ctr", "aes128-ctr")
 PUSH_INTERVAL = 0.05    # seconds between two rounds of YANG-push writes (_push())
 PUSH_HOLD = 0.05        # seconds they may wait for the RPCs
+# A round waits this long for a quiet server to stay quiet (the next RPC of a client that
+# commits in a loop comes within about a millisecond), then writes at once
+PUSH_QUIET = 0.004
 
 
 class _SSHServer(asyncssh.SSHServer):
@@ -212,6 +215,7 @@ class NetconfServer:
         self._tasks: set = set()
         self._answering = 0             # sessions answering an RPC now
         self._quiet: asyncio.Event | None = None
+        self._busy: asyncio.Event | None = None   # set when an RPC begins
         self._push_ready: dict = {}     # sessions with updates queued (an ordered set)
         self._pusher: asyncio.Task | None = None
         self._pushed_at = -PUSH_INTERVAL   # when the last round of writes began
@@ -288,9 +292,10 @@ class NetconfServer:
         """A session began (+1) or finished (-1) answering an RPC."""
         self._answering += delta
         if self._quiet is None:
-            self._quiet = asyncio.Event()
+            self._quiet, self._busy = asyncio.Event(), asyncio.Event()
         if self._answering:
             self._quiet.clear()
+            self._busy.set()
         else:
             self._quiet.set()
 
@@ -314,9 +319,7 @@ class NetconfServer:
         own: a client that does not read holds only its own session."""
         try:
             while self._push_ready:
-                wait = self._pushed_at + PUSH_INTERVAL - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                await self._round_due()
                 self._pushed_at = time.monotonic()
                 ready = list(self._push_ready)
                 self._push_ready.clear()
@@ -333,6 +336,30 @@ class NetconfServer:
                     await asyncio.sleep(0)
         finally:
             self._pusher = None
+
+    async def _round_due(self) -> None:
+        """Until the next round may begin: PUSH_INTERVAL after the last one at the
+        latest, and before that as soon as the server has answered its RPCs and stayed
+        quiet for PUSH_QUIET. Under a stream of RPCs a round's updates are batched; when
+        nobody asks anything they go out at once (the interval alone made each update
+        of a commit-then-wait client wait ~40 ms)."""
+        deadline = self._pushed_at + PUSH_INTERVAL
+        if self._quiet is None:
+            self.answering(0)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self._answering:
+                event = self._quiet
+            else:
+                self._busy.clear()
+                event, left = self._busy, min(left, PUSH_QUIET)
+            try:
+                await asyncio.wait_for(event.wait(), left)
+            except asyncio.TimeoutError:
+                return                  # quiet for PUSH_QUIET, or the interval is over
+            # an RPC began (keep batching) or the RPCs were answered (see if it stays so)
 
     def new_session_id(self) -> int:
         self._next_id += 1
